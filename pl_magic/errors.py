@@ -1,0 +1,228 @@
+"""Typed errors. Every message is one line that names the problem and the fix.
+
+Surfaces (the magic, the widget, the CLI) show ``str(error)`` as is, so a message
+must make sense on its own, without the traceback. Messages never contain secrets:
+:func:`redact` is applied to every message built from outside text (SDK errors,
+server bodies).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Iterable, Sequence
+
+# Environment variables whose values must never be shown anywhere.
+SECRET_ENV_VARS = (
+    "OPENAI_API_KEY",
+    "ANTHROPIC_API_KEY",
+    "GOOGLE_API_KEY",
+    "GEMINI_API_KEY",
+    "PROMPTLAYER_API_KEY",
+    "AZURE_OPENAI_API_KEY",
+    "MISTRAL_API_KEY",
+    "OPENROUTER_API_KEY",
+)
+
+
+def redact(text: str) -> str:
+    """Replace every secret environment value found in ``text`` with ``***``."""
+    for name in SECRET_ENV_VARS:
+        value = os.environ.get(name)
+        if value and len(value) >= 4 and value in text:
+            text = text.replace(value, "***")
+    return text
+
+
+def _one_line(text: str) -> str:
+    return " ".join(redact(text).split())
+
+
+def _listing(items: Iterable[object], empty: str = "none") -> str:
+    shown = [str(i) for i in items]
+    return ", ".join(shown) if shown else empty
+
+
+class PlMagicError(Exception):
+    """Base class of every error pl_magic raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(_one_line(message))
+
+    @property
+    def message(self) -> str:
+        """The one-line message."""
+        return str(self)
+
+
+class ConfigurationError(PlMagicError):
+    """A setting or environment variable is missing or wrong."""
+
+
+class InvalidInputError(PlMagicError, ValueError):
+    """An argument, option or cell body could not be understood."""
+
+
+# -- registry ----------------------------------------------------------------------------
+
+
+class RegistryError(PlMagicError):
+    """The prompt registry could not answer."""
+
+
+class PromptNotFoundError(RegistryError, LookupError):
+    """No prompt with that name."""
+
+    def __init__(self, name: str, known: Sequence[str] = ()) -> None:
+        self.name = name
+        close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.5)
+        hint = (
+            f"did you mean {_listing(close)}?" if close else "list prompts with pl_magic.prompts()"
+        )
+        super().__init__(f"Unknown prompt {name!r}: {hint}")
+
+
+class VersionNotFoundError(RegistryError, LookupError):
+    """The prompt exists but not that version."""
+
+    def __init__(self, name: str, version: int, existing: Sequence[int]) -> None:
+        self.name, self.version = name, version
+        super().__init__(
+            f"Prompt {name!r} has no version {version}: existing versions are {_listing(existing)}"
+        )
+
+
+class LabelNotFoundError(RegistryError, LookupError):
+    """The prompt exists but no release label of that name."""
+
+    def __init__(self, name: str, label: str, existing: Sequence[str]) -> None:
+        self.name, self.label = name, label
+        super().__init__(
+            f"Prompt {name!r} has no release label {label!r}: existing labels are "
+            f"{_listing(existing)} (set one with pl_magic.set_label)"
+        )
+
+
+class InvalidTemplateError(RegistryError, ValueError):
+    """A prompt template does not have PromptLayer's shape."""
+
+
+# -- templates ---------------------------------------------------------------------------
+
+
+class TemplateError(PlMagicError):
+    """A template could not be rendered."""
+
+
+class MissingVariablesError(TemplateError, KeyError):
+    """Input variables the template needs were not given."""
+
+    def __init__(self, prompt: str, missing: Iterable[str]) -> None:
+        self.prompt = prompt
+        self.missing = sorted(set(missing))
+        names = ", ".join(self.missing)
+        super().__init__(
+            f"Prompt {prompt!r} needs input variables that were not given: {names} "
+            f"(pass them in input_variables)"
+        )
+
+    def __str__(self) -> str:  # KeyError would quote the message otherwise
+        return str(self.args[0])
+
+
+class TemplateSyntaxError(TemplateError):
+    """The template text is not valid f-string or jinja2."""
+
+
+class SandboxViolationError(TemplateError):
+    """A jinja2 template tried something the sandbox forbids."""
+
+
+# -- providers ---------------------------------------------------------------------------
+
+
+class UnknownProviderError(PlMagicError, ValueError):
+    """The provider name is not one pl_magic serves."""
+
+    def __init__(self, provider: str, supported: Sequence[str]) -> None:
+        self.provider = provider
+        super().__init__(f"Unknown provider {provider!r}: use one of {_listing(supported)}")
+
+
+class MissingApiKeyError(ConfigurationError):
+    """A provider's credentials are not in the environment. Raised before any network call."""
+
+    def __init__(self, provider: str, variables: Sequence[str], why: str = "") -> None:
+        self.provider = provider
+        self.variables = list(variables)
+        what = " or ".join(self.variables)
+        extra = f" ({why})" if why else ""
+        super().__init__(
+            f"No credentials for {provider}{extra}: set the environment variable {what}"
+        )
+
+
+#: Error categories a provider failure can have (also stored in the run log).
+ERROR_CATEGORIES = (
+    "auth",
+    "rate_limit",
+    "timeout",
+    "server",
+    "bad_request",
+    "not_found",
+    "connection",
+    "truncated",
+    "cancelled",
+    "unknown",
+)
+
+_FIXES = {
+    "auth": "check the API key in the environment",
+    "rate_limit": "wait and retry, or lower the concurrency",
+    "timeout": "retry, or raise the timeout",
+    "server": "the provider failed; retry later",
+    "bad_request": "check the model name and parameters",
+    "not_found": "check the model name",
+    "connection": "check the network and the provider's base URL",
+    "truncated": "the stream ended before the reply was complete; retry",
+    "unknown": "see the full traceback",
+}
+
+
+class ProviderError(PlMagicError):
+    """The provider call failed. The SDK's exception is kept as ``__cause__``."""
+
+    def __init__(
+        self,
+        provider: str,
+        category: str,
+        detail: str,
+        status_code: int | None = None,
+        partial_text: str = "",
+    ) -> None:
+        self.provider = provider
+        self.category = category
+        self.status_code = status_code
+        self.partial_text = partial_text
+        status = f" (HTTP {status_code})" if status_code else ""
+        detail = _one_line(detail)
+        if len(detail) > 300:
+            detail = detail[:297] + "..."
+        fix = _FIXES.get(category, _FIXES["unknown"])
+        super().__init__(f"{provider} {category} error{status}: {detail} — {fix}")
+
+
+class StreamTruncatedError(ProviderError):
+    """The stream ended cleanly but without the provider's final marker."""
+
+    def __init__(self, provider: str, partial_text: str = "") -> None:
+        super().__init__(
+            provider,
+            "truncated",
+            "the stream ended without its final event",
+            partial_text=partial_text,
+        )
+
+
+class PromptLayerError(RegistryError):
+    """PromptLayer's API answered with an error or could not be reached."""

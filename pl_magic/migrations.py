@@ -1,0 +1,139 @@
+"""Numbered schema migrations for the SQLite file (registry and run log share it).
+
+As in simonw/llm's ``migrations.py``: each migration is a function registered in order;
+the names of applied migrations are kept in ``_migrations`` so each runs exactly once.
+Never edit a migration that has shipped: add a new one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+Migration = Callable[[sqlite3.Connection], None]
+MIGRATIONS: list[tuple[str, Migration]] = []
+
+
+def migration(fn: Migration) -> Migration:
+    """Register ``fn`` as the next migration."""
+    MIGRATIONS.append((fn.__name__, fn))
+    return fn
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Apply every migration not yet applied, each in its own transaction.
+
+    The connection is in autocommit mode; each migration runs between BEGIN IMMEDIATE and
+    COMMIT, so two processes opening a new file at once cannot both apply it.
+    """
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+    )
+    for name, fn in MIGRATIONS:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            done = conn.execute("SELECT 1 FROM _migrations WHERE name = ?", (name,)).fetchone()
+            if not done:
+                fn(conn)
+                conn.execute(
+                    "INSERT INTO _migrations (name, applied_at) VALUES (?, datetime('now'))",
+                    (name,),
+                )
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+
+def _script(conn: sqlite3.Connection, sql: str) -> None:
+    """Run several statements inside the current transaction.
+
+    (``executescript`` would COMMIT first and break the migration's transaction.)
+    """
+    for statement in sql.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+@migration
+def m001_registry(conn: sqlite3.Connection) -> None:
+    _script(
+        conn,
+        """
+        CREATE TABLE prompts (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            name TEXT NOT NULL UNIQUE,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE prompt_versions (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            prompt_id INTEGER NOT NULL REFERENCES prompts(id),
+            version INTEGER NOT NULL,
+            prompt_template TEXT NOT NULL,   -- PromptLayer's prompt_template JSON, as given
+            metadata TEXT,                   -- PromptLayer's metadata JSON (metadata.model ...)
+            provider_base_url TEXT,          -- JSON {"url": ...} or NULL
+            commit_message TEXT,
+            tags TEXT NOT NULL DEFAULT '[]',
+            created_at TEXT NOT NULL,
+            UNIQUE (prompt_id, version)
+        );
+        CREATE TABLE release_labels (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            prompt_id INTEGER NOT NULL REFERENCES prompts(id),
+            label TEXT NOT NULL,
+            version_id INTEGER NOT NULL REFERENCES prompt_versions(id),
+            updated_at TEXT NOT NULL,
+            UNIQUE (prompt_id, label)
+        );
+        """,
+    )
+
+
+@migration
+def m002_runs(conn: sqlite3.Connection) -> None:
+    _script(
+        conn,
+        """
+        CREATE TABLE run_groups (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE runs (
+            request_id TEXT PRIMARY KEY,
+            run_key TEXT NOT NULL,           -- hash of the run identity (see engine.run_key)
+            prompt_name TEXT,
+            prompt_id INTEGER,
+            prompt_version INTEGER,
+            release_label TEXT,
+            provider TEXT,
+            model TEXT,
+            api_type TEXT,
+            parameters TEXT,                 -- JSON
+            input_variables TEXT,            -- JSON
+            rendered_input TEXT,             -- JSON: the rendered prompt_template
+            output TEXT,
+            status TEXT NOT NULL,            -- ok | error | cancelled
+            error_category TEXT,
+            error_message TEXT,
+            finish_reason TEXT,
+            tags TEXT NOT NULL DEFAULT '[]',
+            metadata TEXT NOT NULL DEFAULT '{}',
+            group_id INTEGER,
+            repeat_index INTEGER NOT NULL DEFAULT 0,
+            started_at TEXT NOT NULL,        -- ISO-8601 UTC
+            ended_at TEXT,
+            ttft_s REAL,
+            latency_s REAL,
+            input_tokens INTEGER,
+            output_tokens INTEGER,
+            cost_usd REAL,
+            raw_response TEXT,               -- JSON of the SDK's response (or assembled stream)
+            backend TEXT NOT NULL DEFAULT 'local',
+            remote_request_id TEXT,          -- PromptLayer's request id, when logged there
+            sync_state TEXT                  -- NULL (local only) | sent | unsent
+        );
+        CREATE INDEX runs_started ON runs (started_at);
+        CREATE INDEX runs_prompt ON runs (prompt_name, started_at);
+        CREATE INDEX runs_group ON runs (group_id);
+        """,
+    )

@@ -1,0 +1,1 @@
+"""Where prompts come from: the embedded local registry, or PromptLayer's."""

@@ -1,0 +1,333 @@
+"""The embedded registry: prompts, integer versions and movable release labels in SQLite.
+
+Templates are stored exactly as PromptLayer shapes them, so ``export`` gives PromptLayer
+JSON and ``import_templates`` takes it back unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .. import blueprint
+from ..errors import (
+    InvalidInputError,
+    LabelNotFoundError,
+    PromptNotFoundError,
+    TemplateSyntaxError,
+    VersionNotFoundError,
+)
+from ..store import Database, dumps, open_db, utcnow_iso
+
+_LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+
+def normalize_base_url(value: Any) -> dict[str, Any] | None:
+    """PromptLayer's ``provider_base_url`` as ``{"url": ...}`` (accepts a plain URL string)."""
+    if value in (None, "", {}):
+        return None
+    if isinstance(value, str):
+        return {"url": value}
+    if isinstance(value, dict) and isinstance(value.get("url"), str):
+        return dict(value)
+    raise InvalidInputError(f"provider_base_url must be a URL or {{'url': ...}}, not {value!r}")
+
+
+def _check_label(label: str) -> str:
+    if not isinstance(label, str) or not _LABEL_RE.match(label):
+        raise InvalidInputError(
+            f"Invalid release label {label!r}: use letters, digits, '-', '_' or '.'"
+        )
+    return label
+
+
+def _check_version(version: Any) -> int:
+    if isinstance(version, bool) or not isinstance(version, int | str):
+        raise InvalidInputError(f"Invalid version {version!r}: give a number like 3")
+    try:
+        number = int(version)
+    except ValueError:
+        raise InvalidInputError(
+            f"Invalid version {version!r}: give a number like 3 (or use a release label)"
+        ) from None
+    if number < 1:
+        raise InvalidInputError(f"Invalid version {version!r}: versions start at 1")
+    return number
+
+
+class LocalRegistry:
+    """Prompt registry in the local SQLite file."""
+
+    kind = "local"
+
+    def __init__(self, db: Database | None = None) -> None:
+        self._db = db
+
+    @property
+    def db(self) -> Database:
+        """The database (opened on first use, so building a registry does no I/O)."""
+        if self._db is None:
+            self._db = open_db()
+        return self._db
+
+    # -- reading -------------------------------------------------------------------------
+
+    def names(self) -> list[str]:
+        """Every prompt name, sorted."""
+        return [r["name"] for r in self.db.query("SELECT name FROM prompts ORDER BY name")]
+
+    def _prompt_id(self, name: str) -> int:
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidInputError("A prompt name is required: give the registry prompt's name")
+        rows = self.db.query("SELECT id FROM prompts WHERE name = ?", (name,))
+        if not rows:
+            raise PromptNotFoundError(name, self.names())
+        return int(rows[0]["id"])
+
+    def versions(self, name: str) -> list[int]:
+        """The version numbers of a prompt, ascending."""
+        pid = self._prompt_id(name)
+        rows = self.db.query(
+            "SELECT version FROM prompt_versions WHERE prompt_id = ? ORDER BY version", (pid,)
+        )
+        return [int(r["version"]) for r in rows]
+
+    def labels(self, name: str) -> dict[str, int]:
+        """Release labels of a prompt and the version each points at."""
+        pid = self._prompt_id(name)
+        rows = self.db.query(
+            "SELECT l.label, v.version FROM release_labels l "
+            "JOIN prompt_versions v ON v.id = l.version_id WHERE l.prompt_id = ? ORDER BY l.label",
+            (pid,),
+        )
+        return {r["label"]: int(r["version"]) for r in rows}
+
+    def get(
+        self, name: str, version: int | str | None = None, label: str | None = None
+    ) -> dict[str, Any]:
+        """A template record by name and label, or name and version, or the latest version.
+
+        The label wins when both are given (the engine warns about it).
+        """
+        pid = self._prompt_id(name)
+        if label is not None:
+            rows = self.db.query(
+                "SELECT v.* FROM release_labels l JOIN prompt_versions v ON v.id = l.version_id "
+                "WHERE l.prompt_id = ? AND l.label = ?",
+                (pid, label),
+            )
+            if not rows:
+                raise LabelNotFoundError(name, label, list(self.labels(name)))
+        elif version is not None:
+            number = _check_version(version)
+            rows = self.db.query(
+                "SELECT * FROM prompt_versions WHERE prompt_id = ? AND version = ?", (pid, number)
+            )
+            if not rows:
+                raise VersionNotFoundError(name, number, self.versions(name))
+        else:
+            rows = self.db.query(
+                "SELECT * FROM prompt_versions WHERE prompt_id = ? ORDER BY version DESC LIMIT 1",
+                (pid,),
+            )
+        return self._record(name, pid, rows[0], label)
+
+    def _record(self, name: str, pid: int, row: sqlite3.Row, label: str | None) -> dict[str, Any]:
+        labels = [
+            r["label"]
+            for r in self.db.query(
+                "SELECT label FROM release_labels WHERE version_id = ? ORDER BY label", (row["id"],)
+            )
+        ]
+        return {
+            "id": pid,
+            "prompt_name": name,
+            "prompt_version_id": int(row["id"]),
+            "version": int(row["version"]),
+            "prompt_template": json.loads(row["prompt_template"]),
+            "metadata": json.loads(row["metadata"]) if row["metadata"] else None,
+            "provider_base_url": json.loads(row["provider_base_url"])
+            if row["provider_base_url"]
+            else None,
+            "commit_message": row["commit_message"],
+            "tags": json.loads(row["tags"]),
+            "created_at": row["created_at"],
+            "release_labels": labels,
+            "release_label": label,
+        }
+
+    def list_prompts(self) -> list[dict[str, Any]]:
+        """One summary per prompt: name, versions, labels, latest version's model and tags."""
+        out = []
+        for name in self.names():
+            latest = self.get(name)
+            model = (latest.get("metadata") or {}).get("model") or {}
+            out.append(
+                {
+                    "id": latest["id"],
+                    "prompt_name": name,
+                    "versions": self.versions(name),
+                    "latest_version": latest["version"],
+                    "labels": self.labels(name),
+                    "provider": model.get("provider"),
+                    "model": model.get("name"),
+                    "type": latest["prompt_template"].get("type"),
+                    "input_variables": blueprint.input_variables(latest["prompt_template"]),
+                    "tags": latest["tags"],
+                    "commit_message": latest["commit_message"],
+                }
+            )
+        return out
+
+    # -- writing -------------------------------------------------------------------------
+
+    def publish(self, body: Mapping[str, Any], check_syntax: bool = True) -> dict[str, Any]:
+        """Add a new version (creating the prompt if needed), as PromptLayer's templates.publish.
+
+        ``body``: ``prompt_name``, ``prompt_template``, optional ``metadata``,
+        ``commit_message``, ``tags``, ``release_labels`` and ``provider_base_url``.
+        A template whose text does not parse is refused, unless ``check_syntax`` is False
+        (imports keep what PromptLayer holds; the error then comes when it runs).
+        """
+        if not isinstance(body, Mapping):
+            raise InvalidInputError("publish() takes a dict with prompt_name and prompt_template")
+        name = body.get("prompt_name")
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidInputError("publish() needs a 'prompt_name': give the prompt a name")
+        name = name.strip()
+        template = blueprint.validate(body.get("prompt_template"), name)
+        try:
+            template = blueprint.with_input_variables(template)
+        except TemplateSyntaxError:
+            if check_syntax:
+                raise
+        metadata = body.get("metadata")
+        if metadata is not None and not isinstance(metadata, dict):
+            raise InvalidInputError("metadata must be a dict like {'model': {...}}")
+        tags = list(body.get("tags") or [])
+        labels = [_check_label(lbl) for lbl in body.get("release_labels") or []]
+        base_url = normalize_base_url(body.get("provider_base_url"))
+        now = utcnow_iso()
+        with self.db.write() as conn:
+            row = conn.execute("SELECT id FROM prompts WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                pid = conn.execute(
+                    "INSERT INTO prompts (name, created_at) VALUES (?, ?)", (name, now)
+                ).lastrowid
+            else:
+                pid = row["id"]
+            (last,) = conn.execute(
+                "SELECT COALESCE(MAX(version), 0) FROM prompt_versions WHERE prompt_id = ?",
+                (pid,),
+            ).fetchone()
+            version = int(last) + 1
+            vid = conn.execute(
+                "INSERT INTO prompt_versions (prompt_id, version, prompt_template, metadata, "
+                "provider_base_url, commit_message, tags, created_at) VALUES (?,?,?,?,?,?,?,?)",
+                (
+                    pid,
+                    version,
+                    dumps(template),
+                    dumps(metadata) if metadata is not None else None,
+                    dumps(base_url) if base_url else None,
+                    body.get("commit_message"),
+                    dumps(tags),
+                    now,
+                ),
+            ).lastrowid
+            for label in labels:
+                self._upsert_label(conn, int(pid or 0), label, int(vid or 0), now)
+        return {
+            "id": pid,
+            "prompt_name": name,
+            "prompt_version_id": vid,
+            "version_number": version,
+            "tags": tags,
+            "release_labels": labels,
+            "prompt_template": template,
+            "metadata": metadata,
+            "commit_message": body.get("commit_message"),
+            "provider_base_url": base_url,
+        }
+
+    @staticmethod
+    def _upsert_label(
+        conn: sqlite3.Connection, pid: int, label: str, version_id: int, now: str
+    ) -> None:
+        conn.execute(
+            "INSERT INTO release_labels (prompt_id, label, version_id, updated_at) "
+            "VALUES (?,?,?,?) ON CONFLICT (prompt_id, label) DO UPDATE SET "
+            "version_id = excluded.version_id, updated_at = excluded.updated_at",
+            (pid, label, version_id, now),
+        )
+
+    def set_label(self, name: str, label: str, version: int | str) -> None:
+        """Point ``label`` at ``version`` of ``name`` (creating or moving the label)."""
+        _check_label(label)
+        number = _check_version(version)
+        pid = self._prompt_id(name)
+        with self.db.write() as conn:
+            row = conn.execute(
+                "SELECT id FROM prompt_versions WHERE prompt_id = ? AND version = ?",
+                (pid, number),
+            ).fetchone()
+            if row is None:
+                raise VersionNotFoundError(name, number, self.versions(name))
+            self._upsert_label(conn, pid, label, int(row["id"]), utcnow_iso())
+
+    def delete_label(self, name: str, label: str) -> None:
+        """Remove a release label."""
+        pid = self._prompt_id(name)
+        existing = self.labels(name)
+        if label not in existing:
+            raise LabelNotFoundError(name, label, list(existing))
+        with self.db.write() as conn:
+            conn.execute(
+                "DELETE FROM release_labels WHERE prompt_id = ? AND label = ?", (pid, label)
+            )
+
+    # -- PromptLayer JSON in and out -----------------------------------------------------
+
+    def export(self, name: str, version: int | None = None) -> list[dict[str, Any]]:
+        """PromptLayer-shaped records of one version, or of every version when none is given."""
+        numbers = [version] if version is not None else self.versions(name)
+        records = []
+        for number in numbers:
+            record = self.get(name, version=number)
+            record.pop("release_label", None)
+            records.append(record)
+        return records
+
+    def import_templates(self, records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Publish PromptLayer template records (as returned by its API) as new versions.
+
+        Records are applied in version order per prompt; their release labels come along.
+        """
+        items = sorted(records, key=lambda r: (str(r.get("prompt_name")), r.get("version") or 0))
+        results = []
+        for rec in items:
+            if "prompt_template" not in rec:
+                raise InvalidInputError(
+                    "An imported record has no prompt_template: give PromptLayer template JSON"
+                )
+            labels = rec.get("release_labels") or []
+            if labels and isinstance(labels[0], dict):  # GET /prompt-templates/{id}/labels shape
+                labels = [lbl["release_label"] for lbl in labels]
+            results.append(
+                self.publish(
+                    {
+                        "prompt_name": rec.get("prompt_name"),
+                        "prompt_template": rec["prompt_template"],
+                        "metadata": rec.get("metadata"),
+                        "commit_message": rec.get("commit_message"),
+                        "tags": rec.get("tags") or [],
+                        "release_labels": labels,
+                        "provider_base_url": rec.get("provider_base_url"),
+                    },
+                    check_syntax=False,
+                )
+            )
+        return results
