@@ -1,0 +1,66 @@
+"""pl_magic: run versioned registry prompts from Jupyter.
+
+``import pl_magic`` is kept light: the engine, the provider SDKs, pandas and ipywidgets
+load on first use (see ``__getattr__``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it (imported on first access)
+_LAZY = {
+    "run": "pl_magic.api",
+    "arun": "pl_magic.api",
+    "publish": "pl_magic.api",
+    "get_template": "pl_magic.api",
+    "set_label": "pl_magic.api",
+    "delete_label": "pl_magic.api",
+    "prompts": "pl_magic.api",
+    "create_group": "pl_magic.api",
+    "PromptLayer": "pl_magic.client",
+}
+
+__all__ = [
+    "PromptLayer",
+    "arun",
+    "create_group",
+    "delete_label",
+    "errors",
+    "get_template",
+    "prompts",
+    "publish",
+    "run",
+    "set_label",
+]
+
+if TYPE_CHECKING:
+    from . import errors
+    from .api import (
+        arun,
+        create_group,
+        delete_label,
+        get_template,
+        prompts,
+        publish,
+        run,
+        set_label,
+    )
+    from .client import PromptLayer
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    if name == "errors":
+        return importlib.import_module("pl_magic.errors")
+    raise AttributeError(f"module 'pl_magic' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -1,0 +1,114 @@
+"""The module-level API (``pl_magic.run`` and friends), over the default client.
+
+Names and arguments follow PromptLayer's SDK so code written for it ports by changing
+the import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from .client import default_client
+
+
+def run(
+    prompt_name: str,
+    prompt_version: int | None = None,
+    prompt_release_label: str | None = None,
+    input_variables: dict[str, Any] | None = None,
+    tags: list[str] | None = None,
+    metadata: dict[str, Any] | None = None,
+    group_id: int | None = None,
+    model_parameter_overrides: dict[str, Any] | None = None,
+    stream: bool = False,
+    provider: str | None = None,
+    model: str | None = None,
+) -> dict[str, Any] | Iterator[dict[str, Any]]:
+    """Run a registry prompt, exactly as PromptLayer's ``run()``.
+
+    Resolves ``prompt_name`` by ``prompt_release_label`` (which wins), ``prompt_version``
+    or the latest version; renders it with ``input_variables``; calls the provider
+    (``provider=`` / ``model=`` override the template's); logs the run. Returns
+    ``{"request_id", "raw_response", "prompt_blueprint"}``, or with ``stream=True`` an
+    iterator of such dicts whose last one alone carries the ``request_id``.
+    """
+    return default_client().run(
+        prompt_name,
+        prompt_version=prompt_version,
+        prompt_release_label=prompt_release_label,
+        input_variables=input_variables,
+        tags=tags,
+        metadata=metadata,
+        group_id=group_id,
+        model_parameter_overrides=model_parameter_overrides,
+        stream=stream,
+        provider=provider,
+        model=model,
+    )
+
+
+async def arun(
+    prompt_name: str,
+    prompt_version: int | None = None,
+    prompt_release_label: str | None = None,
+    input_variables: dict[str, Any] | None = None,
+    tags: list[str] | None = None,
+    metadata: dict[str, Any] | None = None,
+    group_id: int | None = None,
+    model_parameter_overrides: dict[str, Any] | None = None,
+    stream: bool = False,
+    provider: str | None = None,
+    model: str | None = None,
+) -> dict[str, Any] | AsyncIterator[dict[str, Any]]:
+    """Async twin of :func:`run`; with ``stream=True`` an async iterator."""
+    return await default_client().arun(
+        prompt_name,
+        prompt_version=prompt_version,
+        prompt_release_label=prompt_release_label,
+        input_variables=input_variables,
+        tags=tags,
+        metadata=metadata,
+        group_id=group_id,
+        model_parameter_overrides=model_parameter_overrides,
+        stream=stream,
+        provider=provider,
+        model=model,
+    )
+
+
+def publish(body: dict[str, Any]) -> dict[str, Any]:
+    """Publish a new prompt version (PromptLayer's ``templates.publish`` body)."""
+    return default_client().templates.publish(body)
+
+
+def get_template(
+    prompt_name: str, version: int | None = None, label: str | None = None
+) -> dict[str, Any]:
+    """A prompt template in PromptLayer's shape (latest version unless told otherwise)."""
+    params: dict[str, Any] = {}
+    if version is not None:
+        params["version"] = version
+    if label is not None:
+        params["label"] = label
+    return default_client().templates.get(prompt_name, params)
+
+
+def set_label(prompt_name: str, label: str, version: int) -> None:
+    """Point release label ``label`` of ``prompt_name`` at ``version`` (creates or moves it)."""
+    default_client().registry.set_label(prompt_name, label, version)
+
+
+def delete_label(prompt_name: str, label: str) -> None:
+    """Remove a release label."""
+    default_client().registry.delete_label(prompt_name, label)
+
+
+def prompts() -> list[dict[str, Any]]:
+    """Every prompt in the registry with its versions and labels."""
+    return default_client().registry.list_prompts()
+
+
+def create_group() -> int:
+    """A new group id to tie runs together (pass it as ``group_id``)."""
+    return default_client().group.create()

@@ -1,0 +1,442 @@
+"""The engine: resolve → render → call → stream → log → result.
+
+One code path for the Python API, the magic, the widget and the CLI. The contract is
+PromptLayer's ``run()``: a dict with ``request_id``, ``raw_response`` (the SDK's own object)
+and ``prompt_blueprint``; with ``stream=True`` an iterator of such dicts where only the
+last one carries the ``request_id`` and each ``prompt_blueprint`` holds the reply so far.
+
+Every run is logged, whatever happens: ``ok``, ``error`` (with its category and the
+partial text) or ``cancelled`` (KeyboardInterrupt, or a stream closed early).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, NoReturn, Protocol
+
+from . import blueprint, notices, pricing
+from .blueprint import ModelSpec
+from .errors import ConfigurationError, InvalidInputError, PlMagicError, ProviderError
+from .providers import get_provider
+from .providers.base import Provider, Reply, StreamState
+from .runlog import RunLog, RunRecord, run_key
+from .store import utcnow_iso
+
+
+class Registry(Protocol):
+    """What the engine needs of a registry (local or PromptLayer)."""
+
+    kind: str
+
+    def get(
+        self, name: str, version: int | str | None = None, label: str | None = None
+    ) -> dict[str, Any]: ...
+
+
+def new_request_id() -> str:
+    """A new local request id."""
+    return uuid.uuid4().hex
+
+
+@dataclass
+class RunOptions:
+    """The arguments of ``run()``, checked."""
+
+    prompt_name: str
+    prompt_version: int | None = None
+    prompt_release_label: str | None = None
+    input_variables: dict[str, Any] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    group_id: int | None = None
+    model_parameter_overrides: dict[str, Any] = field(default_factory=dict)
+    stream: bool = False
+    provider: str | None = None
+    model: str | None = None
+    repeat_index: int = 0
+    log: bool = True
+
+    @classmethod
+    def build(cls, prompt_name: Any, **kwargs: Any) -> RunOptions:
+        """Check argument types and build options; bad input is a one-line error."""
+        if not isinstance(prompt_name, str) or not prompt_name.strip():
+            raise InvalidInputError("prompt_name must be the name of a registry prompt")
+        checks = {
+            "input_variables": dict,
+            "metadata": dict,
+            "model_parameter_overrides": dict,
+        }
+        for key, kind in checks.items():
+            value = kwargs.get(key)
+            if value is not None and not isinstance(value, kind):
+                raise InvalidInputError(
+                    f"{key} must be a dict, not {type(value).__name__}: pass e.g. {{'name': 'Ada'}}"
+                )
+        tags = kwargs.get("tags")
+        if tags is not None and (
+            isinstance(tags, str) or not all(isinstance(t, str) for t in tags)
+        ):
+            raise InvalidInputError("tags must be a list of strings, e.g. ['demo']")
+        version = kwargs.get("prompt_version")
+        if version is not None:
+            if isinstance(version, bool) or not isinstance(version, int | str):
+                raise InvalidInputError(f"prompt_version must be a number, not {version!r}")
+            try:
+                version = int(version)
+            except ValueError:
+                raise InvalidInputError(
+                    f"prompt_version must be a number, not {version!r}: "
+                    "use prompt_release_label for labels"
+                ) from None
+        group_id = kwargs.get("group_id")
+        if group_id is not None and (isinstance(group_id, bool) or not isinstance(group_id, int)):
+            raise InvalidInputError("group_id must be an integer from pl_magic.create_group()")
+        for key in ("provider", "model", "prompt_release_label"):
+            value = kwargs.get(key)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise InvalidInputError(f"{key} must be a non-empty string, not {value!r}")
+        return cls(
+            prompt_name=prompt_name.strip(),
+            prompt_version=version,
+            prompt_release_label=kwargs.get("prompt_release_label"),
+            input_variables=dict(kwargs.get("input_variables") or {}),
+            tags=list(tags or []),
+            metadata=dict(kwargs.get("metadata") or {}),
+            group_id=group_id,
+            model_parameter_overrides=dict(kwargs.get("model_parameter_overrides") or {}),
+            stream=bool(kwargs.get("stream", False)),
+            provider=kwargs.get("provider"),
+            model=kwargs.get("model"),
+            repeat_index=int(kwargs.get("repeat_index", 0)),
+            log=bool(kwargs.get("log", True)),
+        )
+
+
+@dataclass
+class PreparedRun:
+    """Everything decided before the provider is called."""
+
+    options: RunOptions
+    record: dict[str, Any]
+    spec: ModelSpec
+    provider: Provider
+    rendered: dict[str, Any]
+    request: dict[str, Any]
+    dropped_parameters: list[str]
+    request_id: str = field(default_factory=new_request_id)
+    started_at: str = ""
+    t0: float = 0.0
+    ttft_s: float | None = None
+
+    @property
+    def extra_metadata(self) -> dict[str, Any]:
+        """What goes into the blueprint's metadata besides ``model``."""
+        return {"dropped_parameters": self.dropped_parameters} if self.dropped_parameters else {}
+
+    def blueprint(
+        self, text: str, tool_calls: list[dict[str, Any]] | None = None
+    ) -> dict[str, Any]:
+        """The ``prompt_blueprint`` with ``text`` as the assistant's reply."""
+        out = blueprint.with_reply(self.rendered, self.spec, text, tool_calls, self.extra_metadata)
+        out["prompt_name"] = self.record["prompt_name"]
+        out["prompt_version"] = self.record["version"]
+        out["release_label"] = self.options.prompt_release_label
+        return out
+
+    def begin(self) -> None:
+        """Mark the start of the provider call."""
+        self.started_at = utcnow_iso()
+        self.t0 = time.perf_counter()
+
+
+def resolve_model(record: Mapping[str, Any], options: RunOptions) -> tuple[ModelSpec, list[str]]:
+    """The model that will run: the template's, with provider/model/parameter overrides.
+
+    When the provider changes, parameters with an equivalent are carried over under the
+    target's own names, the rest are dropped (and reported), and the target's required
+    defaults are filled. ``model_parameter_overrides`` are applied last, as given.
+    """
+    model_meta = ((record.get("metadata") or {}).get("model")) or {}
+    base_url = (record.get("provider_base_url") or {}).get("url")
+    if not model_meta and not options.provider:
+        raise ConfigurationError(
+            f"Prompt {record['prompt_name']!r} version {record['version']} has no model: "
+            "publish it with metadata={'model': {'provider': ..., 'name': ...}} or pass provider= "
+            "and model="
+        )
+    source_provider = model_meta.get("provider") or options.provider
+    source = get_provider(str(source_provider))
+    spec = ModelSpec(
+        provider=str(source_provider),
+        name=str(model_meta.get("name") or source.default_model),
+        parameters=dict(model_meta.get("parameters") or {}),
+        api_type=model_meta.get("api_type"),
+        base_url=base_url,
+    )
+    dropped: list[str] = []
+    if options.provider and options.provider != spec.provider:
+        target = get_provider(options.provider)
+        canonical, unknown = _parameter_map(source, spec.api_type).to_canonical(spec.parameters)
+        native, no_equivalent = _parameter_map(target, None).from_canonical(canonical)
+        dropped = sorted(unknown + no_equivalent)
+        spec = ModelSpec(
+            provider=options.provider,
+            name=options.model or target.default_model,
+            parameters=native,
+            api_type=None,
+            base_url=None,  # a provider_base_url belongs to the template's own provider
+        )
+    elif options.model:
+        spec.name = options.model
+    params = _parameter_map(get_provider(spec.provider), spec.api_type)
+    spec.parameters, unsupported = params.adapt(spec.parameters)
+    dropped = sorted({*dropped, *unsupported})
+    for key, value in params.required.items():
+        spec.parameters.setdefault(key, value)
+    spec.parameters.update(options.model_parameter_overrides)
+    return spec, dropped
+
+
+def _parameter_map(provider: Provider, api_type: str | None) -> Any:
+    pick = getattr(provider, "parameter_map", None)
+    return pick(api_type) if callable(pick) else provider.parameters
+
+
+class Engine:
+    """Runs registry prompts. Surfaces call :meth:`run` / :meth:`arun`."""
+
+    def __init__(self, registry: Registry, runlog: RunLog) -> None:
+        self.registry = registry
+        self.runlog = runlog
+
+    # -- preparing -----------------------------------------------------------------------
+
+    def prepare(self, options: RunOptions) -> PreparedRun:
+        """Resolve the template, pick the model, render, build the native request.
+
+        Everything that can fail without the network fails here, before any call.
+        """
+        version, label = options.prompt_version, options.prompt_release_label
+        if version is not None and label is not None:
+            notices.warn(
+                f"both prompt_version={version} and prompt_release_label={label!r} given; "
+                f"the label wins, as in PromptLayer's SDK"
+            )
+            version = None
+        record = self.registry.get(options.prompt_name, version=version, label=label)
+        spec, dropped = resolve_model(record, options)
+        provider = get_provider(spec.provider)
+        provider.check_credentials(spec)
+        rendered = blueprint.render(
+            record["prompt_template"], options.input_variables, options.prompt_name
+        )
+        request = provider.build_request(rendered, spec, options.stream)
+        if spec.provider == "openai" and spec.api_type is None:
+            from .providers.openai import api_type_of
+
+            spec.api_type = api_type_of(spec, rendered)
+        return PreparedRun(options, record, spec, provider, rendered, request, dropped)
+
+    # -- logging -------------------------------------------------------------------------
+
+    def _log(
+        self,
+        run: PreparedRun,
+        status: str,
+        text: str,
+        reply: Reply | None = None,
+        error: PlMagicError | None = None,
+    ) -> None:
+        if not run.options.log:
+            return
+        latency = time.perf_counter() - run.t0 if run.t0 else None
+        input_tokens = reply.input_tokens if reply else None
+        output_tokens = reply.output_tokens if reply else None
+        record = RunRecord(
+            request_id=run.request_id,
+            run_key=run_key(
+                run.record["prompt_name"],
+                run.record["version"],
+                run.rendered,
+                run.spec.provider,
+                run.spec.name,
+                run.spec.parameters,
+                run.options.repeat_index,
+            ),
+            prompt_name=run.record["prompt_name"],
+            prompt_id=run.record.get("id"),
+            prompt_version=run.record["version"],
+            release_label=run.options.prompt_release_label,
+            provider=run.spec.provider,
+            model=run.spec.name,
+            api_type=run.spec.api_type,
+            parameters=run.spec.parameters,
+            input_variables=_jsonable_vars(run.options.input_variables),
+            rendered_input=run.rendered,
+            started_at=run.started_at,
+            status=status,
+            output=text,
+            error_category=getattr(error, "category", None) if error else None,
+            error_message=str(error) if error else None,
+            finish_reason=reply.finish_reason if reply else None,
+            tags=run.options.tags,
+            metadata=run.options.metadata,
+            group_id=run.options.group_id,
+            repeat_index=run.options.repeat_index,
+            ttft_s=run.ttft_s,
+            latency_s=latency,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cost_usd=pricing.cost_usd(
+                run.provider.pricing_provider_id(run.spec),
+                run.spec.name,
+                input_tokens,
+                output_tokens,
+            ),
+            raw_response=reply.raw if reply else None,
+            backend=self.registry.kind,
+        )
+        self.runlog.record(record)
+
+    def _fail(self, run: PreparedRun, exc: BaseException, text: str) -> PlMagicError:
+        """Log a failed run; return the typed error to raise (SDK error kept as cause)."""
+        error = exc if isinstance(exc, ProviderError) else run.provider.classify(exc)
+        if error is None:
+            error = ProviderError(run.spec.provider, "unknown", f"{type(exc).__name__}: {exc}")
+        error.partial_text = text
+        self._log(run, "error", text, error=error)
+        return error
+
+    # -- running -------------------------------------------------------------------------
+
+    def run(self, options: RunOptions) -> dict[str, Any] | Iterator[dict[str, Any]]:
+        """Run synchronously: a result dict, or (``stream=True``) an iterator of chunk dicts."""
+        run = self.prepare(options)
+        run.begin()
+        try:
+            response = run.provider.call(run.request, run.spec, options.stream)
+        except KeyboardInterrupt:
+            self._log(run, "cancelled", "")
+            raise
+        except Exception as exc:
+            _reraise(self._fail(run, exc, ""), exc)
+        if options.stream:
+            gen = self._stream(run, response)
+            next(gen)  # prime: from here on, closing the generator logs the run as cancelled
+            return gen
+        return self._finish(run, response)
+
+    async def arun(self, options: RunOptions) -> dict[str, Any] | AsyncIterator[dict[str, Any]]:
+        """Async twin of :meth:`run`; streams are async iterators."""
+        run = self.prepare(options)
+        run.begin()
+        try:
+            response = await run.provider.acall(run.request, run.spec, options.stream)
+        except KeyboardInterrupt:
+            self._log(run, "cancelled", "")
+            raise
+        except Exception as exc:
+            _reraise(self._fail(run, exc, ""), exc)
+        if options.stream:
+            agen = self._astream(run, response)
+            await agen.__anext__()
+            return agen
+        return self._finish(run, response)
+
+    def _finish(self, run: PreparedRun, response: Any) -> dict[str, Any]:
+        try:
+            reply = run.provider.parse(response, run.spec)
+        except Exception as exc:
+            _reraise(self._fail(run, exc, ""), exc)
+        run.ttft_s = time.perf_counter() - run.t0
+        self._log(run, "ok", reply.text, reply)
+        return {
+            "request_id": run.request_id,
+            "raw_response": response,
+            "prompt_blueprint": run.blueprint(reply.text, reply.tool_calls),
+        }
+
+    def _on_chunk(self, run: PreparedRun, state: StreamState, chunk: Any) -> dict[str, Any]:
+        added = state.feed(chunk)
+        if added and run.ttft_s is None:
+            run.ttft_s = time.perf_counter() - run.t0
+        return {
+            "request_id": None,
+            "raw_response": chunk,
+            "prompt_blueprint": run.blueprint(state.text),
+        }
+
+    def _complete(self, run: PreparedRun, state: StreamState, last: Any) -> dict[str, Any]:
+        reply = state.finish()
+        self._log(run, "ok", reply.text, reply)
+        return {
+            "request_id": run.request_id,
+            "raw_response": last,
+            "prompt_blueprint": run.blueprint(reply.text, reply.tool_calls),
+        }
+
+    def _stream(self, run: PreparedRun, native: Any) -> Iterator[dict[str, Any]]:
+        state = run.provider.stream_state(run.spec)
+        last = None
+        done = False
+        try:
+            yield {}  # priming point, consumed by run()
+            for chunk in native:
+                last = chunk
+                yield self._on_chunk(run, state, chunk)
+            final = self._complete(run, state, last)
+            done = True
+            yield final
+        except (GeneratorExit, KeyboardInterrupt):
+            if not done:
+                self._log(run, "cancelled", state.text)
+                run.provider.close_stream(native)
+            raise
+        except Exception as exc:
+            run.provider.close_stream(native)
+            _reraise(self._fail(run, exc, state.text), exc)
+
+    async def _astream(self, run: PreparedRun, native: Any) -> AsyncIterator[dict[str, Any]]:
+        state = run.provider.stream_state(run.spec)
+        last = None
+        done = False
+        try:
+            yield {}
+            async for chunk in native:
+                last = chunk
+                yield self._on_chunk(run, state, chunk)
+            final = self._complete(run, state, last)
+            done = True
+            yield final
+        except (GeneratorExit, KeyboardInterrupt):
+            if not done:
+                self._log(run, "cancelled", state.text)
+                await run.provider.aclose_stream(native)
+            raise
+        except Exception as exc:
+            await run.provider.aclose_stream(native)
+            _reraise(self._fail(run, exc, state.text), exc)
+
+
+def _reraise(error: PlMagicError, exc: BaseException) -> NoReturn:
+    """Raise the typed error, keeping the SDK's exception as its cause."""
+    if error is exc:
+        raise error
+    raise error from exc
+
+
+def _jsonable_vars(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Input variables as stored in the log (non-JSON values as their str)."""
+    import json
+
+    out = {}
+    for key, value in values.items():
+        try:
+            json.dumps(value)
+            out[key] = value
+        except (TypeError, ValueError):
+            out[key] = str(value)
+    return out

@@ -1,0 +1,271 @@
+"""The interface every provider family implements, and what they share.
+
+A provider turns a rendered PromptLayer template and a :class:`ModelSpec` into the SDK's
+native request, calls the official SDK (sync, async, streaming — the SDK's own retries
+apply), and turns the native response or stream back into a :class:`Reply`.
+The engine never touches an SDK directly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import ipaddress
+import os
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlparse
+
+from ..blueprint import ModelSpec
+from ..errors import MissingApiKeyError, ProviderError
+
+# Canonical parameter names. Each provider maps them to its own names; a parameter with
+# no canonical name is provider-specific and is dropped when the provider changes.
+CANONICAL_PARAMETERS = (
+    "temperature",
+    "top_p",
+    "top_k",
+    "max_tokens",
+    "stop",
+    "seed",
+    "presence_penalty",
+    "frequency_penalty",
+)
+
+
+@dataclass
+class Reply:
+    """A provider's answer, normalized."""
+
+    text: str
+    finish_reason: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    raw: Any = None  # JSON-able dump of the native response (assembled, for streams)
+
+
+class StreamState(ABC):
+    """Accumulates a native stream: text deltas in, a :class:`Reply` out."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.finish_reason: str | None = None
+        self.input_tokens: int | None = None
+        self.output_tokens: int | None = None
+        self.complete = False  # set when the provider's terminal marker arrives
+
+    @property
+    def text(self) -> str:
+        """The text so far."""
+        return "".join(self.parts)
+
+    @abstractmethod
+    def feed(self, chunk: Any) -> str:
+        """Take one native chunk; return the text it adds ('' if none)."""
+
+    @abstractmethod
+    def finish(self) -> Reply:
+        """The complete reply. Raises :class:`StreamTruncatedError` without a terminal marker."""
+
+
+@dataclass
+class ParameterMap:
+    """How a provider names the canonical parameters (canonical -> native)."""
+
+    names: dict[str, str]
+    aliases: dict[str, str] = field(default_factory=dict)  # other names -> canonical
+    required: dict[str, Any] = field(default_factory=dict)  # native name -> default
+    keep: frozenset[str] = frozenset()  # native names accepted as is besides ``names``
+
+    def adapt(self, params: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        """Rename known parameters to this provider's names; drop those it lacks.
+
+        Provider-specific parameters (no canonical name) pass through untouched, so a
+        template can use anything its own SDK accepts.
+        """
+        native_names = set(self.names.values()) | self.keep
+        out: dict[str, Any] = {}
+        dropped: list[str] = []
+        for key, value in params.items():
+            if key in native_names:
+                out[key] = value
+            elif key in self.aliases or key in CANONICAL_PARAMETERS:
+                canonical = self.aliases.get(key, key)
+                if canonical in self.names:
+                    out.setdefault(self.names[canonical], _convert_stop(canonical, value))
+                else:
+                    dropped.append(key)
+            else:
+                out[key] = value
+        return out, dropped
+
+    def to_canonical(self, params: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        """Split native params into canonical ones and the names with no equivalent."""
+        reverse = {native: canon for canon, native in self.names.items()} | self.aliases
+        canonical, unknown = {}, []
+        for key, value in params.items():
+            if key in reverse:
+                canonical[reverse[key]] = value
+            else:
+                unknown.append(key)
+        return canonical, unknown
+
+    def from_canonical(self, canonical: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        """Native params for canonical ones; names this provider has no equivalent for."""
+        native, dropped = {}, []
+        for key, value in canonical.items():
+            if key in self.names:
+                native[self.names[key]] = _convert_stop(key, value)
+            else:
+                dropped.append(key)
+        return native, dropped
+
+
+def _convert_stop(key: str, value: Any) -> Any:
+    # OpenAI accepts a string or a list for `stop`; the others want a list.
+    if key == "stop" and isinstance(value, str):
+        return [value]
+    return value
+
+
+def is_loopback_url(url: str | None) -> bool:
+    """True for http(s) URLs on 127.0.0.0/8, ::1 or localhost (local servers need no key)."""
+    if not url:
+        return False
+    host = urlparse(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def env_value(*names: str) -> str | None:
+    """The first non-empty value among the environment variables ``names``."""
+    for name in names:
+        value = os.environ.get(name)
+        if value:
+            return value
+    return None
+
+
+def require_env(provider: str, *names: str, why: str = "") -> str:
+    """The first set variable among ``names``, else :class:`MissingApiKeyError` naming them."""
+    value = env_value(*names)
+    if value is None:
+        raise MissingApiKeyError(provider, names, why)
+    return value
+
+
+def fingerprint(secret: str | None) -> str:
+    """A short hash to key client caches by credential without keeping the value around."""
+    return hashlib.sha256((secret or "").encode()).hexdigest()[:16]
+
+
+def category_for_status(status: int | None) -> str:
+    """The error category for an HTTP status code."""
+    if status is None:
+        return "unknown"
+    if status in (401, 403):
+        return "auth"
+    if status == 404:
+        return "not_found"
+    if status == 408:
+        return "timeout"
+    if status == 429:
+        return "rate_limit"
+    if status >= 500:
+        return "server"
+    if status >= 400:
+        return "bad_request"
+    return "unknown"
+
+
+def classify_transport_error(exc: BaseException) -> str | None:
+    """The category of a raw httpx2 transport error (some SDKs let them through), or None."""
+    try:
+        import httpx2
+    except ImportError:  # pragma: no cover - httpx2 comes with every SDK
+        return None
+    if isinstance(exc, httpx2.TimeoutException):
+        return "timeout"
+    if isinstance(exc, httpx2.TransportError):
+        return "connection"
+    return None
+
+
+class Provider(ABC):
+    """One provider family. Subclasses are imported lazily by ``providers.get_provider``."""
+
+    name: str = ""
+    default_model: str = ""
+    parameters: ParameterMap = ParameterMap(names={})
+
+    def __init__(self) -> None:
+        self._clients: dict[tuple[Any, ...], Any] = {}
+        self._clients_lock = threading.Lock()
+
+    def cached_client(self, key: tuple[Any, ...], make: Any) -> Any:
+        """An SDK client built once per key (connection pools are reused across runs)."""
+        with self._clients_lock:
+            client = self._clients.get(key)
+            if client is None:
+                client = self._clients[key] = make()
+            return client
+
+    @abstractmethod
+    def check_credentials(self, spec: ModelSpec) -> None:
+        """Raise :class:`MissingApiKeyError` when the environment lacks what ``spec`` needs."""
+
+    @abstractmethod
+    def build_request(
+        self, rendered: Mapping[str, Any], spec: ModelSpec, stream: bool
+    ) -> dict[str, Any]:
+        """The SDK's native keyword arguments for this rendered template."""
+
+    @abstractmethod
+    def call(self, request: dict[str, Any], spec: ModelSpec, stream: bool) -> Any:
+        """Call the SDK synchronously: a native response, or a native stream (iterable)."""
+
+    @abstractmethod
+    async def acall(self, request: dict[str, Any], spec: ModelSpec, stream: bool) -> Any:
+        """Call the SDK asynchronously: a native response, or an async iterable stream."""
+
+    @abstractmethod
+    def parse(self, response: Any, spec: ModelSpec) -> Reply:
+        """A :class:`Reply` from a native (non-streamed) response."""
+
+    @abstractmethod
+    def stream_state(self, spec: ModelSpec) -> StreamState:
+        """A fresh accumulator for one native stream."""
+
+    @abstractmethod
+    def classify(self, exc: BaseException) -> ProviderError | None:
+        """A :class:`ProviderError` for an SDK or transport exception, or None if not ours."""
+
+    def close_stream(self, stream: Any) -> None:
+        """Release a native stream's connection (best effort)."""
+        close = getattr(stream, "close", None)
+        if callable(close):
+            with contextlib.suppress(Exception):
+                close()
+
+    async def aclose_stream(self, stream: Any) -> None:
+        """Async twin of :meth:`close_stream`."""
+        close = getattr(stream, "aclose", None) or getattr(stream, "close", None)
+        if callable(close):
+            try:
+                result = close()
+                if hasattr(result, "__await__"):
+                    await result
+            except Exception:
+                pass
+
+    def pricing_provider_id(self, spec: ModelSpec) -> str | None:
+        """genai-prices' provider id for cost, or None when prices do not apply."""
+        return self.name

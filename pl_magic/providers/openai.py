@@ -1,0 +1,384 @@
+"""OpenAI through the official ``openai`` SDK: chat-completions, completions and responses.
+
+``provider_base_url`` points the same code at any OpenAI-compatible server (Ollama, vLLM,
+llama.cpp's server). Such servers on loopback need no key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..blueprint import ModelSpec, content_text, prompt_text
+from ..config import provider_max_retries, provider_timeout_s
+from ..errors import MissingApiKeyError, ProviderError, StreamTruncatedError
+from .base import (
+    ParameterMap,
+    Provider,
+    Reply,
+    StreamState,
+    category_for_status,
+    classify_transport_error,
+    env_value,
+    fingerprint,
+    is_loopback_url,
+)
+
+API_TYPES = ("chat-completions", "completions", "responses")
+LOCAL_SERVER_KEY = "no-key-needed"  # OpenAI-compatible local servers ignore the key
+
+_CHAT_PARAMS = ParameterMap(
+    names={
+        "temperature": "temperature",
+        "top_p": "top_p",
+        "max_tokens": "max_tokens",
+        "stop": "stop",
+        "seed": "seed",
+        "presence_penalty": "presence_penalty",
+        "frequency_penalty": "frequency_penalty",
+    },
+    aliases={"max_completion_tokens": "max_tokens", "max_output_tokens": "max_tokens"},
+    keep=frozenset({"max_completion_tokens"}),  # reasoning models need this name
+)
+_RESPONSES_PARAMS = ParameterMap(
+    names={"temperature": "temperature", "top_p": "top_p", "max_tokens": "max_output_tokens"},
+    aliases={"max_completion_tokens": "max_tokens"},
+)
+
+
+def api_type_of(spec: ModelSpec, rendered: Mapping[str, Any] | None = None) -> str:
+    """The OpenAI API a spec uses; a completion template defaults to the completions API."""
+    if spec.api_type in API_TYPES:
+        return str(spec.api_type)
+    if spec.api_type not in (None, "", "chat", "chat-completions"):
+        raise ProviderError(
+            "openai",
+            "bad_request",
+            f"unsupported api_type {spec.api_type!r}; use one of {', '.join(API_TYPES)}",
+        )
+    if rendered is not None and rendered.get("type") == "completion":
+        return "completions"
+    return "chat-completions"
+
+
+def _chat_content(content: Any) -> Any:
+    """PromptLayer blocks -> OpenAI chat content (a string when it is just text)."""
+    if isinstance(content, str):
+        return content
+    blocks = [b for b in content or [] if isinstance(b, dict)]
+    if all(b.get("type") == "text" for b in blocks):
+        return "".join(b.get("text", "") for b in blocks)
+    native = []
+    for b in blocks:
+        if b.get("type") == "text":
+            native.append({"type": "text", "text": b.get("text", "")})
+        elif b.get("type") == "image_url":
+            native.append({"type": "image_url", "image_url": b.get("image_url")})
+    return native
+
+
+def chat_messages(rendered: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """OpenAI chat messages from a rendered chat template."""
+    out = []
+    for msg in rendered.get("messages", []):
+        native: dict[str, Any] = {"role": msg["role"], "content": _chat_content(msg.get("content"))}
+        if msg.get("name"):
+            native["name"] = msg["name"]
+        if msg["role"] == "assistant" and msg.get("tool_calls"):
+            native["tool_calls"] = msg["tool_calls"]
+            native["content"] = native["content"] or None
+        if msg["role"] == "tool" and msg.get("tool_call_id"):
+            native["tool_call_id"] = msg["tool_call_id"]
+        out.append(native)
+    return out
+
+
+def _responses_input(rendered: Mapping[str, Any]) -> Any:
+    if rendered.get("type") == "completion":
+        return prompt_text(rendered)
+    items = []
+    for msg in rendered.get("messages", []):
+        kind = "output_text" if msg["role"] == "assistant" else "input_text"
+        content: list[dict[str, Any]] = []
+        blocks = msg.get("content")
+        if isinstance(blocks, str):
+            blocks = [{"type": "text", "text": blocks}]
+        for b in blocks or []:
+            if b.get("type") == "text":
+                content.append({"type": kind, "text": b.get("text", "")})
+            elif b.get("type") == "image_url":
+                content.append({"type": "input_image", "image_url": b["image_url"].get("url")})
+        items.append({"role": msg["role"], "content": content})
+    return items
+
+
+def _tools(rendered: Mapping[str, Any]) -> dict[str, Any]:
+    tools = [t for t in rendered.get("tools") or [] if t.get("type") == "function"]
+    out: dict[str, Any] = {}
+    if tools:
+        out["tools"] = tools
+        if rendered.get("tool_choice"):
+            out["tool_choice"] = rendered["tool_choice"]
+    return out
+
+
+class OpenAIStream(StreamState):
+    """Chat-completions and completions chunks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.meta: dict[str, Any] = {}
+        self.tool_calls: list[dict[str, Any]] = []
+
+    def feed(self, chunk: Any) -> str:
+        if not self.meta and getattr(chunk, "id", None):
+            self.meta = {"id": chunk.id, "created": chunk.created, "model": chunk.model}
+        usage = getattr(chunk, "usage", None)
+        if usage is not None:
+            self.input_tokens = usage.prompt_tokens
+            self.output_tokens = usage.completion_tokens
+        added = ""
+        for choice in chunk.choices or []:
+            delta = getattr(choice, "delta", None)
+            piece = delta.content if delta is not None else getattr(choice, "text", None)
+            if piece:
+                added += piece
+            if delta is not None and delta.tool_calls:
+                self._merge_tool_calls(delta.tool_calls)
+            if choice.finish_reason:
+                self.finish_reason = choice.finish_reason
+                self.complete = True
+        if added:
+            self.parts.append(added)
+        return added
+
+    def _merge_tool_calls(self, deltas: Any) -> None:
+        for d in deltas:
+            while len(self.tool_calls) <= d.index:
+                self.tool_calls.append(
+                    {"id": None, "type": "function", "function": {"name": "", "arguments": ""}}
+                )
+            call = self.tool_calls[d.index]
+            if d.id:
+                call["id"] = d.id
+            if d.function is not None:
+                call["function"]["name"] += d.function.name or ""
+                call["function"]["arguments"] += d.function.arguments or ""
+
+    def finish(self) -> Reply:
+        if not self.complete:
+            raise StreamTruncatedError("openai", self.text)
+        usage = None
+        if self.input_tokens is not None:
+            usage = {
+                "prompt_tokens": self.input_tokens,
+                "completion_tokens": self.output_tokens,
+                "total_tokens": (self.input_tokens or 0) + (self.output_tokens or 0),
+            }
+        raw = {
+            **self.meta,
+            "object": "chat.completion",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {
+                        "role": "assistant",
+                        "content": self.text,
+                        "tool_calls": self.tool_calls or None,
+                    },
+                    "finish_reason": self.finish_reason,
+                }
+            ],
+            "usage": usage,
+        }
+        return Reply(
+            self.text,
+            self.finish_reason,
+            self.input_tokens,
+            self.output_tokens,
+            self.tool_calls or None,
+            raw,
+        )
+
+
+class ResponsesStream(StreamState):
+    """Responses API events."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.response: Any = None
+
+    def feed(self, event: Any) -> str:
+        kind = getattr(event, "type", "")
+        if kind == "response.output_text.delta":
+            self.parts.append(event.delta)
+            return str(event.delta)
+        if kind in ("response.completed", "response.incomplete"):
+            self.response = event.response
+            self.complete = True
+            self.finish_reason = "stop" if kind == "response.completed" else "length"
+            usage = event.response.usage
+            if usage is not None:
+                self.input_tokens, self.output_tokens = usage.input_tokens, usage.output_tokens
+        elif kind in ("error", "response.failed"):
+            message = getattr(event, "message", None) or "the response failed"
+            if kind == "response.failed" and event.response.error is not None:
+                message = event.response.error.message
+            raise ProviderError(
+                "openai", "server", f"in-stream error: {message}", partial_text=self.text
+            )
+        return ""
+
+    def finish(self) -> Reply:
+        if not self.complete:
+            raise StreamTruncatedError("openai", self.text)
+        raw = self.response.model_dump(mode="json") if self.response is not None else None
+        return Reply(
+            self.text, self.finish_reason, self.input_tokens, self.output_tokens, None, raw
+        )
+
+
+class OpenAIProvider(Provider):
+    """The ``openai`` provider."""
+
+    name = "openai"
+    default_model = "gpt-4o-mini"
+    parameters = _CHAT_PARAMS
+
+    def parameter_map(self, api_type: str | None) -> ParameterMap:
+        """Parameter names differ between the chat/completions and responses APIs."""
+        return _RESPONSES_PARAMS if api_type == "responses" else _CHAT_PARAMS
+
+    def _base_url(self, spec: ModelSpec) -> str | None:
+        return spec.base_url or env_value("OPENAI_BASE_URL")
+
+    def _api_key(self, spec: ModelSpec) -> str:
+        key = env_value("OPENAI_API_KEY")
+        if key:
+            return key
+        if is_loopback_url(self._base_url(spec)):
+            return LOCAL_SERVER_KEY
+        raise MissingApiKeyError("openai", ["OPENAI_API_KEY"])
+
+    def check_credentials(self, spec: ModelSpec) -> None:
+        self._api_key(spec)
+
+    def _client(self, spec: ModelSpec, is_async: bool) -> Any:
+        key, base_url = self._api_key(spec), self._base_url(spec)
+
+        def make() -> Any:
+            import openai
+
+            cls = openai.AsyncOpenAI if is_async else openai.OpenAI
+            return cls(
+                api_key=key,
+                base_url=base_url,
+                max_retries=provider_max_retries(),
+                timeout=provider_timeout_s(),
+            )
+
+        return self.cached_client((is_async, base_url, fingerprint(key)), make)
+
+    def build_request(
+        self, rendered: Mapping[str, Any], spec: ModelSpec, stream: bool
+    ) -> dict[str, Any]:
+        api = api_type_of(spec, rendered)
+        request: dict[str, Any] = {"model": spec.name, **spec.parameters}
+        if api == "chat-completions":
+            request["messages"] = chat_messages(rendered)
+            request.update(_tools(rendered))
+        elif api == "completions":
+            if rendered.get("type") == "completion":
+                request["prompt"] = prompt_text(rendered)
+            else:
+                request["prompt"] = "\n\n".join(
+                    content_text(m.get("content")) for m in rendered.get("messages", [])
+                )
+        else:
+            request["input"] = _responses_input(rendered)
+            request.update(_tools(rendered))
+        if stream:
+            request["stream"] = True
+            if api != "responses":
+                request["stream_options"] = {"include_usage": True}
+        return request
+
+    def _endpoint(self, client: Any, spec: ModelSpec, request: Mapping[str, Any]) -> Any:
+        if "messages" in request:
+            return client.chat.completions.create
+        if "prompt" in request:
+            return client.completions.create
+        return client.responses.create
+
+    def call(self, request: dict[str, Any], spec: ModelSpec, stream: bool) -> Any:
+        return self._endpoint(self._client(spec, False), spec, request)(**request)
+
+    async def acall(self, request: dict[str, Any], spec: ModelSpec, stream: bool) -> Any:
+        return await self._endpoint(self._client(spec, True), spec, request)(**request)
+
+    def parse(self, response: Any, spec: ModelSpec) -> Reply:
+        raw = response.model_dump(mode="json")
+        if getattr(response, "object", None) == "response":
+            usage = response.usage
+            return Reply(
+                response.output_text,
+                "stop" if response.status == "completed" else response.status,
+                usage.input_tokens if usage else None,
+                usage.output_tokens if usage else None,
+                None,
+                raw,
+            )
+        usage = response.usage
+        choice = response.choices[0] if response.choices else None
+        text, tool_calls, finish = "", None, None
+        if choice is not None:
+            finish = choice.finish_reason
+            message = getattr(choice, "message", None)
+            if message is not None:
+                text = message.content or ""
+                if message.tool_calls:
+                    tool_calls = [tc.model_dump(mode="json") for tc in message.tool_calls]
+            else:
+                text = choice.text or ""
+        return Reply(
+            text,
+            finish,
+            usage.prompt_tokens if usage else None,
+            usage.completion_tokens if usage else None,
+            tool_calls,
+            raw,
+        )
+
+    def stream_state(self, spec: ModelSpec) -> StreamState:
+        if spec.api_type == "responses":
+            return ResponsesStream()
+        return OpenAIStream()
+
+    def classify(self, exc: BaseException) -> ProviderError | None:
+        import openai
+
+        if isinstance(exc, openai.APIStatusError):
+            detail = exc.message
+            body = exc.body
+            if isinstance(body, dict) and isinstance(body.get("message"), str):
+                detail = body["message"]
+            return ProviderError(
+                "openai", category_for_status(exc.status_code), detail, exc.status_code
+            )
+        if isinstance(exc, openai.APITimeoutError):
+            return ProviderError("openai", "timeout", "the request timed out")
+        if isinstance(exc, openai.APIConnectionError):
+            cause = exc.__cause__
+            detail = f"{type(cause).__name__}: {cause}" if cause else str(exc)
+            return ProviderError("openai", "connection", detail)
+        if isinstance(exc, openai.APIError):  # in-band stream error: no HTTP status
+            return ProviderError("openai", "server", f"in-stream error: {exc.message}")
+        category = classify_transport_error(exc)
+        if category:
+            return ProviderError("openai", category, f"{type(exc).__name__}: {exc}")
+        return None
+
+    def pricing_provider_id(self, spec: ModelSpec) -> str | None:
+        # A template pointing at another server (a local model, vLLM) is not billed by
+        # OpenAI. OPENAI_BASE_URL alone is usually a gateway in front of OpenAI: priced.
+        return None if spec.base_url else "openai"

@@ -1,0 +1,133 @@
+"""The run log: one row per run (ok, error or cancelled) in the local SQLite file.
+
+Every run is logged locally, whatever the backend; the DataFrames read this table.
+Secrets never get here: the provider's raw response is stored after :func:`errors.redact`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .errors import redact
+from .store import Database, dumps, open_db, utcnow_iso
+
+STATUSES = ("ok", "error", "cancelled")
+
+
+@dataclass
+class RunRecord:
+    """Everything known about one run. Field names are the ``runs`` table's columns."""
+
+    request_id: str
+    run_key: str
+    prompt_name: str | None
+    prompt_id: int | None
+    prompt_version: int | None
+    release_label: str | None
+    provider: str
+    model: str
+    api_type: str | None
+    parameters: dict[str, Any]
+    input_variables: dict[str, Any]
+    rendered_input: dict[str, Any]
+    started_at: str
+    status: str = "ok"
+    output: str = ""
+    error_category: str | None = None
+    error_message: str | None = None
+    finish_reason: str | None = None
+    tags: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    group_id: int | None = None
+    repeat_index: int = 0
+    ended_at: str | None = None
+    ttft_s: float | None = None
+    latency_s: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+    raw_response: Any = None
+    backend: str = "local"
+    remote_request_id: str | None = None
+    sync_state: str | None = None
+
+
+_JSON_COLUMNS = ("parameters", "input_variables", "rendered_input", "tags", "metadata")
+
+
+def run_key(
+    prompt_name: str | None,
+    prompt_version: int | None,
+    rendered_input: Any,
+    provider: str,
+    model: str,
+    parameters: dict[str, Any],
+    repeat_index: int,
+) -> str:
+    """The run identity shared by the log, the DataFrames and a response cache."""
+    ident = dumps(
+        [prompt_name, prompt_version, rendered_input, provider, model, parameters, repeat_index]
+    )
+    return hashlib.sha256(ident.encode()).hexdigest()[:32]
+
+
+class RunLog:
+    """Writes and reads the ``runs`` table."""
+
+    def __init__(self, db: Database | None = None) -> None:
+        self._db = db
+
+    @property
+    def db(self) -> Database:
+        """The database (opened on first use)."""
+        if self._db is None:
+            self._db = open_db()
+        return self._db
+
+    def record(self, run: RunRecord) -> None:
+        """Insert (or replace) the row for ``run``."""
+        if run.status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}")
+        row = asdict(run)
+        for col in _JSON_COLUMNS:
+            row[col] = dumps(row[col])
+        row["raw_response"] = None if run.raw_response is None else redact(dumps(run.raw_response))
+        if row["error_message"]:
+            row["error_message"] = redact(row["error_message"])
+        row["ended_at"] = row["ended_at"] or utcnow_iso()
+        cols = ", ".join(row)
+        marks = ", ".join(f":{c}" for c in row)
+        with self.db.write() as conn:
+            conn.execute(f"INSERT OR REPLACE INTO runs ({cols}) VALUES ({marks})", row)
+
+    def update(self, request_id: str, **values: Any) -> None:
+        """Set some columns of an existing row (e.g. the sync state of a PromptLayer log)."""
+        for col in _JSON_COLUMNS:
+            if col in values:
+                values[col] = dumps(values[col])
+        sets = ", ".join(f"{c} = :{c}" for c in values)
+        with self.db.write() as conn:
+            conn.execute(
+                f"UPDATE runs SET {sets} WHERE request_id = :_rid", {**values, "_rid": request_id}
+            )
+
+    def get(self, request_id: str) -> dict[str, Any] | None:
+        """One logged run as a dict (JSON columns decoded), or None."""
+        import json
+
+        rows = self.db.query("SELECT * FROM runs WHERE request_id = ?", (request_id,))
+        if not rows:
+            return None
+        out = dict(rows[0])
+        for col in (*_JSON_COLUMNS, "raw_response"):
+            if out.get(col) is not None:
+                out[col] = json.loads(out[col])
+        return out
+
+    def create_group(self) -> int:
+        """A new group id for tying runs together."""
+        with self.db.write() as conn:
+            cur = conn.execute("INSERT INTO run_groups (created_at) VALUES (?)", (utcnow_iso(),))
+            return int(cur.lastrowid or 0)
