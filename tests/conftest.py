@@ -1,0 +1,80 @@
+"""Test-wide setup: the offline safety net, a clean environment per test, fake servers.
+
+The safety net (reference/provider-wire.md §0.7) is applied at import time, before any
+SDK is imported, because google-auth reads NO_GCE_CHECK when it is imported. Any request
+that escapes towards a real host then fails at once with "connection refused".
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+OFFLINE_ENV = {
+    "HTTP_PROXY": "http://127.0.0.1:9",
+    "HTTPS_PROXY": "http://127.0.0.1:9",
+    "ALL_PROXY": "http://127.0.0.1:9",
+    "http_proxy": "http://127.0.0.1:9",
+    "https_proxy": "http://127.0.0.1:9",
+    "all_proxy": "http://127.0.0.1:9",
+    "NO_PROXY": "127.0.0.1,localhost",
+    "no_proxy": "127.0.0.1,localhost",
+    "NO_GCE_CHECK": "true",
+    "GCE_METADATA_HOST": "127.0.0.1:9",
+    "GCE_METADATA_IP": "127.0.0.1:9",
+    "CLOUDSDK_CONFIG": tempfile.mkdtemp(prefix="pl_magic_gcloud_"),
+}
+os.environ.update(OFFLINE_ENV)
+
+# Credentials and endpoints that must never leak in from the machine running the tests.
+_CLEARED_PREFIXES = ("GOOGLE_", "GEMINI_", "VERTEX_AI_", "ANTHROPIC_", "OPENAI_", "PROMPTLAYER_")
+_CLEARED = ("CLOUD_ML_REGION",)
+for _name in list(os.environ):
+    if _name.startswith(_CLEARED_PREFIXES) or _name in _CLEARED or _name.endswith("_API_KEY"):
+        del os.environ[_name]
+
+pytest_plugins = ["tests.fakes.fixtures"]
+
+#: Every secret value a test put in the environment; checked against the SQLite files last.
+SECRETS_SET: list[str] = []
+#: Every PL_MAGIC_HOME a test used.
+HOMES: list[Path] = []
+
+
+def new_secret(prefix: str) -> str:
+    """A unique fake key; remembered so the last test can prove it never reached a file."""
+    value = f"{prefix}{uuid.uuid4().hex}"
+    SECRETS_SET.append(value)
+    return value
+
+
+@pytest.fixture(autouse=True)
+def pl_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh PL_MAGIC_HOME (registry + run log) for every test."""
+    home = tmp_path / "pl_magic_home"
+    monkeypatch.setenv("PL_MAGIC_HOME", str(home))
+    HOMES.append(home)
+    return home
+
+
+@pytest.fixture
+def openai_env(fake_provider, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """OPENAI_API_KEY and OPENAI_BASE_URL pointing at the fake server; yields the key."""
+    key = new_secret("sk-test-")
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_provider.openai_base_url)
+    yield key
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the secrets audit after everything else."""
+    items.sort(key=lambda item: item.get_closest_marker("audit_last") is not None)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "audit_last: runs after every other test")

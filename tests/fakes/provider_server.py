@@ -1,0 +1,1034 @@
+"""Wire-level fake of the OpenAI, Anthropic and Gemini HTTP APIs (Vertex included) for tests.
+
+The real SDKs talk to it over HTTP on 127.0.0.1, so tests exercise the SDKs' own request
+building, SSE parsing, error mapping and retries, which in-process mocks cannot do (the SDKs use
+``httpx2``, which ``respx`` and friends do not intercept). Shapes follow the provider-wire
+reference notes (§3-§4): every body is the full form that the SDKs' stream accumulators need,
+not the minimal one the raw parsers accept.
+
+Routes (one catch-all, dispatched on the path suffix so any API-version prefix works), with
+the ``Recorded.kind`` each gets and what decides streaming:
+
+* ``POST …/chat/completions`` → ``openai.chat``; ``…/completions`` → ``openai.completions``;
+  ``…/responses`` → ``openai.responses``; ``…/v1/messages`` → ``anthropic.messages``.
+  These stream when the body says ``"stream": true``: the SDKs send
+  ``Accept: application/json`` even when streaming, so Accept is never consulted.
+* ``POST …/publishers/anthropic/models/{m}:rawPredict`` / ``:streamRawPredict`` →
+  ``anthropic.vertex`` (model from the path; the body has none).
+* ``POST /v1[beta]/models/{m}:generateContent`` / ``:streamGenerateContent`` → ``gemini``;
+  the same under ``/v1beta1/…/publishers/google/models/{m}`` → ``vertex.gemini``.
+* ``POST /token`` → ``token``: the OAuth endpoint a fake service account points at.
+* anything else → ``unknown``, answered 404.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import re
+import socket
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, replace
+from types import TracebackType
+from typing import Any, Self
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+__all__ = [
+    "FAULTS",
+    "KINDS",
+    "PROVIDER_KINDS",
+    "FakeProviderServer",
+    "Recorded",
+]
+
+#: Fault names. Selected by ``fail_next()`` or by a model name that contains one of them.
+FAULTS: tuple[str, ...] = (
+    "err-401",
+    "err-403",
+    "err-404",
+    "err-429",
+    "flaky-429",
+    "err-500",
+    "flaky-500",
+    "err-503",
+    "err-529",
+    "cut",
+    "eof",
+    "sse-error",
+)
+
+#: Request kinds that are provider calls (faults and credentials checks apply to these).
+PROVIDER_KINDS: tuple[str, ...] = (
+    "openai.chat",
+    "openai.completions",
+    "openai.responses",
+    "anthropic.messages",
+    "anthropic.vertex",
+    "gemini",
+    "vertex.gemini",
+)
+
+#: Every value ``Recorded.kind`` can take.
+KINDS: tuple[str, ...] = (*PROVIDER_KINDS, "token", "unknown")
+
+#: HTTP status answered by each status fault. ``flaky-*`` answer it once per model name.
+_STATUS_FAULTS: dict[str, int] = {
+    "err-401": 401,
+    "err-403": 403,
+    "err-404": 404,
+    "err-429": 429,
+    "flaky-429": 429,
+    "err-500": 500,
+    "flaky-500": 500,
+    "err-503": 503,
+    "err-529": 529,
+}
+
+_DEFAULT_CHUNK_SIZE = 4
+_HOLD_TIMEOUT_S = 10.0
+_HOLD_POLL_S = 0.005
+_START_TIMEOUT_S = 10.0
+_CREATED = 1_700_000_000
+
+# Short retry hints on every retryable error: openai and anthropic honour ``retry-after-ms``
+# before their 0.5 s·2ⁿ backoff, so retry tests take milliseconds instead of seconds.
+# ``retry-after: 0`` is there for clients that only read the seconds header.
+_RETRY_HEADERS = {"retry-after-ms": "10", "retry-after": "0"}
+
+_ANTHROPIC_VERTEX_RE = re.compile(
+    r"/publishers/anthropic/models/([^/:]+):(rawPredict|streamRawPredict)$"
+)
+_GEMINI_RE = re.compile(r"/models/([^/:]+):(generateContent|streamGenerateContent)$")
+
+
+class _AbortConnectionError(Exception):
+    """Raised inside a response body generator so uvicorn drops the connection mid-body."""
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """One request as the fake server received it."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]  # lower-case names
+    body: Any  # parsed JSON, or None when the body is empty or not JSON (e.g. the token form)
+    raw: bytes
+    kind: str  # one of KINDS
+    model: str  # from the body or the URL path; "" when the request has none
+    stream: bool
+    received_at: float  # time.monotonic() on arrival, for measuring gaps between retries
+
+    @property
+    def retry_count(self) -> int | None:
+        """The SDK's ``x-stainless-retry-count`` (openai/anthropic only; genai sends none)."""
+        value = self.headers.get("x-stainless-retry-count")
+        return None if value is None else int(value)
+
+
+@dataclass(frozen=True)
+class _Route:
+    kind: str
+    model: str
+    stream: bool
+
+
+@dataclass
+class _Reply:
+    """Everything a dialect needs to render one answer."""
+
+    id: str
+    model: str
+    text: str
+    input_tokens: int
+    include_usage: bool  # OpenAI streams only: the ``stream_options.include_usage`` flag
+    seq: Iterator[int]  # Responses API ``sequence_number`` source
+
+    @property
+    def output_tokens(self) -> int:
+        return _count_words([self.text])
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Knob values captured when a request arrives, so a test changing them mid-stream is safe."""
+
+    fault: str | None
+    reply_text: str | None
+    chunk_size: int
+    stream_chunks: tuple[str, ...] | None
+    delay_s: float
+    chunk_delay_s: float
+    hold: threading.Event | None
+
+    def chunks(self, last_user: str) -> list[str]:
+        """The reply as text deltas; never empty, so even an empty reply has a final delta."""
+        if self.stream_chunks is not None:
+            chunks = list(self.stream_chunks)
+        else:
+            text = self.reply_text if self.reply_text is not None else "echo: " + last_user
+            chunks = [text[i : i + self.chunk_size] for i in range(0, len(text), self.chunk_size)]
+        return chunks or [""]
+
+
+def _first_half(chunks: list[str]) -> list[str]:
+    """What faulty streams send before failing: about half the deltas, at least one."""
+    return chunks[: max(1, len(chunks) // 2)]
+
+
+def _count_words(texts: list[str]) -> int:
+    """Fake token count: whitespace-separated words, at least 1 (real APIs never report 0)."""
+    return max(1, sum(len(t.split()) for t in texts))
+
+
+def _json(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def _sse_data(obj: Any) -> bytes:
+    # The space after "data:" is mandatory for genai (``data:{`` raises UnknownApiResponseError).
+    return b"data: " + _json(obj) + b"\n\n"
+
+
+def _sse_event(name: str, obj: Any) -> bytes:
+    return f"event: {name}\n".encode() + _sse_data(obj)
+
+
+def _text_of(content: Any, part_types: tuple[str, ...]) -> str:
+    """Text of a message ``content`` that is either a string or a list of typed parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(
+            part["text"]
+            for part in content
+            if isinstance(part, dict)
+            and part.get("type", part_types[0]) in part_types
+            and isinstance(part.get("text"), str)
+        )
+    return ""
+
+
+def _last_user_and_all(messages: list[tuple[str, str]]) -> tuple[str, list[str]]:
+    """From (role, text) pairs: the last user text and all texts."""
+    user_texts = [text for role, text in messages if role == "user"]
+    return (user_texts[-1] if user_texts else ""), [text for _, text in messages]
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+# ---------------------------------------------------------------------------------------------
+# Dialects: one per wire format. Each renders the same reply in its provider's native shapes.
+# ---------------------------------------------------------------------------------------------
+
+
+class _Dialect(ABC):
+    """A provider wire format: request text extraction, bodies, SSE frames and error bodies."""
+
+    id_prefix: str
+
+    @abstractmethod
+    def texts(self, body: dict[str, Any]) -> tuple[str, list[str]]:
+        """Return the last user text and every message text of a request body."""
+
+    @abstractmethod
+    def complete(self, r: _Reply, finished: bool) -> dict[str, Any]:
+        """Non-stream body; ``finished=False`` omits the terminal marker (``eof`` fault)."""
+
+    @abstractmethod
+    def stream_start(self, r: _Reply) -> list[bytes]:
+        """Frames sent before the first text delta."""
+
+    @abstractmethod
+    def stream_delta(self, r: _Reply, text: str, last: bool) -> bytes:
+        """Frame carrying one text delta; ``last`` marks the final one of a complete stream."""
+
+    @abstractmethod
+    def stream_end(self, r: _Reply) -> list[bytes]:
+        """Terminal frames after the final text delta."""
+
+    @abstractmethod
+    def stream_error(self, r: _Reply) -> bytes:
+        """In-band error frame (``sse-error`` fault)."""
+
+    @abstractmethod
+    def error(self, status: int, message: str) -> dict[str, Any]:
+        """Native error body for an HTTP error status."""
+
+
+# (OpenAI type, OpenAI code, Anthropic error type, Google status) per HTTP status.
+_ERROR_TABLE: dict[int, tuple[str, str | None, str, str]] = {
+    400: ("invalid_request_error", None, "invalid_request_error", "INVALID_ARGUMENT"),
+    401: ("invalid_request_error", "invalid_api_key", "authentication_error", "UNAUTHENTICATED"),
+    403: ("invalid_request_error", "permission_denied", "permission_error", "PERMISSION_DENIED"),
+    404: ("invalid_request_error", "model_not_found", "not_found_error", "NOT_FOUND"),
+    429: ("requests", "rate_limit_exceeded", "rate_limit_error", "RESOURCE_EXHAUSTED"),
+    500: ("server_error", None, "api_error", "INTERNAL"),
+    503: ("server_error", None, "api_error", "UNAVAILABLE"),
+    529: ("server_error", None, "overloaded_error", "UNAVAILABLE"),
+}
+
+
+def _openai_error(status: int, message: str) -> dict[str, Any]:
+    err_type, code, _, _ = _ERROR_TABLE[status]
+    return {"error": {"message": message, "type": err_type, "param": None, "code": code}}
+
+
+class _ChatDialect(_Dialect):
+    """OpenAI ``/chat/completions``."""
+
+    id_prefix = "chatcmpl-fake-"
+    chunk_object = "chat.completion.chunk"
+
+    def texts(self, body: dict[str, Any]) -> tuple[str, list[str]]:
+        return _last_user_and_all(
+            [
+                (m.get("role", ""), _text_of(m.get("content"), ("text",)))
+                for m in _as_list(body.get("messages"))
+                if isinstance(m, dict)
+            ]
+        )
+
+    def _usage(self, r: _Reply) -> dict[str, int]:
+        return {
+            "prompt_tokens": r.input_tokens,
+            "completion_tokens": r.output_tokens,
+            "total_tokens": r.total_tokens,
+        }
+
+    def _envelope(self, r: _Reply, obj: str, choices: list[Any]) -> dict[str, Any]:
+        return {
+            "id": r.id,
+            "object": obj,
+            "created": _CREATED,
+            "model": r.model,
+            "choices": choices,
+        }
+
+    def complete(self, r: _Reply, finished: bool) -> dict[str, Any]:
+        choice = {
+            "index": 0,
+            "message": {"role": "assistant", "content": r.text, "refusal": None},
+            "logprobs": None,
+            "finish_reason": "stop" if finished else None,
+        }
+        return {**self._envelope(r, "chat.completion", [choice]), "usage": self._usage(r)}
+
+    def _chunk(self, r: _Reply, delta: dict[str, Any], finish: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish}
+        return _sse_data(self._envelope(r, self.chunk_object, [choice]))
+
+    def stream_start(self, r: _Reply) -> list[bytes]:
+        return [self._chunk(r, {"role": "assistant", "content": ""})]
+
+    def stream_delta(self, r: _Reply, text: str, last: bool) -> bytes:
+        return self._chunk(r, {"content": text})
+
+    def stream_end(self, r: _Reply) -> list[bytes]:
+        frames = [self._chunk(r, {}, "stop")]
+        if r.include_usage:
+            # Sent only on request, like the real API; its empty ``choices`` trips naive clients.
+            frames.append(
+                _sse_data({**self._envelope(r, self.chunk_object, []), "usage": self._usage(r)})
+            )
+        frames.append(b"data: [DONE]\n\n")
+        return frames
+
+    def stream_error(self, r: _Reply) -> bytes:
+        return _sse_data(self.error(500, "The server had an error while processing your request."))
+
+    def error(self, status: int, message: str) -> dict[str, Any]:
+        return _openai_error(status, message)
+
+
+class _CompletionsDialect(_ChatDialect):
+    """OpenAI legacy ``/completions`` (same envelope and errors as chat, text choices)."""
+
+    id_prefix = "cmpl-fake-"
+    chunk_object = "text_completion"
+
+    def texts(self, body: dict[str, Any]) -> tuple[str, list[str]]:
+        prompt = body.get("prompt")
+        prompts = (
+            [prompt]
+            if isinstance(prompt, str)
+            else [p for p in _as_list(prompt) if isinstance(p, str)]
+        )
+        return (prompts[-1] if prompts else ""), prompts
+
+    def _choice(self, text: str, finish: str | None) -> dict[str, Any]:
+        return {"text": text, "index": 0, "logprobs": None, "finish_reason": finish}
+
+    def complete(self, r: _Reply, finished: bool) -> dict[str, Any]:
+        choice = self._choice(r.text, "stop" if finished else None)
+        return {**self._envelope(r, "text_completion", [choice]), "usage": self._usage(r)}
+
+    def stream_start(self, r: _Reply) -> list[bytes]:
+        return []  # the legacy API has no role-only first chunk
+
+    def stream_delta(self, r: _Reply, text: str, last: bool) -> bytes:
+        return _sse_data(self._envelope(r, self.chunk_object, [self._choice(text, None)]))
+
+    def stream_end(self, r: _Reply) -> list[bytes]:
+        frames = [_sse_data(self._envelope(r, self.chunk_object, [self._choice("", "stop")]))]
+        if r.include_usage:
+            frames.append(
+                _sse_data({**self._envelope(r, self.chunk_object, []), "usage": self._usage(r)})
+            )
+        frames.append(b"data: [DONE]\n\n")
+        return frames
+
+
+class _ResponsesDialect(_Dialect):
+    """OpenAI Responses API: typed events with sequence numbers, no ``[DONE]``."""
+
+    id_prefix = "resp_fake_"
+
+    def texts(self, body: dict[str, Any]) -> tuple[str, list[str]]:
+        given = body.get("input")
+        items = [{"role": "user", "content": given}] if isinstance(given, str) else _as_list(given)
+        messages = [
+            (
+                item.get("role", ""),
+                _text_of(item.get("content"), ("input_text", "output_text", "text")),
+            )
+            for item in items
+            if isinstance(item, dict)
+        ]
+        last_user, texts = _last_user_and_all(messages)
+        instructions = body.get("instructions")
+        return last_user, texts + ([instructions] if isinstance(instructions, str) else [])
+
+    def _item_id(self, r: _Reply) -> str:
+        return "msg_" + r.id.removeprefix(self.id_prefix)
+
+    def _part(self, text: str) -> dict[str, Any]:
+        return {"type": "output_text", "text": text, "annotations": []}
+
+    def _item(self, r: _Reply, status: str, content: list[Any]) -> dict[str, Any]:
+        return {
+            "type": "message",
+            "id": self._item_id(r),
+            "status": status,
+            "role": "assistant",
+            "content": content,
+        }
+
+    def _response(self, r: _Reply, status: str, output: list[Any], usage: bool) -> dict[str, Any]:
+        return {
+            "id": r.id,
+            "object": "response",
+            "created_at": _CREATED,
+            "model": r.model,
+            "status": status,
+            "output": output,
+            "usage": {
+                "input_tokens": r.input_tokens,
+                "output_tokens": r.output_tokens,
+                "total_tokens": r.total_tokens,
+                "input_tokens_details": {"cached_tokens": 0},
+                "output_tokens_details": {"reasoning_tokens": 0},
+            }
+            if usage
+            else None,
+            "parallel_tool_calls": True,
+            "tool_choice": "auto",
+            "tools": [],
+        }
+
+    def complete(self, r: _Reply, finished: bool) -> dict[str, Any]:
+        status = "completed" if finished else "incomplete"
+        return self._response(r, status, [self._item(r, status, [self._part(r.text)])], usage=True)
+
+    def _event(self, r: _Reply, event_type: str, **fields: Any) -> bytes:
+        return _sse_event(
+            event_type, {"type": event_type, "sequence_number": next(r.seq), **fields}
+        )
+
+    def _text_ref(self, r: _Reply) -> dict[str, Any]:
+        return {"item_id": self._item_id(r), "output_index": 0, "content_index": 0}
+
+    def stream_start(self, r: _Reply) -> list[bytes]:
+        pending = self._response(r, "in_progress", [], usage=False)
+        return [
+            self._event(r, "response.created", response=pending),
+            self._event(r, "response.in_progress", response=pending),
+            self._event(
+                r,
+                "response.output_item.added",
+                output_index=0,
+                item=self._item(r, "in_progress", []),
+            ),
+            self._event(r, "response.content_part.added", **self._text_ref(r), part=self._part("")),
+        ]
+
+    def stream_delta(self, r: _Reply, text: str, last: bool) -> bytes:
+        return self._event(
+            r, "response.output_text.delta", **self._text_ref(r), delta=text, logprobs=[]
+        )
+
+    def stream_end(self, r: _Reply) -> list[bytes]:
+        return [
+            self._event(
+                r, "response.output_text.done", **self._text_ref(r), text=r.text, logprobs=[]
+            ),
+            self._event(
+                r, "response.content_part.done", **self._text_ref(r), part=self._part(r.text)
+            ),
+            self._event(
+                r,
+                "response.output_item.done",
+                output_index=0,
+                item=self._item(r, "completed", [self._part(r.text)]),
+            ),
+            self._event(r, "response.completed", response=self.complete(r, finished=True)),
+        ]
+
+    def stream_error(self, r: _Reply) -> bytes:
+        return self._event(
+            r, "error", code="server_error", message="The server had an error.", param=None
+        )
+
+    def error(self, status: int, message: str) -> dict[str, Any]:
+        return _openai_error(status, message)
+
+
+class _AnthropicDialect(_Dialect):
+    """Anthropic Messages API; also the body format of Vertex ``:rawPredict``."""
+
+    id_prefix = "msg_fake_"
+
+    def texts(self, body: dict[str, Any]) -> tuple[str, list[str]]:
+        last_user, texts = _last_user_and_all(
+            [
+                (m.get("role", ""), _text_of(m.get("content"), ("text",)))
+                for m in _as_list(body.get("messages"))
+                if isinstance(m, dict)
+            ]
+        )
+        system = _text_of(body.get("system"), ("text",))
+        return last_user, texts + ([system] if system else [])
+
+    def _message(
+        self, r: _Reply, content: list[Any], stop: str | None, output_tokens: int
+    ) -> dict[str, Any]:
+        return {
+            "id": r.id,
+            "type": "message",
+            "role": "assistant",
+            "model": r.model,
+            "content": content,
+            "stop_reason": stop,
+            "stop_sequence": None,
+            "usage": {"input_tokens": r.input_tokens, "output_tokens": output_tokens},
+        }
+
+    def complete(self, r: _Reply, finished: bool) -> dict[str, Any]:
+        content = [{"type": "text", "text": r.text}]
+        return self._message(r, content, "end_turn" if finished else None, r.output_tokens)
+
+    def stream_start(self, r: _Reply) -> list[bytes]:
+        # The accumulator needs usage in message_start and content_block_start before deltas.
+        return [
+            _sse_event(
+                "message_start", {"type": "message_start", "message": self._message(r, [], None, 1)}
+            ),
+            _sse_event(
+                "content_block_start",
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {"type": "text", "text": ""},
+                },
+            ),
+            _sse_event("ping", {"type": "ping"}),
+        ]
+
+    def stream_delta(self, r: _Reply, text: str, last: bool) -> bytes:
+        delta = {
+            "type": "content_block_delta",
+            "index": 0,
+            "delta": {"type": "text_delta", "text": text},
+        }
+        return _sse_event("content_block_delta", delta)
+
+    def stream_end(self, r: _Reply) -> list[bytes]:
+        message_delta = {
+            "type": "message_delta",
+            "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+            "usage": {"output_tokens": r.output_tokens},
+        }
+        return [
+            _sse_event("content_block_stop", {"type": "content_block_stop", "index": 0}),
+            _sse_event("message_delta", message_delta),
+            _sse_event("message_stop", {"type": "message_stop"}),
+        ]
+
+    def stream_error(self, r: _Reply) -> bytes:
+        return _sse_event(
+            "error",
+            {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}},
+        )
+
+    def error(self, status: int, message: str) -> dict[str, Any]:
+        _, _, err_type, _ = _ERROR_TABLE[status]
+        return {"type": "error", "error": {"type": err_type, "message": message}}
+
+
+class _GeminiDialect(_Dialect):
+    """Gemini ``generateContent`` (Gemini API and Vertex share the bodies)."""
+
+    id_prefix = "fake-resp-"
+
+    def texts(self, body: dict[str, Any]) -> tuple[str, list[str]]:
+        last_user, texts = _last_user_and_all(
+            [
+                # genai always sends a role, but the API defaults a missing one to "user".
+                (c.get("role") or "user", _text_of(c.get("parts"), ("text",)))
+                for c in _as_list(body.get("contents"))
+                if isinstance(c, dict)
+            ]
+        )
+        system = body.get("systemInstruction")
+        system_text = _text_of(system.get("parts"), ("text",)) if isinstance(system, dict) else ""
+        return last_user, texts + ([system_text] if system_text else [])
+
+    def _response(self, r: _Reply, text: str, finished: bool, usage: bool) -> dict[str, Any]:
+        candidate: dict[str, Any] = {
+            "content": {"role": "model", "parts": [{"text": text}]},
+            "index": 0,
+        }
+        if finished:
+            candidate["finishReason"] = "STOP"
+        body: dict[str, Any] = {
+            "candidates": [candidate],
+            "modelVersion": r.model,
+            "responseId": r.id,
+        }
+        if usage:
+            body["usageMetadata"] = {
+                "promptTokenCount": r.input_tokens,
+                "candidatesTokenCount": r.output_tokens,
+                "totalTokenCount": r.total_tokens,
+            }
+        return body
+
+    def complete(self, r: _Reply, finished: bool) -> dict[str, Any]:
+        return self._response(r, r.text, finished, usage=True)
+
+    def stream_start(self, r: _Reply) -> list[bytes]:
+        return []
+
+    def stream_delta(self, r: _Reply, text: str, last: bool) -> bytes:
+        # Gemini has no separate terminal event: the last chunk carries finishReason and usage.
+        return _sse_data(self._response(r, text, finished=last, usage=last))
+
+    def stream_end(self, r: _Reply) -> list[bytes]:
+        return []
+
+    def stream_error(self, r: _Reply) -> bytes:
+        return _sse_data(self.error(500, "Internal error encountered."))
+
+    def error(self, status: int, message: str) -> dict[str, Any]:
+        _, _, _, google_status = _ERROR_TABLE[status]
+        return {"error": {"code": status, "message": message, "status": google_status}}
+
+
+_DIALECTS: dict[str, _Dialect] = {
+    "openai.chat": _ChatDialect(),
+    "openai.completions": _CompletionsDialect(),
+    "openai.responses": _ResponsesDialect(),
+    "anthropic.messages": _AnthropicDialect(),
+    "anthropic.vertex": _AnthropicDialect(),
+    "gemini": _GeminiDialect(),
+    "vertex.gemini": _GeminiDialect(),
+}
+
+# Credential headers each kind accepts ("authorization" means a non-empty ``Bearer`` token).
+# anthropic 2.x sends ``Authorization: Bearer``, older SDKs ``x-api-key``; Vertex express mode
+# sends ``x-goog-api-key`` where Vertex proper sends an OAuth bearer token.
+_CREDENTIALS: dict[str, tuple[str, ...]] = {
+    "openai.chat": ("authorization",),
+    "openai.completions": ("authorization",),
+    "openai.responses": ("authorization",),
+    "anthropic.messages": ("authorization", "x-api-key"),
+    "anthropic.vertex": ("authorization",),
+    "gemini": ("x-goog-api-key", "authorization"),
+    "vertex.gemini": ("authorization", "x-goog-api-key"),
+}
+
+
+def _has_credentials(kind: str, headers: dict[str, str]) -> bool:
+    for name in _CREDENTIALS[kind]:
+        value = headers.get(name, "")
+        if name == "authorization" and value.startswith("Bearer ") and value[7:].strip():
+            return True
+        if name != "authorization" and value:
+            return True
+    return False
+
+
+def _classify(method: str, path: str, body: Any) -> _Route:
+    """Map a request to its kind, model and stream flag (``unknown`` when nothing matches)."""
+    model = str(body.get("model", "")) if isinstance(body, dict) else ""
+    body_stream = isinstance(body, dict) and body.get("stream") is True
+    if method == "POST":
+        if match := _ANTHROPIC_VERTEX_RE.search(path):
+            return _Route("anthropic.vertex", match[1], match[2] == "streamRawPredict")
+        if match := _GEMINI_RE.search(path):
+            kind = "vertex.gemini" if "/publishers/google/" in path else "gemini"
+            return _Route(kind, match[1], match[2] == "streamGenerateContent")
+        for suffix, kind in (
+            ("/chat/completions", "openai.chat"),
+            ("/completions", "openai.completions"),
+            ("/responses", "openai.responses"),
+            ("/v1/messages", "anthropic.messages"),
+        ):
+            if path.endswith(suffix):
+                return _Route(kind, model, body_stream)
+        if path == "/token":
+            return _Route("token", "", False)
+    return _Route("unknown", model, False)
+
+
+class FakeProviderServer:
+    """Fake OpenAI/Anthropic/Gemini/Vertex server on 127.0.0.1, run by uvicorn in a daemon thread.
+
+    Behaviour knobs (plain attributes, read when a request arrives; ``reset()`` restores them):
+
+    * ``reply_text``: reply for every following request; ``None`` echoes
+      ``"echo: " + <last user message text>``.
+    * ``chunk_size``: characters per streamed text delta (default 4).
+    * ``stream_chunks``: exact list of text deltas; their concatenation is then the reply
+      text of streamed *and* non-streamed requests.
+    * ``delay_s``: sleep before answering each provider request (not ``/token``).
+    * ``chunk_delay_s``: sleep between streamed text deltas.
+    * ``hold_before_last``: a ``threading.Event``; complete streams stop before their final
+      text delta until it is set (10 s at most). ``final_sent_count`` counts streams whose
+      final delta went out, so a test can prove the client saw chunks before the end.
+
+    Faults (see ``FAULTS``), from ``fail_next()`` first, else from the model name containing a
+    fault name (``"gpt-x-err-401"``, ``"flaky-429-model"``):
+
+    * ``err-NNN``: that status with the provider's native error body, every time.
+    * ``flaky-429`` / ``flaky-500``: that status once per model name since ``reset()``.
+    * ``cut``: about half the text deltas, then the connection is dropped (non-stream: half
+      the JSON body, then dropped).
+    * ``eof``: about half the text deltas, then a clean end with no terminal event
+      (non-stream: a well-formed body with half the text and no finish/stop reason).
+    * ``sse-error``: some text deltas, then the provider's in-band error event
+      (non-stream: a native 500).
+
+    429 and 5xx answers carry ``retry-after-ms: 10`` and ``retry-after: 0``; Anthropic errors
+    carry a ``request-id`` header. A provider request without credentials gets a native 401.
+    """
+
+    def __init__(self) -> None:
+        self.requests: list[Recorded] = []
+        self.final_sent_count = 0
+        self._lock = threading.Lock()
+        self._fault_queue: deque[str] = deque()
+        self._flaky_seen: set[str] = set()
+        self._ids = itertools.count(1)
+        self._port: int | None = None
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._app = Starlette(routes=[Route("/{path:path}", self._handle, methods=["GET", "POST"])])
+        self._set_default_knobs()
+
+    def _set_default_knobs(self) -> None:
+        self.reply_text: str | None = None
+        self.chunk_size: int = _DEFAULT_CHUNK_SIZE
+        self.stream_chunks: list[str] | None = None
+        self.delay_s: float = 0.0
+        self.chunk_delay_s: float = 0.0
+        self.hold_before_last: threading.Event | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> Self:
+        """Bind 127.0.0.1 on a free port and serve in a daemon thread; return once listening."""
+        if self._thread is not None:
+            raise RuntimeError("FakeProviderServer already started")
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        self._port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            self._app,
+            lifespan="off",
+            log_level="critical",
+            # Held or slow streams must not keep stop() waiting for long.
+            timeout_graceful_shutdown=1,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run,
+            kwargs={"sockets": [sock]},
+            name=f"fake-provider-{self._port}",
+            daemon=True,
+        )
+        self._thread.start()
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("FakeProviderServer failed to start")
+            time.sleep(0.005)
+        return self
+
+    def stop(self) -> None:
+        """Ask uvicorn to exit and wait for its thread (no-op when not started)."""
+        if self._server is None or self._thread is None:
+            return
+        self._server.should_exit = True
+        self._thread.join(timeout=5)
+        self._server = None
+        self._thread = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- URLs ----------------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT``."""
+        if self._port is None:
+            raise RuntimeError("FakeProviderServer not started")
+        return f"http://127.0.0.1:{self._port}"
+
+    @property
+    def openai_base_url(self) -> str:
+        """For ``openai.OpenAI(base_url=...)``, which expects the ``/v1`` prefix."""
+        return self.url + "/v1"
+
+    @property
+    def anthropic_base_url(self) -> str:
+        """For ``anthropic.Anthropic(base_url=...)``; the SDK adds ``/v1`` itself."""
+        return self.url
+
+    @property
+    def anthropic_vertex_base_url(self) -> str:
+        """For ``anthropic.AnthropicVertex(base_url=...)``, which expects ``/v1``."""
+        return self.url + "/v1"
+
+    @property
+    def gemini_base_url(self) -> str:
+        """For ``genai.Client(http_options={"base_url": ...})``; host only."""
+        return self.url
+
+    @property
+    def vertex_base_url(self) -> str:
+        """For ``genai.Client(vertexai=True, http_options={"base_url": ...})``; host only."""
+        return self.url
+
+    @property
+    def token_uri(self) -> str:
+        """OAuth token endpoint to put in a fake service-account JSON."""
+        return self.url + "/token"
+
+    # -- test controls -------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Clear the request log, fault queue, flaky memory and counters; restore the knobs."""
+        with self._lock:
+            self.requests.clear()
+            self._fault_queue.clear()
+            self._flaky_seen.clear()
+            self.final_sent_count = 0
+        self._set_default_knobs()
+
+    def fail_next(self, fault: str, times: int = 1) -> None:
+        """Give the next ``times`` provider requests ``fault`` (queued faults win over model names).
+
+        A queued ``flaky-*`` behaves like its ``err-*`` twin: each queue entry is used once.
+        """
+        if fault not in FAULTS:
+            raise ValueError(f"unknown fault {fault!r}; expected one of {FAULTS}")
+        with self._lock:
+            self._fault_queue.extend([fault] * times)
+
+    def requests_for(self, kind: str) -> list[Recorded]:
+        """Recorded requests of one kind, oldest first."""
+        if kind not in KINDS:
+            raise ValueError(f"unknown kind {kind!r}; expected one of {KINDS}")
+        with self._lock:
+            return [r for r in self.requests if r.kind == kind]
+
+    # -- request handling ----------------------------------------------------------------------
+
+    def _record(self, request: Request, raw: bytes, body: Any, route: _Route) -> Recorded:
+        rec = Recorded(
+            method=request.method,
+            path=request.url.path,
+            query=dict(request.query_params),
+            headers=dict(request.headers.items()),  # Starlette lower-cases the names
+            body=body,
+            raw=raw,
+            kind=route.kind,
+            model=route.model,
+            stream=route.stream,
+            received_at=time.monotonic(),
+        )
+        with self._lock:
+            self.requests.append(rec)
+        return rec
+
+    def _plan(self, model: str) -> _Plan:
+        with self._lock:
+            fault = self._fault_queue.popleft() if self._fault_queue else None
+            if fault is None:
+                fault = next((name for name in FAULTS if name in model), None)
+                if fault is not None and fault.startswith("flaky-"):
+                    if model in self._flaky_seen:
+                        fault = None
+                    else:
+                        self._flaky_seen.add(model)
+        return _Plan(
+            fault=fault,
+            reply_text=self.reply_text,
+            chunk_size=max(1, self.chunk_size),
+            stream_chunks=None if self.stream_chunks is None else tuple(self.stream_chunks),
+            delay_s=self.delay_s,
+            chunk_delay_s=self.chunk_delay_s,
+            hold=self.hold_before_last,
+        )
+
+    async def _handle(self, request: Request) -> Response:
+        raw = await request.body()
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        route = _classify(request.method, request.url.path, body)
+        rec = self._record(request, raw, body, route)
+        if route.kind == "token":
+            return JSONResponse(
+                {"access_token": "ya29.fake", "expires_in": 3600, "token_type": "Bearer"}
+            )
+        if route.kind == "unknown":
+            return JSONResponse(
+                {
+                    "error": {
+                        "code": 404,
+                        "message": f"fake provider: no route for {request.method} {rec.path}",
+                    }
+                },
+                status_code=404,
+            )
+        return await self._provider(route, rec)
+
+    def _error(self, kind: str, status: int, message: str) -> JSONResponse:
+        body = _DIALECTS[kind].error(status, message)
+        headers = dict(_RETRY_HEADERS) if status == 429 or status >= 500 else {}
+        if kind.startswith("anthropic."):
+            request_id = f"req_fake_{next(self._ids)}"
+            body["request_id"] = request_id
+            headers["request-id"] = request_id
+        return JSONResponse(body, status_code=status, headers=headers)
+
+    async def _provider(self, route: _Route, rec: Recorded) -> Response:
+        plan = self._plan(route.model)
+        if plan.delay_s:
+            await asyncio.sleep(plan.delay_s)
+        if not _has_credentials(route.kind, rec.headers):
+            return self._error(route.kind, 401, "Missing credentials.")
+        if not isinstance(rec.body, dict):
+            return self._error(route.kind, 400, "Request body must be a JSON object.")
+        status = _STATUS_FAULTS.get(plan.fault or "")
+        if status is not None:
+            return self._error(
+                route.kind, status, f"Fake provider fault {plan.fault} for model {route.model!r}."
+            )
+        if plan.fault == "sse-error" and not route.stream:
+            return self._error(route.kind, 500, "Fake provider fault sse-error (non-stream).")
+
+        dialect = _DIALECTS[route.kind]
+        last_user, all_texts = dialect.texts(rec.body)
+        chunks = plan.chunks(last_user)
+        stream_options = rec.body.get("stream_options")
+        reply = _Reply(
+            id=f"{dialect.id_prefix}{next(self._ids)}",
+            model=route.model,
+            text="".join(chunks),
+            input_tokens=_count_words(all_texts),
+            include_usage=isinstance(stream_options, dict)
+            and stream_options.get("include_usage") is True,
+            seq=itertools.count(),
+        )
+
+        if route.stream:
+            return StreamingResponse(
+                self._stream(dialect, reply, chunks, plan), media_type="text/event-stream"
+            )
+        if plan.fault == "cut":
+            return StreamingResponse(
+                _cut_body(_json(dialect.complete(reply, True))), media_type="application/json"
+            )
+        if plan.fault == "eof":
+            truncated = replace(reply, text="".join(_first_half(chunks)))
+            return JSONResponse(dialect.complete(truncated, finished=False))
+        return JSONResponse(dialect.complete(reply, finished=True))
+
+    async def _stream(
+        self, dialect: _Dialect, r: _Reply, chunks: list[str], plan: _Plan
+    ) -> AsyncIterator[bytes]:
+        for frame in dialect.stream_start(r):
+            yield frame
+        faulty = plan.fault in ("cut", "eof", "sse-error")
+        sent = _first_half(chunks) if faulty else chunks
+        for i, text in enumerate(sent):
+            last = not faulty and i == len(sent) - 1
+            if i and plan.chunk_delay_s:
+                await asyncio.sleep(plan.chunk_delay_s)
+            if last and plan.hold is not None:
+                await _wait_for(plan.hold)
+            yield dialect.stream_delta(r, text, last)
+        if plan.fault == "cut":
+            raise _AbortConnectionError("fault 'cut': dropping the connection mid-stream")
+        if plan.fault == "sse-error":
+            yield dialect.stream_error(r)
+        if faulty:
+            return
+        with self._lock:
+            self.final_sent_count += 1
+        for frame in dialect.stream_end(r):
+            yield frame
+
+
+async def _wait_for(gate: threading.Event) -> None:
+    """Poll a thread event without blocking the event loop (other requests keep being served)."""
+    deadline = time.monotonic() + _HOLD_TIMEOUT_S
+    while not gate.is_set() and time.monotonic() < deadline:
+        await asyncio.sleep(_HOLD_POLL_S)
+
+
+async def _cut_body(payload: bytes) -> AsyncIterator[bytes]:
+    """First half of a body, then an abort: uvicorn closes the socket mid chunked transfer."""
+    yield payload[: len(payload) // 2]
+    raise _AbortConnectionError("fault 'cut': dropping the connection mid-body")

@@ -1,0 +1,140 @@
+"""Each typed error of pl_magic.errors, provoked for real; every message is one line."""
+
+from __future__ import annotations
+
+import pytest
+
+import pl_magic
+from pl_magic import errors
+from pl_magic.registry.local import LocalRegistry
+from tests.helpers import chat, model, publish, runs
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc)
+    assert text and "\n" not in text
+    return text
+
+
+def test_unknown_prompt_suggests_close_names(openai_env):
+    publish("support-reply", chat(("user", "hi")))
+    with pytest.raises(errors.PromptNotFoundError) as info:
+        pl_magic.run("suport-reply")
+    assert "support-reply" in _one_line(info.value)
+
+
+def test_unknown_version_lists_existing(openai_env):
+    publish("p", chat(("user", "a")))
+    publish("p", chat(("user", "b")))
+    with pytest.raises(errors.VersionNotFoundError) as info:
+        pl_magic.run("p", prompt_version=7)
+    assert "1, 2" in _one_line(info.value)
+
+
+def test_unknown_label_lists_existing(openai_env):
+    publish("p", chat(("user", "a")), release_labels=["prod", "staging"])
+    with pytest.raises(errors.LabelNotFoundError) as info:
+        pl_magic.run("p", prompt_release_label="dev")
+    assert "prod, staging" in _one_line(info.value)
+
+
+def test_missing_variables_are_all_named(openai_env, fake_provider):
+    publish("p", chat(("system", "Be {tone}"), ("user", "Hi {name}, {question}")))
+    with pytest.raises(errors.MissingVariablesError) as info:
+        pl_magic.run("p", input_variables={"tone": "kind"})
+    text = _one_line(info.value)
+    assert "name, question" in text and "'p'" in text
+    assert fake_provider.requests == []
+    assert runs() == []
+
+
+def test_fstring_syntax_error_is_refused_at_publish(openai_env):
+    with pytest.raises(errors.TemplateSyntaxError) as info:
+        publish("p", chat(("user", "Hi {name")))
+    assert "{{" in _one_line(info.value)
+    assert pl_magic.prompts() == []
+
+
+def test_jinja_syntax_error_in_an_imported_template_is_raised_at_run(openai_env, fake_provider):
+    # imports keep PromptLayer's text as is; the error comes when the prompt runs
+    LocalRegistry().import_templates(
+        [
+            {
+                "prompt_name": "p",
+                "prompt_template": chat(("user", "Hi {% if %}"), fmt="jinja2"),
+                "metadata": model(),
+            }
+        ]
+    )
+    with pytest.raises(errors.TemplateSyntaxError) as info:
+        pl_magic.run("p")
+    assert "jinja2" in _one_line(info.value)
+    assert fake_provider.requests == []
+
+
+def test_jinja_sandbox_violation(openai_env, fake_provider):
+    publish("p", chat(("user", "{{ x.__class__.__mro__[1].__subclasses__() }}"), fmt="jinja2"))
+    with pytest.raises(errors.SandboxViolationError) as info:
+        pl_magic.run("p", input_variables={"x": "s"})
+    assert "sandbox" in _one_line(info.value)
+    assert fake_provider.requests == []
+
+
+def test_unknown_provider_lists_supported(openai_env):
+    publish("p", chat(("user", "hi")), model("m", provider="cohere"))
+    with pytest.raises(errors.UnknownProviderError) as info:
+        pl_magic.run("p")
+    assert "openai" in _one_line(info.value)
+    with pytest.raises(errors.UnknownProviderError):
+        pl_magic.run("p", provider="nope")
+
+
+def test_missing_api_key_names_the_variable_before_any_network_call(fake_provider, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setenv("OPENAI_BASE_URL", "https://api.openai.example/v1")
+    publish("p", chat(("user", "hi")))
+    with pytest.raises(errors.MissingApiKeyError) as info:
+        pl_magic.run("p")
+    assert "OPENAI_API_KEY" in _one_line(info.value)
+    assert fake_provider.requests == []
+
+
+def test_provider_failure_keeps_the_sdk_exception_as_cause(openai_env):
+    publish("p", chat(("user", "hi")), model("gpt-err-403"))
+    with pytest.raises(errors.ProviderError) as info:
+        pl_magic.run("p")
+    assert info.value.category == "auth"
+    assert type(info.value.__cause__).__module__.startswith("openai")
+    _one_line(info.value)
+
+
+def test_bad_argument_types_are_one_line_input_errors(openai_env):
+    publish("p", chat(("user", "hi")))
+    for kwargs in (
+        {"input_variables": ["x"]},
+        {"tags": "single"},
+        {"prompt_version": "latest"},
+        {"group_id": "g"},
+        {"metadata": 3},
+    ):
+        with pytest.raises(errors.InvalidInputError) as info:
+            pl_magic.run("p", **kwargs)
+        _one_line(info.value)
+    with pytest.raises(errors.InvalidInputError):
+        pl_magic.run("")
+
+
+def test_template_without_model_says_how_to_fix(openai_env):
+    pl_magic.publish({"prompt_name": "bare", "prompt_template": chat(("user", "hi"))})
+    with pytest.raises(errors.ConfigurationError) as info:
+        pl_magic.run("bare")
+    assert "metadata" in _one_line(info.value)
+    # ... and provider=/model= make it runnable
+    result = pl_magic.run("bare", provider="openai", model="gpt-4o-mini")
+    assert result["prompt_blueprint"]["metadata"]["model"]["name"] == "gpt-4o-mini"
+
+
+def test_redact_hides_secret_values(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-very-secret-value")
+    err = errors.ProviderError("openai", "auth", "Incorrect API key provided: sk-very-secret-value")
+    assert "sk-very-secret-value" not in str(err) and "***" in str(err)
