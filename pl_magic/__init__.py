@@ -21,12 +21,16 @@ _LAZY = {
     "delete_label": "pl_magic.api",
     "prompts": "pl_magic.api",
     "create_group": "pl_magic.api",
+    "run_many": "pl_magic.api",
+    "runs": "pl_magic.api",
+    "compare": "pl_magic.api",
     "PromptLayer": "pl_magic.client",
 }
 
 __all__ = [
     "PromptLayer",
     "arun",
+    "compare",
     "create_group",
     "delete_label",
     "errors",
@@ -34,6 +38,8 @@ __all__ = [
     "prompts",
     "publish",
     "run",
+    "run_many",
+    "runs",
     "set_label",
 ]
 
@@ -41,15 +47,32 @@ if TYPE_CHECKING:
     from . import errors
     from .api import (
         arun,
+        compare,
         create_group,
         delete_label,
         get_template,
         prompts,
         publish,
         run,
+        run_many,
+        runs,
         set_label,
     )
     from .client import PromptLayer
+
+
+def load_ipython_extension(ip: Any) -> None:
+    """``%load_ext pl_magic``: register the magics (heavy modules still load on first use)."""
+    from .magics import load
+
+    load(ip)
+
+
+def unload_ipython_extension(ip: Any) -> None:
+    """``%unload_ext pl_magic``: remove the magics."""
+    from .magics import unload
+
+    unload(ip)
 
 
 def __getattr__(name: str) -> Any:

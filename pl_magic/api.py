@@ -7,9 +7,12 @@ the import.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .client import default_client
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def run(
@@ -112,3 +115,52 @@ def prompts() -> list[dict[str, Any]]:
 def create_group() -> int:
     """A new group id to tie runs together (pass it as ``group_id``)."""
     return default_client().group.create()
+
+
+def run_many(
+    prompt_name: str,
+    versions: Any = None,
+    models: Any = None,
+    repeat: int = 1,
+    inputs: Any = None,
+    input_variables: dict[str, Any] | None = None,
+    concurrency: int = 8,
+    **run_kwargs: Any,
+) -> pd.DataFrame:
+    """Run every combination of versions × models × repeats × input rows; one row per run.
+
+    ``versions``: numbers and labels (``[2, 3, "prod"]`` or ``"2,3,prod"``); ``models``:
+    ``provider/model`` or bare names (gpt-… → openai, claude-… → anthropic, gemini-… →
+    google); ``inputs``: a DataFrame or list of dicts, one run per row, over the shared
+    ``input_variables``. Runs go ``concurrency`` at a time per provider. A failed run is a
+    row with its error; the others still complete. Other keywords (tags, metadata,
+    group_id, model_parameter_overrides) go to every run.
+    """
+    from .batch import Batch, plan
+    from .results import frame_from_progress
+
+    planned = plan(versions, models, repeat, inputs, input_variables)
+    batch = Batch(default_client().engine, prompt_name, planned, run_kwargs, concurrency)
+    return frame_from_progress(batch.execute(), prompt_name)
+
+
+def runs(
+    prompt: str | None = None,
+    since: Any = None,
+    tag: str | None = None,
+    group_id: int | None = None,
+    limit: int | None = None,
+) -> pd.DataFrame:
+    """Every logged run as a DataFrame (one row per run), optionally filtered."""
+    from .results import runs as read_runs
+
+    default_client()  # the log lives where the default client's registry is
+    return read_runs(prompt=prompt, since=since, tag=tag, group_id=group_id, limit=limit)
+
+
+def compare(df: pd.DataFrame, chart: bool = False) -> pd.DataFrame:
+    """Outputs side by side by model and version, with summary rows (latency, tokens, cost,
+    error rate); ``chart=True`` also draws mean latency per model and version."""
+    from .results import compare as compare_runs
+
+    return compare_runs(df, chart=chart)

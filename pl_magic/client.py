@@ -176,7 +176,7 @@ class PromptLayer:
         )
 
 
-_EXTRA_RUN_OPTIONS = ("repeat_index", "log")
+_EXTRA_RUN_OPTIONS = ("repeat_index", "log", "default_provider", "default_model")
 
 
 def _options(

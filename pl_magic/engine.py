@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, Protocol
 
-from . import blueprint, notices, pricing
+from . import blueprint, local_model, notices, pricing
 from .blueprint import ModelSpec
 from .errors import ConfigurationError, InvalidInputError, PlMagicError, ProviderError
 from .providers import get_provider
@@ -58,6 +58,9 @@ class RunOptions:
     model: str | None = None
     repeat_index: int = 0
     log: bool = True
+    # The model for templates that name none (the magic's configured default).
+    default_provider: str | None = None
+    default_model: str | None = None
 
     @classmethod
     def build(cls, prompt_name: Any, **kwargs: Any) -> RunOptions:
@@ -112,6 +115,8 @@ class RunOptions:
             model=kwargs.get("model"),
             repeat_index=int(kwargs.get("repeat_index", 0)),
             log=bool(kwargs.get("log", True)),
+            default_provider=kwargs.get("default_provider"),
+            default_model=kwargs.get("default_model"),
         )
 
 
@@ -161,6 +166,8 @@ def resolve_model(record: Mapping[str, Any], options: RunOptions) -> tuple[Model
     """
     model_meta = ((record.get("metadata") or {}).get("model")) or {}
     base_url = (record.get("provider_base_url") or {}).get("url")
+    if not model_meta and options.default_provider:
+        model_meta = {"provider": options.default_provider, "name": options.default_model}
     if not model_meta and not options.provider:
         raise ConfigurationError(
             f"Prompt {record['prompt_name']!r} version {record['version']} has no model: "
@@ -228,11 +235,14 @@ class Engine:
             version = None
         record = self.registry.get(options.prompt_name, version=version, label=label)
         spec, dropped = resolve_model(record, options)
+        local_model.route(record, spec)  # a template marked as the local model (see there)
         provider = get_provider(spec.provider)
         provider.check_credentials(spec)
         rendered = blueprint.render(
             record["prompt_template"], options.input_variables, options.prompt_name
         )
+        # Started only now, so that a bad variable fails fast instead of after a start.
+        spec.base_url = local_model.server_url(spec.base_url)
         request = provider.build_request(rendered, spec, options.stream)
         if spec.provider == "openai" and spec.api_type is None:
             from .providers.openai import api_type_of
@@ -308,26 +318,36 @@ class Engine:
             error = ProviderError(run.spec.provider, "unknown", f"{type(exc).__name__}: {exc}")
         error.partial_text = text
         self._log(run, "error", text, error=error)
+        if run.options.log:
+            error.request_id = run.request_id
         return error
 
     # -- running -------------------------------------------------------------------------
 
     def run(self, options: RunOptions) -> dict[str, Any] | Iterator[dict[str, Any]]:
         """Run synchronously: a result dict, or (``stream=True``) an iterator of chunk dicts."""
+        if options.stream:
+            return self.stream(options)
         run = self.prepare(options)
+        return self._finish(run, self._call(run))
+
+    def stream(self, options: RunOptions) -> Generator[dict[str, Any], None, None]:
+        """Run streaming: chunk dicts; the provider call is made before this returns."""
+        options.stream = True
+        run = self.prepare(options)
+        gen = self._stream(run, self._call(run))
+        next(gen)  # prime: from here on, closing the generator logs the run as cancelled
+        return gen
+
+    def _call(self, run: PreparedRun) -> Any:
         run.begin()
         try:
-            response = run.provider.call(run.request, run.spec, options.stream)
+            return run.provider.call(run.request, run.spec, run.options.stream)
         except KeyboardInterrupt:
             self._log(run, "cancelled", "")
             raise
         except Exception as exc:
             _reraise(self._fail(run, exc, ""), exc)
-        if options.stream:
-            gen = self._stream(run, response)
-            next(gen)  # prime: from here on, closing the generator logs the run as cancelled
-            return gen
-        return self._finish(run, response)
 
     async def arun(self, options: RunOptions) -> dict[str, Any] | AsyncIterator[dict[str, Any]]:
         """Async twin of :meth:`run`; streams are async iterators."""
@@ -378,7 +398,7 @@ class Engine:
             "prompt_blueprint": run.blueprint(reply.text, reply.tool_calls),
         }
 
-    def _stream(self, run: PreparedRun, native: Any) -> Iterator[dict[str, Any]]:
+    def _stream(self, run: PreparedRun, native: Any) -> Generator[dict[str, Any], None, None]:
         state = run.provider.stream_state(run.spec)
         last = None
         done = False

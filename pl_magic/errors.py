@@ -46,6 +46,9 @@ def _listing(items: Iterable[object], empty: str = "none") -> str:
 class PlMagicError(Exception):
     """Base class of every error pl_magic raises on purpose."""
 
+    #: The run's request id when the failure was logged as a run (provider failures).
+    request_id: str | None = None
+
     def __init__(self, message: str) -> None:
         super().__init__(_one_line(message))
 

@@ -1,0 +1,297 @@
+"""Comparisons: versions × models × repeats × input rows, run concurrently.
+
+Worker threads run the engine (streaming, so they can stop between chunks) and hand
+their progress to the calling thread through a queue; only the calling thread (the
+kernel's main thread in a notebook) touches the display. A limit per provider keeps one
+slow or rate-limited provider from starving the others; the SDKs' own retries honour
+``retry-after`` on 429. The kernel's interrupt stops every run at its next chunk: those
+runs are logged as cancelled, runs not yet started are skipped.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import notices
+from .engine import Engine, RunOptions
+from .errors import InvalidInputError, PlMagicError, UnknownProviderError
+from .footer import reply_text
+from .providers import supported
+
+# Bare model names whose provider follows from their prefix.
+MODEL_PREFIXES = (
+    ("gpt-", "openai"),
+    ("o1", "openai"),
+    ("o3", "openai"),
+    ("o4-", "openai"),
+    ("chatgpt-", "openai"),
+    ("claude-", "anthropic"),
+    ("gemini-", "google"),
+)
+
+
+def parse_model(value: str) -> tuple[str, str]:
+    """``provider/model`` or a bare model name whose provider follows from its prefix."""
+    value = value.strip()
+    head, sep, tail = value.partition("/")
+    if sep and head in supported():
+        return head, tail
+    if sep and head not in supported():
+        raise UnknownProviderError(head, supported())
+    for prefix, provider in MODEL_PREFIXES:
+        if value.startswith(prefix):
+            return provider, value
+    raise InvalidInputError(
+        f"Cannot tell the provider of model {value!r}: write it as provider/model, "
+        f"e.g. openai/{value}"
+    )
+
+
+def split_list(value: str | Sequence[Any] | None) -> list[Any]:
+    """``"a,b"`` or a list → a list of items (stripped strings stay strings)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return list(value)
+
+
+def parse_version(value: Any) -> tuple[int | None, str | None]:
+    """A version number or a release label."""
+    if isinstance(value, bool):
+        raise InvalidInputError(f"Invalid version {value!r}: give a number or a label")
+    if isinstance(value, int):
+        return value, None
+    text = str(value).strip()
+    if text.isdigit():
+        return int(text), None
+    if not text:
+        raise InvalidInputError("An empty version was given: write e.g. 2,3,prod")
+    return None, text
+
+
+def input_rows(inputs: Any) -> list[dict[str, Any]]:
+    """A DataFrame or a list of dicts → one dict of input variables per row."""
+    if inputs is None:
+        return []
+    to_dict = getattr(inputs, "to_dict", None)
+    if callable(to_dict) and hasattr(inputs, "columns"):
+        rows = to_dict(orient="records")
+    elif isinstance(inputs, Mapping):
+        rows = [inputs]
+    elif isinstance(inputs, Iterable) and not isinstance(inputs, str | bytes):
+        rows = list(inputs)
+    else:
+        rows = None
+    if rows is None or not all(isinstance(r, Mapping) for r in rows):
+        raise InvalidInputError(
+            "inputs must be a DataFrame or a list of dicts of input variables (one per run)"
+        )
+    return [dict(r) for r in rows]
+
+
+@dataclass
+class PlannedRun:
+    """One cell of the comparison."""
+
+    index: int
+    version: int | None
+    label: str | None
+    provider: str | None
+    model: str | None
+    repeat: int
+    input_index: int | None
+    input_variables: dict[str, Any]
+
+    @property
+    def version_name(self) -> str:
+        """How the version was asked for (``3`` or ``prod``), or ``latest``."""
+        if self.label:
+            return self.label
+        return str(self.version) if self.version is not None else "latest"
+
+    @property
+    def model_name(self) -> str:
+        """``provider/model`` or ``template`` (the template's own)."""
+        return f"{self.provider}/{self.model}" if self.provider else "template"
+
+
+def plan(
+    versions: Any = None,
+    models: Any = None,
+    repeat: int = 1,
+    inputs: Any = None,
+    input_variables: Mapping[str, Any] | None = None,
+) -> list[PlannedRun]:
+    """Every combination, in a stable order (input row, version, model, repeat)."""
+    if not isinstance(repeat, int) or isinstance(repeat, bool) or repeat < 1:
+        raise InvalidInputError(f"repeat must be a whole number ≥ 1, not {repeat!r}")
+    version_list = [parse_version(v) for v in split_list(versions)] or [(None, None)]
+    model_list: list[tuple[str | None, str | None]] = [
+        parse_model(m) for m in split_list(models)
+    ] or [(None, None)]
+    shared = dict(input_variables or {})
+    rows: list[tuple[int | None, dict[str, Any]]] = [
+        (i, {**shared, **row}) for i, row in enumerate(input_rows(inputs))
+    ] or [(None, shared)]
+    out = []
+    combos = itertools.product(rows, version_list, model_list, range(repeat))
+    for n, ((row_index, values), (version, label), (provider, model), rep) in enumerate(combos):
+        out.append(PlannedRun(n, version, label, provider, model, rep, row_index, values))
+    return out
+
+
+@dataclass
+class Progress:
+    """What the calling thread knows of one planned run."""
+
+    run: PlannedRun
+    text: str = ""
+    status: str = "pending"
+    request_id: str | None = None
+    error: PlMagicError | None = None
+    result: dict[str, Any] | None = None
+
+
+@dataclass
+class Batch:
+    """A comparison in progress."""
+
+    engine: Engine
+    prompt_name: str
+    runs: list[PlannedRun]
+    run_kwargs: dict[str, Any] = field(default_factory=dict)
+    concurrency: int = 8
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+    def _work(
+        self,
+        planned: PlannedRun,
+        events: queue.Queue[tuple[Any, ...]],
+        limits: dict[str, threading.Semaphore],
+    ) -> None:
+        limit = limits[planned.provider or "template"]
+        with limit:
+            if self.cancel.is_set():
+                events.put(("skipped", planned.index))
+                return
+            events.put(("started", planned.index))
+            try:
+                options = RunOptions.build(
+                    self.prompt_name,
+                    prompt_version=planned.version,
+                    prompt_release_label=planned.label,
+                    input_variables=planned.input_variables,
+                    provider=planned.provider,
+                    model=planned.model,
+                    repeat_index=planned.repeat,
+                    **self.run_kwargs,
+                )
+                stream = self.engine.stream(options)
+                final: dict[str, Any] | None = None
+                for chunk in stream:
+                    if self.cancel.is_set():
+                        stream.close()  # logs it as cancelled
+                        events.put(("cancelled", planned.index, None))
+                        return
+                    text = reply_text(chunk)
+                    events.put(("text", planned.index, text))
+                    final = chunk
+                assert final is not None and final["request_id"]
+                events.put(("ok", planned.index, final))
+            except PlMagicError as exc:
+                events.put(("error", planned.index, exc))
+            except Exception as exc:  # never lose the other runs to one surprise
+                events.put(("error", planned.index, PlMagicError(f"{type(exc).__name__}: {exc}")))
+
+    def execute(
+        self, on_change: Callable[[list[Progress], bool], None] | None = None
+    ) -> list[Progress]:
+        """Run everything; call ``on_change(progress, final)`` from this thread."""
+        if self.concurrency < 1:
+            raise InvalidInputError("concurrency must be at least 1")
+        progress = [Progress(r) for r in self.runs]
+        providers = {r.provider or "template" for r in self.runs}
+        limits = {p: threading.Semaphore(self.concurrency) for p in providers}
+        events: queue.Queue[tuple[Any, ...]] = queue.Queue()
+        pool = ThreadPoolExecutor(
+            max_workers=min(len(self.runs), self.concurrency * len(providers)) or 1,
+            thread_name_prefix="pl_magic-run",
+        )
+        pending = len(self.runs)
+        for planned in self.runs:
+            pool.submit(self._work, planned, events, limits)
+        interrupted = False
+        try:
+            while pending:
+                try:
+                    event = events.get(timeout=0.05)
+                except queue.Empty:
+                    if on_change:
+                        on_change(progress, False)
+                    continue
+                pending -= self._apply(progress, event)
+                if on_change:
+                    on_change(progress, False)
+        except KeyboardInterrupt:
+            interrupted = True
+            self.cancel.set()
+            pending = self._drain(progress, events, pending)
+        finally:
+            pool.shutdown(wait=not interrupted, cancel_futures=True)
+        if interrupted:
+            skipped = sum(p.status == "pending" for p in progress)
+            notices.warn(
+                "interrupted: runs in flight were cancelled"
+                + (f", {skipped} not started" if skipped else "")
+            )
+        if on_change:
+            on_change(progress, True)
+        return progress
+
+    def _drain(
+        self, progress: list[Progress], events: queue.Queue[tuple[Any, ...]], pending: int
+    ) -> int:
+        """After an interrupt: collect what the workers report as they stop."""
+        deadline = 30.0
+        waited = 0.0
+        while pending and waited < deadline:
+            try:
+                event = events.get(timeout=0.1)
+            except queue.Empty:
+                waited += 0.1
+                continue
+            except KeyboardInterrupt:  # a second interrupt: stop waiting
+                break
+            pending -= self._apply(progress, event)
+        return pending
+
+    @staticmethod
+    def _apply(progress: list[Progress], event: tuple[Any, ...]) -> int:
+        """Record one worker event; return 1 when it ends a run."""
+        kind, index = event[0], event[1]
+        item = progress[index]
+        if kind == "started":
+            item.status = "running"
+            return 0
+        if kind == "text":
+            item.text = event[2]
+            return 0
+        if kind == "ok":
+            item.status, item.result = "ok", event[2]
+            item.request_id = event[2]["request_id"]
+            item.text = reply_text(event[2])
+        elif kind == "error":
+            item.status, item.error = "error", event[2]
+            item.request_id = getattr(event[2], "request_id", None)
+            item.text = getattr(event[2], "partial_text", "") or item.text
+        elif kind == "cancelled":
+            item.status = "cancelled"
+        # "skipped": never started, stays pending
+        return 1

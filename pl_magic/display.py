@@ -1,0 +1,220 @@
+"""Live cell output: one streaming view per run, or a grid of views for a comparison.
+
+Rules (from rgbkrk/genai's display.py, plus a throttle it lacks):
+- updates go through one display handle per view, from the kernel's main thread only;
+  worker threads never touch the cell (batch.py hands their chunks over through a queue);
+- at most ``refresh_hz`` updates a second while streaming, and always one at the end;
+- model output is escaped, never injected as HTML (``--format markdown`` hands it to the
+  front end's Markdown renderer, which sanitizes);
+- in a terminal IPython (no display updates) text is printed as it streams.
+"""
+
+from __future__ import annotations
+
+import html
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+FORMATS = ("text", "markdown")
+_CURSOR = "▌"
+_STATUS_ICONS = {"pending": "·", "running": "…", "ok": "✓", "error": "✗", "cancelled": "⊘"}
+
+
+def can_update_display() -> bool:
+    """True in a Jupyter kernel (display updates work); False in a terminal or plain Python."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython is a dependency
+        return False
+    ip = get_ipython()
+    return ip is not None and getattr(ip, "kernel", None) is not None
+
+
+def _pre(text: str) -> str:
+    return (
+        '<pre style="white-space:pre-wrap;word-break:break-word;margin:0;'
+        'font-family:var(--jp-code-font-family,monospace)">' + html.escape(text) + "</pre>"
+    )
+
+
+def _footer_html(footer: str, status: str = "ok") -> str:
+    color = {"error": "#c62828", "cancelled": "#b26a00"}.get(status, "#757575")
+    return (
+        f'<div class="pl-magic-footer" style="color:{color};font-size:0.85em;margin-top:4px">'
+        f"{html.escape(footer)}</div>"
+    )
+
+
+def run_bundle(
+    text: str, footer: str = "", fmt: str = "text", status: str = "ok", streaming: bool = False
+) -> dict[str, str]:
+    """The MIME bundle of one run's view: its text (escaped) and footer line."""
+    shown = text + (_CURSOR if streaming else "")
+    plain = shown + (f"\n{footer}" if footer else "")
+    if fmt == "markdown":
+        md = shown or " "  # some front ends choke on empty Markdown (genai's lesson)
+        if footer:
+            md += "\n\n<small>" + html.escape(footer) + "</small>"
+        return {"text/plain": plain, "text/markdown": md}
+    body = _pre(shown) + (_footer_html(footer, status) if footer else "")
+    return {"text/plain": plain, "text/html": f'<div class="pl-magic-run">{body}</div>'}
+
+
+class Throttle:
+    """Lets an update through at most ``hz`` times a second."""
+
+    def __init__(self, hz: float) -> None:
+        self.interval = 1.0 / hz if hz > 0 else 0.0
+        self.last = 0.0
+        self.count = 0
+
+    def ready(self) -> bool:
+        """True (and counts an update) when enough time has passed since the last one."""
+        now = time.monotonic()
+        if now - self.last >= self.interval:
+            self.last = now
+            self.count += 1
+            return True
+        return False
+
+
+class RunView:
+    """The live view of one run."""
+
+    def __init__(
+        self, fmt: str = "text", refresh_hz: float = 15.0, live: bool | None = None
+    ) -> None:
+        self.fmt = fmt if fmt in FORMATS else "text"
+        self.live = can_update_display() if live is None else live
+        self.throttle = Throttle(refresh_hz)
+        self.handle: Any = None
+        self.printed = 0  # terminal mode: characters already written
+
+    def start(self, header: str = "") -> None:
+        """Show the (empty) view."""
+        if self.live:
+            from IPython.display import display
+
+            self.handle = display(
+                run_bundle("", header, self.fmt, streaming=True), raw=True, display_id=True
+            )
+
+    def update(self, text: str) -> None:
+        """New text so far; shown now if the throttle allows."""
+        if self.live:
+            if self.throttle.ready():
+                self.handle.update(run_bundle(text, "", self.fmt, streaming=True), raw=True)
+        else:
+            sys.stdout.write(text[self.printed :])
+            sys.stdout.flush()
+            self.printed = len(text)
+
+    def finish(self, text: str, footer: str, status: str = "ok") -> None:
+        """The final view: the whole text and the footer line (always shown)."""
+        if self.live:
+            self.throttle.count += 1
+            self.handle.update(run_bundle(text, footer, self.fmt, status), raw=True)
+        else:
+            sys.stdout.write(text[self.printed :])
+            sys.stdout.write(("\n" if text else "") + footer + "\n")
+            sys.stdout.flush()
+            self.printed = len(text)
+
+
+@dataclass
+class GridCell:
+    """One run of a comparison, as the grid shows it."""
+
+    row: str
+    column: str
+    text: str = ""
+    status: str = "pending"
+    footer: str = ""
+
+
+class GridView:
+    """A live table of runs: one row per version × model × input, one column per repeat."""
+
+    def __init__(
+        self,
+        cells: Sequence[GridCell],
+        refresh_hz: float = 10.0,
+        live: bool | None = None,
+        max_chars: int = 600,
+    ) -> None:
+        self.cells = list(cells)
+        self.live = can_update_display() if live is None else live
+        self.throttle = Throttle(refresh_hz)
+        self.max_chars = max_chars
+        self.handle: Any = None
+
+    def _html(self) -> str:
+        rows: dict[str, dict[str, GridCell]] = {}
+        columns: list[str] = []
+        for cell in self.cells:
+            rows.setdefault(cell.row, {})[cell.column] = cell
+            if cell.column not in columns:
+                columns.append(cell.column)
+        done = sum(c.status in ("ok", "error", "cancelled") for c in self.cells)
+        errors = sum(c.status == "error" for c in self.cells)
+        pct = int(100 * done / len(self.cells)) if self.cells else 100
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+        body = []
+        for row_name, by_column in rows.items():
+            tds = []
+            for col in columns:
+                found = by_column.get(col)
+                if found is None:
+                    tds.append("<td></td>")
+                    continue
+                cell = found
+                text = cell.text
+                if len(text) > self.max_chars:
+                    text = "…" + text[-self.max_chars :]
+                icon = _STATUS_ICONS.get(cell.status, "")
+                tds.append(
+                    '<td style="vertical-align:top;text-align:left;min-width:12em">'
+                    f"<div>{icon}</div>{_pre(text)}"
+                    + (_footer_html(cell.footer, cell.status) if cell.footer else "")
+                    + "</td>"
+                )
+            body.append(
+                f'<tr><th style="text-align:left;vertical-align:top">{html.escape(row_name)}</th>'
+                + "".join(tds)
+                + "</tr>"
+            )
+        progress = (
+            f'<div style="margin-bottom:4px"><progress value="{done}" max="{len(self.cells)}">'
+            f"</progress> {done}/{len(self.cells)} runs ({pct}%)"
+            + (f", {errors} failed" if errors else "")
+            + "</div>"
+        )
+        return (
+            f'<div class="pl-magic-grid">{progress}<table><thead><tr><th></th>{head}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table></div>"
+        )
+
+    def _plain(self) -> str:
+        done = sum(c.status in ("ok", "error", "cancelled") for c in self.cells)
+        return f"{done}/{len(self.cells)} runs"
+
+    def start(self) -> None:
+        """Show the grid."""
+        if self.live:
+            from IPython.display import display
+
+            self.handle = display(
+                {"text/plain": self._plain(), "text/html": self._html()},
+                raw=True,
+                display_id=True,
+            )
+
+    def refresh(self, force: bool = False) -> None:
+        """Redraw if the throttle allows (or always, with ``force``)."""
+        if self.live and (force or self.throttle.ready()):
+            if force:
+                self.throttle.count += 1
+            self.handle.update({"text/plain": self._plain(), "text/html": self._html()}, raw=True)

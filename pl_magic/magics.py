@@ -1,0 +1,440 @@
+"""The notebook surface: ``%%plrun``, ``%plrun``, ``%plruns``, ``%plprompts``, ``%%plprompt``.
+
+Thin by design (after jupysql's ``magic.py``): parse what the person wrote, call the
+engine or the batch runner, render what comes back. Settings are traitlets, so
+``%config PlMagic.concurrency = 4`` works. Errors show as one red line naming the problem
+and the fix; ``%config PlMagic.short_errors = False`` shows full tracebacks.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import yaml
+from IPython.core.magic import (
+    Magics,
+    line_cell_magic,
+    line_magic,
+    magics_class,
+    needs_local_scope,
+    no_var_expand,
+)
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from traitlets import Bool, Enum, Float, Int, Unicode
+from traitlets.config import Configurable
+
+from . import footer as footer_mod
+from .client import default_client
+from .display import GridCell, GridView, RunView
+from .engine import RunOptions
+from .errors import InvalidInputError, PlMagicError
+
+# NAME, NAME@label, NAME:3, and MLflow's prompts:/NAME@label form.
+_TARGET = re.compile(r"^(?:prompts:/)?(?P<name>[^@:]+?)(?:@(?P<label>[^@:]+)|:(?P<version>\d+))?$")
+
+
+class RunCancelledError(PlMagicError):
+    """The person interrupted the run; the partial text stays in the cell."""
+
+
+def parse_target(target: str | None) -> tuple[str, int | None, str | None]:
+    """``NAME``, ``NAME@label``, ``NAME:3`` → (name, version, label)."""
+    if not target:
+        raise InvalidInputError("Name the prompt to run: %%plrun NAME (or NAME@label, NAME:3)")
+    match = _TARGET.match(target.strip())
+    if not match:
+        raise InvalidInputError(
+            f"Cannot read the prompt {target!r}: write NAME, NAME@label or NAME:3"
+        )
+    version = int(match["version"]) if match["version"] else None
+    return match["name"], version, match["label"]
+
+
+def parse_pairs(items: list[str] | None, what: str) -> dict[str, Any]:
+    """``k=v`` options → a dict; values are parsed as YAML scalars (``0.2`` → 0.2)."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise InvalidInputError(f"{what} {item!r} must look like key=value")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        out[key.strip()] = value
+    return out
+
+
+def parse_body(cell: str | None) -> dict[str, Any]:
+    """The cell body: input variables as a YAML (or JSON) mapping; empty → {}."""
+    if not cell or not cell.strip():
+        return {}
+    try:
+        data = yaml.safe_load(cell)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise InvalidInputError(
+            f"The cell body is not valid YAML{where}: {problem}; write input variables as "
+            "`name: value` lines"
+        ) from None
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise InvalidInputError(
+            f"The cell body must be a mapping of input variables, not a {type(data).__name__}: "
+            "write `name: value` lines"
+        )
+    return {str(k): v for k, v in data.items()}
+
+
+def _short(exc: PlMagicError) -> PlMagicError:
+    """Make IPython show ``exc`` as one red line (IPython honours ``_render_traceback_``)."""
+    line = f"\x1b[0;31m{type(exc).__name__}: {exc}\x1b[0m"
+    exc._render_traceback_ = lambda: [line]  # type: ignore[attr-defined]
+    return exc
+
+
+@magics_class
+class PlMagic(Magics, Configurable):
+    """pl_magic's magics and their settings."""
+
+    default_provider = Unicode(
+        None, allow_none=True, help="Provider for prompts whose template names no model."
+    ).tag(config=True)
+    default_model = Unicode(
+        None, allow_none=True, help="Model for prompts whose template names no model."
+    ).tag(config=True)
+    concurrency = Int(8, help="Runs at once per provider in a comparison.").tag(config=True)
+    stream = Bool(True, help="Stream replies into the cell as they arrive.").tag(config=True)
+    refresh_rate = Float(15.0, help="Most display updates per second while streaming.").tag(
+        config=True
+    )
+    short_errors = Bool(True, help="Show errors as one line; False shows the full traceback.").tag(
+        config=True
+    )
+    output_format = Enum(
+        ["text", "markdown"], "text", help="How replies are shown: escaped text or Markdown."
+    ).tag(config=True)
+
+    def __init__(self, shell: Any) -> None:
+        Configurable.__init__(self, config=shell.config)
+        Magics.__init__(self, shell=shell)
+        shell.configurables.append(self)
+
+    # -- helpers -------------------------------------------------------------------------
+
+    @property
+    def _user_ns(self) -> dict[str, Any]:
+        assert self.shell is not None
+        return self.shell.user_ns
+
+    def _guard(self, fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except PlMagicError as exc:
+            if self.short_errors:
+                raise _short(exc) from None
+            raise
+
+    def _namespace_value(self, name: str, local_ns: Mapping[str, Any] | None, what: str) -> Any:
+        for ns in (local_ns or {}, self._user_ns):
+            if name in ns:
+                return ns[name]
+        raise InvalidInputError(f"{what} {name!r} is not defined in the notebook: define it first")
+
+    # -- %%plrun -------------------------------------------------------------------------
+
+    @no_var_expand
+    @needs_local_scope
+    @line_cell_magic
+    @magic_arguments()
+    @argument("target", nargs="?", help="NAME, NAME@label or NAME:3")
+    @argument("--version", type=int, help="Prompt version number.")
+    @argument("--label", help="Release label (wins over a version).")
+    @argument("--provider", help="Run on this provider instead of the template's.")
+    @argument("--model", help="Run this model instead of the template's.")
+    @argument("--param", action="append", help="Model parameter override k=v (repeatable).")
+    @argument("--var", action="append", help="Input variable k=v (repeatable).")
+    @argument("--vars", help="Name of a dict in the notebook holding input variables.")
+    @argument("--tag", action="append", help="Tag for the run's log (repeatable).")
+    @argument("--meta", action="append", help="Metadata k=v for the run's log (repeatable).")
+    @argument("--group", type=int, help="Group id (pl_magic.create_group()).")
+    @argument("--no-stream", action="store_true", help="Show the reply only when complete.")
+    @argument("--no-log", action="store_true", help="Do not log this run.")
+    @argument("--out", help="Store the result (or the comparison DataFrame) in this variable.")
+    @argument("--format", choices=["text", "markdown"], help="Show the reply as text or Markdown.")
+    @argument("--versions", help="Compare versions/labels, e.g. 2,3,prod.")
+    @argument("--models", help="Compare models, e.g. gpt-4o-mini,anthropic/claude-sonnet-4-5.")
+    @argument("--repeat", type=int, default=1, help="Run each combination N times.")
+    @argument("--inputs", help="Name of a DataFrame or list of dicts: one run per row.")
+    @argument("--concurrency", type=int, help="Runs at once per provider.")
+    def plrun(self, line: str, cell: str | None = None, local_ns: Any = None) -> Any:
+        """Run a registry prompt; the cell body holds its input variables as YAML.
+
+        ``%%plrun NAME@label`` streams one reply into the cell. With ``--versions``,
+        ``--models``, ``--repeat`` or ``--inputs`` it runs every combination concurrently,
+        shows a live grid, and returns a DataFrame with one row per run.
+        """
+        args = parse_argstring(self.plrun, line)
+        return self._guard(lambda: self._plrun(args, cell, local_ns))
+
+    def _plrun(self, args: Any, cell: str | None, local_ns: Any) -> Any:
+        name, version, label = parse_target(args.target)
+        version = args.version if args.version is not None else version
+        label = args.label or label
+        variables: dict[str, Any] = {}
+        if args.vars:
+            given = self._namespace_value(args.vars, local_ns, "--vars")
+            if not isinstance(given, Mapping):
+                raise InvalidInputError(f"--vars {args.vars!r} must be a dict of input variables")
+            variables.update(given)
+        variables.update(parse_body(cell))
+        variables.update(parse_pairs(args.var, "--var"))
+        run_kwargs: dict[str, Any] = {
+            "tags": list(args.tag or []),
+            "metadata": parse_pairs(args.meta, "--meta"),
+            "group_id": args.group,
+            "model_parameter_overrides": parse_pairs(args.param, "--param"),
+            "log": not args.no_log,
+            "default_provider": self.default_provider,
+            "default_model": self.default_model,
+        }
+        fmt = args.format or self.output_format
+        is_batch = bool(args.versions or args.models or args.inputs or args.repeat != 1)
+        if is_batch:
+            df = self._compare(name, version, label, variables, args, run_kwargs)
+            if args.out:
+                self._user_ns[args.out] = df
+            return df
+        options = RunOptions.build(
+            name,
+            prompt_version=version,
+            prompt_release_label=label,
+            input_variables=variables,
+            provider=args.provider,
+            model=args.model,
+            stream=self.stream and not args.no_stream,
+            **run_kwargs,
+        )
+        result = self._run_one(options, fmt)
+        if args.out:
+            self._user_ns[args.out] = result
+        return None
+
+    def _run_one(self, options: RunOptions, fmt: str) -> dict[str, Any]:
+        engine = default_client().engine
+        view = RunView(fmt=fmt, refresh_hz=self.refresh_rate)
+        if not options.stream:
+            result = engine.run(options)
+            assert isinstance(result, dict)
+            view.start()
+            view.finish(footer_mod.reply_text(result), footer_mod.footer_for_result(result))
+            return result
+        stream = engine.stream(options)
+        view.start()
+        text, final = "", None
+        try:
+            for chunk in stream:
+                text = footer_mod.reply_text(chunk)
+                view.update(text)
+                final = chunk
+        except KeyboardInterrupt:
+            stream.close()
+            view.finish(text, "cancelled — the partial reply above is logged", "cancelled")
+            raise RunCancelledError("Run cancelled: the partial reply is kept and logged") from None
+        except PlMagicError as exc:
+            partial = getattr(exc, "partial_text", "") or text
+            view.finish(partial, f"failed: {exc}", "error")
+            raise
+        assert final is not None
+        view.finish(text, footer_mod.footer_for_result(final))
+        return final
+
+    def _compare(
+        self,
+        name: str,
+        version: int | None,
+        label: str | None,
+        variables: dict[str, Any],
+        args: Any,
+        run_kwargs: dict[str, Any],
+    ) -> Any:
+        from .batch import Batch, plan
+        from .results import frame_from_progress
+
+        versions = args.versions or (label if label else version)
+        if args.provider and not args.models:
+            models = f"{args.provider}/{args.model}" if args.model else None
+            if models is None:
+                raise InvalidInputError("--provider needs --model in a comparison: add --model M")
+        else:
+            models = args.models or (args.model if args.model else None)
+        inputs = self._namespace_value(args.inputs, None, "--inputs") if args.inputs else None
+        planned = plan(versions, models, args.repeat, inputs, variables)
+        batch = Batch(
+            default_client().engine,
+            name,
+            planned,
+            run_kwargs,
+            args.concurrency or self.concurrency,
+        )
+        cells = [
+            GridCell(
+                row=" · ".join(
+                    part
+                    for part in (
+                        f"row {p.input_index}" if p.input_index is not None else "",
+                        p.version_name,
+                        p.model_name,
+                    )
+                    if part
+                ),
+                column=f"#{p.repeat + 1}",
+            )
+            for p in planned
+        ]
+        grid = GridView(cells, refresh_hz=min(self.refresh_rate, 10.0))
+        grid.start()
+        started = time.monotonic()
+
+        def on_change(progress: list[Any], final: bool) -> None:
+            for cell, item in zip(cells, progress, strict=True):
+                cell.text, cell.status = item.text, item.status
+                if item.status == "error" and item.error is not None:
+                    cell.footer = str(item.error)
+            grid.refresh(force=final)
+            if not grid.live and final:
+                done = sum(p.status != "pending" for p in progress)
+                print(f"{done}/{len(progress)} runs in {time.monotonic() - started:.1f}s")
+
+        progress = batch.execute(on_change)
+        return frame_from_progress(progress, name)
+
+    # -- log and registry ----------------------------------------------------------------
+
+    @line_magic
+    @magic_arguments()
+    @argument("--prompt", help="Only runs of this prompt.")
+    @argument("--since", help="Only runs since this date/time.")
+    @argument("--tag", help="Only runs with this tag.")
+    @argument("--group", type=int, help="Only runs of this group.")
+    @argument("--limit", type=int, help="Only the newest N runs.")
+    def plruns(self, line: str) -> Any:
+        """The run log as a DataFrame (``%plruns --prompt NAME --limit 20``)."""
+        args = parse_argstring(self.plruns, line)
+        from .results import runs
+
+        def go() -> Any:
+            default_client()
+            return runs(args.prompt, args.since, args.tag, args.group, args.limit)
+
+        return self._guard(go)
+
+    @line_magic
+    def plprompts(self, line: str) -> Any:
+        """Prompts in the registry with their versions and labels, as a DataFrame."""
+        import pandas as pd
+
+        def go() -> Any:
+            rows = default_client().registry.list_prompts()
+            df = pd.DataFrame(
+                rows,
+                columns=[
+                    "prompt_name",
+                    "latest_version",
+                    "versions",
+                    "labels",
+                    "provider",
+                    "model",
+                    "type",
+                    "input_variables",
+                    "tags",
+                    "commit_message",
+                ],
+            )
+            return df.set_index("prompt_name")
+
+        return self._guard(go)
+
+    @no_var_expand
+    @line_cell_magic
+    @magic_arguments()
+    @argument("name", help="Prompt name.")
+    @argument("--label", action="append", help="Release label for the new version (repeatable).")
+    @argument("--model", help="provider/model for the new version.")
+    @argument("--param", action="append", help="Model parameter k=v (repeatable).")
+    @argument("--commit", help="Commit message.")
+    @argument("--tag", action="append", help="Tag (repeatable).")
+    @argument("--version", type=int, help="(showing) the version to show.")
+    @argument("--diff", help="(showing) another version or label to diff against.")
+    def plprompt(self, line: str, cell: str | None = None) -> Any:
+        """``%%plprompt NAME``: publish a new version from a YAML body; ``%plprompt NAME``: show it.
+
+        The body has ``messages:`` (a list of ``{role: text}`` items) or ``template:`` (a
+        completion), and optionally ``model:``, ``parameters:``, ``labels:``.
+        """
+        args = parse_argstring(self.plprompt, line)
+        if cell is not None and cell.strip():
+            return self._guard(lambda: self._publish(args, cell))
+        return self._guard(lambda: self._show(args))
+
+    def _publish(self, args: Any, cell: str) -> None:
+        from .authoring import body_from_yaml
+
+        body = body_from_yaml(
+            cell,
+            prompt_name=args.name,
+            labels=args.label,
+            model=args.model,
+            parameters=parse_pairs(args.param, "--param"),
+            commit_message=args.commit,
+            tags=args.tag,
+        )
+        published = default_client().templates.publish(body)
+        labels = published.get("release_labels") or []
+        print(
+            f"Published {published['prompt_name']} version {published['version_number']}"
+            + (f" ({', '.join(labels)})" if labels else "")
+        )
+
+    def _show(self, args: Any) -> None:
+        import difflib
+
+        from .authoring import template_as_text
+
+        name, version, label = parse_target(args.name)
+        registry = default_client().registry
+        record = registry.get(name, version=args.version or version, label=label)
+        text = template_as_text(record)
+        print(text)
+        if args.diff:
+            other_v, other_l = (int(args.diff), None) if args.diff.isdigit() else (None, args.diff)
+            other = registry.get(name, version=other_v, label=other_l)
+            diff = difflib.unified_diff(
+                template_as_text(other).splitlines(),
+                text.splitlines(),
+                fromfile=f"{name} v{other['version']}",
+                tofile=f"{name} v{record['version']}",
+                lineterm="",
+            )
+            print("\n".join(diff) or "(no differences)")
+
+
+def load(ip: Any) -> None:
+    """Register the magics with an IPython shell."""
+    ip.register_magics(PlMagic)
+
+
+def unload(ip: Any) -> None:
+    """Remove the magics from an IPython shell."""
+    magics = ip.magics_manager.magics
+    for kind, names in PlMagic.magics.items():
+        for name in names:
+            magics[kind].pop(name, None)
+    ip.magics_manager.registry.pop("PlMagic", None)
+    ip.configurables[:] = [c for c in ip.configurables if not isinstance(c, PlMagic)]

@@ -1,0 +1,260 @@
+"""Runs as pandas DataFrames: one row per run, the same columns everywhere.
+
+``runs()`` reads the log; ``run_many()`` returns the rows of a comparison in the same
+shape; ``compare()`` pivots outputs side by side with summary rows; ``chart()`` plots a
+metric. pandas is imported here, on first use, never by ``import pl_magic``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .errors import InvalidInputError
+from .store import open_db
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .batch import Progress
+
+#: Columns of every runs DataFrame, in order (``var.<name>`` columns go after ``parameters``).
+COLUMNS = (
+    "request_id",
+    "started_at",
+    "prompt_name",
+    "prompt_version",
+    "release_label",
+    "provider",
+    "model",
+    "parameters",
+    "output",
+    "status",
+    "error",
+    "error_category",
+    "ttft_s",
+    "latency_s",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "tags",
+    "metadata",
+    "group_id",
+    "repeat",
+)
+_SELECT = (
+    "request_id, started_at, prompt_name, prompt_version, release_label, provider, model, "
+    "parameters, input_variables, output, status, error_message, error_category, ttft_s, "
+    "latency_s, input_tokens, output_tokens, cost_usd, tags, metadata, group_id, repeat_index"
+)
+
+
+def _frame(records: list[dict[str, Any]], variables: Sequence[str]) -> pd.DataFrame:
+    import pandas as pd
+
+    columns = [*COLUMNS[:8], *(f"var.{v}" for v in variables), *COLUMNS[8:]]
+    df = pd.DataFrame.from_records(records, columns=columns)
+    if not df.empty:
+        df["started_at"] = pd.to_datetime(df["started_at"], format="ISO8601", utc=True)
+    for col in ("prompt_version", "input_tokens", "output_tokens", "group_id", "repeat"):
+        df[col] = df[col].astype("Int64")
+    for col in ("ttft_s", "latency_s", "cost_usd"):
+        df[col] = df[col].astype("float64")
+    return df
+
+
+def _row(values: Mapping[str, Any], variables: dict[str, Any]) -> dict[str, Any]:
+    out = {k: values.get(k) for k in COLUMNS}
+    for name, value in variables.items():
+        out[f"var.{name}"] = value
+    return out
+
+
+def _variable_names(all_vars: Iterable[Mapping[str, Any]]) -> list[str]:
+    names: dict[str, None] = {}
+    for values in all_vars:
+        for name in values:
+            names.setdefault(name, None)
+    return list(names)
+
+
+def runs(
+    prompt: str | None = None,
+    since: Any = None,
+    tag: str | None = None,
+    group_id: int | None = None,
+    limit: int | None = None,
+    status: str | None = None,
+) -> pd.DataFrame:
+    """Logged runs as a DataFrame, newest last. Filters combine with AND.
+
+    ``since``: a datetime, a date string (``"2026-11-01"``) or a pandas Timestamp;
+    ``limit``: the newest N runs.
+    """
+    where: list[str] = []
+    params: list[Any] = []
+    if prompt is not None:
+        where.append("prompt_name = ?")
+        params.append(prompt)
+    if since is not None:
+        where.append("started_at >= ?")
+        params.append(_iso(since))
+    if tag is not None:
+        where.append("EXISTS (SELECT 1 FROM json_each(runs.tags) WHERE value = ?)")
+        params.append(tag)
+    if group_id is not None:
+        where.append("group_id = ?")
+        params.append(group_id)
+    if status is not None:
+        where.append("status = ?")
+        params.append(status)
+    sql = f"SELECT {_SELECT} FROM runs"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY started_at DESC"
+    if limit is not None:
+        if not isinstance(limit, int) or limit < 0:
+            raise InvalidInputError(f"limit must be a whole number, not {limit!r}")
+        sql += f" LIMIT {int(limit)}"
+    rows = open_db().query(sql, tuple(params))
+    return frame_from_log_rows([dict(r) for r in reversed(rows)])
+
+
+def frame_from_log_rows(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Log rows (as stored: JSON text columns) → the runs DataFrame."""
+    parsed_vars = [json.loads(r["input_variables"] or "{}") for r in rows]
+    records = []
+    for row, variables in zip(rows, parsed_vars, strict=True):
+        values = dict(row)
+        values["error"] = row.get("error_message")
+        values["repeat"] = row.get("repeat_index")
+        for col in ("parameters", "tags", "metadata"):
+            raw = row.get(col)
+            values[col] = json.loads(raw) if isinstance(raw, str) else raw
+        records.append(_row(values, variables))
+    return _frame(records, _variable_names(parsed_vars))
+
+
+def frame_from_progress(progress: Sequence[Progress], prompt_name: str) -> pd.DataFrame:
+    """A comparison's rows: the log row of each run that reached the provider, else the plan."""
+    db = open_db()
+    ids = [p.request_id for p in progress if p.request_id]
+    logged: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for r in db.query(
+            f"SELECT {_SELECT} FROM runs WHERE request_id IN ({marks})", tuple(chunk)
+        ):
+            logged[r["request_id"]] = dict(r)
+    records, all_vars = [], []
+    for p in progress:
+        if p.status == "pending":
+            continue  # never started (interrupted): not a run
+        variables = p.run.input_variables
+        log_row = logged.get(p.request_id or "")
+        if log_row is not None:
+            variables = json.loads(log_row["input_variables"] or "{}")
+            values = dict(log_row)
+            values["error"] = log_row.get("error_message")
+            values["repeat"] = log_row.get("repeat_index")
+            for col in ("parameters", "tags", "metadata"):
+                values[col] = json.loads(values[col]) if values.get(col) else values.get(col)
+        else:  # failed before any call (bad variables, missing key...): nothing was logged
+            values = {
+                "prompt_name": prompt_name,
+                "prompt_version": p.run.version,
+                "release_label": p.run.label,
+                "provider": p.run.provider,
+                "model": p.run.model,
+                "output": p.text,
+                "status": p.status,
+                "error": str(p.error) if p.error else None,
+                "error_category": getattr(p.error, "category", None) or "input",
+                "repeat": p.run.repeat,
+            }
+        all_vars.append(variables)
+        records.append(_row(values, variables))
+    return _frame(records, _variable_names(all_vars))
+
+
+def _iso(value: Any) -> str:
+    from datetime import UTC, date, datetime
+
+    if isinstance(value, str):
+        import pandas as pd
+
+        value = pd.Timestamp(value).to_pydatetime()
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC).isoformat(timespec="microseconds")
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC).isoformat()
+    raise InvalidInputError(f"since must be a date, a datetime or a date string, not {value!r}")
+
+
+def _label(df: pd.DataFrame) -> pd.Series:
+    version = df["release_label"].fillna("").astype(str)
+    number = df["prompt_version"].astype("string").fillna("?")
+    return "v" + number + version.where(version == "", " (" + version + ")")
+
+
+def compare(df: pd.DataFrame, chart: bool = False) -> pd.DataFrame:
+    """Outputs side by side, one column per model × version, plus summary rows.
+
+    Rows: one per input (its ``var.*`` values) and repeat; then ``mean latency_s``,
+    ``p95 latency_s``, ``mean ttft_s``, ``mean output_tokens``, ``total cost_usd`` and
+    ``error rate``. With ``chart=True`` a bar chart of mean latency is drawn too.
+    """
+    import pandas as pd
+
+    required = {"output", "model", "provider", "prompt_version", "status", "latency_s"}
+    if not isinstance(df, pd.DataFrame) or not required <= set(df.columns):
+        raise InvalidInputError("compare() takes a runs DataFrame (from run_many or runs())")
+    work = df.copy()
+    work["run"] = _run_label(work)
+    var_cols = [c for c in work.columns if c.startswith("var.")]
+    inputs = work[var_cols].astype(str) if var_cols else None
+    work["input"] = [
+        ", ".join(f"{c[4:]}={v}" for c, v in zip(var_cols, values, strict=True)) + f" #{rep}"
+        for values, rep in zip(
+            inputs.itertuples(index=False) if inputs is not None else [()] * len(work),
+            work["repeat"].astype("string").fillna("0"),
+            strict=True,
+        )
+    ]
+    outputs = work.pivot_table(
+        index="input", columns="run", values="output", aggfunc="first", sort=False
+    )
+    grouped = work.groupby("run", sort=False)
+    summary = pd.DataFrame(
+        {
+            "mean latency_s": grouped["latency_s"].mean(),
+            "p95 latency_s": grouped["latency_s"].quantile(0.95),
+            "mean ttft_s": grouped["ttft_s"].mean(),
+            "mean output_tokens": grouped["output_tokens"].mean(),
+            "total cost_usd": grouped["cost_usd"].sum(min_count=1),
+            "error rate": grouped["status"].apply(lambda s: float((s != "ok").mean())),
+        }
+    ).T
+    out = pd.concat([outputs.astype(object), summary[outputs.columns].astype(object)])
+    out.columns.name = "model · version"
+    if chart:
+        plot(df)
+    return out
+
+
+def _run_label(df: pd.DataFrame) -> pd.Series:
+    return df["provider"].astype(str) + "/" + df["model"].astype(str) + " · " + _label(df)
+
+
+def plot(df: pd.DataFrame, metric: str = "latency_s") -> Any:
+    """A bar chart of a metric's mean per model × version (pandas plotting); returns the Axes."""
+    if metric not in df.columns:
+        raise InvalidInputError(f"No column {metric!r} to chart: use e.g. latency_s or cost_usd")
+    work = df.copy()
+    work["run"] = _run_label(work)
+    means = work.groupby("run", sort=False)[metric].mean()
+    return means.plot.barh(title=f"mean {metric} per model and version", xlabel=metric)
