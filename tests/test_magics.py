@@ -190,3 +190,18 @@ def test_unload_removes_the_magics(shell, openai_env):
     shell.run_line_magic("unload_ext", "pl_magic")
     assert "plrun" not in shell.magics_manager.magics["cell"]
     assert "plrun" not in shell.magics_manager.magics["line"]
+
+
+def test_config_settings_take_effect(ip, fake_provider, capsys):
+    pl_magic.publish({"prompt_name": "bare", "prompt_template": chat(("user", "hi {name}"))})
+    ip.run_line_magic("config", "PlMagic.default_provider = 'openai'")
+    ip.run_line_magic("config", "PlMagic.default_model = 'gpt-4.1-nano'")
+    ip.run_line_magic("config", "PlMagic.stream = False")
+    try:
+        ip.run_cell_magic("plrun", "bare", "name: Cfg")
+    finally:
+        ip.run_line_magic("config", "PlMagic.stream = True")
+        ip.run_line_magic("config", "PlMagic.default_provider = None")
+    body = fake_provider.requests[-1].body
+    assert body["model"] == "gpt-4.1-nano" and "stream" not in body
+    assert "echo: hi Cfg" in capsys.readouterr().out
