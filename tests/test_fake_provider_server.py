@@ -21,7 +21,7 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types as genai_types
 
-from tests.fakes.provider_server import FakeProviderServer
+from tests.fakes.provider_server import FakeProviderServer, Recorded
 from tests.fakes.service_account import write_fake_service_account
 
 API_KEY = "sk-test-SECRET-7f3a"  # distinctive, so a test can prove no body echoes it
@@ -114,7 +114,7 @@ def gemini_vertex(fake_provider: FakeProviderServer, service_account: Path) -> g
     )
 
 
-def _only(server: FakeProviderServer, kind: str) -> Any:
+def _only(server: FakeProviderServer, kind: str) -> Recorded:
     """The single recorded request of ``kind`` (fails when there are more or fewer)."""
     (rec,) = server.requests_for(kind)
     return rec
