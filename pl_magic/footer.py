@@ -1,65 +1,121 @@
-"""The one-line summary under a reply, shared by the CLI, the cell magic and the widget.
+"""The one-line summary shown under a run's reply (the CLI now, the notebook display later).
 
-``support-reply v2 (prod) · openai/gpt-4o-mini · ttft 0.21s · 0.84s · 12→31 tokens · $0.0001 ·
-request 3f2a…`` — read from the run log, since PromptLayer's result dict carries no timings.
+    — capital-city v2 (prod) · openai/smollm2-135m-instruct · ttft 0.21s · 0.84s
+      · 37→8 tokens · $— · request 3f2a…          (one line; wrapped here)
+
+Built from the run-log row (``RunLog.get(request_id)``, a ``runs`` table row or a row of
+``pl_magic.runs()``), or from ``run()``'s final result, whose row is then looked up. Unknown
+values show as ``—``: a local server may not report tokens when streaming, and a model
+genai-prices does not know has no cost.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
+DASH = "—"
+SEP = " · "
+
+
+def _missing(value: Any) -> bool:
+    # pandas rows hold NaN (a float) where the log has NULL
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _seconds(value: Any) -> str:
+    return DASH if _missing(value) else f"{float(value):.2f}s"
+
+
+def _count(value: Any) -> str:
+    return DASH if _missing(value) else str(int(value))
+
+
+def format_cost(value: Any) -> str:
+    """``$0.000123`` style (more digits for tiny amounts), ``$—`` when unknown."""
+    if _missing(value):
+        return f"${DASH}"
+    cost = float(value)
+    return f"${cost:.6f}" if cost < 0.01 else f"${cost:.4f}"
+
+
+def short_id(request_id: Any, keep: int = 8) -> str:
+    """The first ``keep`` characters of a request id followed by an ellipsis."""
+    text = str(request_id or "")
+    return text if len(text) <= keep else text[:keep] + "…"
+
 
 def reply_text(result: Mapping[str, Any]) -> str:
-    """The assistant's reply in a ``run()`` result or stream chunk."""
-    template = (result.get("prompt_blueprint") or {}).get("prompt_template") or {}
+    """The reply's text in a ``run()`` result or stream chunk (the text so far, for a chunk).
+
+    Chat: the last assistant message; completion: the last content block (where
+    PromptLayer's blueprint puts the completion).
+    """
+    from .blueprint import content_text
+
+    template = ((result.get("prompt_blueprint") or {}).get("prompt_template")) or {}
     if template.get("type") == "completion":
         blocks = template.get("content") or []
-    else:
-        messages = template.get("messages") or []
-        blocks = messages[-1].get("content") if messages else []
-    if not blocks:
-        return ""
-    last = blocks[-1]
-    return str(last.get("text", "")) if isinstance(last, Mapping) else ""
+        return str(blocks[-1].get("text", "")) if blocks and isinstance(blocks[-1], dict) else ""
+    for msg in reversed(template.get("messages") or []):
+        if msg.get("role") == "assistant":
+            return content_text(msg.get("content"))
+    return ""
 
 
-def footer(row: Mapping[str, Any]) -> str:
-    """The footer line for a run-log row."""
-    label = f" ({row['release_label']})" if row.get("release_label") else ""
-    parts = [
-        f"{row.get('prompt_name')} v{row.get('prompt_version')}{label}",
-        f"{row.get('provider')}/{row.get('model')}",
-    ]
-    if row.get("ttft_s") is not None:
-        parts.append(f"ttft {row['ttft_s']:.2f}s")
-    if row.get("latency_s") is not None:
-        parts.append(f"{row['latency_s']:.2f}s")
-    if row.get("input_tokens") is not None or row.get("output_tokens") is not None:
-        parts.append(f"{row.get('input_tokens') or 0}→{row.get('output_tokens') or 0} tokens")
-    cost = row.get("cost_usd")
-    parts.append(f"${cost:.6f}" if cost is not None else "$—")
-    if row.get("status") not in (None, "ok"):
-        parts.append(str(row["status"]))
-    parts.append(f"request {str(row.get('request_id'))[:12]}")
-    return " · ".join(parts)
-
-
-def footer_for_result(result: Mapping[str, Any]) -> str:
-    """The footer for a ``run()`` result (looked up in the local log by request id)."""
-    from .client import default_client
-
+def _row_from_result(result: Mapping[str, Any]) -> dict[str, Any]:
+    """The log row of ``run()``'s final result, or what its blueprint says when not logged."""
     request_id = result.get("request_id")
-    row = default_client().runlog.get(str(request_id)) if request_id else None
-    if row is None:  # not logged (--no-log): what the blueprint knows
-        bp = result.get("prompt_blueprint") or {}
-        model = (bp.get("metadata") or {}).get("model") or {}
-        row = {
-            "prompt_name": bp.get("prompt_name"),
-            "prompt_version": bp.get("prompt_version"),
-            "release_label": bp.get("release_label"),
-            "provider": model.get("provider"),
-            "model": model.get("name"),
-            "request_id": request_id or "not logged",
-        }
-    return footer(row)
+    if request_id:
+        from .runlog import RunLog
+
+        row = RunLog().get(str(request_id))
+        if row is not None:
+            return row
+    blueprint = result.get("prompt_blueprint") or {}
+    model = (blueprint.get("metadata") or {}).get("model") or {}
+    return {
+        "request_id": request_id,
+        "prompt_name": blueprint.get("prompt_name"),
+        "prompt_version": blueprint.get("prompt_version"),
+        "release_label": blueprint.get("release_label"),
+        "provider": model.get("provider"),
+        "model": model.get("name"),
+        "status": "ok",
+    }
+
+
+def footer(run: Mapping[str, Any], full_request_id: bool = False) -> str:
+    """The footer line of one run: a run-log row, or ``run()``'s final result dict.
+
+    ``full_request_id`` shows the whole id (the CLI does, so that it can be copied into
+    ``track.score``); otherwise its first 8 characters.
+    """
+    row = _row_from_result(run) if "prompt_blueprint" in run else dict(run)
+    name = row.get("prompt_name") or "(no prompt)"
+    title = f"{name} v{row['prompt_version']}" if row.get("prompt_version") else str(name)
+    if row.get("release_label"):
+        title += f" ({row['release_label']})"
+    parts = [f"{DASH} {title}", f"{row.get('provider') or DASH}/{row.get('model') or DASH}"]
+    status = row.get("status") or "ok"
+    if status != "ok":
+        category = row.get("error_category")
+        parts.append(f"{status} ({category})" if category else str(status))
+    parts.append(f"ttft {_seconds(row.get('ttft_s'))}")
+    parts.append(_seconds(row.get("latency_s")))
+    tokens_in, tokens_out = row.get("input_tokens"), row.get("output_tokens")
+    if _missing(tokens_in) and _missing(tokens_out):
+        parts.append(f"tokens {DASH}")
+    else:
+        parts.append(f"{_count(tokens_in)}→{_count(tokens_out)} tokens")
+    parts.append(format_cost(row.get("cost_usd")))
+    request_id = row.get("request_id")
+    if request_id:
+        parts.append(f"request {request_id if full_request_id else short_id(request_id)}")
+    return SEP.join(parts)
+
+
+def footer_for_result(result: Mapping[str, Any], full_request_id: bool = False) -> str:
+    """The footer of ``run()``'s final result (or of a log row): :func:`footer`."""
+    return footer(result, full_request_id=full_request_id)
