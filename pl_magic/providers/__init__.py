@@ -12,6 +12,9 @@ from .base import Provider
 # provider name -> "module:Class"; the module is imported on first use.
 PROVIDERS = {
     "openai": "pl_magic.providers.openai:OpenAIProvider",
+    "anthropic": "pl_magic.providers.anthropic:AnthropicProvider",
+    "google": "pl_magic.providers.google:GoogleProvider",
+    "vertexai": "pl_magic.providers.vertexai:VertexAIProvider",
 }
 
 _instances: dict[str, Provider] = {}

@@ -8,19 +8,22 @@ The engine never touches an SDK directly.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import ipaddress
 import os
+import sys
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from ..blueprint import ModelSpec
-from ..errors import MissingApiKeyError, ProviderError
+from ..errors import ConfigurationError, MissingApiKeyError, ProviderError
 
 # Canonical parameter names. Each provider maps them to its own names; a parameter with
 # no canonical name is provider-specific and is dropped when the provider changes.
@@ -162,6 +165,95 @@ def require_env(provider: str, *names: str, why: str = "") -> str:
     return value
 
 
+class MissingSettingsError(MissingApiKeyError):
+    """Several settings are needed and some are missing: names every missing one.
+
+    Each group lists a variable and its accepted alternatives, e.g.
+    ``("ANTHROPIC_VERTEX_PROJECT_ID", "VERTEX_AI_PROJECT_ID")``.
+    """
+
+    def __init__(
+        self, provider: str, missing: Sequence[Sequence[str]], why: str = "", note: str = ""
+    ) -> None:
+        self.provider = provider
+        self.groups = [list(group) for group in missing]
+        self.variables = [name for group in self.groups for name in group]
+        extra = f" ({why})" if why else ""
+        if len(self.groups) == 1:
+            what = "the environment variable " + " or ".join(self.groups[0])
+        else:
+            shown = [
+                group[0] + (f" (or {' or '.join(group[1:])})" if len(group) > 1 else "")
+                for group in self.groups
+            ]
+            what = "the environment variables " + ", ".join(shown[:-1]) + " and " + shown[-1]
+        tail = f"; {note}" if note else ""
+        ConfigurationError.__init__(self, f"No credentials for {provider}{extra}: set {what}{tail}")
+
+
+def require_google_cloud(provider: str, *groups: Sequence[str], why: str = "") -> list[str]:
+    """One value per group of alternative variables, with Google credentials present (see
+    :func:`google_credentials_problem`); else one error naming every missing variable."""
+    values = [env_value(*group) for group in groups]
+    missing = [group for group, value in zip(groups, values, strict=True) if value is None]
+    problem = google_credentials_problem()
+    note = ""
+    if problem == "GOOGLE_APPLICATION_CREDENTIALS":
+        missing.append((problem,))
+    elif problem:
+        note = problem
+    if missing:
+        raise MissingSettingsError(provider, missing, why, note)
+    if note:
+        extra = f" ({why})" if why else ""
+        raise ConfigurationError(f"No credentials for {provider}{extra}: {note}")
+    return [value for value in values if value is not None]
+
+
+def google_credentials_problem() -> str | None:
+    """Why Google credentials (ADC) cannot be found offline, or None when they can.
+
+    Accepted, in google-auth's own order: ``GOOGLE_APPLICATION_CREDENTIALS`` naming an
+    existing file; the gcloud CLI's ``application_default_credentials.json``
+    (``gcloud auth application-default login``); running on Google Cloud (detected from
+    the machine's DMI product name, the check google-auth makes without the network).
+    Returns the name of the variable to set, or a one-line explanation.
+    """
+    path = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
+    if path:
+        if Path(path).expanduser().is_file():
+            return None
+        return (
+            "GOOGLE_APPLICATION_CREDENTIALS names a file that does not exist "
+            f"({path}): point it at a service-account JSON key file"
+        )
+    if _gcloud_adc_file().is_file() or _on_google_cloud():
+        return None
+    return "GOOGLE_APPLICATION_CREDENTIALS"
+
+
+def _gcloud_adc_file() -> Path:
+    """Where ``gcloud auth application-default login`` writes its credentials."""
+    config = os.environ.get("CLOUDSDK_CONFIG")
+    if config:
+        base = Path(config)
+    elif os.name == "nt":  # pragma: no cover - Windows
+        base = Path(os.environ.get("APPDATA", "")) / "gcloud"
+    else:
+        base = Path.home() / ".config" / "gcloud"
+    return base / "application_default_credentials.json"
+
+
+def _on_google_cloud() -> bool:
+    """True on a Google Cloud VM (Vertex AI Workbench, GCE, GKE): their metadata server
+    gives credentials. Read from DMI, never probed over the network."""
+    try:
+        name = Path("/sys/class/dmi/id/product_name").read_text().strip()
+    except OSError:
+        return False
+    return name.startswith("Google")
+
+
 def fingerprint(secret: str | None) -> str:
     """A short hash to key client caches by credential without keeping the value around."""
     return hashlib.sha256((secret or "").encode()).hexdigest()[:16]
@@ -196,6 +288,33 @@ def classify_transport_error(exc: BaseException) -> str | None:
         return "timeout"
     if isinstance(exc, httpx2.TransportError):
         return "connection"
+    # google-genai's async client uses aiohttp when it is installed: a cut stream raises
+    # aiohttp.ClientPayloadError, a refused connection ClientConnectorError. Only looked at
+    # when something already imported aiohttp.
+    aiohttp = sys.modules.get("aiohttp")
+    if aiohttp is not None:
+        if isinstance(exc, aiohttp.ServerTimeoutError):
+            return "timeout"
+        if isinstance(exc, (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError)):
+            return "connection"
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    return None
+
+
+def classify_google_auth_error(provider: str, exc: BaseException) -> ProviderError | None:
+    """A :class:`ProviderError` for google-auth failures (Vertex tokens), or None.
+
+    Only looked at when google-auth is already imported (a Vertex route imported it).
+    """
+    if "google.auth.exceptions" not in sys.modules:
+        return None
+    from google.auth import exceptions
+
+    if isinstance(exc, exceptions.TransportError):
+        return ProviderError(provider, "connection", f"Google token request failed: {exc}")
+    if isinstance(exc, exceptions.GoogleAuthError):
+        return ProviderError(provider, "auth", f"Google credentials were refused: {exc}")
     return None
 
 
@@ -208,7 +327,13 @@ class Provider(ABC):
 
     def __init__(self) -> None:
         self._clients: dict[tuple[Any, ...], Any] = {}
+        self._async_clients: dict[tuple[Any, ...], tuple[asyncio.AbstractEventLoop, Any]] = {}
         self._clients_lock = threading.Lock()
+
+    def parameters_for(self, api_type: str | None, model: str) -> ParameterMap:
+        """The parameter names of ``model`` (one provider may serve models that differ)."""
+        pick = getattr(self, "parameter_map", None)
+        return pick(api_type) if callable(pick) else self.parameters
 
     def cached_client(self, key: tuple[Any, ...], make: Any) -> Any:
         """An SDK client built once per key (connection pools are reused across runs)."""
@@ -217,6 +342,28 @@ class Provider(ABC):
             if client is None:
                 client = self._clients[key] = make()
             return client
+
+    def cached_async_client(self, key: tuple[Any, ...], make: Any) -> Any:
+        """An async SDK client built once per key *and event loop*.
+
+        Pooled connections belong to the loop that opened them: a client reused from a
+        later ``asyncio.run`` fails with "Event loop is closed". Clients of closed loops
+        are dropped (their sockets go with them; a closed loop cannot run ``aclose``).
+        """
+        loop = asyncio.get_running_loop()
+        with self._clients_lock:
+            for stale in [k for k, (lp, _) in self._async_clients.items() if lp.is_closed()]:
+                del self._async_clients[stale]
+            full_key = (id(loop), *key)
+            entry = self._async_clients.get(full_key)
+            if entry is None or entry[0] is not loop:
+                entry = self._async_clients[full_key] = (loop, make())
+            return entry[1]
+
+    @abstractmethod
+    def warm(self, spec: ModelSpec, is_async: bool) -> None:
+        """Build (and cache) the SDK client now: its import and setup are not the
+        provider's time, so the engine does this before its clock starts."""
 
     @abstractmethod
     def check_credentials(self, spec: ModelSpec) -> None:

@@ -253,6 +253,11 @@ class OpenAIProvider(Provider):
         return spec.base_url or env_value("OPENAI_BASE_URL")
 
     def _api_key(self, spec: ModelSpec) -> str:
+        # A template pointing at a server on this machine (the local model, Ollama, vLLM)
+        # never gets the real key: local servers need none, and a registry template must
+        # not be able to hand the user's OpenAI key to an arbitrary local process.
+        if is_loopback_url(spec.base_url):
+            return LOCAL_SERVER_KEY
         key = env_value("OPENAI_API_KEY")
         if key:
             return key
@@ -277,7 +282,12 @@ class OpenAIProvider(Provider):
                 timeout=provider_timeout_s(),
             )
 
-        return self.cached_client((is_async, base_url, fingerprint(key)), make)
+        if is_async:  # pooled connections belong to one event loop
+            return self.cached_async_client((base_url, fingerprint(key)), make)
+        return self.cached_client((base_url, fingerprint(key)), make)
+
+    def warm(self, spec: ModelSpec, is_async: bool) -> None:
+        self._client(spec, is_async)
 
     def build_request(
         self, rendered: Mapping[str, Any], spec: ModelSpec, stream: bool

@@ -1,0 +1,490 @@
+"""Anthropic through the official ``anthropic`` SDK: the Messages API, first party or on Vertex.
+
+``anthropic`` (key ``ANTHROPIC_API_KEY``) calls ``anthropic.Anthropic``; the ``vertexai``
+provider reuses this module for Claude models through ``anthropic.AnthropicVertex``
+(:class:`AnthropicVertexRoute`). The request body is the same on both.
+
+Two things of the SDK shape the request (anthropic >= 1.0):
+
+- ``temperature``, ``top_p`` and ``top_k`` are no longer keyword arguments of
+  ``messages.create``; the SDK's migration guide sends them through ``extra_body``, which
+  puts them at the top level of the JSON body as before. Every parameter the installed
+  SDK does not know goes that way, so the API (not a ``TypeError``) judges it.
+- ``max_tokens`` is required: the parameter map fills a default when the template has none.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from ..blueprint import ModelSpec, prompt_text
+from ..config import provider_max_retries, provider_timeout_s
+from ..errors import MissingApiKeyError, ProviderError, StreamTruncatedError
+from .base import (
+    ParameterMap,
+    Provider,
+    Reply,
+    StreamState,
+    category_for_status,
+    classify_google_auth_error,
+    classify_transport_error,
+    env_value,
+    fingerprint,
+    is_loopback_url,
+    require_google_cloud,
+)
+
+#: Max tokens when the template sets none (the Messages API requires a value).
+DEFAULT_MAX_TOKENS = 1024
+LOCAL_SERVER_KEY = "no-key-needed"  # Anthropic-compatible local servers ignore the key
+
+PARAMETERS = ParameterMap(
+    names={
+        "temperature": "temperature",
+        "top_p": "top_p",
+        "top_k": "top_k",
+        "max_tokens": "max_tokens",
+        "stop": "stop_sequences",
+    },
+    aliases={
+        "max_completion_tokens": "max_tokens",
+        "max_output_tokens": "max_tokens",
+        "maxOutputTokens": "max_tokens",
+        "topP": "top_p",
+        "topK": "top_k",
+        "stopSequences": "stop",
+    },
+    required={"max_tokens": DEFAULT_MAX_TOKENS},
+)
+
+# Request keys that are pl_magic's own, never model parameters.
+_STRUCTURAL = frozenset({"model", "messages", "system", "stream", "tools", "tool_choice"})
+
+
+@functools.cache
+def _sdk_arguments() -> frozenset[str]:
+    """The keyword arguments the installed SDK's ``messages.create`` accepts."""
+    from anthropic.resources.messages import Messages
+
+    return frozenset(inspect.signature(Messages.create).parameters) - {"self"}
+
+
+def _settings() -> tuple[int, float]:
+    """Client settings read from the environment (part of the client cache key)."""
+    return provider_max_retries(), provider_timeout_s()
+
+
+# -- request ---------------------------------------------------------------------------------
+
+
+def _image_block(url: str) -> dict[str, Any]:
+    """An Anthropic image block for an ``image_url`` (a data: URL becomes base64)."""
+    if url.startswith("data:") and ";base64," in url:
+        head, data = url[5:].split(";base64,", 1)
+        return {
+            "type": "image",
+            "source": {"type": "base64", "media_type": head or "image/png", "data": data},
+        }
+    return {"type": "image", "source": {"type": "url", "url": url}}
+
+
+def _blocks(content: Any) -> list[dict[str, Any]]:
+    """PromptLayer content blocks -> Anthropic content blocks (text and images)."""
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}] if content else []
+    out: list[dict[str, Any]] = []
+    for block in content or []:
+        if not isinstance(block, dict):
+            continue
+        kind = block.get("type")
+        if kind == "text":
+            if block.get("text"):
+                out.append({"type": "text", "text": block["text"]})
+        elif kind == "image_url":
+            image = block.get("image_url")
+            url = image.get("url") if isinstance(image, dict) else image
+            if isinstance(url, str):
+                out.append(_image_block(url))
+        elif kind in ("image", "document", "tool_use", "tool_result"):
+            out.append(block)  # already Anthropic's shape (e.g. imported from PromptLayer)
+    return out
+
+
+def _tool_use_blocks(tool_calls: Any) -> list[dict[str, Any]]:
+    """PromptLayer/OpenAI ``tool_calls`` -> Anthropic ``tool_use`` blocks."""
+    out = []
+    for call in tool_calls or []:
+        function = call.get("function") or {}
+        arguments = function.get("arguments") or "{}"
+        try:
+            arguments = json.loads(arguments) if isinstance(arguments, str) else arguments
+        except ValueError:
+            arguments = {"arguments": arguments}
+        out.append(
+            {
+                "type": "tool_use",
+                "id": call.get("id"),
+                "name": function.get("name"),
+                "input": arguments,
+            }
+        )
+    return out
+
+
+def build_messages(rendered: Mapping[str, Any]) -> tuple[str | None, list[dict[str, Any]]]:
+    """The ``system`` text and Anthropic messages of a rendered template.
+
+    System (and developer) messages become the ``system`` field, wherever they stand.
+    Tool results become ``tool_result`` blocks of a user turn; consecutive turns of one
+    role are merged, as the API needs every result of a tool call in the next user turn.
+    A completion template becomes one user message.
+    """
+    if rendered.get("type") == "completion":
+        return None, [
+            {"role": "user", "content": [{"type": "text", "text": prompt_text(rendered)}]}
+        ]
+    system: list[str] = []
+    messages: list[dict[str, Any]] = []
+    for msg in rendered.get("messages", []):
+        role = msg.get("role")
+        if role in ("system", "developer"):
+            system.extend(b["text"] for b in _blocks(msg.get("content")) if b["type"] == "text")
+            continue
+        if role in ("tool", "function"):
+            text = "".join(b["text"] for b in _blocks(msg.get("content")) if b["type"] == "text")
+            result = {
+                "type": "tool_result",
+                "tool_use_id": msg.get("tool_call_id"),
+                "content": text,
+            }
+            native = {"role": "user", "content": [result]}
+        else:
+            blocks = _blocks(msg.get("content"))
+            if role == "assistant":
+                blocks += _tool_use_blocks(msg.get("tool_calls"))
+            native = {"role": "assistant" if role == "assistant" else "user", "content": blocks}
+        if messages and messages[-1]["role"] == native["role"]:
+            messages[-1]["content"] = messages[-1]["content"] + native["content"]
+        else:
+            messages.append(native)
+    return ("\n\n".join(system) or None), messages
+
+
+def _tools(rendered: Mapping[str, Any]) -> dict[str, Any]:
+    """PromptLayer (OpenAI-shaped) function tools and tool_choice -> Anthropic's."""
+    tools = []
+    for tool in rendered.get("tools") or []:
+        if tool.get("type") != "function":
+            continue
+        function = tool.get("function") or {}
+        native = {
+            "name": function.get("name"),
+            "input_schema": function.get("parameters") or {"type": "object", "properties": {}},
+        }
+        if function.get("description"):
+            native["description"] = function["description"]
+        tools.append(native)
+    if not tools:
+        return {}
+    out: dict[str, Any] = {"tools": tools}
+    choice = rendered.get("tool_choice")
+    if choice in ("auto", "none"):
+        out["tool_choice"] = {"type": choice}
+    elif choice == "required":
+        out["tool_choice"] = {"type": "any"}
+    elif isinstance(choice, dict) and (choice.get("function") or {}).get("name"):
+        out["tool_choice"] = {"type": "tool", "name": choice["function"]["name"]}
+    return out
+
+
+def tool_calls_of(blocks: list[Any]) -> list[dict[str, Any]] | None:
+    """Anthropic ``tool_use`` blocks -> PromptLayer's (OpenAI-shaped) ``tool_calls``."""
+    calls = [
+        {
+            "id": b["id"],
+            "type": "function",
+            "function": {"name": b["name"], "arguments": json.dumps(b.get("input") or {})},
+        }
+        for b in blocks
+        if b.get("type") == "tool_use"
+    ]
+    return calls or None
+
+
+# -- streaming -------------------------------------------------------------------------------
+
+
+class AnthropicStream(StreamState):
+    """Raw Messages stream events. Complete only with ``message_stop`` and a stop reason."""
+
+    def __init__(self, provider: str) -> None:
+        super().__init__()
+        self.provider = provider
+        self.message: dict[str, Any] = {}
+        self.blocks: list[dict[str, Any]] = []
+        self._json_parts: dict[int, list[str]] = {}
+        self.stop_sequence: str | None = None
+        self._stopped = False
+
+    def feed(self, event: Any) -> str:
+        kind = getattr(event, "type", "")
+        if kind == "message_start":
+            self.message = event.message.model_dump(mode="json", exclude={"content"})
+            self.input_tokens = event.message.usage.input_tokens
+            self.output_tokens = event.message.usage.output_tokens
+        elif kind == "content_block_start":
+            while len(self.blocks) <= event.index:
+                self.blocks.append({})
+            self.blocks[event.index] = event.content_block.model_dump(mode="json")
+        elif kind == "content_block_delta":
+            return self._delta(event.index, event.delta)
+        elif kind == "content_block_stop":
+            parts = self._json_parts.pop(event.index, None)
+            if parts is not None and event.index < len(self.blocks):
+                with contextlib.suppress(ValueError):
+                    self.blocks[event.index]["input"] = json.loads("".join(parts) or "{}")
+        elif kind == "message_delta":
+            self.finish_reason = event.delta.stop_reason or self.finish_reason
+            self.stop_sequence = event.delta.stop_sequence
+            usage = event.usage
+            if usage is not None:
+                self.output_tokens = usage.output_tokens
+                if usage.input_tokens is not None:
+                    self.input_tokens = usage.input_tokens
+        elif kind == "message_stop":
+            self._stopped = True
+            self.complete = self.finish_reason is not None
+        return ""
+
+    def _delta(self, index: int, delta: Any) -> str:
+        kind = getattr(delta, "type", "")
+        if kind == "text_delta":
+            self.parts.append(delta.text)
+            if index < len(self.blocks):
+                block = self.blocks[index]
+                block["text"] = block.get("text", "") + delta.text
+            return str(delta.text)
+        if kind == "input_json_delta":
+            self._json_parts.setdefault(index, []).append(delta.partial_json)
+        elif kind == "thinking_delta" and index < len(self.blocks):
+            block = self.blocks[index]
+            block["thinking"] = block.get("thinking", "") + delta.thinking
+        return ""
+
+    def finish(self) -> Reply:
+        if not self.complete:
+            raise StreamTruncatedError(self.provider, self.text)
+        raw = {
+            **self.message,
+            "content": self.blocks,
+            "stop_reason": self.finish_reason,
+            "stop_sequence": self.stop_sequence,
+            "usage": {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens},
+        }
+        return Reply(
+            self.text,
+            self.finish_reason,
+            self.input_tokens,
+            self.output_tokens,
+            tool_calls_of(self.blocks),
+            raw,
+        )
+
+
+# -- provider --------------------------------------------------------------------------------
+
+
+class AnthropicProvider(Provider):
+    """The ``anthropic`` provider (``anthropic.Anthropic``)."""
+
+    name = "anthropic"
+    default_model = "claude-sonnet-4-6"
+    parameters = PARAMETERS
+
+    def _base_url(self, spec: ModelSpec) -> str | None:
+        # The SDK reads ANTHROPIC_BASE_URL itself; read here too so the client cache is
+        # keyed by where requests actually go.
+        return spec.base_url or env_value("ANTHROPIC_BASE_URL")
+
+    def _api_key(self, spec: ModelSpec) -> str:
+        # Only a template's own provider_base_url on loopback (a local Anthropic-compatible
+        # server) goes keyless, and never gets the real key (a registry template must not
+        # hand it to a local process); ANTHROPIC_BASE_URL is usually a gateway that wants it.
+        if is_loopback_url(spec.base_url):
+            return LOCAL_SERVER_KEY
+        key = env_value("ANTHROPIC_API_KEY")
+        if key:
+            return key
+        raise MissingApiKeyError(self.name, ["ANTHROPIC_API_KEY"])
+
+    def check_credentials(self, spec: ModelSpec) -> None:
+        self._api_key(spec)
+
+    def _client(self, spec: ModelSpec, is_async: bool) -> Any:
+        key, base_url = self._api_key(spec), self._base_url(spec)
+
+        def make() -> Any:
+            import anthropic
+
+            cls = anthropic.AsyncAnthropic if is_async else anthropic.Anthropic
+            return cls(
+                api_key=key,
+                base_url=base_url,
+                max_retries=provider_max_retries(),
+                timeout=provider_timeout_s(),
+            )
+
+        cache = self.cached_async_client if is_async else self.cached_client
+        return cache((base_url, fingerprint(key), *_settings()), make)
+
+    def warm(self, spec: ModelSpec, is_async: bool) -> None:
+        self._client(spec, is_async)
+
+    def build_request(
+        self, rendered: Mapping[str, Any], spec: ModelSpec, stream: bool
+    ) -> dict[str, Any]:
+        system, messages = build_messages(rendered)
+        request: dict[str, Any] = {"model": spec.name, "messages": messages}
+        if system:
+            request["system"] = system
+        request.update(_tools(rendered))
+        known = _sdk_arguments()
+        extra: dict[str, Any] = {}
+        for key, value in spec.parameters.items():
+            if key in known and key not in _STRUCTURAL:
+                request[key] = value
+            else:
+                extra[key] = value  # temperature, top_p, top_k and anything newer
+        if extra:
+            request["extra_body"] = extra
+        if stream:
+            request["stream"] = True
+        return request
+
+    def call(self, request: dict[str, Any], spec: ModelSpec, stream: bool) -> Any:
+        return self._client(spec, False).messages.create(**request)
+
+    async def acall(self, request: dict[str, Any], spec: ModelSpec, stream: bool) -> Any:
+        return await self._client(spec, True).messages.create(**request)
+
+    def parse(self, response: Any, spec: ModelSpec) -> Reply:
+        # A reply without stop_reason (a body cut short by a proxy) still parses: the
+        # non-streamed API has no other end marker, and PromptLayer logs it as success.
+        raw = response.model_dump(mode="json")
+        blocks = raw.get("content") or []
+        text = "".join(b.get("text", "") for b in blocks if b.get("type") == "text")
+        usage = response.usage
+        return Reply(
+            text,
+            response.stop_reason,
+            usage.input_tokens if usage else None,
+            usage.output_tokens if usage else None,
+            tool_calls_of(blocks),
+            raw,
+        )
+
+    def stream_state(self, spec: ModelSpec) -> StreamState:
+        return AnthropicStream(self.name)
+
+    def classify(self, exc: BaseException) -> ProviderError | None:
+        import anthropic
+
+        if isinstance(exc, anthropic.APIStatusError):
+            detail = exc.message
+            body = exc.body
+            error = body.get("error") if isinstance(body, dict) else None
+            if isinstance(error, dict) and isinstance(error.get("message"), str):
+                detail = error["message"]
+            if exc.status_code == 200:
+                # An in-band `event: error` mid-stream carries the stream's 200 status; its
+                # error type says what it is (overloaded_error -> 529 -> server).
+                status = _ERROR_TYPE_STATUS.get(str(getattr(exc, "type", None)), 500)
+                return ProviderError(
+                    self.name, category_for_status(status), f"in-stream error: {detail}"
+                )
+            # 529 (OverloadedError) is >= 500: a server error, like Anthropic's own retry rule.
+            return ProviderError(
+                self.name, category_for_status(exc.status_code), detail, exc.status_code
+            )
+        if isinstance(exc, anthropic.APITimeoutError):
+            return ProviderError(self.name, "timeout", "the request timed out")
+        if isinstance(exc, anthropic.APIConnectionError):
+            cause = exc.__cause__
+            detail = f"{type(cause).__name__}: {cause}" if cause else str(exc)
+            return ProviderError(self.name, "connection", detail)
+        category = classify_transport_error(exc)
+        if category:  # anthropic lets a cut stream's httpx2.RemoteProtocolError through
+            return ProviderError(self.name, category, f"{type(exc).__name__}: {exc}")
+        return classify_google_auth_error(self.name, exc)  # AnthropicVertex's token
+
+    def pricing_provider_id(self, spec: ModelSpec) -> str | None:
+        # A template pointing at its own server (a local model) is not billed by Anthropic.
+        # Claude on Vertex is billed at Anthropic's list prices (genai-prices has no
+        # separate Vertex provider).
+        return None if spec.base_url else "anthropic"
+
+
+# In-band error types -> the HTTP status the same error has outside a stream.
+_ERROR_TYPE_STATUS = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "overloaded_error": 529,
+}
+
+
+class AnthropicVertexRoute(AnthropicProvider):
+    """Claude on Vertex AI through ``anthropic.AnthropicVertex`` (used by ``vertexai``).
+
+    Project and region come from ``ANTHROPIC_VERTEX_PROJECT_ID`` / ``CLOUD_ML_REGION``
+    (or ``VERTEX_AI_PROJECT_ID`` / ``VERTEX_AI_PROJECT_LOCATION``) and are passed
+    explicitly; the token comes from Google's application default credentials.
+    ``ANTHROPIC_VERTEX_BASE_URL`` (read by the SDK, ``/v1`` included) moves the endpoint.
+    """
+
+    name = "vertexai"
+    why = "Claude on Vertex AI"
+
+    def _settings(self) -> tuple[str, str]:
+        project, region = require_google_cloud(
+            self.name,
+            ("ANTHROPIC_VERTEX_PROJECT_ID", "VERTEX_AI_PROJECT_ID"),
+            ("CLOUD_ML_REGION", "VERTEX_AI_PROJECT_LOCATION"),
+            why=self.why,
+        )
+        return project, region
+
+    def check_credentials(self, spec: ModelSpec) -> None:
+        self._settings()
+
+    def _client(self, spec: ModelSpec, is_async: bool) -> Any:
+        project, region = self._settings()
+        base_url = spec.base_url or env_value("ANTHROPIC_VERTEX_BASE_URL")
+
+        def make() -> Any:
+            import anthropic
+
+            cls = anthropic.AsyncAnthropicVertex if is_async else anthropic.AnthropicVertex
+            return cls(
+                project_id=project,
+                region=region,
+                base_url=base_url,
+                max_retries=provider_max_retries(),
+                timeout=provider_timeout_s(),
+            )
+
+        credentials = env_value("GOOGLE_APPLICATION_CREDENTIALS")
+        cache = self.cached_async_client if is_async else self.cached_client
+        return cache((project, region, base_url, credentials, *_settings()), make)
+
+    def warm(self, spec: ModelSpec, is_async: bool) -> None:
+        self._client(spec, is_async)

@@ -1,0 +1,559 @@
+"""Gemini through the official ``google-genai`` SDK, on the Gemini API or on Vertex AI.
+
+``google`` uses the Gemini API with ``GOOGLE_API_KEY`` (or ``GEMINI_API_KEY``); with
+``GOOGLE_GENAI_USE_VERTEXAI=true`` the same provider runs on Vertex AI with
+``GOOGLE_CLOUD_PROJECT``, ``GOOGLE_CLOUD_LOCATION`` and Google's application default
+credentials. The ``vertexai`` provider reuses this module for Gemini models
+(:class:`GeminiVertexRoute`).
+
+SDK traits this module works around (reference/provider-wire.md §0, §4):
+
+- With a custom base URL and project/location taken only from the environment, genai
+  switches to "API-gateway mode" and sends no credentials: project and location are read
+  here and passed explicitly, and ``GOOGLE_VERTEX_BASE_URL`` is only honoured when
+  ``vertexai=True`` is passed explicitly, which it always is in Vertex mode.
+- A ``genai.Client`` closes its HTTP client when garbage-collected, so clients are cached
+  (never temporary).
+- genai does not retry by default: retry options mirroring the other SDKs are set.
+- The sync stream is lazy (nothing is sent until it is iterated): the first chunk is
+  fetched in :meth:`GoogleProvider.call`, so errors surface at call time like the others.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import mimetypes
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Any
+
+from ..blueprint import ModelSpec, prompt_text
+from ..config import provider_max_retries, provider_timeout_s
+from ..errors import ProviderError, StreamTruncatedError
+from .base import (
+    ParameterMap,
+    Provider,
+    Reply,
+    StreamState,
+    category_for_status,
+    classify_google_auth_error,
+    classify_transport_error,
+    env_value,
+    fingerprint,
+    require_env,
+    require_google_cloud,
+)
+
+PARAMETERS = ParameterMap(
+    names={
+        "temperature": "temperature",
+        "top_p": "top_p",
+        "top_k": "top_k",
+        "max_tokens": "max_output_tokens",
+        "stop": "stop_sequences",
+        "seed": "seed",
+        "presence_penalty": "presence_penalty",
+        "frequency_penalty": "frequency_penalty",
+    },
+    aliases={
+        "max_completion_tokens": "max_tokens",
+        "maxOutputTokens": "max_tokens",
+        "topP": "top_p",
+        "topK": "top_k",
+        "stopSequences": "stop",
+        "presencePenalty": "presence_penalty",
+        "frequencyPenalty": "frequency_penalty",
+    },
+)
+
+# HTTP statuses genai retries (its own defaults once retries are on), like openai/anthropic.
+RETRY_STATUS_CODES = [408, 429, 500, 502, 503, 504]
+#: First retry delay and cap, in seconds (openai and anthropic back off 0.5 s·2ⁿ up to 8 s;
+#: genai does not honour Retry-After).
+RETRY_INITIAL_DELAY_S = 0.5
+RETRY_MAX_DELAY_S = 8.0
+
+_TRUE = ("true", "1")
+_DROPPED_FROM_RAW = {"sdk_http_response", "automatic_function_calling_history"}
+
+
+def vertex_mode_from_env() -> bool:
+    """True when the environment asks google-genai for Vertex AI (as genai decides it)."""
+    for name in ("GOOGLE_GENAI_USE_ENTERPRISE", "GOOGLE_GENAI_USE_VERTEXAI"):
+        value = env_value(name)
+        if value is not None:
+            return value.lower() in _TRUE
+    return False
+
+
+def _enum_text(value: Any) -> str | None:
+    """A genai enum (FinishReason.STOP) as its wire text ("STOP")."""
+    if value is None:
+        return None
+    return str(getattr(value, "value", value))
+
+
+# -- request ---------------------------------------------------------------------------------
+
+
+def _image_part(url: str) -> dict[str, Any]:
+    """A Gemini part for an ``image_url``: inline bytes for data: URLs, file_data otherwise."""
+    if url.startswith("data:") and ";base64," in url:
+        head, data = url[5:].split(";base64,", 1)
+        try:
+            raw = base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError):
+            raw = b""
+        return {"inline_data": {"mime_type": head or "image/png", "data": raw}}
+    mime = mimetypes.guess_type(url.split("?", 1)[0])[0] or "image/jpeg"
+    return {"file_data": {"file_uri": url, "mime_type": mime}}
+
+
+def _parts(content: Any) -> list[dict[str, Any]]:
+    """PromptLayer content blocks -> Gemini parts (text and images)."""
+    if isinstance(content, str):
+        return [{"text": content}] if content else []
+    out: list[dict[str, Any]] = []
+    for block in content or []:
+        if not isinstance(block, dict):
+            continue
+        kind = block.get("type")
+        if kind == "text":
+            if block.get("text"):
+                out.append({"text": block["text"]})
+        elif kind == "image_url":
+            image = block.get("image_url")
+            url = image.get("url") if isinstance(image, dict) else image
+            if isinstance(url, str):
+                out.append(_image_part(url))
+    return out
+
+
+def _function_call_parts(tool_calls: Any) -> list[dict[str, Any]]:
+    out = []
+    for call in tool_calls or []:
+        function = call.get("function") or {}
+        arguments = function.get("arguments") or "{}"
+        try:
+            args = json.loads(arguments) if isinstance(arguments, str) else arguments
+        except ValueError:
+            args = {"arguments": arguments}
+        native: dict[str, Any] = {"name": function.get("name"), "args": args}
+        out.append({"function_call": native})
+    return out
+
+
+def build_contents(rendered: Mapping[str, Any]) -> tuple[str | None, Any]:
+    """The system instruction and Gemini ``contents`` of a rendered template.
+
+    System (and developer) messages become the system instruction; ``assistant`` is
+    Gemini's ``model`` role; tool results become ``function_response`` parts of a user
+    turn (named after the call they answer). Consecutive turns of one role are merged.
+    A completion template becomes its prompt text.
+    """
+    if rendered.get("type") == "completion":
+        return None, prompt_text(rendered)
+    system: list[str] = []
+    contents: list[dict[str, Any]] = []
+    call_names: dict[str, str] = {}
+    for msg in rendered.get("messages", []):
+        role = msg.get("role")
+        if role in ("system", "developer"):
+            system.extend(p["text"] for p in _parts(msg.get("content")) if "text" in p)
+            continue
+        if role in ("tool", "function"):
+            text = "".join(p["text"] for p in _parts(msg.get("content")) if "text" in p)
+            name = msg.get("name") or call_names.get(str(msg.get("tool_call_id")), "tool")
+            response = {"name": name, "response": {"result": text}}
+            native = {"role": "user", "parts": [{"function_response": response}]}
+        else:
+            parts = _parts(msg.get("content"))
+            if role == "assistant":
+                for call in msg.get("tool_calls") or []:
+                    name = (call.get("function") or {}).get("name")
+                    call_names[str(call.get("id"))] = str(name)
+                parts += _function_call_parts(msg.get("tool_calls"))
+            native = {"role": "model" if role == "assistant" else "user", "parts": parts}
+        if contents and contents[-1]["role"] == native["role"]:
+            contents[-1]["parts"] = contents[-1]["parts"] + native["parts"]
+        else:
+            contents.append(native)
+    return ("\n\n".join(system) or None), contents
+
+
+def _tools(rendered: Mapping[str, Any]) -> dict[str, Any]:
+    """PromptLayer (OpenAI-shaped) function tools and tool_choice -> GenerateContentConfig."""
+    declarations = []
+    for tool in rendered.get("tools") or []:
+        if tool.get("type") != "function":
+            continue
+        function = tool.get("function") or {}
+        declaration: dict[str, Any] = {"name": function.get("name")}
+        if function.get("description"):
+            declaration["description"] = function["description"]
+        if function.get("parameters"):
+            # JSON Schema as is: genai's own Schema type is an OpenAPI subset.
+            declaration["parameters_json_schema"] = function["parameters"]
+        declarations.append(declaration)
+    if not declarations:
+        return {}
+    out: dict[str, Any] = {"tools": [{"function_declarations": declarations}]}
+    choice = rendered.get("tool_choice")
+    mode = {"auto": "AUTO", "none": "NONE", "required": "ANY"}.get(str(choice))
+    if isinstance(choice, dict) and (choice.get("function") or {}).get("name"):
+        out["tool_config"] = {
+            "function_calling_config": {
+                "mode": "ANY",
+                "allowed_function_names": [choice["function"]["name"]],
+            }
+        }
+    elif mode:
+        out["tool_config"] = {"function_calling_config": {"mode": mode}}
+    return out
+
+
+# -- responses -------------------------------------------------------------------------------
+
+
+def _candidate_parts(response: Any) -> tuple[str, list[dict[str, Any]], Any]:
+    """Text (thoughts left out), function calls and the first candidate of a response."""
+    candidates = getattr(response, "candidates", None) or []
+    candidate = candidates[0] if candidates else None
+    content = getattr(candidate, "content", None)
+    text, calls = "", []
+    for part in getattr(content, "parts", None) or []:
+        if part.text and not part.thought:
+            text += part.text
+        if part.function_call is not None:
+            calls.append(part.function_call)
+    return text, calls, candidate
+
+
+def _finish_reason(response: Any, candidate: Any) -> str | None:
+    """The candidate's finish reason; for a blocked prompt (no candidate) the block reason."""
+    if candidate is not None:
+        return _enum_text(getattr(candidate, "finish_reason", None))
+    feedback = getattr(response, "prompt_feedback", None)
+    return _enum_text(getattr(feedback, "block_reason", None))
+
+
+def _tool_calls(calls: list[Any], offset: int = 0) -> list[dict[str, Any]]:
+    """genai FunctionCalls -> PromptLayer's (OpenAI-shaped) ``tool_calls``."""
+    return [
+        {
+            "id": call.id or f"call_{offset + i}",
+            "type": "function",
+            "function": {"name": call.name, "arguments": json.dumps(call.args or {})},
+        }
+        for i, call in enumerate(calls)
+    ]
+
+
+def _usage(response: Any) -> tuple[int | None, int | None]:
+    """(input, output) tokens; output counts thinking tokens too (they are billed as output)."""
+    usage = getattr(response, "usage_metadata", None)
+    if usage is None:
+        return None, None
+    output = None
+    if usage.candidates_token_count is not None or usage.thoughts_token_count is not None:
+        output = (usage.candidates_token_count or 0) + (usage.thoughts_token_count or 0)
+    return usage.prompt_token_count, output
+
+
+def _dump(response: Any) -> dict[str, Any]:
+    """A JSON-able dump of a GenerateContentResponse, without the HTTP headers."""
+    out: dict[str, Any] = response.model_dump(
+        mode="json", exclude_none=True, exclude=_DROPPED_FROM_RAW
+    )
+    return out
+
+
+class GeminiStream(StreamState):
+    """genai stream chunks. Complete only when a chunk carries a finish reason."""
+
+    def __init__(self, provider: str) -> None:
+        super().__init__()
+        self.provider = provider
+        self.calls: list[dict[str, Any]] = []
+        self.last: Any = None
+
+    def feed(self, chunk: Any) -> str:
+        self.last = chunk
+        text, calls, candidate = _candidate_parts(chunk)
+        if calls:
+            self.calls.extend(_tool_calls(calls, len(self.calls)))
+        input_tokens, output_tokens = _usage(chunk)
+        if input_tokens is not None:
+            self.input_tokens = input_tokens
+        if output_tokens is not None:
+            self.output_tokens = output_tokens
+        finish = _finish_reason(chunk, candidate)
+        if finish is not None:
+            self.finish_reason = finish
+            self.complete = True
+        if text:
+            self.parts.append(text)
+        return text
+
+    def finish(self) -> Reply:
+        if not self.complete:
+            raise StreamTruncatedError(self.provider, self.text)
+        raw = _dump(self.last) if self.last is not None else {}
+        parts: list[dict[str, Any]] = [{"text": self.text}] if self.text else []
+        parts += [
+            {
+                "function_call": {
+                    "name": c["function"]["name"],
+                    "args": json.loads(c["function"]["arguments"]),
+                }
+            }
+            for c in self.calls
+        ]
+        candidates = raw.get("candidates") or [{}]
+        candidates[0]["content"] = {"role": "model", "parts": parts}
+        raw["candidates"] = candidates[:1]
+        return Reply(
+            self.text,
+            self.finish_reason,
+            self.input_tokens,
+            self.output_tokens,
+            self.calls or None,
+            raw,
+        )
+
+
+class _Prefetched:
+    """A sync stream whose first chunk was already fetched (so errors surface at call)."""
+
+    def __init__(self, first: list[Any], rest: Iterator[Any]) -> None:
+        self._first = first
+        self._rest = rest
+
+    def __iter__(self) -> Iterator[Any]:
+        yield from self._first
+        self._first = []
+        yield from self._rest
+
+    def close(self) -> None:
+        close = getattr(self._rest, "close", None)
+        if callable(close):
+            close()
+
+
+class _APrefetched:
+    """Async twin of :class:`_Prefetched`."""
+
+    def __init__(self, first: list[Any], rest: AsyncIterator[Any]) -> None:
+        self._first = first
+        self._rest = rest
+
+    async def __aiter__(self) -> AsyncIterator[Any]:
+        for chunk in self._first:
+            yield chunk
+        self._first = []
+        async for chunk in self._rest:
+            yield chunk
+
+    async def aclose(self) -> None:
+        close = getattr(self._rest, "aclose", None)
+        if callable(close):
+            await close()
+
+
+# -- provider --------------------------------------------------------------------------------
+
+
+class GoogleProvider(Provider):
+    """The ``google`` provider: the Gemini API, or Vertex AI when the environment says so."""
+
+    name = "google"
+    default_model = "gemini-2.5-flash"
+    parameters = PARAMETERS
+    why_vertex = "Gemini on Vertex AI, as GOOGLE_GENAI_USE_VERTEXAI is true"
+    project_vars: tuple[str, ...] = ("GOOGLE_CLOUD_PROJECT",)
+    location_vars: tuple[str, ...] = ("GOOGLE_CLOUD_LOCATION",)
+
+    def vertex(self) -> bool:
+        """True when this provider runs on Vertex AI."""
+        return vertex_mode_from_env()
+
+    def _vertex_settings(self) -> tuple[str, str]:
+        project, location = require_google_cloud(
+            self.name, self.project_vars, self.location_vars, why=self.why_vertex
+        )
+        return project, location
+
+    def _api_key(self) -> str:
+        return require_env(self.name, "GOOGLE_API_KEY", "GEMINI_API_KEY")
+
+    def check_credentials(self, spec: ModelSpec) -> None:
+        if self.vertex():
+            self._vertex_settings()
+        else:
+            self._api_key()
+
+    def _http_options(self, base_url: str | None) -> Any:
+        from google.genai import types
+
+        retries = provider_max_retries()
+        return types.HttpOptions(
+            base_url=base_url,
+            timeout=int(provider_timeout_s() * 1000),  # genai counts in milliseconds
+            retry_options=types.HttpRetryOptions(
+                attempts=1 + retries,
+                initial_delay=RETRY_INITIAL_DELAY_S,
+                max_delay=RETRY_MAX_DELAY_S,
+                jitter=RETRY_INITIAL_DELAY_S / 2,
+                http_status_codes=RETRY_STATUS_CODES,
+            ),
+        )
+
+    def warm(self, spec: ModelSpec, is_async: bool) -> None:
+        self._client(spec)
+
+    def _client(self, spec: ModelSpec) -> Any:
+        """The cached ``genai.Client`` for the current environment (``.aio`` for async).
+
+        A template's ``provider_base_url`` (a gateway) wins over the SDK's base-URL variable.
+        """
+        settings = (
+            provider_max_retries(),
+            provider_timeout_s(),
+            RETRY_INITIAL_DELAY_S,
+            RETRY_MAX_DELAY_S,
+        )
+        if self.vertex():
+            project, location = self._vertex_settings()
+            base_url = spec.base_url or env_value("GOOGLE_VERTEX_BASE_URL")
+            credentials = env_value("GOOGLE_APPLICATION_CREDENTIALS")
+
+            def make_vertex() -> Any:
+                from google import genai
+
+                return genai.Client(
+                    vertexai=True,
+                    project=project,
+                    location=location,
+                    http_options=self._http_options(base_url),
+                )
+
+            key = ("vertex", project, location, base_url, credentials, settings)
+            return self.cached_client(key, make_vertex)
+
+        api_key = self._api_key()
+        base_url = spec.base_url or env_value("GOOGLE_GEMINI_BASE_URL")
+
+        def make() -> Any:
+            from google import genai
+
+            return genai.Client(
+                vertexai=False, api_key=api_key, http_options=self._http_options(base_url)
+            )
+
+        return self.cached_client(("gemini", base_url, fingerprint(api_key), settings), make)
+
+    def build_request(
+        self, rendered: Mapping[str, Any], spec: ModelSpec, stream: bool
+    ) -> dict[str, Any]:
+        system, contents = build_contents(rendered)
+        config: dict[str, Any] = dict(spec.parameters)
+        if system:
+            config["system_instruction"] = system
+        config.update(_tools(rendered))
+        _check_config(self.name, config)
+        request: dict[str, Any] = {"model": spec.name, "contents": contents}
+        if config:
+            request["config"] = config
+        return request
+
+    def call(self, request: dict[str, Any], spec: ModelSpec, stream: bool) -> Any:
+        models = self._client(spec).models
+        if not stream:
+            return models.generate_content(**request)
+        native = iter(models.generate_content_stream(**request))
+        first = next(native, None)  # sends the request
+        return _Prefetched([] if first is None else [first], native)
+
+    async def acall(self, request: dict[str, Any], spec: ModelSpec, stream: bool) -> Any:
+        models = self._client(spec).aio.models
+        if not stream:
+            return await models.generate_content(**request)
+        native = await models.generate_content_stream(**request)
+        try:
+            first = [await native.__anext__()]
+        except StopAsyncIteration:
+            first = []
+        return _APrefetched(first, native)
+
+    def parse(self, response: Any, spec: ModelSpec) -> Reply:
+        # A non-streamed reply without a finish reason is accepted as is (PromptLayer does):
+        # the body is whole JSON, unlike a stream that can end early.
+        text, calls, candidate = _candidate_parts(response)
+        input_tokens, output_tokens = _usage(response)
+        return Reply(
+            text,
+            _finish_reason(response, candidate),
+            input_tokens,
+            output_tokens,
+            _tool_calls(calls) or None,
+            _dump(response),
+        )
+
+    def stream_state(self, spec: ModelSpec) -> StreamState:
+        return GeminiStream(self.name)
+
+    def classify(self, exc: BaseException) -> ProviderError | None:
+        from google.genai import errors
+
+        if isinstance(exc, errors.APIError):
+            detail = str(exc.message or exc.status or type(exc).__name__)
+            code = exc.code if isinstance(exc.code, int) else None
+            category = category_for_status(code)
+            if code == 400 and "api key" in detail.lower():
+                category = "auth"  # the Gemini API answers a bad key with 400
+            return ProviderError(self.name, category, detail, code)
+        if isinstance(exc, errors.UnknownApiResponseError):
+            return ProviderError(self.name, "server", f"unreadable response: {exc}")
+        transport = classify_transport_error(exc)
+        if transport:  # genai lets httpx2 and aiohttp errors through unwrapped
+            return ProviderError(self.name, transport, f"{type(exc).__name__}: {exc}")
+        return classify_google_auth_error(self.name, exc)
+
+    def pricing_provider_id(self, spec: ModelSpec) -> str | None:
+        # genai-prices has one "google" provider for the Gemini API and Vertex AI
+        # ("google-vertex" resolves to it too). A template pointing at its own server is
+        # not priced, as for the other providers.
+        return None if spec.base_url else "google"
+
+
+def _check_config(provider: str, config: Mapping[str, Any]) -> None:
+    """Fail before any call when GenerateContentConfig rejects the parameters."""
+    if not config:
+        return
+    from google.genai import types
+    from pydantic import ValidationError
+
+    try:
+        types.GenerateContentConfig(**config)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ProviderError(
+            provider, "bad_request", f"parameters not accepted by Gemini: {problems}"
+        ) from None
+
+
+class GeminiVertexRoute(GoogleProvider):
+    """Gemini on Vertex AI for the ``vertexai`` provider: always Vertex, whatever
+    ``GOOGLE_GENAI_USE_VERTEXAI`` says; VERTEX_AI_PROJECT_ID / VERTEX_AI_PROJECT_LOCATION
+    are accepted besides GOOGLE_CLOUD_PROJECT / GOOGLE_CLOUD_LOCATION."""
+
+    name = "vertexai"
+    why_vertex = "Gemini on Vertex AI"
+    project_vars = ("GOOGLE_CLOUD_PROJECT", "VERTEX_AI_PROJECT_ID")
+    location_vars = ("GOOGLE_CLOUD_LOCATION", "VERTEX_AI_PROJECT_LOCATION")
+
+    def vertex(self) -> bool:
+        return True
