@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import notices
+from .blueprint import reply_text
 from .engine import Engine, RunOptions
 from .errors import InvalidInputError, PlMagicError, UnknownProviderError
-from .footer import reply_text
 from .providers import supported
 
 # Bare model names whose provider follows from their prefix.
@@ -200,7 +200,7 @@ class Batch:
                         stream.close()  # logs it as cancelled
                         events.put(("cancelled", planned.index, None))
                         return
-                    text = reply_text(chunk)
+                    text = reply_text(chunk["prompt_blueprint"])
                     events.put(("text", planned.index, text))
                     final = chunk
                 assert final is not None and final["request_id"]
@@ -286,7 +286,7 @@ class Batch:
         if kind == "ok":
             item.status, item.result = "ok", event[2]
             item.request_id = event[2]["request_id"]
-            item.text = reply_text(event[2])
+            item.text = reply_text(event[2]["prompt_blueprint"])
         elif kind == "error":
             item.status, item.error = "error", event[2]
             item.request_id = getattr(event[2], "request_id", None)

@@ -244,3 +244,17 @@ def with_reply(
     if extra_metadata:
         metadata.update(extra_metadata)
     return {"prompt_template": template, "metadata": metadata}
+
+
+def reply_text(prompt_blueprint: Mapping[str, Any] | None) -> str:
+    """The assistant's reply inside a run's (or a stream chunk's) ``prompt_blueprint``."""
+    template = (prompt_blueprint or {}).get("prompt_template") or {}
+    if template.get("type") == "completion":
+        blocks = template.get("content") or []
+    else:
+        messages = template.get("messages") or []
+        blocks = messages[-1].get("content") if messages else []
+    if not blocks:
+        return ""
+    last = blocks[-1]
+    return str(last.get("text", "")) if isinstance(last, Mapping) else ""

@@ -7,16 +7,10 @@ import json
 import pandas as pd
 import pytest
 from IPython.core.error import UsageError
-from IPython.testing.globalipapp import start_ipython
 
 import pl_magic
 from pl_magic.errors import InvalidInputError, LabelNotFoundError, PlMagicError
 from tests.helpers import chat, model, publish, runs
-
-
-@pytest.fixture(scope="module")
-def shell():
-    return start_ipython()
 
 
 @pytest.fixture

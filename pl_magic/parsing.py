@@ -1,0 +1,69 @@
+"""What people type, understood: prompt targets, ``k=v`` options and YAML cell bodies.
+
+Shared by the surfaces (the magics, the widget, the CLI) so they read input the same way.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from .errors import InvalidInputError
+
+# NAME, NAME@label, NAME:3, and MLflow's prompts:/NAME@label form.
+_TARGET = re.compile(r"^(?:prompts:/)?(?P<name>[^@:]+?)(?:@(?P<label>[^@:]+)|:(?P<version>\d+))?$")
+
+
+def parse_target(target: str | None) -> tuple[str, int | None, str | None]:
+    """``NAME``, ``NAME@label``, ``NAME:3`` → (name, version, label)."""
+    if not target:
+        raise InvalidInputError("Name the prompt to run: %%plrun NAME (or NAME@label, NAME:3)")
+    match = _TARGET.match(target.strip())
+    if not match:
+        raise InvalidInputError(
+            f"Cannot read the prompt {target!r}: write NAME, NAME@label or NAME:3"
+        )
+    version = int(match["version"]) if match["version"] else None
+    return match["name"], version, match["label"]
+
+
+def parse_pairs(items: list[str] | None, what: str) -> dict[str, Any]:
+    """``k=v`` options → a dict; values are parsed as YAML scalars (``0.2`` → 0.2)."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise InvalidInputError(f"{what} {item!r} must look like key=value")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        out[key.strip()] = value
+    return out
+
+
+def parse_body(cell: str | None) -> dict[str, Any]:
+    """The cell body: input variables as a YAML (or JSON) mapping; empty → {}."""
+    if not cell or not cell.strip():
+        return {}
+    try:
+        data = yaml.safe_load(cell)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise InvalidInputError(
+            f"The cell body is not valid YAML{where}: {problem}; write input variables as "
+            "`name: value` lines"
+        ) from None
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise InvalidInputError(
+            f"The cell body must be a mapping of input variables, not a {type(data).__name__}: "
+            "write `name: value` lines"
+        )
+    return {str(k): v for k, v in data.items()}

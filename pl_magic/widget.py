@@ -1,0 +1,396 @@
+"""The widget form: pick a prompt, a version or label, a model and its parameters, fill the
+input variables, click Run; the reply streams into the form.
+
+The run happens on a worker thread so that Stop stays clickable: a click is handled on the
+kernel's main thread, which a streaming loop would otherwise block. The worker only sets
+widget values (state syncs reach the browser from any thread); it never prints or uses
+``with output:``, which from a thread shows nothing in the browser (notebook-testing P6).
+Errors show as one line inside the form, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from . import footer as footer_mod
+from .blueprint import reply_text
+from .client import PromptLayer, default_client
+from .display import Throttle
+from .engine import RunOptions
+from .errors import InvalidInputError, PlMagicError
+from .parsing import parse_pairs
+from .providers import get_provider, supported
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: Models offered per provider (any other name can be typed into the model box).
+SUGGESTED_MODELS: dict[str, list[str]] = {
+    "openai": ["gpt-4o-mini", "gpt-4.1-mini", "gpt-4.1-nano", "gpt-4o", "o4-mini"],
+    "anthropic": ["claude-sonnet-4-6", "claude-haiku-4-5", "claude-opus-4-1"],
+    "google": ["gemini-2.5-flash", "gemini-2.5-pro", "gemini-2.5-flash-lite"],
+    "vertexai": ["gemini-2.5-flash", "gemini-2.5-pro", "claude-sonnet-4-5@20250929"],
+}
+_FORM_PARAMETERS = ("temperature", "max_tokens", "top_p")
+_LATEST = ("latest", None)
+
+
+def _split_list(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _reply_html(text: str, footer: str = "", status: str = "ok", streaming: bool = False) -> str:
+    from .display import run_bundle
+
+    return run_bundle(text, footer, "text", status, streaming)["text/html"]
+
+
+def _error_html(message: str) -> str:
+    return (
+        '<div class="pl-magic-error" style="color:#c62828">'
+        + html.escape(" ".join(message.split()))
+        + "</div>"
+    )
+
+
+class PromptForm:
+    """An ipywidgets form over the registry and the engine (``pl_magic.form()``)."""
+
+    def __init__(
+        self, name: str | None = None, client: PromptLayer | None = None, refresh_hz: float = 15.0
+    ) -> None:
+        import ipywidgets as w
+
+        self.client = client or default_client()
+        self.refresh_hz = refresh_hz
+        self.request_ids: list[str] = []
+        self._cancel = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._typed: dict[str, str] = {}
+        self._template_params: dict[str, Any] = {}
+        wide = w.Layout(width="32em")
+
+        self.prompt = w.Dropdown(description="Prompt", layout=wide)
+        self.refresh_button = w.Button(
+            description="↻", tooltip="Reload the prompt list", layout=w.Layout(width="3em")
+        )
+        self.version = w.Dropdown(description="Version", layout=wide)
+        self.provider = w.Dropdown(description="Provider", options=supported(), layout=wide)
+        self.model = w.Combobox(description="Model", ensure_option=False, layout=wide)
+        self.temperature = w.FloatSlider(
+            description="temperature", min=0.0, max=2.0, step=0.05, value=1.0, readout_format=".2f"
+        )
+        self.max_tokens = w.IntText(description="max tokens", value=256)
+        self.top_p = w.FloatSlider(description="top_p", min=0.0, max=1.0, step=0.05, value=1.0)
+        self.extras = w.Text(description="extras", placeholder="k=v, k=v", layout=wide)
+        self.variables = w.VBox()
+        self.tags = w.Text(description="tags", placeholder="a, b", layout=wide)
+        self.metadata = w.Text(description="metadata", placeholder="k=v, k=v", layout=wide)
+        self.stream = w.Checkbox(description="stream", value=True)
+        self.repeat = w.BoundedIntText(description="repeat", value=1, min=1, max=100)
+        self.run_button = w.Button(description="Run", button_style="primary", icon="play")
+        self.stop_button = w.Button(description="Stop", icon="stop", disabled=True)
+        self.reply = w.HTML(value="")
+        self.status = w.HTML(value="")
+        self.table = w.HTML(value="")
+
+        self.refresh_button.on_click(lambda _: self.refresh())
+        self.prompt.observe(self._on_prompt, names="value")
+        self.version.observe(self._on_version, names="value")
+        self.provider.observe(self._on_provider, names="value")
+        self.run_button.on_click(lambda _: self.start())
+        self.stop_button.on_click(lambda _: self.stop())
+
+        self.widget = w.VBox(
+            [
+                w.HBox([self.prompt, self.refresh_button]),
+                self.version,
+                self.provider,
+                self.model,
+                w.HBox([self.temperature, self.top_p]),
+                w.HBox([self.max_tokens, self.extras]),
+                w.HTML("<b>Input variables</b>"),
+                self.variables,
+                self.tags,
+                self.metadata,
+                w.HBox([self.stream, self.repeat]),
+                w.HBox([self.run_button, self.stop_button]),
+                self.status,
+                self.reply,
+                self.table,
+            ]
+        )
+        self.refresh(select=name)
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+    # -- filling the form ----------------------------------------------------------------
+
+    def refresh(self, select: str | None = None) -> None:
+        """Reload the prompt list from the registry (keeping the selection when possible)."""
+        try:
+            names = self.client.registry.names()
+        except PlMagicError as exc:
+            self.status.value = _error_html(str(exc))
+            return
+        current = select or self.prompt.value
+        self.prompt.options = names
+        if current in names:
+            self.prompt.value = current
+        elif select:
+            self.status.value = _error_html(f"Unknown prompt {select!r}: pick one from the list")
+        if self.prompt.value is not None:
+            self._on_prompt()
+
+    def _on_prompt(self, _: Any = None) -> None:
+        name = self.prompt.value
+        if name is None:
+            return
+        registry = self.client.registry
+        labels = registry.labels(name)
+        versions = registry.versions(name)
+        options: list[tuple[str, Any]] = [
+            (f"{label} → v{number}", ("label", label)) for label, number in labels.items()
+        ]
+        options += [
+            (f"v{n}" + (" (latest)" if n == versions[-1] else ""), ("version", n))
+            for n in reversed(versions)
+        ]
+        self.version.options = options
+        self.version.value = ("label", "prod") if "prod" in labels else ("version", versions[-1])
+        self._on_version()
+
+    def _selected(self) -> tuple[int | None, str | None]:
+        kind, value = self.version.value or _LATEST
+        return (value, None) if kind == "version" else (None, value)
+
+    def _on_version(self, _: Any = None) -> None:
+        if self.prompt.value is None or self.version.value is None:
+            return
+        version, label = self._selected()
+        record = self.client.registry.get(self.prompt.value, version=version, label=label)
+        model = (record.get("metadata") or {}).get("model") or {}
+        params = dict(model.get("parameters") or {})
+        self._template_params = params
+        if model.get("provider") in supported():
+            self.provider.value = model["provider"]
+        self._on_provider()
+        if model.get("name"):
+            self.model.value = model["name"]
+        self.temperature.value = float(params.get("temperature", 1.0))
+        self.top_p.value = float(params.get("top_p", 1.0))
+        self.max_tokens.value = int(
+            params.get("max_tokens") or params.get("max_output_tokens") or 256
+        )
+        self._rebuild_variables(record)
+
+    def _on_provider(self, _: Any = None) -> None:
+        models = SUGGESTED_MODELS.get(self.provider.value, [])
+        self.model.options = models
+        if self.model.value not in models:
+            self.model.value = models[0] if models else ""
+
+    def _rebuild_variables(self, record: Mapping[str, Any]) -> None:
+        import ipywidgets as w
+
+        from .blueprint import input_variables
+
+        for box in self.variables.children:
+            self._typed[box.description] = box.value
+        names = input_variables(record["prompt_template"])
+        self.variables.children = [
+            w.Textarea(
+                description=n,
+                value=self._typed.get(n, ""),
+                layout=w.Layout(width="32em", height="3.5em"),
+            )
+            for n in names
+        ]
+
+    # -- running -------------------------------------------------------------------------
+
+    def options(self, repeat_index: int = 0) -> RunOptions:
+        """The run the form describes (what Run will do)."""
+        version, label = self._selected()
+        template_model = (
+            self.client.registry.get(self.prompt.value, version=version, label=label).get(
+                "metadata"
+            )
+            or {}
+        )
+        template_provider = (template_model.get("model") or {}).get("provider")
+        provider = self.provider.value
+        overrides = self._parameter_overrides(provider)
+        overrides.update(parse_pairs(_split_list(self.extras.value), "extra"))
+        values = {b.description: b.value for b in self.variables.children if b.value != ""}
+        return RunOptions.build(
+            self.prompt.value,
+            prompt_version=version,
+            prompt_release_label=label,
+            input_variables=values,
+            provider=provider if provider != template_provider else None,
+            model=self.model.value or None,
+            model_parameter_overrides=overrides,
+            tags=_split_list(self.tags.value),
+            metadata=parse_pairs(_split_list(self.metadata.value), "metadata"),
+            stream=self.stream.value,
+            repeat_index=repeat_index,
+        )
+
+    def _parameter_overrides(self, provider: str) -> dict[str, Any]:
+        """The form's parameters under the provider's own names, when set or changed."""
+        names = get_provider(provider).parameters_for(None, self.model.value or "").names
+        chosen = {
+            "temperature": self.temperature.value,
+            "top_p": self.top_p.value,
+            "max_tokens": self.max_tokens.value,
+        }
+        defaults = {"temperature": 1.0, "top_p": 1.0, "max_tokens": 256}
+        out = {}
+        for key in _FORM_PARAMETERS:
+            from_template = key in self._template_params or (
+                key == "max_tokens" and "max_output_tokens" in self._template_params
+            )
+            if (from_template or chosen[key] != defaults[key]) and key in names:
+                out[names[key]] = chosen[key]
+        return out
+
+    def start(self) -> None:
+        """Run in the background (the Run button). Errors show in the form."""
+        if self._worker is not None and self._worker.is_alive():
+            return
+        self._cancel.clear()
+        self.status.value = ""
+        try:
+            planned = [self.options(i) for i in range(self.repeat.value)]
+        except PlMagicError as exc:
+            self.status.value = _error_html(str(exc))
+            return
+        self.run_button.disabled, self.stop_button.disabled = True, False
+        self._worker = threading.Thread(
+            target=self._run_all, args=(planned,), daemon=True, name="pl_magic-form"
+        )
+        self._worker.start()
+
+    def run(self, timeout: float = 120.0) -> None:
+        """Run and wait (what a click does, for scripts and tests)."""
+        self.start()
+        if self._worker is not None:
+            self._worker.join(timeout)
+
+    def stop(self) -> None:
+        """Cancel the run in progress; its partial text stays and it is logged as cancelled."""
+        self._cancel.set()
+
+    def _run_all(self, planned: list[RunOptions]) -> None:
+        shown: list[str] = []
+        try:
+            for options in planned:
+                if self._cancel.is_set():
+                    break
+                shown.append(self._run_one(options, shown))
+        finally:
+            self.run_button.disabled, self.stop_button.disabled = False, True
+            self._refresh_table()
+
+    def _run_one(self, options: RunOptions, before: list[str]) -> str:
+        """Stream one run into the reply area; return its final HTML."""
+        engine = self.client.engine
+        throttle = Throttle(self.refresh_hz)
+        text = ""
+        try:
+            if options.stream:
+                stream = engine.stream(options)
+                final = None
+                for chunk in stream:
+                    if self._cancel.is_set():
+                        stream.close()  # logged as cancelled, with the partial text
+                        view = _reply_html(
+                            text, "cancelled — the partial reply is logged", "cancelled"
+                        )
+                        self.reply.value = "".join([*before, view])
+                        return view
+                    text = reply_text(chunk["prompt_blueprint"])
+                    final = chunk
+                    if throttle.ready():
+                        self.reply.value = "".join([*before, _reply_html(text, streaming=True)])
+                result = final
+            else:
+                result = engine.run(options)  # type: ignore[assignment]
+            assert isinstance(result, dict) and result["request_id"]
+            self.request_ids.append(result["request_id"])
+            text = reply_text(result["prompt_blueprint"])
+            view = _reply_html(text, footer_mod.footer(result))
+        except PlMagicError as exc:
+            if exc.request_id:
+                self.request_ids.append(exc.request_id)
+            self.status.value = _error_html(str(exc))
+            partial = getattr(exc, "partial_text", "") or text
+            # a failure before any call (a missing variable...) has no reply to show
+            view = _reply_html(partial, "failed", "error") if exc.request_id else ""
+        except Exception as exc:  # a surprise must not leave the form stuck in "running"
+            self.status.value = _error_html(f"{type(exc).__name__}: {exc}")
+            view = ""
+        self.reply.value = "".join([*before, view])
+        return view
+
+    # -- the runs table ------------------------------------------------------------------
+
+    @property
+    def runs(self) -> pd.DataFrame:
+        """This form's runs as a DataFrame (same columns as ``pl_magic.runs()``)."""
+        from .results import frame_from_log_rows
+        from .store import open_db
+
+        if not self.request_ids:
+            return frame_from_log_rows([])
+        marks = ",".join("?" * len(self.request_ids))
+        ids = tuple(str(i) for i in self.request_ids)  # local ids or PromptLayer's
+        rows = open_db().query(
+            f"SELECT * FROM runs WHERE request_id IN ({marks}) OR remote_request_id IN ({marks}) "
+            "ORDER BY started_at",
+            ids + ids,
+        )
+        return frame_from_log_rows([dict(r) for r in rows])
+
+    def _refresh_table(self) -> None:
+        df = self.runs
+        if df.empty:
+            self.table.value = ""
+            return
+        columns = [
+            "started_at",
+            "prompt_version",
+            "release_label",
+            "provider",
+            "model",
+            "status",
+            "latency_s",
+            "output_tokens",
+            "cost_usd",
+            "output",
+        ]
+        shown = df[columns].copy()
+        shown["started_at"] = shown["started_at"].dt.strftime("%H:%M:%S")
+        shown["output"] = (
+            shown["output"].fillna("").map(lambda t: t if len(t) <= 48 else t[:47] + "…")
+        )
+        table = shown.to_html(
+            index=False, escape=True, na_rep="—", float_format=lambda v: f"{v:.3g}"
+        )
+        self.table.value = (
+            f'<div class="pl-magic-runs" style="font-size:0.85em;white-space:nowrap">{table}</div>'
+        )
+
+
+def form(name: str | None = None) -> PromptForm:
+    """The widget form (``%plform [NAME]`` shows the same): run registry prompts with clicks."""
+    if name is not None and not isinstance(name, str):
+        raise InvalidInputError("form() takes a prompt name (or nothing)")
+    return PromptForm(name)
