@@ -21,31 +21,40 @@ _LAZY = {
     "delete_label": "pl_magic.api",
     "prompts": "pl_magic.api",
     "create_group": "pl_magic.api",
+    "score": "pl_magic.api",
+    "add_metadata": "pl_magic.api",
+    "sync": "pl_magic.api",
     "run_many": "pl_magic.api",
     "runs": "pl_magic.api",
     "compare": "pl_magic.api",
     "PromptLayer": "pl_magic.client",
+    "form": "pl_magic.widget",
 }
 
 __all__ = [
     "PromptLayer",
+    "add_metadata",
     "arun",
     "compare",
     "create_group",
     "delete_label",
     "errors",
+    "form",
     "get_template",
     "prompts",
     "publish",
     "run",
     "run_many",
     "runs",
+    "score",
     "set_label",
+    "sync",
 ]
 
 if TYPE_CHECKING:
     from . import errors
     from .api import (
+        add_metadata,
         arun,
         compare,
         create_group,
@@ -56,9 +65,12 @@ if TYPE_CHECKING:
         run,
         run_many,
         runs,
+        score,
         set_label,
+        sync,
     )
     from .client import PromptLayer
+    from .widget import form
 
 
 def load_ipython_extension(ip: Any) -> None:

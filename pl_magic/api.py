@@ -108,13 +108,36 @@ def delete_label(prompt_name: str, label: str) -> None:
 
 
 def prompts() -> list[dict[str, Any]]:
-    """Every prompt in the registry with its versions and labels."""
+    """Every prompt in the registry with its versions and labels.
+
+    A fresh, empty local registry gets the starter prompts first (see ``pl_magic.starters``).
+    """
     return default_client().registry.list_prompts()
 
 
 def create_group() -> int:
     """A new group id to tie runs together (pass it as ``group_id``)."""
     return default_client().group.create()
+
+
+def score(request_id: Any, score: int, name: str | None = None) -> bool:
+    """Score a run from 0 to 100 (optionally a named score), as ``track.score``.
+
+    Takes either id of a run (``run()``'s ``request_id``, local or PromptLayer's). With the
+    PromptLayer backend it goes to PromptLayer too (queued until the run is there).
+    """
+    return default_client().track.score(request_id, score, name)
+
+
+def add_metadata(request_id: Any, metadata: dict[str, str]) -> bool:
+    """Add string metadata to a run (merged into its logged metadata), as ``track.metadata``."""
+    return default_client().track.metadata(request_id, metadata)
+
+
+def sync() -> dict[str, int]:
+    """Send the runs PromptLayer did not get yet (it was down or slow); counts of
+    ``sent``, ``failed`` (refused) and ``unsent`` (still waiting)."""
+    return default_client().sync()
 
 
 def run_many(

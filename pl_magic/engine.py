@@ -11,11 +11,12 @@ partial text) or ``cancelled`` (KeyboardInterrupt, or a stream closed early).
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Generator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NoReturn, Protocol
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
 from . import blueprint, local_model, notices, pricing
 from .blueprint import ModelSpec
@@ -24,6 +25,11 @@ from .providers import get_provider
 from .providers.base import Provider, Reply, StreamState
 from .runlog import RunLog, RunRecord, run_key
 from .store import utcnow_iso
+
+if TYPE_CHECKING:
+    from .tracking import Tracker
+
+_T = TypeVar("_T")
 
 
 class Registry(Protocol):
@@ -162,7 +168,8 @@ def resolve_model(record: Mapping[str, Any], options: RunOptions) -> tuple[Model
 
     When the provider changes, parameters with an equivalent are carried over under the
     target's own names, the rest are dropped (and reported), and the target's required
-    defaults are filled. ``model_parameter_overrides`` are applied last, as given.
+    defaults are filled. ``model_parameter_overrides`` are applied last; canonical names
+    among them (``max_tokens``, ``stop``...) are renamed to the target's own.
     """
     model_meta = ((record.get("metadata") or {}).get("model")) or {}
     base_url = (record.get("provider_base_url") or {}).get("url")
@@ -186,38 +193,40 @@ def resolve_model(record: Mapping[str, Any], options: RunOptions) -> tuple[Model
     dropped: list[str] = []
     if options.provider and options.provider != spec.provider:
         target = get_provider(options.provider)
-        canonical, unknown = _parameter_map(source, spec.api_type).to_canonical(spec.parameters)
-        native, no_equivalent = _parameter_map(target, None).from_canonical(canonical)
+        name = options.model or target.default_model
+        source_map = source.parameters_for(spec.api_type, spec.name)
+        canonical, unknown = source_map.to_canonical(spec.parameters)
+        native, no_equivalent = target.parameters_for(None, name).from_canonical(canonical)
         dropped = sorted(unknown + no_equivalent)
         spec = ModelSpec(
             provider=options.provider,
-            name=options.model or target.default_model,
+            name=name,
             parameters=native,
             api_type=None,
             base_url=None,  # a provider_base_url belongs to the template's own provider
         )
     elif options.model:
         spec.name = options.model
-    params = _parameter_map(get_provider(spec.provider), spec.api_type)
+    params = get_provider(spec.provider).parameters_for(spec.api_type, spec.name)
     spec.parameters, unsupported = params.adapt(spec.parameters)
-    dropped = sorted({*dropped, *unsupported})
     for key, value in params.required.items():
         spec.parameters.setdefault(key, value)
-    spec.parameters.update(options.model_parameter_overrides)
+    # Overrides win over everything; canonical names (max_tokens, stop, ...) are renamed to
+    # the target's own so that one override works on every provider.
+    overrides, not_supported = params.adapt(options.model_parameter_overrides)
+    spec.parameters.update(overrides)
+    dropped = sorted({*dropped, *unsupported, *not_supported})
     return spec, dropped
-
-
-def _parameter_map(provider: Provider, api_type: str | None) -> Any:
-    pick = getattr(provider, "parameter_map", None)
-    return pick(api_type) if callable(pick) else provider.parameters
 
 
 class Engine:
     """Runs registry prompts. Surfaces call :meth:`run` / :meth:`arun`."""
 
-    def __init__(self, registry: Registry, runlog: RunLog) -> None:
+    def __init__(self, registry: Registry, runlog: RunLog, tracker: Tracker | None = None) -> None:
         self.registry = registry
         self.runlog = runlog
+        #: With the PromptLayer backend: sends runs to /track-request (see tracking.py).
+        self.tracker = tracker
 
     # -- preparing -----------------------------------------------------------------------
 
@@ -233,7 +242,17 @@ class Engine:
                 f"the label wins, as in PromptLayer's SDK"
             )
             version = None
-        record = self.registry.get(options.prompt_name, version=version, label=label)
+        if self.tracker is not None:
+            self.tracker.kick()  # runs left unsent earlier go now, in the background
+        run_context = getattr(self.registry, "run_context", None)
+        record = self.registry.get(
+            options.prompt_name,
+            version=version,
+            label=label,
+            **(run_context(options) if callable(run_context) else {}),
+        )
+        if getattr(record, "server_rendered", False):
+            return self._prepare_server_rendered(options, record)
         spec, dropped = resolve_model(record, options)
         local_model.route(record, spec)  # a template marked as the local model (see there)
         provider = get_provider(spec.provider)
@@ -249,6 +268,20 @@ class Engine:
 
             spec.api_type = api_type_of(spec, rendered)
         return PreparedRun(options, record, spec, provider, rendered, request, dropped)
+
+    def _prepare_server_rendered(self, options: RunOptions, record: dict[str, Any]) -> PreparedRun:
+        """PromptLayer rendered the template for these inputs: its llm_kwargs are the request
+        and its metadata.model the spec (provider/model/overrides already applied there)."""
+        from .registry.promptlayer import server_rendered_run
+
+        spec, rendered, request = server_rendered_run(record, options.stream)
+        provider = get_provider(spec.provider)
+        provider.check_credentials(spec)
+        if spec.provider == "openai" and spec.api_type is None:
+            from .providers.openai import api_type_of
+
+            spec.api_type = api_type_of(spec, rendered)
+        return PreparedRun(options, record, spec, provider, rendered, request, [])
 
     # -- logging -------------------------------------------------------------------------
 
@@ -309,7 +342,11 @@ class Engine:
             raw_response=reply.raw if reply else None,
             backend=self.registry.kind,
         )
+        if self.tracker is not None:
+            self.tracker.attach(run, record, reply, error)  # the /track-request payload
         self.runlog.record(record)
+        if self.tracker is not None and status != "ok":
+            self.tracker.kick()  # failures and cancellations go to PromptLayer in the background
 
     def _fail(self, run: PreparedRun, exc: BaseException, text: str) -> PlMagicError:
         """Log a failed run; return the typed error to raise (SDK error kept as cause)."""
@@ -340,6 +377,7 @@ class Engine:
         return gen
 
     def _call(self, run: PreparedRun) -> Any:
+        run.provider.warm(run.spec, False)
         run.begin()
         try:
             return run.provider.call(run.request, run.spec, run.options.stream)
@@ -351,7 +389,8 @@ class Engine:
 
     async def arun(self, options: RunOptions) -> dict[str, Any] | AsyncIterator[dict[str, Any]]:
         """Async twin of :meth:`run`; streams are async iterators."""
-        run = self.prepare(options)
+        run = await self._off_loop(self.prepare, options)  # a template fetch may wait
+        run.provider.warm(run.spec, True)
         run.begin()
         try:
             response = await run.provider.acall(run.request, run.spec, options.stream)
@@ -364,7 +403,20 @@ class Engine:
             agen = self._astream(run, response)
             await agen.__anext__()
             return agen
-        return self._finish(run, response)
+        return await self._off_loop(self._finish, run, response)
+
+    async def _off_loop(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """Call ``fn`` in a worker thread when it may wait on PromptLayer (keeps the loop free)."""
+        if self.tracker is None:
+            return fn(*args)
+        return await asyncio.to_thread(fn, *args)
+
+    def _tracked(self, run: PreparedRun, result: dict[str, Any]) -> dict[str, Any]:
+        """With the PromptLayer backend, log the run there too: the result then carries
+        PromptLayer's request_id and prompt_blueprint (or, past a short wait, the local ones)."""
+        if self.tracker is None or not run.options.log:
+            return result
+        return self.tracker.finish(run.request_id, result)
 
     def _finish(self, run: PreparedRun, response: Any) -> dict[str, Any]:
         try:
@@ -373,11 +425,12 @@ class Engine:
             _reraise(self._fail(run, exc, ""), exc)
         run.ttft_s = time.perf_counter() - run.t0
         self._log(run, "ok", reply.text, reply)
-        return {
+        result = {
             "request_id": run.request_id,
             "raw_response": response,
             "prompt_blueprint": run.blueprint(reply.text, reply.tool_calls),
         }
+        return self._tracked(run, result)
 
     def _on_chunk(self, run: PreparedRun, state: StreamState, chunk: Any) -> dict[str, Any]:
         added = state.feed(chunk)
@@ -392,11 +445,12 @@ class Engine:
     def _complete(self, run: PreparedRun, state: StreamState, last: Any) -> dict[str, Any]:
         reply = state.finish()
         self._log(run, "ok", reply.text, reply)
-        return {
+        result = {
             "request_id": run.request_id,
             "raw_response": last,
             "prompt_blueprint": run.blueprint(reply.text, reply.tool_calls),
         }
+        return self._tracked(run, result)
 
     def _stream(self, run: PreparedRun, native: Any) -> Generator[dict[str, Any], None, None]:
         state = run.provider.stream_state(run.spec)
@@ -428,7 +482,7 @@ class Engine:
             async for chunk in native:
                 last = chunk
                 yield self._on_chunk(run, state, chunk)
-            final = self._complete(run, state, last)
+            final = await self._off_loop(self._complete, run, state, last)
             done = True
             yield final
         except (GeneratorExit, KeyboardInterrupt):

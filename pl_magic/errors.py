@@ -126,7 +126,7 @@ class MissingVariablesError(TemplateError, KeyError):
         names = ", ".join(self.missing)
         super().__init__(
             f"Prompt {prompt!r} needs input variables that were not given: {names} "
-            f"(pass them in input_variables)"
+            f"(give each one a value)"
         )
 
     def __str__(self) -> str:  # KeyError would quote the message otherwise
@@ -229,3 +229,18 @@ class StreamTruncatedError(ProviderError):
 
 class PromptLayerError(RegistryError):
     """PromptLayer's API answered with an error or could not be reached."""
+
+    #: The HTTP status PromptLayer answered with (None when it could not be reached).
+    status_code: int | None = None
+
+    def __init__(self, message: str, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class PromptLayerAuthError(PromptLayerError):
+    """PromptLayer refused the API key (HTTP 401 or 403)."""
+
+
+class PromptLayerUnavailableError(PromptLayerError):
+    """PromptLayer could not be reached, timed out, or answered 429/5xx after every retry."""

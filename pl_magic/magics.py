@@ -8,12 +8,10 @@ and the fix; ``%config PlMagic.short_errors = False`` shows full tracebacks.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import yaml
 from IPython.core.magic import (
     Magics,
     line_cell_magic,
@@ -23,73 +21,20 @@ from IPython.core.magic import (
     no_var_expand,
 )
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
-from traitlets import Bool, Enum, Float, Int, Unicode
+from traitlets import Bool, Enum, Float, Int, Unicode, observe
 from traitlets.config import Configurable
 
 from . import footer as footer_mod
-from .client import default_client
+from .blueprint import reply_text
+from .client import default_client, set_backend
 from .display import GridCell, GridView, RunView
 from .engine import RunOptions
 from .errors import InvalidInputError, PlMagicError
-
-# NAME, NAME@label, NAME:3, and MLflow's prompts:/NAME@label form.
-_TARGET = re.compile(r"^(?:prompts:/)?(?P<name>[^@:]+?)(?:@(?P<label>[^@:]+)|:(?P<version>\d+))?$")
+from .parsing import parse_body, parse_pairs, parse_target
 
 
 class RunCancelledError(PlMagicError):
     """The person interrupted the run; the partial text stays in the cell."""
-
-
-def parse_target(target: str | None) -> tuple[str, int | None, str | None]:
-    """``NAME``, ``NAME@label``, ``NAME:3`` → (name, version, label)."""
-    if not target:
-        raise InvalidInputError("Name the prompt to run: %%plrun NAME (or NAME@label, NAME:3)")
-    match = _TARGET.match(target.strip())
-    if not match:
-        raise InvalidInputError(
-            f"Cannot read the prompt {target!r}: write NAME, NAME@label or NAME:3"
-        )
-    version = int(match["version"]) if match["version"] else None
-    return match["name"], version, match["label"]
-
-
-def parse_pairs(items: list[str] | None, what: str) -> dict[str, Any]:
-    """``k=v`` options → a dict; values are parsed as YAML scalars (``0.2`` → 0.2)."""
-    out: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise InvalidInputError(f"{what} {item!r} must look like key=value")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            value = raw
-        out[key.strip()] = value
-    return out
-
-
-def parse_body(cell: str | None) -> dict[str, Any]:
-    """The cell body: input variables as a YAML (or JSON) mapping; empty → {}."""
-    if not cell or not cell.strip():
-        return {}
-    try:
-        data = yaml.safe_load(cell)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise InvalidInputError(
-            f"The cell body is not valid YAML{where}: {problem}; write input variables as "
-            "`name: value` lines"
-        ) from None
-    if data is None:
-        return {}
-    if not isinstance(data, Mapping):
-        raise InvalidInputError(
-            f"The cell body must be a mapping of input variables, not a {type(data).__name__}: "
-            "write `name: value` lines"
-        )
-    return {str(k): v for k, v in data.items()}
 
 
 def _short(exc: PlMagicError) -> PlMagicError:
@@ -120,11 +65,22 @@ class PlMagic(Magics, Configurable):
     output_format = Enum(
         ["text", "markdown"], "text", help="How replies are shown: escaped text or Markdown."
     ).tag(config=True)
+    registry = Enum(
+        ["auto", "local", "promptlayer"],
+        "auto",
+        help="Where prompts come from and runs go: PromptLayer (needs PROMPTLAYER_API_KEY), "
+        "the local registry, or auto (PromptLayer when the key is set).",
+    ).tag(config=True)
 
     def __init__(self, shell: Any) -> None:
         Configurable.__init__(self, config=shell.config)
         Magics.__init__(self, shell=shell)
         shell.configurables.append(self)
+        set_backend(self.registry)
+
+    @observe("registry")
+    def _registry_changed(self, change: Any) -> None:
+        set_backend(change["new"])  # a missing key shows at the next use, as one line
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -169,7 +125,7 @@ class PlMagic(Magics, Configurable):
     @argument("--out", help="Store the result (or the comparison DataFrame) in this variable.")
     @argument("--format", choices=["text", "markdown"], help="Show the reply as text or Markdown.")
     @argument("--versions", help="Compare versions/labels, e.g. 2,3,prod.")
-    @argument("--models", help="Compare models, e.g. gpt-4o-mini,anthropic/claude-sonnet-4-5.")
+    @argument("--models", help="Compare models, e.g. gpt-4o-mini,anthropic/claude-sonnet-4-6.")
     @argument("--repeat", type=int, default=1, help="Run each combination N times.")
     @argument("--inputs", help="Name of a DataFrame or list of dicts: one run per row.")
     @argument("--concurrency", type=int, help="Runs at once per provider.")
@@ -233,14 +189,14 @@ class PlMagic(Magics, Configurable):
             result = engine.run(options)
             assert isinstance(result, dict)
             view.start()
-            view.finish(footer_mod.reply_text(result), footer_mod.footer_for_result(result))
+            view.finish(reply_text(result["prompt_blueprint"]), footer_mod.footer(result))
             return result
         stream = engine.stream(options)
         view.start()
         text, final = "", None
         try:
             for chunk in stream:
-                text = footer_mod.reply_text(chunk)
+                text = reply_text(chunk["prompt_blueprint"])
                 view.update(text)
                 final = chunk
         except KeyboardInterrupt:
@@ -252,7 +208,7 @@ class PlMagic(Magics, Configurable):
             view.finish(partial, f"failed: {exc}", "error")
             raise
         assert final is not None
-        view.finish(text, footer_mod.footer_for_result(final))
+        view.finish(text, footer_mod.footer(final))
         return final
 
     def _compare(
@@ -314,6 +270,15 @@ class PlMagic(Magics, Configurable):
 
         progress = batch.execute(on_change)
         return frame_from_progress(progress, name)
+
+    # -- the form ------------------------------------------------------------------------
+
+    @line_magic
+    def plform(self, line: str) -> Any:
+        """``%plform [NAME]``: the widget form (the same as ``pl_magic.form(NAME)``)."""
+        from .widget import form
+
+        return self._guard(lambda: form(line.strip() or None))
 
     # -- log and registry ----------------------------------------------------------------
 
@@ -432,6 +397,7 @@ def load(ip: Any) -> None:
 
 def unload(ip: Any) -> None:
     """Remove the magics from an IPython shell."""
+    set_backend("auto")
     magics = ip.magics_manager.magics
     for kind, names in PlMagic.magics.items():
         for name in names:

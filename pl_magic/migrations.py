@@ -137,3 +137,23 @@ def m002_runs(conn: sqlite3.Connection) -> None:
         CREATE INDEX runs_group ON runs (group_id);
         """,
     )
+
+
+@migration
+def m003_promptlayer_sync(conn: sqlite3.Connection) -> None:
+    # What the PromptLayer backend needs to never lose a run (see tracking.py), and the
+    # scores pl_magic.score() gives a run with either backend.
+    _script(
+        conn,
+        """
+        ALTER TABLE runs ADD COLUMN sync_payload TEXT;       -- JSON {account, payload}: the
+                                                            -- /track-request body, no key
+        ALTER TABLE runs ADD COLUMN sync_attempted_at REAL;  -- epoch of the last send (claims)
+        ALTER TABLE runs ADD COLUMN sync_error TEXT;         -- why the last send failed
+        ALTER TABLE runs ADD COLUMN pending_ops TEXT;        -- JSON list: scores, metadata...
+                                                            -- waiting for the run to be sent
+        ALTER TABLE runs ADD COLUMN scores TEXT;             -- JSON {name: 0..100}
+        CREATE INDEX runs_remote ON runs (remote_request_id);
+        CREATE INDEX runs_sync ON runs (sync_state)
+        """,
+    )

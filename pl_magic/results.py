@@ -139,21 +139,25 @@ def frame_from_log_rows(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
 def frame_from_progress(progress: Sequence[Progress], prompt_name: str) -> pd.DataFrame:
     """A comparison's rows: the log row of each run that reached the provider, else the plan."""
     db = open_db()
-    ids = [p.request_id for p in progress if p.request_id]
+    ids = [str(p.request_id) for p in progress if p.request_id]  # local ids or PromptLayer's
     logged: dict[str, dict[str, Any]] = {}
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
+    for start in range(0, len(ids), 400):
+        chunk = tuple(ids[start : start + 400])
         marks = ",".join("?" * len(chunk))
         for r in db.query(
-            f"SELECT {_SELECT} FROM runs WHERE request_id IN ({marks})", tuple(chunk)
+            f"SELECT {_SELECT}, remote_request_id FROM runs WHERE request_id IN ({marks}) "
+            f"OR remote_request_id IN ({marks})",
+            chunk + chunk,
         ):
             logged[r["request_id"]] = dict(r)
+            if r["remote_request_id"] is not None:
+                logged[str(r["remote_request_id"])] = dict(r)
     records, all_vars = [], []
     for p in progress:
         if p.status == "pending":
             continue  # never started (interrupted): not a run
         variables = p.run.input_variables
-        log_row = logged.get(p.request_id or "")
+        log_row = logged.get(str(p.request_id or ""))
         if log_row is not None:
             variables = json.loads(log_row["input_variables"] or "{}")
             values = dict(log_row)

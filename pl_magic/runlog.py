@@ -52,6 +52,8 @@ class RunRecord:
     backend: str = "local"
     remote_request_id: str | None = None
     sync_state: str | None = None
+    sync_payload: str | None = None  # PromptLayer backend: the /track-request body (no key)
+    sync_attempted_at: float | None = None
 
 
 _JSON_COLUMNS = ("parameters", "input_variables", "rendered_input", "tags", "metadata")
@@ -114,10 +116,17 @@ class RunLog:
             )
 
     def get(self, request_id: str) -> dict[str, Any] | None:
-        """One logged run as a dict (JSON columns decoded), or None."""
+        """One logged run as a dict (JSON columns decoded), or None.
+
+        Takes either id of a run: the local one or PromptLayer's (``remote_request_id``).
+        """
         import json
 
-        rows = self.db.query("SELECT * FROM runs WHERE request_id = ?", (request_id,))
+        rows = self.db.query(
+            "SELECT * FROM runs WHERE request_id = ? OR remote_request_id = ? "
+            "ORDER BY request_id = ? DESC LIMIT 1",
+            (request_id, request_id, request_id),
+        )
         if not rows:
             return None
         out = dict(rows[0])

@@ -38,7 +38,7 @@ for _name in list(os.environ):
     if _name.startswith(_CLEARED_PREFIXES) or _name in _CLEARED or _name.endswith("_API_KEY"):
         del os.environ[_name]
 
-pytest_plugins = ["tests.fakes.fixtures"]
+pytest_plugins = ["tests.fakes.fixtures", "tests.fakes.promptlayer_fixtures"]
 
 #: Every secret value a test put in the environment; checked against the SQLite files last.
 SECRETS_SET: list[str] = []
@@ -58,6 +58,8 @@ def pl_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh PL_MAGIC_HOME (registry + run log) for every test."""
     home = tmp_path / "pl_magic_home"
     monkeypatch.setenv("PL_MAGIC_HOME", str(home))
+    # Tests start from an empty registry; the starter-prompt tests turn seeding back on.
+    monkeypatch.setenv("PL_MAGIC_STARTERS", "0")
     HOMES.append(home)
     return home
 
@@ -69,6 +71,15 @@ def openai_env(fake_provider, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setenv("OPENAI_API_KEY", key)
     monkeypatch.setenv("OPENAI_BASE_URL", fake_provider.openai_base_url)
     yield key
+
+
+@pytest.fixture(scope="session")
+def shell():
+    """IPython's test shell (one per session: IPython allows a single global instance)."""
+    from IPython import get_ipython
+    from IPython.testing.globalipapp import start_ipython
+
+    return start_ipython() or get_ipython()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
