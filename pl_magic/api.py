@@ -15,6 +15,17 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
+def _refuse_unknown(function: str, unknown: dict[str, Any]) -> None:
+    """A misspelled or foreign keyword is a one-line error naming it (not a TypeError)."""
+    if unknown:
+        from .errors import InvalidInputError
+
+        raise InvalidInputError(
+            f"{function}() got unknown argument(s) {', '.join(sorted(unknown))}: "
+            f"see help(pl_magic.{function})"
+        )
+
+
 def run(
     prompt_name: str,
     prompt_version: int | None = None,
@@ -27,6 +38,7 @@ def run(
     stream: bool = False,
     provider: str | None = None,
     model: str | None = None,
+    **unknown: Any,
 ) -> dict[str, Any] | Iterator[dict[str, Any]]:
     """Run a registry prompt, exactly as PromptLayer's ``run()``.
 
@@ -36,6 +48,7 @@ def run(
     ``{"request_id", "raw_response", "prompt_blueprint"}``, or with ``stream=True`` an
     iterator of such dicts whose last one alone carries the ``request_id``.
     """
+    _refuse_unknown("run", unknown)
     return default_client().run(
         prompt_name,
         prompt_version=prompt_version,
@@ -63,8 +76,10 @@ async def arun(
     stream: bool = False,
     provider: str | None = None,
     model: str | None = None,
+    **unknown: Any,
 ) -> dict[str, Any] | AsyncIterator[dict[str, Any]]:
     """Async twin of :func:`run`; with ``stream=True`` an async iterator."""
+    _refuse_unknown("arun", unknown)
     return await default_client().arun(
         prompt_name,
         prompt_version=prompt_version,
@@ -157,13 +172,18 @@ def run_many(
     google); ``inputs``: a DataFrame or list of dicts, one run per row, over the shared
     ``input_variables``. Runs go ``concurrency`` at a time per provider. A failed run is a
     row with its error; the others still complete. Other keywords (tags, metadata,
-    group_id, model_parameter_overrides) go to every run.
+    group_id, model_parameter_overrides) go to every run. Runs are not streamed (nothing
+    shows them, and streams cost CPU): an interrupt lets the runs in flight finish and
+    skips the rest; ``stream=True`` streams them, so that an interrupt stops them too.
     """
     from .batch import Batch, plan
     from .results import frame_from_progress
 
+    stream = bool(run_kwargs.pop("stream", False))
     planned = plan(versions, models, repeat, inputs, input_variables)
-    batch = Batch(default_client().engine, prompt_name, planned, run_kwargs, concurrency)
+    batch = Batch(
+        default_client().engine, prompt_name, planned, run_kwargs, concurrency, stream=stream
+    )
     return frame_from_progress(batch.execute(), prompt_name)
 
 

@@ -164,8 +164,14 @@ def body_from_mapping(
         )
     unknown = sorted(set(map(str, data)) - _KNOWN_KEYS)
     if unknown:
+        import difflib
+
+        guesses = [
+            close[0] for key in unknown if (close := difflib.get_close_matches(key, _KNOWN_KEYS, 1))
+        ]
+        hint = f"did you mean {', '.join(guesses)}? " if guesses else ""
         raise InvalidInputError(
-            f"Unknown key(s) in the prompt YAML: {', '.join(unknown)} (known: messages, "
+            f"Unknown key(s) in the prompt YAML: {', '.join(unknown)}: {hint}(known: messages, "
             "template, model, parameters, labels, commit_message, tags, template_format)"
         )
     name = prompt_name or data.get("prompt_name") or data.get("name")
@@ -255,7 +261,9 @@ def body_from_yaml(text: str, **overrides: Any) -> dict[str, Any]:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise InvalidInputError(f"The prompt YAML does not parse{where}: {problem}") from None
+        raise InvalidInputError(
+            f"The prompt YAML does not parse{where}: {problem}; fix the YAML there"
+        ) from None
     if data is None:
         data = {}
     return body_from_mapping(data, **overrides)

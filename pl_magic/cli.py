@@ -54,6 +54,13 @@ def _err(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
+def _error(exc: BaseException) -> None:
+    """An error as one line: control and invisible characters (an argument may hold them)
+    are shown escaped, so the line stays one line and shows what was typed."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(exc))
+    _err(f"{PROG}: error: {text}")
+
+
 def parse_vars(items: Sequence[str] | None) -> dict[str, str]:
     """``--var k=v`` items → input variables (values stay text, as typed)."""
     out: dict[str, str] = {}
@@ -240,7 +247,9 @@ def cmd_prompts_import(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise InvalidInputError(f"Cannot read {str(path)!r}: {exc.strerror or exc}") from None
     except ValueError as exc:
-        raise InvalidInputError(f"{str(path)!r} is not JSON: {exc}") from None
+        raise InvalidInputError(
+            f"{str(path)!r} is not JSON ({exc}): give a file `pl-magic prompts export` wrote"
+        ) from None
     _client()  # the backend check (PROMPTLAYER_API_KEY)
     # straight to the registry: an import is a write, it must not seed the starters first
     results = LocalRegistry().import_templates(_records_in(data))
@@ -468,13 +477,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help and --version
         return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_FAILED
     except UsageError as exc:
-        _err(f"{PROG}: error: {exc}")
+        _error(exc)
         return EXIT_USAGE
     except (InvalidInputError, MissingVariablesError) as exc:  # what was typed is wrong
-        _err(f"{PROG}: error: {exc}")
+        _error(exc)
         return EXIT_USAGE
     except PlMagicError as exc:
-        _err(f"{PROG}: error: {exc}")
+        _error(exc)
         return EXIT_FAILED
     except KeyboardInterrupt:
         _err(f"{PROG}: interrupted")

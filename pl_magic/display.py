@@ -5,13 +5,15 @@ Rules (from rgbkrk/genai's display.py, plus a throttle it lacks):
   worker threads never touch the cell (batch.py hands their chunks over through a queue);
 - at most ``refresh_hz`` updates a second while streaming, and always one at the end;
 - model output is escaped, never injected as HTML (``--format markdown`` hands it to the
-  front end's Markdown renderer, which sanitizes);
+  front end's Markdown renderer with its raw HTML disarmed: Jupyter renders the Markdown
+  of outputs the kernel just produced as trusted, without sanitizing it);
 - in a terminal IPython (no display updates) text is printed as it streams.
 """
 
 from __future__ import annotations
 
 import html
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -48,6 +50,44 @@ def _footer_html(footer: str, status: str = "ok") -> str:
     )
 
 
+_FENCE_OPEN = re.compile(r" {0,3}(`{3,}(?=[^`]*$)|~{3,})")
+
+
+def markdown_source(text: str) -> str:
+    """Model output as Markdown for the front end, with raw HTML shown as text.
+
+    JupyterLab (and the classic notebook) render the Markdown of an output the kernel has
+    just produced as trusted, so raw HTML in it would be live: ``<img src=x
+    onerror=...>`` runs its script. Every ``<`` outside fenced code blocks becomes
+    ``&lt;``, which Markdown shows as ``<``: no tag, comment or autolink can start. Inside
+    fenced code blocks Markdown shows text as it is, so code keeps its ``<``; an inline
+    code span shows ``&lt;`` (a cosmetic loss, kept because spans are where renderers
+    disagree). Fences are found line by line, closing at least as readily as CommonMark
+    and marked do, so a line escaped here as text is never code there only the other way
+    round.
+    """
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    out, fence = [], ""
+    for line in lines:
+        if fence:
+            out.append(line)
+            stripped = line.strip()
+            if (
+                len(line) - len(line.lstrip(" ")) <= 3
+                and stripped.startswith(fence)
+                and not stripped.strip("`~")
+            ):
+                fence = ""  # a closing fence (the same character, at least as long)
+            continue
+        opening = _FENCE_OPEN.match(line)
+        if opening:
+            fence = opening[1]
+            out.append(line)
+        else:
+            out.append(line.replace("<", "&lt;"))
+    return "\n".join(out)
+
+
 def run_bundle(
     text: str, footer: str = "", fmt: str = "text", status: str = "ok", streaming: bool = False
 ) -> dict[str, str]:
@@ -55,7 +95,7 @@ def run_bundle(
     shown = text + (_CURSOR if streaming else "")
     plain = shown + (f"\n{footer}" if footer else "")
     if fmt == "markdown":
-        md = shown or " "  # some front ends choke on empty Markdown (genai's lesson)
+        md = markdown_source(shown) or " "  # some front ends choke on empty Markdown
         if footer:
             md += "\n\n<small>" + html.escape(footer) + "</small>"
         return {"text/plain": plain, "text/markdown": md}

@@ -34,8 +34,24 @@ def redact(text: str) -> str:
     return text
 
 
+#: Longest message kept whole; longer ones keep their start and their end (where the fix is).
+MAX_MESSAGE = 1000
+
+
 def _one_line(text: str) -> str:
-    return " ".join(redact(text).split())
+    line = " ".join(redact(text).split())
+    if len(line) > MAX_MESSAGE:
+        line = line[: MAX_MESSAGE // 2] + " … " + line[-(MAX_MESSAGE // 2) :]
+    return line
+
+
+def shown(value: object, limit: int = 80) -> str:
+    """``repr(value)`` for a message, cut to about ``limit`` characters (a 100 kB name
+    given by mistake must not make a 100 kB message)."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 1]}… ({len(str(value))} characters)"
 
 
 def _listing(items: Iterable[object], empty: str = "none") -> str:
@@ -82,7 +98,7 @@ class PromptNotFoundError(RegistryError, LookupError):
         hint = (
             f"did you mean {_listing(close)}?" if close else "list prompts with pl_magic.prompts()"
         )
-        super().__init__(f"Unknown prompt {name!r}: {hint}")
+        super().__init__(f"Unknown prompt {shown(name)}: {hint}")
 
 
 class VersionNotFoundError(RegistryError, LookupError):
@@ -91,7 +107,8 @@ class VersionNotFoundError(RegistryError, LookupError):
     def __init__(self, name: str, version: int, existing: Sequence[int]) -> None:
         self.name, self.version = name, version
         super().__init__(
-            f"Prompt {name!r} has no version {version}: existing versions are {_listing(existing)}"
+            f"Prompt {shown(name)} has no version {shown(version, 40)}: existing versions are "
+            f"{_listing(existing)}"
         )
 
 
@@ -101,7 +118,7 @@ class LabelNotFoundError(RegistryError, LookupError):
     def __init__(self, name: str, label: str, existing: Sequence[str]) -> None:
         self.name, self.label = name, label
         super().__init__(
-            f"Prompt {name!r} has no release label {label!r}: existing labels are "
+            f"Prompt {shown(name)} has no release label {shown(label)}: existing labels are "
             f"{_listing(existing)} (set one with pl_magic.set_label)"
         )
 
@@ -120,13 +137,21 @@ class TemplateError(PlMagicError):
 class MissingVariablesError(TemplateError, KeyError):
     """Input variables the template needs were not given."""
 
-    def __init__(self, prompt: str, missing: Iterable[str]) -> None:
+    def __init__(self, prompt: str, missing: Iterable[str], given: Iterable[str] = ()) -> None:
         self.prompt = prompt
         self.missing = sorted(set(missing))
         names = ", ".join(self.missing)
+        # a variable given under a slightly different name (a typo, an invisible character)
+        unused = [g for g in given if g not in self.missing]
+        guesses = []
+        for name in self.missing:
+            close = difflib.get_close_matches(name, unused, n=1, cutoff=0.6)
+            if close:
+                guesses.append(f"{name} instead of {shown(close[0], 40)}")
+        hint = f"; did you mean {', '.join(guesses)}?" if guesses else ""
         super().__init__(
-            f"Prompt {prompt!r} needs input variables that were not given: {names} "
-            f"(give each one a value)"
+            f"Prompt {shown(prompt)} needs input variables that were not given: {names} "
+            f"(give each one a value{hint})"
         )
 
     def __str__(self) -> str:  # KeyError would quote the message otherwise
@@ -149,7 +174,7 @@ class UnknownProviderError(PlMagicError, ValueError):
 
     def __init__(self, provider: str, supported: Sequence[str]) -> None:
         self.provider = provider
-        super().__init__(f"Unknown provider {provider!r}: use one of {_listing(supported)}")
+        super().__init__(f"Unknown provider {shown(provider)}: use one of {_listing(supported)}")
 
 
 class MissingApiKeyError(ConfigurationError):

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from IPython.core.error import UsageError
 from IPython.core.magic import (
     Magics,
     line_cell_magic,
@@ -35,6 +36,20 @@ from .parsing import parse_body, parse_pairs, parse_target
 
 class RunCancelledError(PlMagicError):
     """The person interrupted the run; the partial text stays in the cell."""
+
+
+def _parse(magic: Callable[..., Any], line: str, name: str) -> Any:
+    """The magic's options; a line they cannot be read from is one usage line naming the fix."""
+    try:
+        return parse_argstring(magic, line)
+    except UsageError as exc:  # argparse: an unknown option, a value of the wrong type
+        shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(exc))
+        raise UsageError(f"{shown} (see %{name}? for the options)") from None
+    except ValueError as exc:  # shlex: an unclosed quote, a trailing backslash
+        fix = "close the quote" if "quotation" in str(exc) else "fix the quoting"
+        raise UsageError(
+            f"Cannot read the options of %{name} ({exc}): {fix} (see %{name}? for the options)"
+        ) from None
 
 
 def _short(exc: PlMagicError) -> PlMagicError:
@@ -136,7 +151,7 @@ class PlMagic(Magics, Configurable):
         ``--models``, ``--repeat`` or ``--inputs`` it runs every combination concurrently,
         shows a live grid, and returns a DataFrame with one row per run.
         """
-        args = parse_argstring(self.plrun, line)
+        args = _parse(self.plrun, line, "plrun")
         return self._guard(lambda: self._plrun(args, cell, local_ns))
 
     def _plrun(self, args: Any, cell: str | None, local_ns: Any) -> Any:
@@ -291,7 +306,7 @@ class PlMagic(Magics, Configurable):
     @argument("--limit", type=int, help="Only the newest N runs.")
     def plruns(self, line: str) -> Any:
         """The run log as a DataFrame (``%plruns --prompt NAME --limit 20``)."""
-        args = parse_argstring(self.plruns, line)
+        args = _parse(self.plruns, line, "plruns")
         from .results import runs
 
         def go() -> Any:
@@ -343,7 +358,7 @@ class PlMagic(Magics, Configurable):
         The body has ``messages:`` (a list of ``{role: text}`` items) or ``template:`` (a
         completion), and optionally ``model:``, ``parameters:``, ``labels:``.
         """
-        args = parse_argstring(self.plprompt, line)
+        args = _parse(self.plprompt, line, "plprompt")
         if cell is not None and cell.strip():
             return self._guard(lambda: self._publish(args, cell))
         return self._guard(lambda: self._show(args))

@@ -12,18 +12,23 @@ Python objects. jinja2 always runs in its sandbox.
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from .errors import SandboxViolationError, TemplateSyntaxError
+from .errors import SandboxViolationError, TemplateError, TemplateSyntaxError
 
 if TYPE_CHECKING:
     import jinja2.sandbox
 
 FORMATS = ("f-string", "jinja2")
 _formatter = string.Formatter()
+#: The most characters one format spec or one jinja2 operator may produce: "{x:>999999999}"
+#: or "{{ 'a' * 10**9 }}" would otherwise take the kernel's memory.
+MAX_CHARS = 1_000_000
+_SPEC_NUMBER = re.compile(r"\d+")
 
 
 def _check_format(template_format: str) -> str:
@@ -35,9 +40,10 @@ def _check_format(template_format: str) -> str:
     return fmt
 
 
-def _fstring_parts(text: str) -> list[tuple[str, str | None, str | None, str | None]]:
+@lru_cache(maxsize=1024)  # every run parses its template's texts twice (variables, render)
+def _fstring_parts(text: str) -> tuple[tuple[str, str | None, str | None, str | None], ...]:
     try:
-        return list(_formatter.parse(text))
+        return tuple(_formatter.parse(text))
     except ValueError as exc:
         raise TemplateSyntaxError(
             f"Invalid f-string template ({exc}): write literal braces as {{{{ and }}}}"
@@ -47,9 +53,26 @@ def _fstring_parts(text: str) -> list[tuple[str, str | None, str | None, str | N
 @lru_cache(maxsize=1)
 def _jinja_env() -> jinja2.sandbox.SandboxedEnvironment:
     from jinja2 import StrictUndefined
-    from jinja2.sandbox import SandboxedEnvironment
+    from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
-    return SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+    class Sandbox(SandboxedEnvironment):
+        """The sandbox guards attributes, not sizes: ``*`` and ``**`` are bounded too."""
+
+        intercepted_binops = frozenset({"*", "**"})
+
+        def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+            ints = isinstance(left, int) and isinstance(right, int)
+            if operator == "**" and ints and abs(left) > 1 and right > 64 * 1024:
+                raise SecurityError(f"{left} ** {right} is too large a number")
+            for seq, n in ((left, right), (right, left)) if operator == "*" else ():
+                sequence = isinstance(seq, str | list | tuple) and isinstance(n, int)
+                if sequence and len(seq) * n > MAX_CHARS:
+                    raise SecurityError(
+                        f"repeating a sequence {n} times is more than {MAX_CHARS} items"
+                    )
+            return super().call_binop(context, operator, left, right)
+
+    return Sandbox(undefined=StrictUndefined, autoescape=False)
 
 
 @lru_cache(maxsize=512)
@@ -89,13 +112,18 @@ def render(text: str, values: Mapping[str, Any], template_format: str = "f-strin
                 "Empty {} in an f-string template: name the variable, or write {{}} for braces"
             )
         value = values[field]
-        if conversion == "r":
-            value = repr(value)
-        elif conversion == "a":
-            value = ascii(value)
-        elif conversion == "s":
-            value = str(value)
+        if spec and any(int(n) > MAX_CHARS for n in _SPEC_NUMBER.findall(spec)):
+            raise TemplateSyntaxError(
+                f"The format spec ':{spec[:40]}' of variable {field!r} asks for more than "
+                f"{MAX_CHARS} characters: use a smaller width or precision"
+            )
         try:
+            if conversion == "r":
+                value = repr(value)
+            elif conversion == "a":
+                value = ascii(value)
+            elif conversion == "s":
+                value = str(value)
             out.append(format(value, spec or ""))
         except (ValueError, TypeError) as exc:
             raise TemplateSyntaxError(
@@ -121,3 +149,8 @@ def _render_jinja(text: str, values: Mapping[str, Any]) -> str:
         ) from None
     except jinja2.TemplateError as exc:
         raise TemplateSyntaxError(f"jinja2 template error ({exc}): fix the template") from None
+    except (ArithmeticError, LookupError, TypeError, ValueError, RecursionError) as exc:
+        # what the template's own expressions raise: 1/0, 'a' + 1, range(10**9), x[99]...
+        raise TemplateError(
+            f"The jinja2 template failed ({type(exc).__name__}: {exc}): fix the template"
+        ) from None

@@ -20,7 +20,7 @@ from .blueprint import reply_text
 from .client import PromptLayer, default_client
 from .display import Throttle
 from .engine import RunOptions
-from .errors import InvalidInputError, PlMagicError
+from .errors import InvalidInputError, PlMagicError, PromptNotFoundError
 from .parsing import parse_pairs
 from .providers import get_provider, supported
 
@@ -67,6 +67,8 @@ class PromptForm:
         self.client = client or default_client()
         self.refresh_hz = refresh_hz
         self.request_ids: list[str] = []
+        #: The error the status line shows (None after a run that went well).
+        self.last_error: Exception | None = None
         self._cancel = threading.Event()
         self._worker: threading.Thread | None = None
         self._typed: dict[str, str] = {}
@@ -125,6 +127,11 @@ class PromptForm:
         )
         self.refresh(select=name)
 
+    def _show_error(self, exc: Exception) -> None:
+        """The error as the form's one-line status."""
+        self.last_error = exc
+        self.status.value = _error_html(str(exc))
+
     def _ipython_display_(self) -> None:
         from IPython.display import display
 
@@ -137,14 +144,14 @@ class PromptForm:
         try:
             names = self.client.registry.names()
         except PlMagicError as exc:
-            self.status.value = _error_html(str(exc))
+            self._show_error(exc)
             return
         current = select or self.prompt.value
         self.prompt.options = names
         if current in names:
             self.prompt.value = current
         elif select:
-            self.status.value = _error_html(f"Unknown prompt {select!r}: pick one from the list")
+            self._show_error(PromptNotFoundError(select, names))
         if self.prompt.value is not None:
             self._on_prompt()
 
@@ -266,11 +273,11 @@ class PromptForm:
         if self._worker is not None and self._worker.is_alive():
             return
         self._cancel.clear()
-        self.status.value = ""
+        self.status.value, self.last_error = "", None
         try:
             planned = [self.options(i) for i in range(self.repeat.value)]
         except PlMagicError as exc:
-            self.status.value = _error_html(str(exc))
+            self._show_error(exc)
             return
         self.run_button.disabled, self.stop_button.disabled = True, False
         self._worker = threading.Thread(
@@ -330,11 +337,12 @@ class PromptForm:
         except PlMagicError as exc:
             if exc.request_id:
                 self.request_ids.append(exc.request_id)
-            self.status.value = _error_html(str(exc))
+            self._show_error(exc)
             partial = getattr(exc, "partial_text", "") or text
             # a failure before any call (a missing variable...) has no reply to show
             view = _reply_html(partial, "failed", "error") if exc.request_id else ""
         except Exception as exc:  # a surprise must not leave the form stuck in "running"
+            self.last_error = exc
             self.status.value = _error_html(f"{type(exc).__name__}: {exc}")
             view = ""
         self.reply.value = "".join([*before, view])

@@ -44,6 +44,20 @@ pytest_plugins = ["tests.fakes.fixtures", "tests.fakes.promptlayer_fixtures"]
 SECRETS_SET: list[str] = []
 #: Every PL_MAGIC_HOME a test used.
 HOMES: list[Path] = []
+#: Texts tests captured (error messages, cell output): the audit searches them for keys too.
+AUDIT_TEXTS: list[str] = []
+#: Directories besides the homes whose files the audit searches (notebooks, logs, artifacts).
+AUDIT_DIRS: list[Path] = []
+
+
+def audit_text(text: str) -> None:
+    """Keep ``text`` (an error message, a cell's output) for the final secrets audit."""
+    AUDIT_TEXTS.append(text)
+
+
+def audit_dir(path: Path) -> None:
+    """Have the final secrets audit search every file under ``path``."""
+    AUDIT_DIRS.append(Path(path))
 
 
 def new_secret(prefix: str) -> str:
@@ -80,6 +94,13 @@ def shell():
     from IPython.testing.globalipapp import start_ipython
 
     return start_ipython() or get_ipython()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """What passing tests printed (cell output, notices, CLI lines) goes to the audit too.
+    (Failures are left out: pytest shows fixture values, keys included, when one fails.)"""
+    if report.passed:
+        AUDIT_TEXTS.extend(text for _, text in report.sections)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

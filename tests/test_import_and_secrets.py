@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -31,3 +32,33 @@ def test_no_api_key_value_reached_any_sqlite_file():
         data = path.read_bytes()
         for secret in conftest.SECRETS_SET:
             assert secret.encode() not in data, f"a key reached {path}"
+
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+
+
+@pytest.mark.audit_last
+def test_no_api_key_value_reached_any_file_log_notebook_or_message(tmp_path_factory):
+    """Every key a test set, searched for in every file the suite wrote — the homes, every
+    test's temporary directory (saved notebooks, JupyterLab's and the kernels' logs, CSV
+    exports, the local model's log), test-artifacts/ — and in every error message and cell
+    output the tests captured (including everything passing tests printed)."""
+    secrets = [s.encode() for s in conftest.SECRETS_SET]
+    assert secrets, "the suite set no keys: this audit would prove nothing"
+    roots = {*conftest.HOMES, *conftest.AUDIT_DIRS, tmp_path_factory.getbasetemp(), ARTIFACTS}
+    files = {p for root in roots if root.exists() for p in root.rglob("*") if p.is_file()}
+    suffixes = {p.suffix for p in files}
+    print(
+        f"\naudit: {len(secrets)} keys, {len(files)} files ({sorted(suffixes)[:20]}...), "
+        f"{len(conftest.AUDIT_TEXTS)} captured texts"
+    )
+    for path in sorted(files):
+        try:
+            data = path.read_bytes()
+        except OSError:  # a socket, or a file removed meanwhile
+            continue
+        for secret in secrets:
+            assert secret not in data, f"a key reached {path}"
+    for text in conftest.AUDIT_TEXTS:
+        for secret in conftest.SECRETS_SET:
+            assert secret not in text, f"a key reached a captured text: {text[:300]!r}"

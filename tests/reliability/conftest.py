@@ -1,0 +1,31 @@
+"""Fixtures shared by the reliability suite."""
+
+from __future__ import annotations
+
+import pytest
+
+import pl_magic
+from tests.reliability.catalogue import PROMPTS
+
+
+@pytest.fixture
+def catalogue_prompts(openai_env, not_on_google_cloud) -> None:
+    """The registry the bad-input catalogue runs against (see ``catalogue.PROMPTS``)."""
+    for name, template, metadata, labels in PROMPTS:
+        pl_magic.publish(
+            {
+                "prompt_name": name,
+                "prompt_template": template,
+                "metadata": metadata,
+                "release_labels": labels,
+            }
+        )
+
+
+@pytest.fixture
+def ip(shell, openai_env):
+    """The IPython test shell with pl_magic loaded and one-line errors on."""
+    shell.run_line_magic("load_ext", "pl_magic")
+    shell.run_line_magic("config", "PlMagic.short_errors = True")
+    yield shell
+    shell.run_line_magic("unload_ext", "pl_magic")
