@@ -6,6 +6,12 @@ kernel's main thread in a notebook) touches the display. A limit per provider ke
 slow or rate-limited provider from starving the others; the SDKs' own retries honour
 ``retry-after`` on 429. The kernel's interrupt stops every run at its next chunk: those
 runs are logged as cancelled, runs not yet started are skipped.
+
+A batch nobody watches (``run_many``) does not stream unless asked to (``stream=True``):
+parsing a stream's chunks costs the SDK more CPU than the whole non-streamed answer,
+and with many runs in flight that CPU, not the provider, set the pace. Without streaming
+an interrupt lets the runs in flight finish (they are logged as they end) and skips the
+rest.
 """
 
 from __future__ import annotations
@@ -122,6 +128,10 @@ class PlannedRun:
         return f"{self.provider}/{self.model}" if self.provider else "template"
 
 
+#: The most runs one comparison may plan.
+MAX_RUNS = 100_000
+
+
 def plan(
     versions: Any = None,
     models: Any = None,
@@ -140,6 +150,12 @@ def plan(
     rows: list[tuple[int | None, dict[str, Any]]] = [
         (i, {**shared, **row}) for i, row in enumerate(input_rows(inputs))
     ] or [(None, shared)]
+    total = len(rows) * len(version_list) * len(model_list) * repeat
+    if total > MAX_RUNS:  # a typo (--repeat 1000000) must not fill the memory with plans
+        raise InvalidInputError(
+            f"That comparison is {total:,} runs, more than {MAX_RUNS:,}: lower --repeat or "
+            "split it into smaller comparisons"
+        )
     out = []
     combos = itertools.product(rows, version_list, model_list, range(repeat))
     for n, ((row_index, values), (version, label), (provider, model), rep) in enumerate(combos):
@@ -169,6 +185,8 @@ class Batch:
     run_kwargs: dict[str, Any] = field(default_factory=dict)
     concurrency: int = 8
     cancel: threading.Event = field(default_factory=threading.Event)
+    #: Stream each run (a live view shows the text; an interrupt stops runs mid-reply).
+    stream: bool = True
 
     def _work(
         self,
@@ -193,6 +211,11 @@ class Batch:
                     repeat_index=planned.repeat,
                     **self.run_kwargs,
                 )
+                if not self.stream:
+                    result = self.engine.run(options)
+                    assert isinstance(result, dict) and result["request_id"]
+                    events.put(("ok", planned.index, result))
+                    return
                 stream = self.engine.stream(options)
                 final: dict[str, Any] | None = None
                 for chunk in stream:

@@ -16,15 +16,15 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
 from . import blueprint, local_model, notices, pricing
 from .blueprint import ModelSpec
-from .errors import ConfigurationError, InvalidInputError, PlMagicError, ProviderError
+from .errors import ConfigurationError, InvalidInputError, PlMagicError, ProviderError, shown
 from .providers import get_provider
 from .providers.base import Provider, Reply, StreamState
 from .runlog import RunLog, RunRecord, run_key
-from .store import utcnow_iso
 
 if TYPE_CHECKING:
     from .tracking import Tracker
@@ -92,21 +92,29 @@ class RunOptions:
         version = kwargs.get("prompt_version")
         if version is not None:
             if isinstance(version, bool) or not isinstance(version, int | str):
-                raise InvalidInputError(f"prompt_version must be a number, not {version!r}")
+                raise InvalidInputError(f"prompt_version must be a number, not {shown(version)}")
             try:
                 version = int(version)
             except ValueError:
                 raise InvalidInputError(
-                    f"prompt_version must be a number, not {version!r}: "
+                    f"prompt_version must be a number, not {shown(version)}: "
                     "use prompt_release_label for labels"
                 ) from None
         group_id = kwargs.get("group_id")
-        if group_id is not None and (isinstance(group_id, bool) or not isinstance(group_id, int)):
+        if group_id is not None and (
+            isinstance(group_id, bool) or not isinstance(group_id, int) or not 0 <= group_id < 2**63
+        ):  # (the log's column is a 64-bit integer: a bigger one would fail after the call)
             raise InvalidInputError("group_id must be an integer from pl_magic.create_group()")
         for key in ("provider", "model", "prompt_release_label"):
             value = kwargs.get(key)
             if value is not None and (not isinstance(value, str) or not value.strip()):
-                raise InvalidInputError(f"{key} must be a non-empty string, not {value!r}")
+                raise InvalidInputError(f"{key} must be a non-empty string, not {shown(value)}")
+        # Text that cannot be encoded could be neither sent nor logged: refused before the call.
+        for name, value in (kwargs.get("input_variables") or {}).items():
+            blueprint.check_utf8(name, "An input variable's name")
+            blueprint.check_utf8(value, f"Input variable {shown(name, 40)}")
+        for key in ("tags", "metadata", "model_parameter_overrides"):
+            blueprint.check_utf8(kwargs.get(key), key)
         return cls(
             prompt_name=prompt_name.strip(),
             prompt_version=version,
@@ -137,10 +145,28 @@ class PreparedRun:
     rendered: dict[str, Any]
     request: dict[str, Any]
     dropped_parameters: list[str]
-    request_id: str = field(default_factory=new_request_id)
-    started_at: str = ""
     t0: float = 0.0
     ttft_s: float | None = None
+    # Stream chunks' blueprints share one copy of the rendered template (see blueprint()).
+    _chunk_template: dict[str, Any] | None = field(default=None, init=False, repr=False)
+    # The id and the start time are made when first needed, after the provider call has
+    # gone out: every microsecond before it is time to first token.
+    _request_id: str | None = field(default=None, init=False, repr=False)
+    _started_wall: float = field(default=0.0, init=False, repr=False)
+
+    @property
+    def request_id(self) -> str:
+        """The run's local request id."""
+        if self._request_id is None:
+            self._request_id = new_request_id()
+        return self._request_id
+
+    @property
+    def started_at(self) -> str:
+        """When the provider call started, ISO-8601 UTC ("" before :meth:`begin`)."""
+        if not self._started_wall:
+            return ""
+        return datetime.fromtimestamp(self._started_wall, UTC).isoformat(timespec="microseconds")
 
     @property
     def extra_metadata(self) -> dict[str, Any]:
@@ -148,10 +174,24 @@ class PreparedRun:
         return {"dropped_parameters": self.dropped_parameters} if self.dropped_parameters else {}
 
     def blueprint(
-        self, text: str, tool_calls: list[dict[str, Any]] | None = None
+        self, text: str, tool_calls: list[dict[str, Any]] | None = None, chunk: bool = False
     ) -> dict[str, Any]:
-        """The ``prompt_blueprint`` with ``text`` as the assistant's reply."""
-        out = blueprint.with_reply(self.rendered, self.spec, text, tool_calls, self.extra_metadata)
+        """The ``prompt_blueprint`` with ``text`` as the assistant's reply.
+
+        A final result's blueprint is a deep copy of its own. A stream chunk's (``chunk``)
+        shares the rendered messages, copied once per run, with the run's other chunks:
+        a deep copy per chunk cost more than the SDK's own parsing of the chunk.
+        """
+        if chunk:
+            if self._chunk_template is None:
+                self._chunk_template = blueprint.copy_json(self.rendered)
+            out = blueprint.with_reply(
+                self._chunk_template, self.spec, text, None, self.extra_metadata, False
+            )
+        else:
+            out = blueprint.with_reply(
+                self.rendered, self.spec, text, tool_calls, self.extra_metadata
+            )
         out["prompt_name"] = self.record["prompt_name"]
         out["prompt_version"] = self.record["version"]
         out["release_label"] = self.options.prompt_release_label
@@ -159,7 +199,7 @@ class PreparedRun:
 
     def begin(self) -> None:
         """Mark the start of the provider call."""
-        self.started_at = utcnow_iso()
+        self._started_wall = time.time()
         self.t0 = time.perf_counter()
 
 
@@ -439,7 +479,7 @@ class Engine:
         return {
             "request_id": None,
             "raw_response": chunk,
-            "prompt_blueprint": run.blueprint(state.text),
+            "prompt_blueprint": run.blueprint(state.text, chunk=True),
         }
 
     def _complete(self, run: PreparedRun, state: StreamState, last: Any) -> dict[str, Any]:

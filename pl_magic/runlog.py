@@ -7,7 +7,7 @@ Secrets never get here: the provider's raw response is stored after :func:`error
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .errors import redact
@@ -56,6 +56,7 @@ class RunRecord:
     sync_attempted_at: float | None = None
 
 
+_FIELDS = fields(RunRecord)
 _JSON_COLUMNS = ("parameters", "input_variables", "rendered_input", "tags", "metadata")
 
 
@@ -92,7 +93,9 @@ class RunLog:
         """Insert (or replace) the row for ``run``."""
         if run.status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}")
-        row = asdict(run)
+        # Not asdict(): it deep-copies every nested value (the raw response, the rendered
+        # template) only for them to be serialized right after.
+        row = {f.name: getattr(run, f.name) for f in _FIELDS}
         for col in _JSON_COLUMNS:
             row[col] = dumps(row[col])
         row["raw_response"] = None if run.raw_response is None else redact(dumps(run.raw_response))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import ipaddress
 import os
 import sys
@@ -60,11 +59,17 @@ class StreamState(ABC):
         self.input_tokens: int | None = None
         self.output_tokens: int | None = None
         self.complete = False  # set when the provider's terminal marker arrives
+        self._joined = ""  # "".join(parts[:_joined_count]), kept to join only what is new
+        self._joined_count = 0
 
     @property
     def text(self) -> str:
-        """The text so far."""
-        return "".join(self.parts)
+        """The text so far (parts are only appended: joined incrementally, not O(n) a chunk)."""
+        count = len(self.parts)
+        if count != self._joined_count:
+            self._joined += "".join(self.parts[self._joined_count :])
+            self._joined_count = count
+        return self._joined
 
     @abstractmethod
     def feed(self, chunk: Any) -> str:
@@ -255,8 +260,13 @@ def _on_google_cloud() -> bool:
 
 
 def fingerprint(secret: str | None) -> str:
-    """A short hash to key client caches by credential without keeping the value around."""
-    return hashlib.sha256((secret or "").encode()).hexdigest()[:16]
+    """A short hash to key client caches by credential without keeping the value around.
+
+    Python's own (per-process, salted) string hash: these keys never leave the process,
+    and a str caches its hash, so the lookup every run makes costs nothing (a sha256
+    there was a measurable part of the time before a request went out).
+    """
+    return format(hash(secret or ""), "x")
 
 
 def category_for_status(status: int | None) -> str:

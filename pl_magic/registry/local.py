@@ -19,9 +19,16 @@ from ..errors import (
     PromptNotFoundError,
     TemplateSyntaxError,
     VersionNotFoundError,
+    shown,
 )
 from ..store import Database, dumps, open_db, utcnow_iso
 
+#: A prompt version with its prompt id and its labels (``get``'s one query).
+_GET_SQL = (
+    "SELECT p.id AS pid, v.*, (SELECT json_group_array(label) FROM release_labels "
+    "WHERE version_id = v.id) AS labels_json "
+    "FROM prompts p JOIN prompt_versions v ON v.prompt_id = p.id WHERE p.name = ? "
+)
 _LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
 
@@ -37,25 +44,29 @@ def normalize_base_url(value: Any) -> dict[str, Any] | None:
 
 
 def _check_label(label: str) -> str:
-    if not isinstance(label, str) or not _LABEL_RE.match(label):
+    if not isinstance(label, str) or not _LABEL_RE.fullmatch(label):
         raise InvalidInputError(
-            f"Invalid release label {label!r}: use letters, digits, '-', '_' or '.'"
+            f"Invalid release label {shown(label)}: use letters, digits, '-', '_' or '.'"
         )
     return label
 
 
 def _check_version(version: Any) -> int:
     if isinstance(version, bool) or not isinstance(version, int | str):
-        raise InvalidInputError(f"Invalid version {version!r}: give a number like 3")
+        raise InvalidInputError(f"Invalid version {shown(version)}: give a number like 3")
     try:
         number = int(version)
     except ValueError:
         raise InvalidInputError(
-            f"Invalid version {version!r}: give a number like 3 (or use a release label)"
+            f"Invalid version {shown(version)}: give a number like 3 (or use a release label)"
         ) from None
     if number < 1:
-        raise InvalidInputError(f"Invalid version {version!r}: versions start at 1")
+        raise InvalidInputError(f"Invalid version {shown(version)}: versions start at 1")
     return number
+
+
+#: Versions are 64-bit integers in SQLite: a bigger number cannot exist (nor be queried).
+_MAX_VERSION = 2**63 - 1
 
 
 class LocalRegistry:
@@ -112,7 +123,10 @@ class LocalRegistry:
 
         The label wins when both are given (the engine warns about it).
         """
-        pid = self._prompt_id(name)
+        found = self._get_found(name, version, label)
+        if found is not None:
+            return found
+        pid = self._prompt_id(name)  # not found: the queries below name what is missing
         if label is not None:
             rows = self.db.query(
                 "SELECT v.* FROM release_labels l JOIN prompt_versions v ON v.id = l.version_id "
@@ -123,8 +137,13 @@ class LocalRegistry:
                 raise LabelNotFoundError(name, label, list(self.labels(name)))
         elif version is not None:
             number = _check_version(version)
-            rows = self.db.query(
-                "SELECT * FROM prompt_versions WHERE prompt_id = ? AND version = ?", (pid, number)
+            rows = (
+                self.db.query(
+                    "SELECT * FROM prompt_versions WHERE prompt_id = ? AND version = ?",
+                    (pid, number),
+                )
+                if number <= _MAX_VERSION
+                else []
             )
             if not rows:
                 raise VersionNotFoundError(name, number, self.versions(name))
@@ -135,13 +154,50 @@ class LocalRegistry:
             )
         return self._record(name, pid, rows[0], label)
 
-    def _record(self, name: str, pid: int, row: sqlite3.Row, label: str | None) -> dict[str, Any]:
-        labels = [
-            r["label"]
-            for r in self.db.query(
-                "SELECT label FROM release_labels WHERE version_id = ? ORDER BY label", (row["id"],)
+    def _get_found(
+        self, name: str, version: int | str | None, label: str | None
+    ) -> dict[str, Any] | None:
+        """``get`` in one query (every run makes one); None when something is not found."""
+        if not isinstance(name, str) or not name.strip():
+            return None
+        sql = _GET_SQL
+        params: tuple[Any, ...] = (name,)
+        if label is not None:
+            sql += (
+                "AND v.id = "
+                "(SELECT version_id FROM release_labels WHERE prompt_id = p.id AND label = ?)"
             )
-        ]
+            params += (label,)
+        elif version is not None:
+            number = _check_version(version)
+            if number > _MAX_VERSION:
+                return None
+            sql += "AND v.version = ?"
+            params += (number,)
+        else:
+            sql += "ORDER BY v.version DESC LIMIT 1"
+        rows = self.db.query(sql, params)
+        if not rows:
+            return None
+        labels = sorted(json.loads(rows[0]["labels_json"]))
+        return self._record(name, int(rows[0]["pid"]), rows[0], label, labels)
+
+    def _record(
+        self,
+        name: str,
+        pid: int,
+        row: sqlite3.Row,
+        label: str | None,
+        labels: list[str] | None = None,
+    ) -> dict[str, Any]:
+        if labels is None:
+            labels = [
+                r["label"]
+                for r in self.db.query(
+                    "SELECT label FROM release_labels WHERE version_id = ? ORDER BY label",
+                    (row["id"],),
+                )
+            ]
         return {
             "id": pid,
             "prompt_name": name,
@@ -198,6 +254,7 @@ class LocalRegistry:
         if not isinstance(name, str) or not name.strip():
             raise InvalidInputError("publish() needs a 'prompt_name': give the prompt a name")
         name = name.strip()
+        blueprint.check_utf8(dict(body), f"The body of prompt {shown(name)}")
         template = blueprint.validate(body.get("prompt_template"), name)
         try:
             template = blueprint.with_input_variables(template)
@@ -269,6 +326,8 @@ class LocalRegistry:
         _check_label(label)
         number = _check_version(version)
         pid = self._prompt_id(name)
+        if number > _MAX_VERSION:
+            raise VersionNotFoundError(name, number, self.versions(name))
         with self.db.write() as conn:
             row = conn.execute(
                 "SELECT id FROM prompt_versions WHERE prompt_id = ? AND version = ?",
