@@ -12,99 +12,28 @@ docs/streaming-cell.png and docs/form.png.
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-CHROMIUM = "/usr/bin/chromium"
-TOKEN = "screenshots"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+sys.path.insert(0, str(ROOT))  # run as a script: the shared JupyterLab launcher is in tests/
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_lab(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
-    settings = tmp / "settings" / "@jupyterlab" / "apputils-extension"
-    settings.mkdir(parents=True)
-    (settings / "notification.jupyterlab-settings").write_text(
-        json.dumps({"fetchNews": "false", "checkForUpdates": False})
-    )
-    root = tmp / "nbroot"
-    root.mkdir()
-    for name in ("quickstart", "widget"):
-        shutil.copy(ROOT / "notebooks" / f"{name}.ipynb", root)
-    port = free_port()
-    env = {
-        **os.environ,
-        "PL_MAGIC_HOME": str(tmp / "pl_magic_home"),
-        "JUPYTER_CONFIG_DIR": str(tmp / "config"),
-        "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"),
-        "JUPYTER_DATA_DIR": str(tmp / "data"),
-        "JUPYTERLAB_SETTINGS_DIR": str(tmp / "settings"),
-        "JUPYTERLAB_WORKSPACES_DIR": str(tmp / "workspaces"),
-    }
-    cmd = [
-        sys.executable,
-        "-m",
-        "jupyter",
-        "lab",
-        "--no-browser",
-        "--ip=127.0.0.1",
-        f"--port={port}",
-        "--ServerApp.port_retries=0",
-        f"--IdentityProvider.token={TOKEN}",
-        f"--ServerApp.root_dir={root}",
-        "--LabApp.news_url=None",
-        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-        "--LabApp.extension_manager=readonly",
-    ]
-    if os.geteuid() == 0:
-        cmd.append("--allow-root")
-    log = open(tmp / "lab.log", "wb")  # noqa: SIM115 - lives as long as the server
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"{base}/api/status?token={TOKEN}", timeout=2)
-            return proc, base
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError((tmp / "lab.log").read_text()[-2000:]) from None
-            time.sleep(0.2)
+from tests.jupyterlab import (  # noqa: E402
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    notebook_url,
+    run_all_cells,
+    serve,
+)
 
 
 def run_all(page: Any, base: str, name: str) -> None:
-    from playwright.sync_api import expect
-
-    page.goto(f"{base}/lab/tree/{name}.ipynb?reset&token={TOKEN}")
-    page.wait_for_selector(".jp-Notebook", timeout=60_000)
-    expect(page.locator(".jp-StatusBar-TextItem", has_text="| Idle")).to_be_visible(timeout=60_000)
-    page.get_by_role("menuitem", name="Run", exact=True).click()
-    page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+    page.goto(notebook_url(base, f"{name}.ipynb"))
+    run_all_cells(page)
 
 
 def main() -> int:
@@ -113,11 +42,18 @@ def main() -> int:
     from pl_magic import local_model
 
     tmp = Path(tempfile.mkdtemp(prefix="pl_magic_shots_"))
-    local_model.start(tmp / "pl_magic_home")  # already running: no start notice in the shots
-    proc, base = start_lab(tmp)
+    home = tmp / "pl_magic_home"
+    root = tmp / "nbroot"
+    root.mkdir()
+    for name in ("quickstart", "widget"):
+        shutil.copy(ROOT / "notebooks" / f"{name}.ipynb", root)
+    local_model.start(home)  # already running: no start notice in the shots
     try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        with (
+            serve(tmp / "jupyter", root, {"PL_MAGIC_HOME": str(home)}) as base,
+            sync_playwright() as p,
+        ):
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1500, "height": 1000})
             # the streaming cell: a %%plrun with its reply and footer
             run_all(page, base, "quickstart")
@@ -135,9 +71,7 @@ def main() -> int:
             first.screenshot(path=str(DOCS / "form.png"))
             browser.close()
     finally:
-        proc.terminate()
-        proc.wait(15)
-        local_model.stop(tmp / "pl_magic_home")
+        local_model.stop(home)
     for name in ("streaming-cell.png", "form.png"):
         print(f"wrote docs/{name} ({(DOCS / name).stat().st_size // 1024} KB)")
     return 0

@@ -389,6 +389,7 @@ class PromptForm:
         shown["output"] = (
             shown["output"].fillna("").map(lambda t: t if len(t) <= 48 else t[:47] + "…")
         )
+        shown = shown.astype(object).where(shown.notna(), "—")  # pandas NA shows as <NA>
         table = shown.to_html(
             index=False, escape=True, na_rep="—", float_format=lambda v: f"{v:.3g}"
         )

@@ -1,6 +1,6 @@
 """JupyterLab on 127.0.0.1 for the real-browser tests (Debian's chromium, Playwright), see
-reference/notebook-testing.md. Shared by tests/test_widget_browser.py and
-tests/reliability/test_escaping_browser.py."""
+reference/notebook-testing.md. Shared by tests/test_widget_browser.py,
+tests/reliability/test_escaping_browser.py and docs/screenshots.py."""
 
 from __future__ import annotations
 
@@ -47,32 +47,21 @@ def skip_without_browser() -> None:
 
 
 @contextmanager
-def lab(tmp_path: Path, cells: list[str], name: str = "form.ipynb") -> Iterator[str]:
-    """JupyterLab serving a notebook of ``cells`` (not yet run); yields the notebook's URL.
+def serve(state: Path, root: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """JupyterLab serving ``root`` with its state under ``state``; yields its base URL.
 
-    The kernel inherits this process's environment (PL_MAGIC_HOME, provider keys and base
-    URLs pointing at the fake servers). The server's log is ``tmp_path/lab.log``.
+    The kernels inherit this process's environment plus ``env``. The server's log is
+    ``state/lab.log``; the news toast is turned off (notebook-testing P3).
     """
-    skip_without_browser()
-    state = tmp_path / "jupyter"
     settings = state / "settings" / "@jupyterlab" / "apputils-extension"
     settings.mkdir(parents=True)
     (settings / "notification.jupyterlab-settings").write_text(
         json.dumps({"fetchNews": "false", "checkForUpdates": False})
     )
-    root = tmp_path / "nbroot"
-    root.mkdir()
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nb.cells = [nbformat.v4.new_code_cell(source) for source in cells]
-    nbformat.write(nb, root / name)
     port = _free_port()
-    env = {
+    full_env = {
         **os.environ,
+        **(env or {}),
         "JUPYTER_CONFIG_DIR": str(state / "config"),
         "JUPYTER_RUNTIME_DIR": str(state / "runtime"),
         "JUPYTER_DATA_DIR": str(state / "data"),
@@ -96,8 +85,9 @@ def lab(tmp_path: Path, cells: list[str], name: str = "form.ipynb") -> Iterator[
     ]
     if os.geteuid() == 0:
         cmd.append("--allow-root")
-    log = open(tmp_path / "lab.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    log_path = state / "lab.log"
+    log = open(log_path, "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(cmd, env=full_env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -107,9 +97,9 @@ def lab(tmp_path: Path, cells: list[str], name: str = "form.ipynb") -> Iterator[
                 break
             except OSError:
                 if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError((tmp_path / "lab.log").read_text()[-2000:]) from None
+                    raise RuntimeError(log_path.read_text()[-2000:]) from None
                 time.sleep(0.2)
-        yield f"{base}/lab/tree/{name}?reset&token={TOKEN}"
+        yield base
     finally:
         proc.terminate()
         try:
@@ -117,6 +107,33 @@ def lab(tmp_path: Path, cells: list[str], name: str = "form.ipynb") -> Iterator[
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+def notebook_url(base: str, name: str) -> str:
+    """The URL that opens notebook ``name`` with a fresh layout (``?reset``)."""
+    return f"{base}/lab/tree/{name}?reset&token={TOKEN}"
+
+
+@contextmanager
+def lab(tmp_path: Path, cells: list[str], name: str = "form.ipynb") -> Iterator[str]:
+    """JupyterLab serving a notebook of ``cells`` (not yet run); yields the notebook's URL.
+
+    The kernel inherits this process's environment (PL_MAGIC_HOME, provider keys and base
+    URLs pointing at the fake servers). The server's log is ``tmp_path/jupyter/lab.log``.
+    """
+    skip_without_browser()
+    root = tmp_path / "nbroot"
+    root.mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nb.cells = [nbformat.v4.new_code_cell(source) for source in cells]
+    nbformat.write(nb, root / name)
+    with serve(tmp_path / "jupyter", root) as base:
+        yield notebook_url(base, name)
 
 
 def run_all_cells(page) -> None:  # type: ignore[no-untyped-def]
