@@ -40,22 +40,21 @@ import copy
 import itertools
 import json
 import re
-import socket
 import string
 import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import unquote
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
+
+from tests.fakes.serving import ThreadedServer
 
 KINDS = (
     "template.get",
@@ -101,7 +100,6 @@ _KEY_PLACE = {
     "group.create": "body",
 }
 _RETRY = {"retry-after": "0"}
-_START_TIMEOUT_S = 10.0
 #: llm_kwargs keys that are the prompt, not parameters (for the logged blueprint).
 _NOT_PARAMETERS = frozenset(
     {"model", "messages", "system", "prompt", "input", "contents", "config", "tools"}
@@ -378,7 +376,7 @@ def _with_model(template: dict[str, Any], payload: Mapping[str, Any]) -> dict[st
 # -- the server -------------------------------------------------------------------------
 
 
-class FakePromptLayerServer:
+class FakePromptLayerServer(ThreadedServer):
     """Fake PromptLayer on 127.0.0.1, run by uvicorn in a daemon thread.
 
     State (``reset()`` clears it): ``prompts`` (seed with :meth:`add_prompt`), ``tracked``
@@ -389,11 +387,11 @@ class FakePromptLayerServer:
     cassettes).
     """
 
+    _name = "fake-pl"
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._port: int | None = None
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        super().__init__()
         self._app = Starlette(
             routes=[
                 Route(
@@ -427,56 +425,6 @@ class FakePromptLayerServer:
         self.omit_version_number = False
 
     # -- lifecycle -----------------------------------------------------------------------
-
-    def start(self) -> Self:
-        """Bind a free port and serve in a daemon thread; return once listening."""
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        # Accepted sockets inherit it: without it uvicorn's separate header and body writes
-        # meet the client's delayed ACK and every answer takes ~40 ms more on loopback.
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.bind(("127.0.0.1", 0))
-        self._port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self._app, lifespan="off", log_level="critical", timeout_graceful_shutdown=1
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True, name="fake-pl"
-        )
-        self._thread.start()
-        deadline = time.monotonic() + _START_TIMEOUT_S
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("FakePromptLayerServer failed to start")
-            time.sleep(0.005)
-        return self
-
-    def stop(self) -> None:
-        """Stop serving (no-op when not started)."""
-        if self._server is None or self._thread is None:
-            return
-        self._server.should_exit = True
-        self._thread.join(timeout=5)
-        self._server = self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        """``http://127.0.0.1:PORT`` (no trailing slash)."""
-        if self._port is None:
-            raise RuntimeError("FakePromptLayerServer not started")
-        return f"http://127.0.0.1:{self._port}"
 
     # -- test controls -------------------------------------------------------------------
 

@@ -27,21 +27,20 @@ import asyncio
 import itertools
 import json
 import re
-import socket
 import threading
 import time
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+
+from tests.fakes.serving import ThreadedServer
 
 __all__ = [
     "FAULTS",
@@ -97,7 +96,6 @@ _STATUS_FAULTS: dict[str, int] = {
 _DEFAULT_CHUNK_SIZE = 4
 _HOLD_TIMEOUT_S = 10.0
 _HOLD_POLL_S = 0.005
-_START_TIMEOUT_S = 10.0
 _CREATED = 1_700_000_000
 
 # Short retry hints on every retryable error: openai and anthropic honour ``retry-after-ms``
@@ -708,7 +706,7 @@ def _classify(method: str, path: str, body: Any) -> _Route:
     return _Route("unknown", model, False)
 
 
-class FakeProviderServer:
+class FakeProviderServer(ThreadedServer):
     """Fake OpenAI/Anthropic/Gemini/Vertex server on 127.0.0.1, run by uvicorn in a daemon thread.
 
     Behaviour knobs (plain attributes, read when a request arrives; ``reset()`` restores them):
@@ -740,6 +738,8 @@ class FakeProviderServer:
     carry a ``request-id`` header. A provider request without credentials gets a native 401.
     """
 
+    _name = "fake-provider"
+
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
         self.final_sent_count = 0
@@ -747,9 +747,7 @@ class FakeProviderServer:
         self._fault_queue: deque[str] = deque()
         self._flaky_seen: set[str] = set()
         self._ids = itertools.count(1)
-        self._port: int | None = None
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        super().__init__()
         self._app = Starlette(routes=[Route("/{path:path}", self._handle, methods=["GET", "POST"])])
         self._set_default_knobs()
 
@@ -763,67 +761,7 @@ class FakeProviderServer:
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    def start(self) -> Self:
-        """Bind 127.0.0.1 on a free port and serve in a daemon thread; return once listening."""
-        if self._thread is not None:
-            raise RuntimeError("FakeProviderServer already started")
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        # Accepted sockets inherit TCP_NODELAY: without it Nagle's algorithm and delayed
-        # ACKs add ~40 ms to every small answer on loopback.
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.bind(("127.0.0.1", 0))
-        self._port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self._app,
-            lifespan="off",
-            log_level="critical",
-            # Held or slow streams must not keep stop() waiting for long.
-            timeout_graceful_shutdown=1,
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run,
-            kwargs={"sockets": [sock]},
-            name=f"fake-provider-{self._port}",
-            daemon=True,
-        )
-        self._thread.start()
-        deadline = time.monotonic() + _START_TIMEOUT_S
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("FakeProviderServer failed to start")
-            time.sleep(0.005)
-        return self
-
-    def stop(self) -> None:
-        """Ask uvicorn to exit and wait for its thread (no-op when not started)."""
-        if self._server is None or self._thread is None:
-            return
-        self._server.should_exit = True
-        self._thread.join(timeout=5)
-        self._server = None
-        self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     # -- URLs ----------------------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        """``http://127.0.0.1:PORT``."""
-        if self._port is None:
-            raise RuntimeError("FakeProviderServer not started")
-        return f"http://127.0.0.1:{self._port}"
 
     @property
     def openai_base_url(self) -> str:
