@@ -26,31 +26,16 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
-#: Requests that escape towards a real host fail at once (as in tests/conftest.py).
-OFFLINE_ENV = {
-    "HTTP_PROXY": "http://127.0.0.1:9",
-    "HTTPS_PROXY": "http://127.0.0.1:9",
-    "ALL_PROXY": "http://127.0.0.1:9",
-    "http_proxy": "http://127.0.0.1:9",
-    "https_proxy": "http://127.0.0.1:9",
-    "all_proxy": "http://127.0.0.1:9",
-    "NO_PROXY": "127.0.0.1,localhost",
-    "no_proxy": "127.0.0.1,localhost",
-    "NO_GCE_CHECK": "true",
-}
-_CLEARED_PREFIXES = ("GOOGLE_", "GEMINI_", "VERTEX_AI_", "ANTHROPIC_", "OPENAI_", "PROMPTLAYER_")
-
 #: The fake keys the benchmarks use (the fakes accept anything for providers).
 OPENAI_KEY = "sk-bench-not-a-secret"
 PROMPTLAYER_KEY = "pl_bench_not_a_secret"
 
 
 def offline_environment() -> None:
-    """Point every proxy at a closed port and drop credentials from the machine's environment."""
-    for name in list(os.environ):
-        if name.startswith(_CLEARED_PREFIXES) or name.endswith("_API_KEY"):
-            del os.environ[name]
-    os.environ.update(OFFLINE_ENV)
+    """The tests' offline safety net (tests/fakes/offline.py), for the benchmark run."""
+    from tests.fakes.offline import apply_offline_environment
+
+    apply_offline_environment()
 
 
 # -- results -------------------------------------------------------------------------------

@@ -303,10 +303,7 @@ class Engine:
         # Started only now, so that a bad variable fails fast instead of after a start.
         spec.base_url = local_model.server_url(spec.base_url)
         request = provider.build_request(rendered, spec, options.stream)
-        if spec.provider == "openai" and spec.api_type is None:
-            from .providers.openai import api_type_of
-
-            spec.api_type = api_type_of(spec, rendered)
+        spec.api_type = provider.resolve_api_type(spec, rendered)
         return PreparedRun(options, record, spec, provider, rendered, request, dropped)
 
     def _prepare_server_rendered(self, options: RunOptions, record: dict[str, Any]) -> PreparedRun:
@@ -317,10 +314,7 @@ class Engine:
         spec, rendered, request = server_rendered_run(record, options.stream)
         provider = get_provider(spec.provider)
         provider.check_credentials(spec)
-        if spec.provider == "openai" and spec.api_type is None:
-            from .providers.openai import api_type_of
-
-            spec.api_type = api_type_of(spec, rendered)
+        spec.api_type = provider.resolve_api_type(spec, rendered)
         return PreparedRun(options, record, spec, provider, rendered, request, [])
 
     # -- logging -------------------------------------------------------------------------

@@ -7,36 +7,15 @@ that escapes towards a real host then fails at once with "connection refused".
 
 from __future__ import annotations
 
-import os
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-OFFLINE_ENV = {
-    "HTTP_PROXY": "http://127.0.0.1:9",
-    "HTTPS_PROXY": "http://127.0.0.1:9",
-    "ALL_PROXY": "http://127.0.0.1:9",
-    "http_proxy": "http://127.0.0.1:9",
-    "https_proxy": "http://127.0.0.1:9",
-    "all_proxy": "http://127.0.0.1:9",
-    "NO_PROXY": "127.0.0.1,localhost",
-    "no_proxy": "127.0.0.1,localhost",
-    "NO_GCE_CHECK": "true",
-    "GCE_METADATA_HOST": "127.0.0.1:9",
-    "GCE_METADATA_IP": "127.0.0.1:9",
-    "CLOUDSDK_CONFIG": tempfile.mkdtemp(prefix="pl_magic_gcloud_"),
-}
-os.environ.update(OFFLINE_ENV)
+from tests.fakes.offline import apply_offline_environment
 
-# Credentials and endpoints that must never leak in from the machine running the tests.
-_CLEARED_PREFIXES = ("GOOGLE_", "GEMINI_", "VERTEX_AI_", "ANTHROPIC_", "OPENAI_", "PROMPTLAYER_")
-_CLEARED = ("CLOUD_ML_REGION",)
-for _name in list(os.environ):
-    if _name.startswith(_CLEARED_PREFIXES) or _name in _CLEARED or _name.endswith("_API_KEY"):
-        del os.environ[_name]
+apply_offline_environment()
 
 pytest_plugins = ["tests.fakes.fixtures", "tests.fakes.promptlayer_fixtures"]
 

@@ -379,6 +379,11 @@ class Provider(ABC):
     def check_credentials(self, spec: ModelSpec) -> None:
         """Raise :class:`MissingApiKeyError` when the environment lacks what ``spec`` needs."""
 
+    def resolve_api_type(self, spec: ModelSpec, rendered: Mapping[str, Any]) -> str | None:
+        """The API ``spec`` will call for this template (recorded in the log); most
+        providers have one, so ``spec.api_type`` as given."""
+        return spec.api_type
+
     @abstractmethod
     def build_request(
         self, rendered: Mapping[str, Any], spec: ModelSpec, stream: bool

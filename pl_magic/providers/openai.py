@@ -289,6 +289,9 @@ class OpenAIProvider(Provider):
     def warm(self, spec: ModelSpec, is_async: bool) -> None:
         self._client(spec, is_async)
 
+    def resolve_api_type(self, spec: ModelSpec, rendered: Mapping[str, Any]) -> str | None:
+        return api_type_of(spec, rendered)
+
     def build_request(
         self, rendered: Mapping[str, Any], spec: ModelSpec, stream: bool
     ) -> dict[str, Any]:
