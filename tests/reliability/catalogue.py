@@ -14,48 +14,17 @@ logged as a success.
 
 from __future__ import annotations
 
+import importlib
 import sys
-from dataclasses import dataclass
+from pathlib import Path
 
-SURFACES = ("run()", "%%plrun", "%%plprompt", "widget", "cli")
-
-#: The kinds of bad input the catalogue covers (the issue's list).
-KINDS = (
-    "unknown name",
-    "bad version",
-    "bad label",
-    "missing variable",
-    "extra variable",
-    "malformed YAML",
-    "malformed JSON",
-    "template syntax",
-    "sandbox escape",
-    "unknown option",
-    "wrong type",
-    "empty cell",
-    "huge value",
-    "unusual Unicode",
-    "missing key",
-)
+from tests.reliability.case import KINDS, SURFACES, Case
+from tests.reliability.case import chat_template as _chat
+from tests.reliability.case import model_metadata as _model
 
 #: The registry every case runs against: (name, template, model, release labels), published
 #: in order (``greet`` gets versions 1 and 2; prod → 2, staging → 1).
 PROMPTS: list[tuple[str, dict, dict, list[str]]] = []
-
-
-def _chat(*messages: tuple[str, str], fmt: str = "f-string") -> dict:
-    return {
-        "type": "chat",
-        "messages": [
-            {"role": r, "content": [{"type": "text", "text": t}], "template_format": fmt}
-            for r, t in messages
-        ],
-    }
-
-
-def _model(provider: str, name: str) -> dict:
-    return {"model": {"provider": provider, "name": name, "parameters": {}}}
-
 
 PROMPTS += [
     ("greet", _chat(("user", "hi {name}")), _model("openai", "gpt-4o-mini"), ["staging"]),
@@ -88,28 +57,6 @@ PROMPTS += [
         [],
     ),
 ]
-
-
-@dataclass(frozen=True)
-class Case:
-    """One bad input and the error it must give."""
-
-    id: str
-    surface: str  # one of SURFACES
-    kind: str  # one of KINDS
-    input: str  # exactly what is typed (see the module docstring)
-    error: str  # the error's class name
-    fix: str  # fragment of the one-line message that names the fix
-    env: tuple[tuple[str, str | None], ...] = ()  # environment changes (None unsets)
-    files: tuple[tuple[str, str], ...] = ()  # files in the working directory
-    kernel: bool = False  # also run in a real Jupyter kernel
-    doc: str = ""  # the input as docs/errors.md shows it, when the input is long
-
-    @property
-    def exit_code(self) -> int:
-        """The CLI's exit code for this error (2: what was typed is wrong; 1: the rest)."""
-        usage = ("UsageError", "InvalidInputError", "MissingVariablesError")
-        return 2 if self.error in usage else 1
 
 
 _NO_OPENAI = (("OPENAI_API_KEY", None), ("OPENAI_BASE_URL", None))
@@ -925,6 +872,15 @@ CASES: list[Case] = [
         env=_NO_OPENAI,
     ),
 ]
+
+
+# Rows of the other areas: each ``cases_*.py`` beside this file defines ``CASES`` and may add
+# ``PROMPTS`` (published after these) and ``KINDS`` (kinds of bad input new to it).
+for _module_path in sorted(Path(__file__).parent.glob("cases_*.py")):
+    _area = importlib.import_module(f"tests.reliability.{_module_path.stem}")
+    PROMPTS += getattr(_area, "PROMPTS", [])
+    CASES += _area.CASES
+    KINDS += tuple(k for k in getattr(_area, "KINDS", ()) if k not in KINDS)
 
 
 def _cell(text: str, code: bool = True) -> str:
