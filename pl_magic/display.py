@@ -4,16 +4,19 @@ Rules (from rgbkrk/genai's display.py, plus a throttle it lacks):
 - updates go through one display handle per view, from the kernel's main thread only;
   worker threads never touch the cell (batch.py hands their chunks over through a queue);
 - at most ``refresh_hz`` updates a second while streaming, and always one at the end;
-- model output is escaped, never injected as HTML (``--format markdown`` hands it to the
-  front end's Markdown renderer with its raw HTML disarmed: Jupyter renders the Markdown
-  of outputs the kernel just produced as trusted, without sanitizing it);
+- model output is escaped, never injected as HTML: ``--format markdown`` is rendered in the
+  kernel by a CommonMark parser with raw HTML off (:mod:`pl_magic.markdown_view`) and sent
+  as that HTML, because Jupyter renders the HTML and Markdown of outputs the kernel just
+  produced as trusted, without sanitizing them;
+- rendering Markdown costs time on the kernel's main thread: when a render is slow (a long
+  reply), the next streaming update waits longer, so rendering takes at most about a
+  quarter of the time while streaming;
 - in a terminal IPython (no display updates) text is printed as it streams.
 """
 
 from __future__ import annotations
 
 import html
-import re
 import sys
 import time
 from collections.abc import Sequence
@@ -50,75 +53,61 @@ def _footer_html(footer: str, status: str = "ok") -> str:
     )
 
 
-_FENCE_OPEN = re.compile(r" {0,3}(`{3,}(?=[^`]*$)|~{3,})")
-
-
-def markdown_source(text: str) -> str:
-    """Model output as Markdown for the front end, with raw HTML shown as text.
-
-    JupyterLab (and the classic notebook) render the Markdown of an output the kernel has
-    just produced as trusted, so raw HTML in it would be live: ``<img src=x
-    onerror=...>`` runs its script. Every ``<`` outside fenced code blocks becomes
-    ``&lt;``, which Markdown shows as ``<``: no tag, comment or autolink can start. Inside
-    fenced code blocks Markdown shows text as it is, so code keeps its ``<``; an inline
-    code span shows ``&lt;`` (a cosmetic loss, kept because spans are where renderers
-    disagree). Fences are found line by line, closing at least as readily as CommonMark
-    and marked do, so a line escaped here as text is never code there only the other way
-    round.
-    """
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    out, fence = [], ""
-    for line in lines:
-        if fence:
-            out.append(line)
-            stripped = line.strip()
-            if (
-                len(line) - len(line.lstrip(" ")) <= 3
-                and stripped.startswith(fence)
-                and not stripped.strip("`~")
-            ):
-                fence = ""  # a closing fence (the same character, at least as long)
-            continue
-        opening = _FENCE_OPEN.match(line)
-        if opening:
-            fence = opening[1]
-            out.append(line)
-        else:
-            out.append(line.replace("<", "&lt;"))
-    return "\n".join(out)
-
-
 def run_bundle(
     text: str, footer: str = "", fmt: str = "text", status: str = "ok", streaming: bool = False
 ) -> dict[str, str]:
-    """The MIME bundle of one run's view: its text (escaped) and footer line."""
-    shown = text + (_CURSOR if streaming else "")
-    plain = shown + (f"\n{footer}" if footer else "")
+    """The MIME bundle of one run's view: its text (escaped) and footer line.
+
+    ``fmt="markdown"`` renders the Markdown here (:mod:`pl_magic.markdown_view`) and sends
+    the HTML, never ``text/markdown``: the front end would render that as trusted.
+    """
+    plain = text + (_CURSOR if streaming else "") + (f"\n{footer}" if footer else "")
     if fmt == "markdown":
-        md = markdown_source(shown) or " "  # some front ends choke on empty Markdown
-        if footer:
-            md += "\n\n<small>" + html.escape(footer) + "</small>"
-        return {"text/plain": plain, "text/markdown": md}
-    body = _pre(shown) + (_footer_html(footer, status) if footer else "")
-    return {"text/plain": plain, "text/html": f'<div class="pl-magic-run">{body}</div>'}
+        from .markdown_view import render_markdown
+
+        body = render_markdown(text)
+        if streaming:
+            body += f'<span class="pl-magic-cursor">{_CURSOR}</span>'
+        kind = "pl-magic-run pl-magic-markdown"
+    else:
+        body = _pre(text + (_CURSOR if streaming else ""))
+        kind = "pl-magic-run"
+    body += _footer_html(footer, status) if footer else ""
+    return {"text/plain": plain, "text/html": f'<div class="{kind}">{body}</div>'}
 
 
 class Throttle:
-    """Lets an update through at most ``hz`` times a second."""
+    """Lets an update through at most ``hz`` times a second (less often when updates are slow)."""
+
+    #: An update that took ``t`` seconds to build holds the next one back ``t * BACK_OFF`` after it.
+    BACK_OFF = 3.0
 
     def __init__(self, hz: float) -> None:
         self.interval = 1.0 / hz if hz > 0 else 0.0
+        self.gap = self.interval
         self.last = 0.0
         self.count = 0
 
     def ready(self) -> bool:
         """True (and counts an update) when enough time has passed since the last one."""
         now = time.monotonic()
-        if now - self.last >= self.interval:
+        if now - self.last >= self.gap:
             self.last = now
             self.count += 1
             return True
         return False
+
+    def took(self, seconds: float) -> None:
+        """The update just let through took ``seconds``: the next waits ``BACK_OFF`` times that.
+
+        Counted from the end of the slow update, so such updates take at most about
+        ``1 / (1 + BACK_OFF)`` of the time.
+        """
+        if seconds * self.BACK_OFF > self.interval:
+            self.last = time.monotonic()
+            self.gap = seconds * self.BACK_OFF
+        else:
+            self.gap = self.interval
 
 
 class RunView:
@@ -146,7 +135,9 @@ class RunView:
         """New text so far; shown now if the throttle allows."""
         if self.live:
             if self.throttle.ready():
+                began = time.monotonic()
                 self.handle.update(run_bundle(text, "", self.fmt, streaming=True), raw=True)
+                self.throttle.took(time.monotonic() - began)
         else:
             sys.stdout.write(text[self.printed :])
             sys.stdout.flush()

