@@ -155,6 +155,39 @@ def sync() -> dict[str, int]:
     return default_client().sync()
 
 
+#: The keywords run_many() passes on to every run, and what to use instead of run()'s others.
+_RUN_MANY_PASSED = ("tags", "metadata", "group_id", "model_parameter_overrides", "stream")
+_RUN_MANY_OWN = ("versions", "models", "repeat", "inputs", "input_variables", "concurrency")
+_RUN_MANY_INSTEAD = {
+    "prompt_version": "versions=[3]",
+    "prompt_release_label": "versions=['prod']",
+    "provider": "models=['provider/model']",
+    "model": "models=['provider/model']",
+}
+
+
+def _check_run_many_keywords(run_kwargs: dict[str, Any]) -> None:
+    """Refuse keywords run_many() does not take, naming the one that was meant."""
+    import difflib
+
+    from .errors import InvalidInputError
+
+    for key in sorted(run_kwargs):
+        if key in _RUN_MANY_PASSED:
+            continue
+        if key in _RUN_MANY_INSTEAD:
+            raise InvalidInputError(
+                f"run_many() takes no {key}=: pass {_RUN_MANY_INSTEAD[key]} (a comparison runs "
+                "each version and model given)"
+            )
+        close = difflib.get_close_matches(key, [*_RUN_MANY_PASSED, *_RUN_MANY_OWN], n=1)
+        hint = f"did you mean {close[0]}?" if close else "see help(pl_magic.run_many)"
+        raise InvalidInputError(f"run_many() got an unknown argument {key!r}: {hint}")
+    stream = run_kwargs.get("stream", False)
+    if not isinstance(stream, bool):
+        raise InvalidInputError(f"stream must be True or False, not {type(stream).__name__}")
+
+
 def run_many(
     prompt_name: str,
     versions: Any = None,
@@ -175,15 +208,21 @@ def run_many(
     group_id, model_parameter_overrides) go to every run. Runs are not streamed (nothing
     shows them, and streams cost CPU): an interrupt lets the runs in flight finish and
     skips the rest; ``stream=True`` streams them, so that an interrupt stops them too.
+
+    Arguments are checked before any run, as :func:`run` checks its own: a wrong type, an
+    input row ``run()`` would refuse, or an unknown keyword is a one-line
+    :class:`~pl_magic.errors.InvalidInputError`.
     """
-    from .batch import Batch, plan
+    from .batch import Batch, check_runs, plan
     from .results import frame_from_progress
 
-    stream = bool(run_kwargs.pop("stream", False))
+    _check_run_many_keywords(run_kwargs)
+    stream = run_kwargs.pop("stream", False)
     planned = plan(versions, models, repeat, inputs, input_variables)
     batch = Batch(
         default_client().engine, prompt_name, planned, run_kwargs, concurrency, stream=stream
     )
+    check_runs(batch)
     return frame_from_progress(batch.execute(), prompt_name)
 
 

@@ -5,7 +5,8 @@ their progress to the calling thread through a queue; only the calling thread (t
 kernel's main thread in a notebook) touches the display. A limit per provider keeps one
 slow or rate-limited provider from starving the others; the SDKs' own retries honour
 ``retry-after`` on 429. The kernel's interrupt stops every run at its next chunk: those
-runs are logged as cancelled, runs not yet started are skipped.
+runs are logged as cancelled, runs not yet started are skipped, and a run still rendering its
+template stops there (the render checks the batch's cancel event at every step).
 
 A batch nobody watches (``run_many``) does not stream unless asked to (``stream=True``):
 parsing a stream's chunks costs the SDK more CPU than the whole non-streamed answer,
@@ -24,10 +25,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import notices
+from . import notices, templates
 from .blueprint import reply_text
 from .engine import Engine, RunOptions
-from .errors import InvalidInputError, PlMagicError, UnknownProviderError
+from .errors import InvalidInputError, PlMagicError, UnknownProviderError, shown
 from .providers import supported
 
 # Bare model names whose provider follows from their prefix.
@@ -60,12 +61,27 @@ def parse_model(value: str) -> tuple[str, str]:
 
 
 def split_list(value: str | Sequence[Any] | None) -> list[Any]:
-    """``"a,b"`` or a list → a list of items (stripped strings stay strings)."""
+    """``"a,b"`` or a list → a list of items (stripped strings stay strings); one other
+    value → a list of it."""
     if value is None:
         return []
     if isinstance(value, str):
         return [v.strip() for v in value.split(",") if v.strip()]
-    return list(value)
+    if isinstance(value, list | tuple):
+        return list(value)
+    return [value]
+
+
+def _check_list(name: str, value: Any, kinds: tuple[type, ...], example: str) -> None:
+    """``value`` is None, a string, one of ``kinds`` or a list/tuple of strings and ``kinds``."""
+    items = value if isinstance(value, list | tuple) else [value]
+    for item in items if value is not None else ():
+        if isinstance(item, bool) or not isinstance(item, (str, *kinds)):
+            what = "an item" if item is not value else "it"
+            raise InvalidInputError(
+                f"{name} must be a list or a comma-separated string, e.g. {example}; "
+                f"{what} is {shown(item, 40)}, a {type(item).__name__}"
+            )
 
 
 def parse_version(value: Any) -> tuple[int | None, str | None]:
@@ -139,9 +155,19 @@ def plan(
     inputs: Any = None,
     input_variables: Mapping[str, Any] | None = None,
 ) -> list[PlannedRun]:
-    """Every combination, in a stable order (input row, version, model, repeat)."""
+    """Every combination, in a stable order (input row, version, model, repeat).
+
+    Arguments of the wrong type are one-line errors naming the argument and the type.
+    """
     if not isinstance(repeat, int) or isinstance(repeat, bool) or repeat < 1:
-        raise InvalidInputError(f"repeat must be a whole number ≥ 1, not {repeat!r}")
+        raise InvalidInputError(f"repeat must be a whole number ≥ 1, not {shown(repeat, 40)}")
+    _check_list("versions", versions, (int,), "[2, 3, 'prod'] or '2,3,prod'")
+    _check_list("models", models, (), "['gpt-4o-mini', 'anthropic/claude-sonnet-4-5']")
+    if input_variables is not None and not isinstance(input_variables, Mapping):
+        raise InvalidInputError(
+            f"input_variables must be a dict, not {type(input_variables).__name__}: pass e.g. "
+            "{'name': 'Ada'}"
+        )
     version_list = [parse_version(v) for v in split_list(versions)] or [(None, None)]
     model_list: list[tuple[str | None, str | None]] = [
         parse_model(m) for m in split_list(models)
@@ -161,6 +187,28 @@ def plan(
     for n, ((row_index, values), (version, label), (provider, model), rep) in enumerate(combos):
         out.append(PlannedRun(n, version, label, provider, model, rep, row_index, values))
     return out
+
+
+def _check_concurrency(concurrency: Any) -> None:
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise InvalidInputError(
+            f"concurrency must be a whole number ≥ 1 (runs at once per provider), not "
+            f"{shown(concurrency, 40)}"
+        )
+
+
+def check_runs(batch: Batch) -> None:
+    """Check every planned run's arguments as ``run()`` does, before any starts (one check
+    per input row: the versions and models were checked by :func:`plan`)."""
+    _check_concurrency(batch.concurrency)
+    checked: set[int | None] = set()
+    for planned in batch.runs:
+        if planned.input_index in checked:
+            continue
+        checked.add(planned.input_index)
+        RunOptions.build(
+            batch.prompt_name, input_variables=planned.input_variables, **batch.run_kwargs
+        )
 
 
 @dataclass
@@ -195,7 +243,7 @@ class Batch:
         limits: dict[str, threading.Semaphore],
     ) -> None:
         limit = limits[planned.provider or "template"]
-        with limit:
+        with limit, templates.cancel_on(self.cancel):
             if self.cancel.is_set():
                 events.put(("skipped", planned.index))
                 return
@@ -228,6 +276,8 @@ class Batch:
                     final = chunk
                 assert final is not None and final["request_id"]
                 events.put(("ok", planned.index, final))
+            except KeyboardInterrupt:  # the batch's interrupt stopped this run's render
+                events.put(("cancelled", planned.index, None))
             except PlMagicError as exc:
                 events.put(("error", planned.index, exc))
             except Exception as exc:  # never lose the other runs to one surprise
@@ -237,8 +287,7 @@ class Batch:
         self, on_change: Callable[[list[Progress], bool], None] | None = None
     ) -> list[Progress]:
         """Run everything; call ``on_change(progress, final)`` from this thread."""
-        if self.concurrency < 1:
-            raise InvalidInputError("concurrency must be at least 1")
+        _check_concurrency(self.concurrency)
         progress = [Progress(r) for r in self.runs]
         providers = {r.provider or "template" for r in self.runs}
         limits = {p: threading.Semaphore(self.concurrency) for p in providers}

@@ -7,6 +7,7 @@ this module only knows about pl_magic's own settings.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 DB_FILENAME = "pl_magic.db"
@@ -49,3 +50,45 @@ def provider_max_retries() -> int:
 def provider_timeout_s() -> float:
     """Seconds before a provider request times out."""
     return env_float("PL_MAGIC_TIMEOUT", 600.0)
+
+
+def template_max_chars() -> int:
+    """Characters a run's rendered template may have (``PL_MAGIC_TEMPLATE_MAX_CHARS``);
+    a jinja2 render may also take twice as many steps."""
+    return max(1, env_int("PL_MAGIC_TEMPLATE_MAX_CHARS", 1_000_000))
+
+
+def template_timeout_s() -> float:
+    """Seconds a run's template may take to render (``PL_MAGIC_TEMPLATE_TIMEOUT``)."""
+    value = env_float("PL_MAGIC_TEMPLATE_TIMEOUT", 5.0)
+    return value if value > 0 else 5.0
+
+
+def log_max_variable_chars() -> int:
+    """Characters of one input variable kept in the run log (``PL_MAGIC_LOG_MAX_VARIABLE_CHARS``);
+    a longer value is cut and marked there (the provider still gets all of it)."""
+    return max(100, env_int("PL_MAGIC_LOG_MAX_VARIABLE_CHARS", 64_000))
+
+
+#: Origins trusted with provider keys from ``%config PlMagic.trusted_base_urls`` (the
+#: environment's ``PL_MAGIC_TRUSTED_BASE_URLS`` is read at each run).
+_trusted_base_urls: tuple[str, ...] = ()
+
+
+def set_trusted_base_urls(urls: Sequence[str]) -> None:
+    """Trust these origins with provider keys besides ``PL_MAGIC_TRUSTED_BASE_URLS``
+    (what ``%config PlMagic.trusted_base_urls`` sets)."""
+    global _trusted_base_urls
+    _trusted_base_urls = tuple(str(url) for url in urls)
+
+
+def trusted_base_urls() -> list[tuple[str, str]]:
+    """``(setting, entry)`` for every origin the user trusts with provider keys: the
+    comma-separated ``PL_MAGIC_TRUSTED_BASE_URLS`` and ``%config PlMagic.trusted_base_urls``."""
+    entries = [
+        ("PL_MAGIC_TRUSTED_BASE_URLS", part.strip())
+        for part in os.environ.get("PL_MAGIC_TRUSTED_BASE_URLS", "").split(",")
+        if part.strip()
+    ]
+    entries += [("PlMagic.trusted_base_urls", url.strip()) for url in _trusted_base_urls]
+    return entries

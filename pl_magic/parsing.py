@@ -1,6 +1,9 @@
 """What people type, understood: prompt targets, ``k=v`` options and YAML cell bodies.
 
 Shared by the surfaces (the magics, the widget, the CLI) so they read input the same way.
+Every YAML they read goes through :func:`load_yaml`: YAML's anchors and aliases let a few
+hundred bytes expand into gigabytes (an "alias bomb"), so they are refused, as is nesting
+too deep for the parser.
 """
 
 from __future__ import annotations
@@ -12,6 +15,43 @@ from typing import Any
 import yaml
 
 from .errors import InvalidInputError
+
+
+class YAMLAliasError(yaml.composer.ComposerError):
+    """The YAML uses an anchor (``&name``) or an alias (``*name``)."""
+
+
+class YAMLTooDeepError(yaml.YAMLError):
+    """The YAML is nested deeper than the parser can follow."""
+
+    problem = "it is nested too deeply, flatten it"
+    problem_mark = None
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without anchors and aliases."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise YAMLAliasError(
+                None,
+                None,
+                "anchors (&name) and aliases (*name) are not allowed, write each value out in full",
+                event.start_mark,
+            )
+        return super().compose_node(parent, index)
+
+
+def load_yaml(text: str) -> Any:
+    """YAML text → data, as ``yaml.safe_load`` but refusing anchors and aliases
+    (:class:`YAMLAliasError`) and too deep nesting (:class:`YAMLTooDeepError`); both are
+    ``yaml.YAMLError`` with a ``problem`` and a ``problem_mark``, like PyYAML's own."""
+    try:
+        return yaml.load(text, Loader=_NoAliasLoader)  # (a SafeLoader subclass)
+    except RecursionError:
+        raise YAMLTooDeepError() from None
+
 
 # NAME, NAME@label, NAME:3, and MLflow's prompts:/NAME@label form.
 _TARGET = re.compile(r"^(?:prompts:/)?(?P<name>[^@:]+?)(?:@(?P<label>[^@:]+)|:(?P<version>\d+))?$")
@@ -38,7 +78,7 @@ def parse_pairs(items: list[str] | None, what: str) -> dict[str, Any]:
         if not sep or not key.strip():
             raise InvalidInputError(f"{what} {item!r} must look like key=value")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            value = load_yaml(raw) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
         out[key.strip()] = value
@@ -50,10 +90,15 @@ def parse_body(cell: str | None) -> dict[str, Any]:
     if not cell or not cell.strip():
         return {}
     try:
-        data = yaml.safe_load(cell)
+        data = load_yaml(cell)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
+        if isinstance(exc, YAMLAliasError):
+            raise InvalidInputError(
+                f"The cell body uses a YAML anchor or alias{where}, which pl_magic refuses (a few "
+                "bytes of them can expand to gigabytes): write each value out in full"
+            ) from None
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise InvalidInputError(
             f"The cell body is not valid YAML{where}: {problem}; write input variables as "
