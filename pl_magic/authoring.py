@@ -255,8 +255,10 @@ def body_from_yaml(text: str, **overrides: Any) -> dict[str, Any]:
     """
     import yaml
 
+    from .parsing import load_yaml
+
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

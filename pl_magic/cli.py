@@ -78,6 +78,8 @@ def parse_params(items: Sequence[str] | None) -> dict[str, Any]:
     """``--param k=v`` items → model parameters (values read as YAML scalars: 0.2 → 0.2)."""
     import yaml
 
+    from .parsing import load_yaml
+
     out: dict[str, Any] = {}
     for item in items or []:
         key, sep, raw = item.partition("=")
@@ -86,7 +88,7 @@ def parse_params(items: Sequence[str] | None) -> dict[str, Any]:
                 f"--param {item!r} must look like name=value, e.g. --param temperature=0.2"
             )
         try:
-            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+            out[key.strip()] = load_yaml(raw) if raw.strip() else ""
         except yaml.YAMLError:
             out[key.strip()] = raw
     return out

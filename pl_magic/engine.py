@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
-from . import blueprint, local_model, notices, pricing
+from . import blueprint, config, local_model, notices, pricing, templates
 from .blueprint import ModelSpec
 from .errors import ConfigurationError, InvalidInputError, PlMagicError, ProviderError, shown
+from .plain_data import plain_variables
 from .providers import get_provider
 from .providers.base import Provider, Reply, StreamState
 from .runlog import RunLog, RunRecord, run_key
@@ -109,8 +110,10 @@ class RunOptions:
             value = kwargs.get(key)
             if value is not None and (not isinstance(value, str) or not value.strip()):
                 raise InvalidInputError(f"{key} must be a non-empty string, not {shown(value)}")
+        # Templates see plain data only, never the user's objects (see plain_data.py).
+        input_variables = plain_variables(kwargs.get("input_variables"))
         # Text that cannot be encoded could be neither sent nor logged: refused before the call.
-        for name, value in (kwargs.get("input_variables") or {}).items():
+        for name, value in input_variables.items():
             blueprint.check_utf8(name, "An input variable's name")
             blueprint.check_utf8(value, f"Input variable {shown(name, 40)}")
         for key in ("tags", "metadata", "model_parameter_overrides"):
@@ -119,7 +122,7 @@ class RunOptions:
             prompt_name=prompt_name.strip(),
             prompt_version=version,
             prompt_release_label=kwargs.get("prompt_release_label"),
-            input_variables=dict(kwargs.get("input_variables") or {}),
+            input_variables=input_variables,
             tags=list(tags or []),
             metadata=dict(kwargs.get("metadata") or {}),
             group_id=group_id,
@@ -297,9 +300,10 @@ class Engine:
         local_model.route(record, spec)  # a template marked as the local model (see there)
         provider = get_provider(spec.provider)
         provider.check_credentials(spec)
-        rendered = blueprint.render(
-            record["prompt_template"], options.input_variables, options.prompt_name
-        )
+        with templates.render_budget():  # one size and time budget for all the messages
+            rendered = blueprint.render(
+                record["prompt_template"], options.input_variables, options.prompt_name
+            )
         # Started only now, so that a bad variable fails fast instead of after a start.
         spec.base_url = local_model.server_url(spec.base_url)
         request = provider.build_request(rendered, spec, options.stream)
@@ -537,14 +541,22 @@ def _reraise(error: PlMagicError, exc: BaseException) -> NoReturn:
 
 
 def _jsonable_vars(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Input variables as stored in the log (non-JSON values as their str)."""
+    """Input variables as stored in the log (non-JSON values as their str). A value longer
+    than ``PL_MAGIC_LOG_MAX_VARIABLE_CHARS`` (as JSON) is stored cut, as text that says so:
+    the provider got all of it, the log keeps a bounded row."""
     import json
 
+    limit = config.log_max_variable_chars()
     out = {}
     for key, value in values.items():
-        try:
-            json.dumps(value)
-            out[key] = value
-        except (TypeError, ValueError):
-            out[key] = str(value)
+        if isinstance(value, str):
+            text = value
+        else:
+            try:
+                text = json.dumps(value, ensure_ascii=False)
+            except (TypeError, ValueError):
+                value = text = str(value)
+        if len(text) > limit:
+            value = f"{text[:limit]}… [cut in the log: {len(text):,} characters in all]"
+        out[key] = value
     return out

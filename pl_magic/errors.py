@@ -166,6 +166,11 @@ class SandboxViolationError(TemplateError):
     """A jinja2 template tried something the sandbox forbids."""
 
 
+class TemplateLimitError(TemplateError):
+    """Rendering a template went past a limit (size, steps or time); the message names the
+    setting that raises it."""
+
+
 # -- providers ---------------------------------------------------------------------------
 
 

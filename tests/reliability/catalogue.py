@@ -193,7 +193,7 @@ CASES: list[Case] = [
         '"messages": [{"role": "user", "content": "{name:>999999999}"}]}, '
         '"metadata": {"model": {"provider": "openai", "name": "gpt-4o-mini"}}}); '
         'pl_magic.run("wide", input_variables={"name": "Ada"})',
-        "TemplateSyntaxError",
+        "TemplateLimitError",
         "use a smaller width or precision",
         doc="publish a template `{name:>999999999}`, run it",
     ),
@@ -218,8 +218,8 @@ CASES: list[Case] = [
         '"template_format": "jinja2"}]}, '
         '"metadata": {"model": {"provider": "openai", "name": "gpt-4o-mini"}}}); '
         'pl_magic.run("big", input_variables={"name": "Ada"})',
-        "SandboxViolationError",
-        "use only variables, filters and loops",
+        "TemplateLimitError",
+        "raise PL_MAGIC_TEMPLATE_MAX_CHARS",
         doc="publish a jinja2 template `{{ name * 10**9 }}`, run it",
     ),
     Case(
