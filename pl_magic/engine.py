@@ -25,7 +25,9 @@ from .errors import ConfigurationError, InvalidInputError, PlMagicError, Provide
 from .plain_data import plain_variables
 from .providers import get_provider
 from .providers.base import Provider, Reply, StreamState
+from .providers.sdk_errors import catchable, scrub
 from .runlog import RunLog, RunRecord, run_key
+from .store import KeptInMemory
 
 if TYPE_CHECKING:
     from .tracking import Tracker
@@ -391,6 +393,9 @@ class Engine:
         error = exc if isinstance(exc, ProviderError) else run.provider.classify(exc)
         if error is None:
             error = ProviderError(run.spec.provider, "unknown", f"{type(exc).__name__}: {exc}")
+            scrub(exc)  # shown as the cause: no key in its text or its frames
+        elif error is not exc:  # catchable as the SDK's own class too; exc redacted
+            error = catchable(error, exc)
         error.partial_text = text
         self._log(run, "error", text, error=error)
         if run.options.log:

@@ -8,14 +8,21 @@ server bodies).
 
 from __future__ import annotations
 
+import base64
 import difflib
+import functools
+import json
 import os
+import threading
 from collections.abc import Iterable, Sequence
+from typing import Any
+from urllib.parse import quote, quote_plus
 
 # Environment variables whose values must never be shown anywhere.
 SECRET_ENV_VARS = (
     "OPENAI_API_KEY",
     "ANTHROPIC_API_KEY",
+    "ANTHROPIC_AUTH_TOKEN",
     "GOOGLE_API_KEY",
     "GEMINI_API_KEY",
     "PROMPTLAYER_API_KEY",
@@ -24,14 +31,75 @@ SECRET_ENV_VARS = (
     "OPENROUTER_API_KEY",
 )
 
+#: The shortest value redacted: shorter ones would blank ordinary words.
+_MIN_SECRET = 4
+#: The shortest derived spelling (a piece of a base64 encoding) redacted.
+_MIN_DERIVED = 8
+
+
+def _base64_pieces(value: str) -> set[str]:
+    """Pieces of the base64 encoding of any text containing ``value`` (``user:key`` in a
+    Basic ``Authorization`` header): the part that does not depend on what stands around it,
+    for each of the three alignments a prefix can give."""
+    raw = value.encode("utf-8", "surrogatepass")
+    pieces = set()
+    for pad in range(3):
+        encoded = base64.b64encode(b"\0" * pad + raw).decode()
+        start = 4 if pad else 0  # the first group mixes prefix and key bytes
+        whole = (pad + len(raw)) // 3 * 4  # groups made only of known bytes
+        piece = encoded[start:whole]
+        if len(piece) >= _MIN_DERIVED:
+            pieces.add(piece)
+    return pieces
+
+
+@functools.lru_cache(maxsize=64)
+def spellings(value: str) -> tuple[str, ...]:
+    """Every way ``value`` can appear in text: as is, stripped, escaped as Python and JSON
+    write it, URL-encoded, and in base64 (``user:key``). Longest first."""
+    found = {value, value.strip()}
+    for text in (value, value.strip()):
+        found.add(repr(text)[1:-1])
+        found.add(json.dumps(text)[1:-1])
+        found.add(json.dumps(text, ensure_ascii=False)[1:-1])
+        found.add(quote(text, safe=""))
+        found.add(quote_plus(text, safe=""))
+        found |= _base64_pieces(text)
+    return tuple(sorted((s for s in found if len(s) >= _MIN_SECRET), key=len, reverse=True))
+
+
+def secret_values() -> list[str]:
+    """The secret values set in the environment now."""
+    return [
+        value
+        for name in SECRET_ENV_VARS
+        if (value := os.environ.get(name)) and len(value.strip()) >= _MIN_SECRET
+    ]
+
 
 def redact(text: str) -> str:
-    """Replace every secret environment value found in ``text`` with ``***``."""
-    for name in SECRET_ENV_VARS:
-        value = os.environ.get(name)
-        if value and len(value) >= 4 and value in text:
-            text = text.replace(value, "***")
+    """Replace every spelling of every secret environment value in ``text`` with ``***``
+    (see :func:`spellings`)."""
+    for value in secret_values():
+        for spelling in spellings(value):
+            if spelling in text:
+                text = text.replace(spelling, "***")
     return text
+
+
+def redact_data(value: Any, depth: int = 0) -> Any:
+    """``value`` with :func:`redact` applied to every string in it (dicts, lists, bytes)."""
+    if depth > 50:
+        return None
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, bytes | bytearray):
+        return redact(bytes(value).decode("utf-8", "replace")).encode()
+    if isinstance(value, dict):
+        return {redact_data(k, depth + 1): redact_data(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(redact_data(v, depth + 1) for v in value)
+    return value
 
 
 #: Longest message kept whole; longer ones keep their start and their end (where the fix is).
@@ -195,6 +263,28 @@ class MissingApiKeyError(ConfigurationError):
         )
 
 
+class MalformedKeyError(ConfigurationError):
+    """A key in the environment holds whitespace or control characters (a pasted newline):
+    refused before any call, as the SDKs would send it or fail echoing it."""
+
+    def __init__(self, variable: str, problem: str, fix: str) -> None:
+        self.variable = variable
+        super().__init__(f"{variable} {problem}: {fix}")
+
+
+class UntrustedBaseUrlError(ConfigurationError):
+    """A template points a provider at a server the user has not trusted with the key."""
+
+    def __init__(self, provider: str, origin: str, variable: str, setting: str) -> None:
+        self.provider, self.origin = provider, origin
+        super().__init__(
+            f"The template sends {provider} requests to {origin}, which is not trusted with "
+            f"{variable}: trust it with {setting}={origin} (or %config "
+            f"PlMagic.trusted_base_urls = ['{origin}']), or remove the template's "
+            "provider_base_url"
+        )
+
+
 #: Error categories a provider failure can have (also stored in the run log).
 ERROR_CATEGORIES = (
     "auth",
@@ -223,7 +313,22 @@ _FIXES = {
 
 
 class ProviderError(PlMagicError):
-    """The provider call failed. The SDK's exception is kept as ``__cause__``."""
+    """The provider call failed.
+
+    When the provider's SDK raised an exception, what pl_magic raises is also an instance of
+    that exception's class (see :func:`provider_error_class`), so ``except
+    openai.RateLimitError`` catches it as it would from the SDK; the SDK's exception, with its
+    text redacted, is kept as ``__cause__``.
+    """
+
+    #: The category of failure (one of :data:`ERROR_CATEGORIES`).
+    category: str = "unknown"
+    #: The HTTP status the provider answered with, when it answered.
+    status_code: int | None = None
+    #: The text streamed before the failure.
+    partial_text: str = ""
+    #: The provider's own request id (an HTTP header of its answer), when it gave one.
+    provider_request_id: str | None = None
 
     def __init__(
         self,
@@ -243,6 +348,63 @@ class ProviderError(PlMagicError):
             detail = detail[:297] + "..."
         fix = _FIXES.get(category, _FIXES["unknown"])
         super().__init__(f"{provider} {category} error{status}: {detail} — {fix}")
+
+
+_sdk_classes: dict[type[BaseException], type[ProviderError]] = {}
+_sdk_classes_lock = threading.Lock()
+
+
+def _plain_str(self: BaseException) -> str:
+    return str(self.args[0]) if self.args else ""
+
+
+def _plain_repr(self: BaseException) -> str:
+    return f"{type(self).__name__}({_plain_str(self)!r})"
+
+
+def provider_error_class(sdk_class: type[BaseException]) -> type[ProviderError] | None:
+    """A subclass of both :class:`ProviderError` and ``sdk_class`` (made once per class), or
+    None when the two cannot be combined. Its ``str`` is pl_magic's one-line message whatever
+    the SDK's class defines."""
+    if issubclass(sdk_class, ProviderError) or not issubclass(sdk_class, Exception):
+        return None
+    with _sdk_classes_lock:
+        cls = _sdk_classes.get(sdk_class)
+        if cls is None:
+            try:
+                cls = type(
+                    sdk_class.__name__,
+                    (ProviderError, sdk_class),
+                    {
+                        "__module__": __name__,
+                        "__qualname__": f"ProviderError.{sdk_class.__name__}",
+                        "__doc__": f"A ProviderError that is also {sdk_class.__module__}."
+                        f"{sdk_class.__qualname__} (what the provider's SDK raised).",
+                        "__str__": _plain_str,
+                        "__repr__": _plain_repr,
+                    },
+                )
+            except TypeError:  # incompatible layouts or metaclasses: ProviderError alone
+                return None
+            _sdk_classes[sdk_class] = cls
+        return cls
+
+
+def as_sdk_class(
+    error: ProviderError, sdk_class: type[BaseException], attributes: dict[str, Any]
+) -> ProviderError:
+    """``error`` as an instance of :func:`provider_error_class` of ``sdk_class``, carrying the
+    SDK exception's (already redacted) ``attributes`` and pl_magic's own; ``error`` itself
+    when the classes cannot be combined."""
+    cls = provider_error_class(sdk_class)
+    if cls is None or type(error) is not ProviderError:
+        return error
+    combined = cls.__new__(cls)
+    # (``message`` stays ProviderError's property, the one-line message)
+    combined.__dict__.update(attributes)
+    combined.__dict__.update(error.__dict__)
+    combined.args = error.args
+    return combined
 
 
 class StreamTruncatedError(ProviderError):

@@ -22,9 +22,10 @@ from IPython.core.magic import (
     no_var_expand,
 )
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
-from traitlets import Bool, Enum, Float, Int, Unicode, observe
+from traitlets import Bool, Enum, Float, Int, List, Unicode, observe
 from traitlets.config import Configurable
 
+from . import config
 from . import footer as footer_mod
 from .blueprint import reply_text
 from .client import default_client, set_backend
@@ -86,12 +87,22 @@ class PlMagic(Magics, Configurable):
         help="Where prompts come from and runs go: PromptLayer (needs PROMPTLAYER_API_KEY), "
         "the local registry, or auto (PromptLayer when the key is set).",
     ).tag(config=True)
+    trusted_base_urls = List(
+        Unicode(),
+        help="Origins (https://host[:port]) a template's provider_base_url may send your "
+        "provider keys to, besides PL_MAGIC_TRUSTED_BASE_URLS.",
+    ).tag(config=True)
 
     def __init__(self, shell: Any) -> None:
         Configurable.__init__(self, config=shell.config)
         Magics.__init__(self, shell=shell)
         shell.configurables.append(self)
         set_backend(self.registry)
+        config.set_trusted_base_urls(self.trusted_base_urls)
+
+    @observe("trusted_base_urls")
+    def _trusted_base_urls_changed(self, change: Any) -> None:
+        config.set_trusted_base_urls(change["new"])
 
     @observe("registry")
     def _registry_changed(self, change: Any) -> None:

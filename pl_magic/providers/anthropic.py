@@ -35,9 +35,9 @@ from .base import (
     classify_transport_error,
     env_value,
     fingerprint,
-    is_loopback_url,
     require_google_cloud,
 )
+from .keys import anthropic_host, env_key, may_send_key, vertex_host
 
 #: Max tokens when the template sets none (the Messages API requires a value).
 DEFAULT_MAX_TOKENS = 1024
@@ -312,12 +312,13 @@ class AnthropicProvider(Provider):
         return spec.base_url or env_value("ANTHROPIC_BASE_URL")
 
     def _api_key(self, spec: ModelSpec) -> str:
-        # Only a template's own provider_base_url on loopback (a local Anthropic-compatible
-        # server) goes keyless, and never gets the real key (a registry template must not
-        # hand it to a local process); ANTHROPIC_BASE_URL is usually a gateway that wants it.
-        if is_loopback_url(spec.base_url):
+        # A template's own URL gets the key only where the user sent it (keys.py): a local
+        # Anthropic-compatible server gets none, an untrusted one is refused.
+        if spec.base_url and not may_send_key(
+            self.name, spec.base_url, "ANTHROPIC_API_KEY", ("ANTHROPIC_BASE_URL",), anthropic_host
+        ):
             return LOCAL_SERVER_KEY
-        key = env_value("ANTHROPIC_API_KEY")
+        key = env_key("ANTHROPIC_API_KEY")
         if key:
             return key
         raise MissingApiKeyError(self.name, ["ANTHROPIC_API_KEY"])
@@ -463,12 +464,26 @@ class AnthropicVertexRoute(AnthropicProvider):
         )
         return project, region
 
+    def _keyless(self, spec: ModelSpec) -> bool:
+        """True when the template's URL is on this machine: it gets no Google token (and an
+        untrusted one is refused), as every provider's key (see keys.py)."""
+        return bool(spec.base_url) and not may_send_key(
+            self.name,
+            str(spec.base_url),
+            "Google credentials",
+            ("ANTHROPIC_VERTEX_BASE_URL",),
+            vertex_host,
+        )
+
     def check_credentials(self, spec: ModelSpec) -> None:
+        self._keyless(spec)  # an untrusted template URL is refused first
         self._settings()
 
     def _client(self, spec: ModelSpec, is_async: bool) -> Any:
+        keyless = self._keyless(spec)
         project, region = self._settings()
         base_url = spec.base_url or env_value("ANTHROPIC_VERTEX_BASE_URL")
+        token = LOCAL_SERVER_KEY if keyless else None
 
         def make() -> Any:
             import anthropic
@@ -478,13 +493,14 @@ class AnthropicVertexRoute(AnthropicProvider):
                 project_id=project,
                 region=region,
                 base_url=base_url,
+                access_token=token,
                 max_retries=provider_max_retries(),
                 timeout=provider_timeout_s(),
             )
 
         credentials = env_value("GOOGLE_APPLICATION_CREDENTIALS")
         cache = self.cached_async_client if is_async else self.cached_client
-        return cache((project, region, base_url, credentials, *_settings()), make)
+        return cache((project, region, base_url, credentials, token, *_settings()), make)
 
     def warm(self, spec: ModelSpec, is_async: bool) -> None:
         self._client(spec, is_async)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import os
 import sys
 import threading
@@ -19,10 +18,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from ..blueprint import ModelSpec
 from ..errors import ConfigurationError, MissingApiKeyError, ProviderError
+from .keys import is_loopback_url
+
+__all__ = ["is_loopback_url"]  # (one loopback rule, in keys.py)
 
 # Canonical parameter names. Each provider maps them to its own names; a parameter with
 # no canonical name is provider-specific and is dropped when the provider changes.
@@ -138,19 +139,6 @@ def _convert_stop(key: str, value: Any) -> Any:
     if key == "stop" and isinstance(value, str):
         return [value]
     return value
-
-
-def is_loopback_url(url: str | None) -> bool:
-    """True for http(s) URLs on 127.0.0.0/8, ::1 or localhost (local servers need no key)."""
-    if not url:
-        return False
-    host = urlparse(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def env_value(*names: str) -> str | None:

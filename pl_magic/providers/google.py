@@ -30,7 +30,7 @@ from typing import Any
 
 from ..blueprint import ModelSpec, prompt_text
 from ..config import provider_max_retries, provider_timeout_s
-from ..errors import ProviderError, StreamTruncatedError
+from ..errors import MissingApiKeyError, ProviderError, StreamTruncatedError
 from .base import (
     ParameterMap,
     Provider,
@@ -41,9 +41,9 @@ from .base import (
     classify_transport_error,
     env_value,
     fingerprint,
-    require_env,
     require_google_cloud,
 )
+from .keys import env_key, gemini_host, may_send_key, vertex_host
 
 PARAMETERS = ParameterMap(
     names={
@@ -75,6 +75,15 @@ RETRY_INITIAL_DELAY_S = 0.5
 RETRY_MAX_DELAY_S = 8.0
 
 _TRUE = ("true", "1")
+LOCAL_SERVER_KEY = "no-key-needed"  # a server on this machine gets no real key
+
+
+def _placeholder_credentials() -> Any:
+    """Google credentials holding a placeholder token, for a server on this machine: the
+    user's own credentials are neither loaded nor sent there."""
+    from google.oauth2.credentials import Credentials
+
+    return Credentials(token=LOCAL_SERVER_KEY)
 _DROPPED_FROM_RAW = {"sdk_http_response", "automatic_function_calling_history"}
 
 
@@ -384,14 +393,31 @@ class GoogleProvider(Provider):
         )
         return project, location
 
-    def _api_key(self) -> str:
-        return require_env(self.name, "GOOGLE_API_KEY", "GEMINI_API_KEY")
+    def _keyless(self, spec: ModelSpec) -> bool:
+        """True when the template's URL is on this machine: it gets no key or token; a URL
+        the user did not send keys to is refused (keys.py, one rule for every provider)."""
+        if not spec.base_url:
+            return False
+        if self.vertex():
+            variable, env_vars, own = "Google credentials", ("GOOGLE_VERTEX_BASE_URL",), vertex_host
+        else:
+            variable, env_vars, own = "GOOGLE_API_KEY", ("GOOGLE_GEMINI_BASE_URL",), gemini_host
+        return not may_send_key(self.name, spec.base_url, variable, env_vars, own)
+
+    def _api_key(self, spec: ModelSpec) -> str:
+        if self._keyless(spec):
+            return LOCAL_SERVER_KEY
+        key = env_key("GOOGLE_API_KEY", "GEMINI_API_KEY")
+        if key is None:
+            raise MissingApiKeyError(self.name, ["GOOGLE_API_KEY", "GEMINI_API_KEY"])
+        return key
 
     def check_credentials(self, spec: ModelSpec) -> None:
         if self.vertex():
+            self._keyless(spec)  # an untrusted template URL is refused first
             self._vertex_settings()
         else:
-            self._api_key()
+            self._api_key(spec)
 
     def _http_options(self, base_url: str | None) -> Any:
         from google.genai import types
@@ -424,6 +450,7 @@ class GoogleProvider(Provider):
             RETRY_MAX_DELAY_S,
         )
         if self.vertex():
+            keyless = self._keyless(spec)
             project, location = self._vertex_settings()
             base_url = spec.base_url or env_value("GOOGLE_VERTEX_BASE_URL")
             credentials = env_value("GOOGLE_APPLICATION_CREDENTIALS")
@@ -435,13 +462,14 @@ class GoogleProvider(Provider):
                     vertexai=True,
                     project=project,
                     location=location,
+                    credentials=_placeholder_credentials() if keyless else None,
                     http_options=self._http_options(base_url),
                 )
 
-            key = ("vertex", project, location, base_url, credentials, settings)
+            key = ("vertex", project, location, base_url, credentials, keyless, settings)
             return self.cached_client(key, make_vertex)
 
-        api_key = self._api_key()
+        api_key = self._api_key(spec)
         base_url = spec.base_url or env_value("GOOGLE_GEMINI_BASE_URL")
 
         def make() -> Any:

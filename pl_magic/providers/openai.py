@@ -23,8 +23,11 @@ from .base import (
     fingerprint,
     is_loopback_url,
 )
+from .keys import env_key, may_send_key, openai_host
 
 API_TYPES = ("chat-completions", "completions", "responses")
+
+
 LOCAL_SERVER_KEY = "no-key-needed"  # OpenAI-compatible local servers ignore the key
 
 _CHAT_PARAMS = ParameterMap(
@@ -253,12 +256,13 @@ class OpenAIProvider(Provider):
         return spec.base_url or env_value("OPENAI_BASE_URL")
 
     def _api_key(self, spec: ModelSpec) -> str:
-        # A template pointing at a server on this machine (the local model, Ollama, vLLM)
-        # never gets the real key: local servers need none, and a registry template must
-        # not be able to hand the user's OpenAI key to an arbitrary local process.
-        if is_loopback_url(spec.base_url):
+        # A template's own URL gets the key only where the user sent it (keys.py): a server
+        # on this machine (the local model, Ollama, vLLM) gets none, an untrusted one is refused.
+        if spec.base_url and not may_send_key(
+            self.name, spec.base_url, "OPENAI_API_KEY", ("OPENAI_BASE_URL",), openai_host
+        ):
             return LOCAL_SERVER_KEY
-        key = env_value("OPENAI_API_KEY")
+        key = env_key("OPENAI_API_KEY")
         if key:
             return key
         if is_loopback_url(self._base_url(spec)):
