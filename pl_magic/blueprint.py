@@ -15,10 +15,30 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import templates
-from .errors import InvalidInputError, InvalidTemplateError, MissingVariablesError
+from .errors import InvalidInputError, InvalidTemplateError, MissingVariablesError, shown
 
 TEMPLATE_TYPES = ("chat", "completion")
 ROLES = ("system", "developer", "user", "assistant", "tool", "function", "placeholder")
+#: Content block types PromptLayer documents, and Anthropic's own (kept from imports).
+BLOCK_TYPES = frozenset(
+    {
+        "text",
+        "thinking",
+        "redacted_thinking",
+        "image_url",
+        "media",
+        "media_variable",
+        "output_media",
+        "code",
+        "server_tool_use",
+        "web_search_tool_result",
+        "image",
+        "document",
+        "tool_use",
+        "tool_result",
+    }
+)
+BLOCK_TYPE_PREFIXES = ("mcp_",)
 
 
 @dataclass
@@ -43,28 +63,49 @@ class ModelSpec:
         return out
 
 
+#: How deep input data may nest (dicts and lists in one another): deeper data is refused
+#: before any call, as nothing a person means nests that deep and a cycle nests forever.
+MAX_DEPTH = 100
+
+
 def check_utf8(value: Any, what: str) -> None:
     """Refuse text that cannot be encoded as UTF-8 (a lone surrogate, e.g. from bytes decoded
     with ``surrogateescape``): it could be neither sent to a provider nor logged. Looks
-    inside dicts, lists and tuples."""
-    if isinstance(value, str):
-        if value.isascii():
-            return
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError as exc:
+    inside dicts, lists and tuples, and refuses data that contains itself or nests more
+    than :data:`MAX_DEPTH` levels (either would end in a RecursionError later)."""
+    # An explicit stack, not recursion: the data may be deep enough to exhaust the stack.
+    stack: list[tuple[Any, int, tuple[int, ...]]] = [(value, 0, ())]
+    while stack:
+        item, depth, path = stack.pop()
+        if isinstance(item, str):
+            _check_text(item, what)
+            continue
+        if not isinstance(item, Mapping | list | tuple):
+            continue
+        if id(item) in path:
             raise InvalidInputError(
-                f"{what} holds text that cannot be encoded as UTF-8 ({value[exc.start]!r} at "
-                f"position {exc.start}, a lone surrogate): fix the text, e.g. decode its bytes "
-                "with errors='replace'"
-            ) from None
-    elif isinstance(value, Mapping):
-        for key, item in value.items():
-            check_utf8(key, what)
-            check_utf8(item, what)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            check_utf8(item, what)
+                f"{what} contains itself (a circular reference): pass plain data without cycles"
+            )
+        if depth >= MAX_DEPTH:
+            raise InvalidInputError(
+                f"{what} nests more than {MAX_DEPTH} levels deep: pass flatter data"
+            )
+        inner = (*path, id(item))
+        children = [x for pair in item.items() for x in pair] if isinstance(item, Mapping) else item
+        stack.extend((child, depth + 1, inner) for child in children)
+
+
+def _check_text(value: str, what: str) -> None:
+    if value.isascii():
+        return
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInputError(
+            f"{what} holds text that cannot be encoded as UTF-8 ({value[exc.start]!r} at "
+            f"position {exc.start}, a lone surrogate): fix the text, e.g. decode its bytes "
+            "with errors='replace'"
+        ) from None
 
 
 def text_block(text: str) -> dict[str, Any]:
@@ -84,40 +125,154 @@ def content_text(content: Any) -> str:
 
 
 def validate(prompt_template: Any, name: str = "") -> dict[str, Any]:
-    """Check ``prompt_template`` has PromptLayer's shape; return it (unchanged)."""
+    """Check ``prompt_template`` has PromptLayer's shape; return it (unchanged).
+
+    Everything a run reads is checked: the type, each message's role, content blocks and
+    template format, tools. A record from PromptLayer gets the same checks as a local
+    publish, so that nothing malformed reaches a provider.
+    """
     where = f" of prompt {name!r}" if name else ""
     if not isinstance(prompt_template, dict):
         raise InvalidTemplateError(
-            f"The prompt_template{where} must be a JSON object with a 'type' of chat or completion"
+            f"The prompt_template{where} must be a JSON object with a 'type' of chat or "
+            f"completion, not {kind_of(prompt_template)}"
         )
     kind = prompt_template.get("type")
     if kind not in TEMPLATE_TYPES:
         raise InvalidTemplateError(
-            f"The prompt_template{where} has type {kind!r}: use 'chat' or 'completion'"
+            f"The prompt_template{where} has type {shown(kind, 40)}: use 'chat' or 'completion'"
+        )
+    _check_format(prompt_template.get("template_format"), f"The prompt_template{where}")
+    tools = prompt_template.get("tools")
+    if tools is not None and (
+        not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools)
+    ):
+        raise InvalidTemplateError(
+            f"The tools{where} must be a list of tool objects, not {kind_of(tools)}"
         )
     if kind == "chat":
         messages = prompt_template.get("messages")
         if not isinstance(messages, list) or not messages:
             raise InvalidTemplateError(
-                f"The chat template{where} has no messages: add a list of messages"
+                f"The chat template{where} has no messages ({kind_of(messages)}): add a list of "
+                "messages"
             )
         for i, msg in enumerate(messages):
-            if not isinstance(msg, dict) or msg.get("role") not in ROLES:
-                role = msg.get("role") if isinstance(msg, dict) else msg
-                raise InvalidTemplateError(
-                    f"Message {i + 1} of the template{where} has role {role!r}: "
-                    f"use one of {', '.join(ROLES)}"
-                )
-            if msg["role"] == "placeholder" and not msg.get("name"):
-                raise InvalidTemplateError(
-                    f"Placeholder message {i + 1}{where} has no 'name': name the input "
-                    "variable that holds its messages"
-                )
-    elif not isinstance(prompt_template.get("content"), list | str):
-        raise InvalidTemplateError(
-            f"The completion template{where} has no content: add a list of text blocks"
-        )
+            _check_message(msg, f"Message {i + 1} of the template{where}")
+    else:
+        content = prompt_template.get("content")
+        if not isinstance(content, list | str):
+            raise InvalidTemplateError(
+                f"The completion template{where} has no content ({kind_of(content)}): add a list "
+                "of text blocks"
+            )
+        _check_content(content, f"The completion template{where}")
     return prompt_template
+
+
+def kind_of(value: Any) -> str:
+    """What a value is, for a message: ``'abc' (str)``, ``5 (int)``, ``a list``, ``missing``."""
+    if value is None:
+        return "missing"
+    if isinstance(value, str | int | float | bool):
+        return f"{shown(value, 30)} ({type(value).__name__})"
+    return f"a {type(value).__name__}"
+
+
+def _check_format(value: Any, where: str) -> None:
+    if value is not None and value not in templates.FORMATS:
+        raise InvalidTemplateError(
+            f"{where} has template_format {shown(value, 40)}: use 'f-string' or 'jinja2'"
+        )
+
+
+def _check_message(msg: Any, where: str) -> None:
+    if not isinstance(msg, dict) or msg.get("role") not in ROLES:
+        role = msg.get("role") if isinstance(msg, dict) else msg
+        raise InvalidTemplateError(
+            f"{where} has role {shown(role, 40)}: use one of {', '.join(ROLES)}"
+        )
+    if msg["role"] == "placeholder":
+        if not isinstance(msg.get("name"), str) or not msg["name"].strip():
+            raise InvalidTemplateError(
+                f"Placeholder {where[0].lower()}{where[1:]} has no 'name': name the input "
+                "variable that holds its messages"
+            )
+        return
+    _check_format(msg.get("template_format"), where)
+    if msg.get("name") is not None and not isinstance(msg["name"], str):
+        raise InvalidTemplateError(f"{where} has a name that is {kind_of(msg['name'])}: use text")
+    content = msg.get("content")
+    if content is not None and not isinstance(content, list | str):
+        raise InvalidTemplateError(
+            f"{where} has content that is {kind_of(content)}: use text or a list of blocks "
+            "like [{'type': 'text', 'text': '...'}]"
+        )
+    _check_content(content, where)
+    tool_calls = msg.get("tool_calls")
+    if tool_calls is not None and (
+        not isinstance(tool_calls, list) or not all(isinstance(c, dict) for c in tool_calls)
+    ):
+        raise InvalidTemplateError(f"{where} has tool_calls that are {kind_of(tool_calls)}")
+
+
+def _check_content(content: Any, where: str) -> None:
+    """Each block a dict of a type PromptLayer knows; a text block's text is text."""
+    if not isinstance(content, list):
+        return
+    for j, block in enumerate(content):
+        kind = block.get("type") if isinstance(block, dict) else None
+        if not isinstance(kind, str) or not (
+            kind in BLOCK_TYPES or kind.startswith(BLOCK_TYPE_PREFIXES)
+        ):
+            shown_kind = shown(kind, 40) if isinstance(block, dict) else kind_of(block)
+            raise InvalidTemplateError(
+                f"Block {j + 1} of {where[0].lower()}{where[1:]} has type {shown_kind}: use "
+                "one of text, image_url, media, thinking, ..."
+            )
+        if kind == "text" and not isinstance(block.get("text", ""), str):
+            raise InvalidTemplateError(
+                f"Text block {j + 1} of {where[0].lower()}{where[1:]} has text that is "
+                f"{kind_of(block.get('text'))}: use a string"
+            )
+
+
+def validate_metadata(metadata: Any, name: str = "") -> dict[str, Any] | None:
+    """Check a template's ``metadata`` (``{"model": {provider, name, parameters, api_type}}``);
+    return it (unchanged)."""
+    where = f" of prompt {name!r}" if name else ""
+    if metadata is None:
+        return None
+    if not isinstance(metadata, dict):
+        raise InvalidTemplateError(
+            f"The metadata{where} is {kind_of(metadata)}: use a dict like {{'model': {{...}}}}"
+        )
+    model = metadata.get("model")
+    if model is None:
+        return metadata
+    example = "{'provider': 'openai', 'name': 'gpt-4o-mini', 'parameters': {}}"
+    if not isinstance(model, dict):
+        raise InvalidTemplateError(
+            f"metadata.model{where} is {kind_of(model)}: use a dict like {example}"
+        )
+    if not isinstance(model.get("provider"), str) or not model["provider"].strip():
+        raise InvalidTemplateError(
+            f"metadata.model.provider{where} is {kind_of(model.get('provider'))}: name the "
+            f"provider, e.g. {example}"
+        )
+    for key in ("name", "api_type"):
+        if model.get(key) is not None and not isinstance(model[key], str):
+            raise InvalidTemplateError(
+                f"metadata.model.{key}{where} is {kind_of(model[key])}: use a string, e.g. "
+                f"{example}"
+            )
+    params = model.get("parameters")
+    if params is not None and not isinstance(params, dict):
+        raise InvalidTemplateError(
+            f"metadata.model.parameters{where} is {kind_of(params)}: use a dict like "
+            "{'temperature': 0.2}"
+        )
+    return metadata
 
 
 def _message_format(msg: Mapping[str, Any], default: str = "f-string") -> str:

@@ -25,6 +25,7 @@ from typing import Any, NoReturn
 
 from . import __version__
 from .errors import InvalidInputError, MissingVariablesError, PlMagicError, redact
+from .inert import csv_cell, for_stream, json_text
 
 PROG = "pl-magic"
 EXIT_FAILED = 1
@@ -47,11 +48,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _out(text: str = "") -> None:
-    print(text, flush=True)
+    print(for_stream(text, sys.stdout), flush=True)
 
 
 def _err(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
+    print(for_stream(text, sys.stderr), file=sys.stderr, flush=True)
 
 
 def _error(exc: BaseException) -> None:
@@ -146,8 +147,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         for chunk in stream:
             text = reply_text(chunk)
             delta = text[len(shown) :] if text.startswith(shown) else text
-            if delta:
-                sys.stdout.write(delta)
+            if delta:  # (a control character is one code point: a delta never splits one)
+                sys.stdout.write(for_stream(delta, sys.stdout))
                 sys.stdout.flush()
             shown = text
             final = chunk
@@ -193,7 +194,7 @@ def cmd_prompts_show(args: argparse.Namespace) -> int:
     record = _client().registry.get(args.name, version=args.version, label=args.label)
     record.pop("release_label", None)
     if args.json:
-        _out(json.dumps(record, indent=2, ensure_ascii=False))
+        _out(json_text(record))
     else:
         _out(template_as_text(record))
     return 0
@@ -216,7 +217,7 @@ def cmd_prompts_push(args: argparse.Namespace) -> int:
 def cmd_prompts_export(args: argparse.Namespace) -> int:
     """Print (or write) PromptLayer JSON for every version of a prompt, or one version."""
     records = _client().registry.export(args.name, version=args.version)
-    text = json.dumps(records, indent=2, ensure_ascii=False)
+    text = json_text(records)
     if args.out:
         Path(args.out).write_text(text + "\n", encoding="utf-8")
         _err(f"Wrote {len(records)} version(s) of {args.name} to {args.out}")
@@ -313,7 +314,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         with open(args.csv, "w", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
             writer.writeheader()
-            writer.writerows(rows)
+            writer.writerows({k: csv_cell(v) for k, v in row.items()} for row in rows)
         _err(f"Wrote {len(rows)} run(s) to {args.csv}")
         return 0
     if not rows:

@@ -87,6 +87,7 @@ class RunOptions:
                 raise InvalidInputError(
                     f"{key} must be a dict, not {type(value).__name__}: pass e.g. {{'name': 'Ada'}}"
                 )
+        _check_overrides(kwargs.get("model_parameter_overrides") or {})
         tags = kwargs.get("tags")
         if tags is not None and (
             isinstance(tags, str) or not all(isinstance(t, str) for t in tags)
@@ -137,6 +138,43 @@ class RunOptions:
             default_provider=kwargs.get("default_provider"),
             default_model=kwargs.get("default_model"),
         )
+
+
+#: Keys that are the call's own arguments or the prompt, not model parameters: as an
+#: override each would make the request differ from what is logged (or break the call).
+_ARGUMENT_KEYS = {"model": "model", "provider": "provider", "stream": "stream"}
+_PROMPT_KEYS = frozenset(
+    {
+        "messages",
+        "system",
+        "prompt",
+        "input",
+        "contents",
+        "history",
+        "system_instruction",
+        "tools",
+        "functions",
+        "stream_options",
+    }
+)
+
+
+def _check_overrides(overrides: Mapping[str, Any]) -> None:
+    """Refuse overrides of the model, the provider, streaming or the prompt itself."""
+    for key, value in overrides.items():
+        if key in _ARGUMENT_KEYS:
+            raise InvalidInputError(
+                f"model_parameter_overrides cannot set {key!r}: pass {key}={shown(value, 40)} "
+                f"instead (--{key} in %%plrun and pl-magic)"
+                if key != "stream"
+                else "model_parameter_overrides cannot set 'stream': pass stream=True or "
+                "stream=False instead (--no-stream in %%plrun and pl-magic)"
+            )
+        if key in _PROMPT_KEYS:
+            raise InvalidInputError(
+                f"model_parameter_overrides cannot set {key!r}, which is part of the prompt, "
+                "not a model parameter: publish a new version of the template instead"
+            )
 
 
 @dataclass

@@ -8,6 +8,7 @@ and the fix; ``%config PlMagic.short_errors = False`` shows full tracebacks.
 
 from __future__ import annotations
 
+import argparse
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -53,6 +54,17 @@ def _parse(magic: Callable[..., Any], line: str, name: str) -> Any:
         ) from None
 
 
+def _positive_int(text: str) -> int:
+    """A count option (``--repeat``, ``--concurrency``): a whole number, 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 1 or more")
+    return value
+
+
 def _short(exc: PlMagicError) -> PlMagicError:
     """Make IPython show ``exc`` as one red line (IPython honours ``_render_traceback_``)."""
     line = f"\x1b[0;31m{type(exc).__name__}: {exc}\x1b[0m"
@@ -70,7 +82,7 @@ class PlMagic(Magics, Configurable):
     default_model = Unicode(
         None, allow_none=True, help="Model for prompts whose template names no model."
     ).tag(config=True)
-    concurrency = Int(8, help="Runs at once per provider in a comparison.").tag(config=True)
+    concurrency = Int(8, min=1, help="Runs at once per provider in a comparison.").tag(config=True)
     stream = Bool(True, help="Stream replies into the cell as they arrive.").tag(config=True)
     refresh_rate = Float(15.0, help="Most display updates per second while streaming.").tag(
         config=True
@@ -152,9 +164,9 @@ class PlMagic(Magics, Configurable):
     @argument("--format", choices=["text", "markdown"], help="Show the reply as text or Markdown.")
     @argument("--versions", help="Compare versions/labels, e.g. 2,3,prod.")
     @argument("--models", help="Compare models, e.g. gpt-4o-mini,anthropic/claude-sonnet-4-6.")
-    @argument("--repeat", type=int, default=1, help="Run each combination N times.")
+    @argument("--repeat", type=_positive_int, default=1, help="Run each combination N times.")
     @argument("--inputs", help="Name of a DataFrame or list of dicts: one run per row.")
-    @argument("--concurrency", type=int, help="Runs at once per provider.")
+    @argument("--concurrency", type=_positive_int, help="Runs at once per provider.")
     def plrun(self, line: str, cell: str | None = None, local_ns: Any = None) -> Any:
         """Run a registry prompt; the cell body holds its input variables as YAML.
 
@@ -263,7 +275,7 @@ class PlMagic(Magics, Configurable):
             name,
             planned,
             run_kwargs,
-            args.concurrency or self.concurrency,
+            args.concurrency if args.concurrency is not None else self.concurrency,
         )
         cells = [
             GridCell(
@@ -387,6 +399,8 @@ class PlMagic(Magics, Configurable):
             tags=args.tag,
         )
         published = default_client().templates.publish(body)
+        if published is None:  # a client that does not throw: its notice said why
+            return
         labels = published.get("release_labels") or []
         print(
             f"Published {published['prompt_name']} version {published['version_number']}"

@@ -110,6 +110,20 @@ def _detail(response: httpx2.Response) -> str:
     return str(body)[:300]
 
 
+def _object(answer: Any, action: str) -> dict[str, Any]:
+    """A JSON object answer as a dict (none is ``{}``); a list or a scalar where PromptLayer
+    answers an object is one line, not a ``TypeError`` from ``dict()``."""
+    if answer is None:
+        return {}
+    if not isinstance(answer, dict):
+        raise PromptLayerError(
+            f"PromptLayer's answer {action} is a {type(answer).__name__}, not a JSON object — "
+            "is PROMPTLAYER_BASE_URL PromptLayer's API?",
+            200,
+        )
+    return answer
+
+
 class PromptLayerAPI:
     """One PromptLayer account: its base URL, its key and a pooled httpx2 client."""
 
@@ -278,15 +292,16 @@ class PromptLayerAPI:
 
     def get_template(self, identifier: str | int, params: Mapping[str, Any]) -> dict[str, Any]:
         """``POST /prompt-templates/{name or id}``: a template, rendered per ``params``."""
-        return dict(
+        action = f"fetching prompt {identifier!r}"
+        return _object(
             self.request(
                 "POST",
                 f"/prompt-templates/{quote(str(identifier), safe='')}",
-                action=f"fetching prompt {identifier!r}",
+                action=action,
                 body=params,
                 auth=(HEADER, BODY),
-            )
-            or {}
+            ),
+            action,
         )
 
     def list_templates(
@@ -296,22 +311,23 @@ class PromptLayerAPI:
         params: dict[str, Any] = {"page": page, "per_page": per_page}
         if label:
             params["label"] = label
-        return dict(
-            self.request("GET", "/prompt-templates", action="listing prompts", params=params) or {}
+        return _object(
+            self.request("GET", "/prompt-templates", action="listing prompts", params=params),
+            "listing prompts",
         )
 
     def template_labels(self, prompt_id: int | str) -> list[dict[str, Any]]:
         """``GET /prompt-templates/{id}/labels``: the release labels of a prompt."""
+        action = f"listing the labels of prompt {prompt_id}"
         answer = self.request(
-            "GET",
-            f"/prompt-templates/{quote(str(prompt_id), safe='')}/labels",
-            action=f"listing the labels of prompt {prompt_id}",
+            "GET", f"/prompt-templates/{quote(str(prompt_id), safe='')}/labels", action=action
         )
-        return list((answer or {}).get("release_labels") or [])
+        rows = _object(answer, action).get("release_labels")
+        return rows if rows is not None else []
 
     def publish(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """``POST /rest/prompt-templates`` with the body twice, as the SDK's publish sends it."""
-        return dict(
+        return _object(
             self.request(
                 "POST",
                 "/rest/prompt-templates",
@@ -321,8 +337,8 @@ class PromptLayerAPI:
                     "prompt_version": {**body},
                     "release_labels": body.get("release_labels"),
                 },
-            )
-            or {}
+            ),
+            f"publishing prompt {body.get('prompt_name')!r}",
         )
 
     def create_label(self, prompt_id: int, name: str, version: int) -> dict[str, Any]:

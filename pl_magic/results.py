@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .errors import InvalidInputError
+from .errors import InvalidInputError, shown
 from .store import open_db
 
 if TYPE_CHECKING:
@@ -107,6 +107,24 @@ def runs(
     ``since``: a datetime, a date string (``"2026-11-01"``) or a pandas Timestamp;
     ``limit``: the newest N runs.
     """
+    for key, value in (("prompt", prompt), ("tag", tag), ("status", status)):
+        if value is not None and not isinstance(value, str):
+            raise InvalidInputError(
+                f"runs({key}=...) takes one name as a string, not {type(value).__name__}: "
+                f"e.g. runs({key}='greet')"
+                if key != "status"
+                else f"runs(status=...) takes a string such as 'ok' or 'error', not "
+                f"{type(value).__name__}"
+            )
+    if group_id is not None and (isinstance(group_id, bool) or not isinstance(group_id, int)):
+        raise InvalidInputError(
+            f"runs(group_id=...) takes a group id (a whole number from create_group()), not "
+            f"{shown(group_id, 40)}"
+        )
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise InvalidInputError(
+            f"runs(limit=...) takes a whole number of runs, not {shown(limit, 40)}: e.g. limit=20"
+        )
     where: list[str] = []
     params: list[Any] = []
     if prompt is not None:
@@ -129,8 +147,6 @@ def runs(
         sql += " WHERE " + " AND ".join(where)
     sql += " ORDER BY started_at DESC"
     if limit is not None:
-        if not isinstance(limit, int) or limit < 0:
-            raise InvalidInputError(f"limit must be a whole number, not {limit!r}")
         sql += f" LIMIT {int(limit)}"
     db = open_db()
     with db.lock:  # plain tuples: sqlite3.Row objects cost more than the query itself
@@ -237,14 +253,28 @@ def _iso(value: Any) -> str:
     if isinstance(value, str):
         import pandas as pd
 
-        value = pd.Timestamp(value).to_pydatetime()
+        try:
+            stamp = pd.Timestamp(value)
+        except (ValueError, TypeError, OverflowError):
+            stamp = pd.NaT
+        if stamp is pd.NaT:
+            raise InvalidInputError(
+                f"since={shown(value, 40)} is not a date: give e.g. since='2026-11-01', "
+                "'2026-11-01 14:30' or a datetime"
+            )
+        value = stamp.to_pydatetime()
     if isinstance(value, datetime):
+        if value != value:  # pandas' NaT is a datetime that equals nothing
+            raise InvalidInputError("since=NaT is not a date: give e.g. since='2026-11-01'")
         if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
         return value.astimezone(UTC).isoformat(timespec="microseconds")
     if isinstance(value, date):
         return datetime(value.year, value.month, value.day, tzinfo=UTC).isoformat()
-    raise InvalidInputError(f"since must be a date, a datetime or a date string, not {value!r}")
+    raise InvalidInputError(
+        f"since must be a date, a datetime or a date string, not {shown(value, 40)}: e.g. "
+        "since='2026-11-01'"
+    )
 
 
 def _label(df: pd.DataFrame) -> pd.Series:

@@ -199,3 +199,45 @@ def test_config_settings_take_effect(ip, fake_provider, capsys):
     body = fake_provider.requests[-1].body
     assert body["model"] == "gpt-4.1-nano" and "stream" not in body
     assert "echo: hi Cfg" in capsys.readouterr().out
+
+
+def test_vars_that_contain_themselves_are_one_line(ip, greet, fake_provider):
+    d = {"name": "Ada"}
+    d["me"] = d
+    ip.user_ns["d"] = d
+    with pytest.raises(InvalidInputError, match="'me' contains itself"):
+        ip.run_line_magic("plrun", "greet --vars d")
+    assert fake_provider.requests == [] and runs() == []
+
+
+def test_concurrency_and_repeat_below_one_are_refused_not_replaced(ip, greet, fake_provider):
+    for option in ("--concurrency 0", "--concurrency -3", "--repeat 0", "--concurrency x"):
+        with pytest.raises(UsageError, match="see %plrun"):
+            ip.run_line_magic(
+                "plrun", f"greet --models gpt-4o-mini,gpt-4.1-mini {option} --var n=1"
+            )
+    assert fake_provider.requests == []
+    try:
+        ip.run_line_magic("config", "PlMagic.concurrency = 0")  # %config logs the refusal
+        assert ip.magics_manager.registry["PlMagic"].concurrency == 8
+    finally:  # (the session's shell keeps its config for the next load_ext)
+        ip.config.PlMagic.pop("concurrency", None)
+    df = ip.run_line_magic(
+        "plrun", "greet@prod --models gpt-4o-mini,gpt-4.1-mini --concurrency 1 --var name=A"
+    )
+    assert list(df["status"]) == ["ok", "ok"]
+
+
+def test_overrides_cannot_change_the_model_or_streaming(ip, greet, fake_provider):
+    for param, fix in (("model=gpt-4o", "--model"), ("stream=false", "--no-stream")):
+        with pytest.raises(InvalidInputError, match=f"\\({fix} in %%plrun and pl-magic\\)"):
+            ip.run_cell_magic("plrun", f"greet@prod --param {param}", "name: Ada")
+    with pytest.raises(InvalidInputError, match="pass model='gpt-4o' instead"):
+        pl_magic.run(
+            "greet", input_variables={"name": "A"}, model_parameter_overrides={"model": "gpt-4o"}
+        )
+    assert fake_provider.requests == [] and runs() == []
+    # the way that works: model= sends and logs the same model
+    pl_magic.run("greet", input_variables={"name": "A"}, model="gpt-4o")
+    assert fake_provider.requests[-1].body["model"] == "gpt-4o"
+    assert runs()[-1]["model"] == "gpt-4o"

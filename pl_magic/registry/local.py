@@ -10,6 +10,7 @@ import json
 import re
 import sqlite3
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from .. import blueprint
@@ -63,6 +64,60 @@ def _check_version(version: Any) -> int:
     if number < 1:
         raise InvalidInputError(f"Invalid version {shown(version)}: versions start at 1")
     return number
+
+
+@dataclass
+class PublishBody:
+    """A publish body, checked: what both registries store."""
+
+    name: str
+    template: dict[str, Any]
+    metadata: dict[str, Any] | None
+    tags: list[str]
+    labels: list[str]
+    commit_message: str | None
+
+
+def check_publish_body(body: Any, check_syntax: bool = True) -> PublishBody:
+    """Check a ``templates.publish`` body as both registries require; bad input is one line.
+
+    The template gets :func:`pl_magic.blueprint.validate` and its input variables filled in
+    (a template whose text does not parse is refused unless ``check_syntax`` is False).
+    """
+    if not isinstance(body, Mapping):
+        raise InvalidInputError("publish() takes a dict with prompt_name and prompt_template")
+    name = body.get("prompt_name")
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidInputError("publish() needs a 'prompt_name': give the prompt a name")
+    name = name.strip()
+    blueprint.check_utf8(dict(body), f"The body of prompt {shown(name)}")
+    template = blueprint.validate(body.get("prompt_template"), name)
+    try:
+        template = blueprint.with_input_variables(template)
+    except TemplateSyntaxError:
+        if check_syntax:
+            raise
+    metadata = body.get("metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise InvalidInputError("metadata must be a dict like {'model': {...}}")
+    blueprint.validate_metadata(metadata, name)
+    tags = _names(body.get("tags"), "tags", "['support']")
+    labels = [_check_label(lbl) for lbl in _names(body.get("release_labels"), "release_labels")]
+    commit = body.get("commit_message")
+    if commit is not None and not isinstance(commit, str):
+        raise InvalidInputError(
+            f"commit_message must be text, not {type(commit).__name__}: e.g. 'shorter replies'"
+        )
+    return PublishBody(name, template, metadata, tags, labels, commit)
+
+
+def _names(value: Any, what: str, example: str = "['prod']") -> list[str]:
+    """A list of strings (``None`` is none); a bare string is refused, not split in letters."""
+    if value is None:
+        return []
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise InvalidInputError(f"{what} must be a list of strings, e.g. {example}")
+    return list(value)
 
 
 #: Versions are 64-bit integers in SQLite: a bigger number cannot exist (nor be queried).
@@ -248,24 +303,9 @@ class LocalRegistry:
         A template whose text does not parse is refused, unless ``check_syntax`` is False
         (imports keep what PromptLayer holds; the error then comes when it runs).
         """
-        if not isinstance(body, Mapping):
-            raise InvalidInputError("publish() takes a dict with prompt_name and prompt_template")
-        name = body.get("prompt_name")
-        if not isinstance(name, str) or not name.strip():
-            raise InvalidInputError("publish() needs a 'prompt_name': give the prompt a name")
-        name = name.strip()
-        blueprint.check_utf8(dict(body), f"The body of prompt {shown(name)}")
-        template = blueprint.validate(body.get("prompt_template"), name)
-        try:
-            template = blueprint.with_input_variables(template)
-        except TemplateSyntaxError:
-            if check_syntax:
-                raise
-        metadata = body.get("metadata")
-        if metadata is not None and not isinstance(metadata, dict):
-            raise InvalidInputError("metadata must be a dict like {'model': {...}}")
-        tags = list(body.get("tags") or [])
-        labels = [_check_label(lbl) for lbl in body.get("release_labels") or []]
+        checked = check_publish_body(body, check_syntax)
+        name, template, metadata = checked.name, checked.template, checked.metadata
+        tags, labels = checked.tags, checked.labels
         base_url = normalize_base_url(body.get("provider_base_url"))
         now = utcnow_iso()
         with self.db.write() as conn:
@@ -290,7 +330,7 @@ class LocalRegistry:
                     dumps(template),
                     dumps(metadata) if metadata is not None else None,
                     dumps(base_url) if base_url else None,
-                    body.get("commit_message"),
+                    checked.commit_message,
                     dumps(tags),
                     now,
                 ),
@@ -306,7 +346,7 @@ class LocalRegistry:
             "release_labels": labels,
             "prompt_template": template,
             "metadata": metadata,
-            "commit_message": body.get("commit_message"),
+            "commit_message": checked.commit_message,
             "provider_base_url": base_url,
         }
 

@@ -42,6 +42,7 @@ from ..config import env_float
 from ..errors import (
     ConfigurationError,
     InvalidInputError,
+    InvalidTemplateError,
     LabelNotFoundError,
     PlMagicError,
     PromptLayerError,
@@ -51,7 +52,8 @@ from ..errors import (
     VersionNotFoundError,
 )
 from ..promptlayer_api import PromptLayerAPI
-from .local import _check_label, _check_version
+from . import promptlayer_checks as checks
+from .local import _check_label, _check_version, check_publish_body
 
 #: Providers whose SDK call takes PromptLayer's ``llm_kwargs`` as they are. Not Anthropic:
 #: anthropic>=2 takes ``temperature`` and friends only through ``extra_body`` (pl_magic's
@@ -211,6 +213,7 @@ class PromptLayerRegistry:
         self.api = api
         self._cache = _Cache()
         self._warned_custom: set[str] = set()
+        self._warned_malformed: set[str] = set()
 
     # -- fetching templates --------------------------------------------------------------
 
@@ -268,15 +271,12 @@ class PromptLayerRegistry:
             if exc.status_code == 404:
                 raise self._not_found(name, version, label) from None
             raise
-        if not data.get("prompt_template"):
-            raise PromptLayerError(f"PromptLayer answered without a template for {name!r}")
-        return data
+        return checks.check_template_record(data, name, version, label)
 
     def _record(self, name: str, data: Mapping[str, Any], label: str | None) -> TemplateRecord:
         record = TemplateRecord(data)
         record.setdefault("prompt_name", name)
         record["metadata"] = _clean_model(record.get("metadata"))
-        record["version"] = int(record.get("version") or 0)
         record["release_label"] = label
         if record.get("custom_provider") and record["prompt_name"] not in self._warned_custom:
             self._warned_custom.add(record["prompt_name"])
@@ -374,7 +374,7 @@ class PromptLayerRegistry:
             items: list[dict[str, Any]] = []
             for page in range(1, _MAX_PAGES + 1):
                 answer = self.api.list_templates(page=page, per_page=100, label=label)
-                batch = list(answer.get("items") or [])
+                batch = checks.check_listing(answer)
                 items.extend(batch)
                 if not batch or not answer.get("has_next", False):
                     break
@@ -414,7 +414,7 @@ class PromptLayerRegistry:
             return list(hit[0])
         prompt_id = self.get(name)["id"]
         try:
-            rows = self.api.template_labels(prompt_id)
+            rows = checks.check_label_rows(self.api.template_labels(prompt_id), name)
         except PromptLayerUnavailableError:
             if hit is None:
                 raise
@@ -432,7 +432,16 @@ class PromptLayerRegistry:
 
     def list_prompts(self) -> list[dict[str, Any]]:
         """One summary per prompt, as the local registry's (labels fetched concurrently)."""
-        latest = {str(item["prompt_name"]): item for item in self._items()}
+        latest = {}
+        for item in self._items():
+            try:
+                latest[item["prompt_name"]] = checks.check_template_record(
+                    item, item["prompt_name"]
+                )
+            except InvalidTemplateError as exc:  # listed, but it cannot run: say why once
+                if item["prompt_name"] not in self._warned_malformed:
+                    self._warned_malformed.add(item["prompt_name"])
+                    notices.warn(f"{exc} (left out of the list)")
         names = sorted(latest)
 
         def labels_of(name: str) -> dict[str, int]:
@@ -448,7 +457,7 @@ class PromptLayerRegistry:
             item = latest[name]
             template = item.get("prompt_template") or {}
             model = (_clean_model(item.get("metadata")) or {}).get("model") or {}
-            number = int(item.get("version") or 1)
+            number = item["version"]
             out.append(
                 {
                     "id": item.get("id"),
@@ -475,37 +484,26 @@ class PromptLayerRegistry:
         URLs (``provider_base_url_name``), set up in its dashboard; a raw
         ``provider_base_url`` is a local-registry feature and is refused.
         """
-        if not isinstance(body, Mapping):
-            raise InvalidInputError("publish() takes a dict with prompt_name and prompt_template")
-        name = body.get("prompt_name")
-        if not isinstance(name, str) or not name.strip():
-            raise InvalidInputError("publish() needs a 'prompt_name': give the prompt a name")
-        name = name.strip()
-        if body.get("provider_base_url"):
+        if isinstance(body, Mapping) and body.get("provider_base_url"):
             raise InvalidInputError(
                 "provider_base_url (a raw URL) works with the local registry only: on "
                 "PromptLayer, add the base URL in its dashboard and publish with "
                 "provider_base_url_name='NAME'"
             )
-        template = blueprint.with_input_variables(
-            blueprint.validate(body.get("prompt_template"), name)
-        )
-        metadata = body.get("metadata")
-        if metadata is not None and not isinstance(metadata, dict):
-            raise InvalidInputError("metadata must be a dict like {'model': {...}}")
-        labels = [_check_label(lbl) for lbl in body.get("release_labels") or []]
+        checked = check_publish_body(body)
+        name, labels = checked.name, checked.labels
         wire: dict[str, Any] = {
             "prompt_name": name,
-            "prompt_template": template,
-            "metadata": metadata,
-            "commit_message": body.get("commit_message"),
-            "tags": list(body.get("tags") or []),
+            "prompt_template": checked.template,
+            "metadata": checked.metadata,
+            "commit_message": checked.commit_message,
+            "tags": checked.tags,
             "release_labels": labels or None,
         }
         for key in ("provider_base_url_name", "parent_version_id"):
             if body.get(key) is not None:
                 wire[key] = body[key]
-        answer = self.api.publish(wire)
+        answer = checks.check_publish_answer(self.api.publish(wire), name)
         self._cache.invalidate(name)
         out = {
             **answer,

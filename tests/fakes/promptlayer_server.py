@@ -44,7 +44,7 @@ import string
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
@@ -414,6 +414,7 @@ class FakePromptLayerServer(ThreadedServer):
             self.groups: dict[int, list[int]] = {}
             self.logged: list[dict[str, Any]] = []
             self._faults: dict[str, deque[int | str]] = {}
+            self._mangles: dict[str, deque[Callable[[Any], Any]]] = {}
             self._ids = itertools.count(1)
             self._request_ids = itertools.count(101)
             self._group_ids = itertools.count(1)
@@ -434,6 +435,14 @@ class FakePromptLayerServer(ThreadedServer):
             raise ValueError(f"unknown kind {kind!r}")
         with self._lock:
             self._faults.setdefault(kind, deque()).extend([fault] * times)
+
+    def mangle_next(self, kind: str, mangle: Callable[[Any], Any], times: int = 1) -> None:
+        """Answer the next ``times`` successful requests of ``kind`` with ``mangle(answer)``
+        instead of the answer (a malformed body: ``lambda a: [a]``, a field of the wrong type)."""
+        if kind not in KINDS:
+            raise ValueError(f"unknown kind {kind!r}")
+        with self._lock:
+            self._mangles.setdefault(kind, deque()).extend([mangle] * times)
 
     def clear_faults(self) -> None:
         """Drop every queued fault (``outage`` is a knob of its own)."""
@@ -568,7 +577,13 @@ class FakePromptLayerServer(ThreadedServer):
         if not self._authorized(kind, rec):
             return _error(401, "Invalid API key")
         handler = getattr(self, "_" + kind.replace(".", "_"))
-        return handler(ident, body if isinstance(body, dict) else {}, rec)
+        answer = handler(ident, body if isinstance(body, dict) else {}, rec)
+        with self._lock:
+            mangles = self._mangles.get(kind)
+            mangle = mangles.popleft() if mangles else None
+        if mangle is not None and answer.status_code < 300:
+            return JSONResponse(mangle(json.loads(answer.body)), status_code=answer.status_code)
+        return answer
 
     async def _fault(self, fault: int | str) -> Response | None:
         if fault == "hang":
