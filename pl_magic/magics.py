@@ -55,7 +55,7 @@ def _parse(magic: Callable[..., Any], line: str, name: str) -> Any:
 
 
 def _positive_int(text: str) -> int:
-    """A count option (``--repeat``, ``--concurrency``): a whole number, 1 or more."""
+    """A count option (``--concurrency``): a whole number, 1 or more."""
     try:
         value = int(text)
     except ValueError:
@@ -164,7 +164,7 @@ class PlMagic(Magics, Configurable):
     @argument("--format", choices=["text", "markdown"], help="Show the reply as text or Markdown.")
     @argument("--versions", help="Compare versions/labels, e.g. 2,3,prod.")
     @argument("--models", help="Compare models, e.g. gpt-4o-mini,anthropic/claude-sonnet-4-6.")
-    @argument("--repeat", type=_positive_int, default=1, help="Run each combination N times.")
+    @argument("--repeat", type=int, default=1, help="Run each combination N times.")
     @argument("--inputs", help="Name of a DataFrame or list of dicts: one run per row.")
     @argument("--concurrency", type=_positive_int, help="Runs at once per provider.")
     def plrun(self, line: str, cell: str | None = None, local_ns: Any = None) -> Any:

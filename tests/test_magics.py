@@ -210,8 +210,8 @@ def test_vars_that_contain_themselves_are_one_line(ip, greet, fake_provider):
     assert fake_provider.requests == [] and runs() == []
 
 
-def test_concurrency_and_repeat_below_one_are_refused_not_replaced(ip, greet, fake_provider):
-    for option in ("--concurrency 0", "--concurrency -3", "--repeat 0", "--concurrency x"):
+def test_concurrency_below_one_is_refused_not_replaced(ip, greet, fake_provider):
+    for option in ("--concurrency 0", "--concurrency -3", "--concurrency x"):
         with pytest.raises(UsageError, match="see %plrun"):
             ip.run_line_magic(
                 "plrun", f"greet --models gpt-4o-mini,gpt-4.1-mini {option} --var n=1"

@@ -170,14 +170,6 @@ CASES: list[Case] = [
         "'0' must be 1 or more",
     ),
     Case(
-        "plrun-repeat-negative",
-        "%%plrun",
-        "wrong type",
-        "%%plrun greet --repeat -1\nname: Ada",
-        "UsageError",
-        "'-1' must be 1 or more",
-    ),
-    Case(
         "plrun-param-model",
         "%%plrun",
         "wrong type",
@@ -232,12 +224,12 @@ CASES: list[Case] = [
         "cli-push-content-a-number",
         "cli",
         "wrong type",
-        "pl-magic prompts push p.yaml",
+        "pl-magic prompts push content.yaml",
         "InvalidTemplateError",
         "use text or a list of blocks",
         files=(
             (
-                "p.yaml",
+                "content.yaml",
                 "prompt_name: p\nprompt_template:\n  type: chat\n  messages:\n"
                 "    - {role: user, content: 5}\n",
             ),
