@@ -718,6 +718,8 @@ class FakeProviderServer(ThreadedServer):
       text of streamed *and* non-streamed requests.
     * ``delay_s``: sleep before answering each provider request (not ``/token``).
     * ``chunk_delay_s``: sleep between streamed text deltas.
+    * ``echo_headers``: status faults' error bodies repeat the request's headers, keys
+      included (as some gateways' 401 bodies do).
     * ``hold_before_last``: a ``threading.Event``; complete streams stop before their final
       text delta until it is set (10 s at most). ``final_sent_count`` counts streams whose
       final delta went out, so a test can prove the client saw chunks before the end.
@@ -758,6 +760,7 @@ class FakeProviderServer(ThreadedServer):
         self.delay_s: float = 0.0
         self.chunk_delay_s: float = 0.0
         self.hold_before_last: threading.Event | None = None
+        self.echo_headers: bool = False
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -903,9 +906,10 @@ class FakeProviderServer(ThreadedServer):
             return self._error(route.kind, 400, "Request body must be a JSON object.")
         status = _STATUS_FAULTS.get(plan.fault or "")
         if status is not None:
-            return self._error(
-                route.kind, status, f"Fake provider fault {plan.fault} for model {route.model!r}."
-            )
+            message = f"Fake provider fault {plan.fault} for model {route.model!r}."
+            if self.echo_headers:  # as a gateway that echoes the request in its error body
+                message += f" Request headers: {json.dumps(rec.headers)}"
+            return self._error(route.kind, status, message)
         if plan.fault == "sse-error" and not route.stream:
             return self._error(route.kind, 500, "Fake provider fault sse-error (non-stream).")
 
