@@ -3,8 +3,8 @@
 One rule for every provider: the real key goes only to the provider's own host, to the base
 URL the user set in the environment (``OPENAI_BASE_URL``, ...), or to a template URL whose
 origin the user trusts (``PL_MAGIC_TRUSTED_BASE_URLS`` or ``%config
-PlMagic.trusted_base_urls``). A template URL on this machine (loopback) gets no key and
-works; any other template URL is refused before the call. A registry template can
+PlMagic.trusted_base_urls``). Any other template URL on this machine (loopback) gets no
+key and works; the rest are refused before the call. A registry template can
 therefore never hand a key to a server by itself.
 
 Hosts are read as the HTTP client reads them (httpx's URL parser, then the C library's
@@ -152,11 +152,10 @@ def may_send_key(
     env_url_variables: Sequence[str] = (),
     own_host: Callable[[str], bool] = lambda host: False,
 ) -> bool:
-    """Whether a template's base URL may get the real key: False for a loopback URL (it gets
-    none), True for the provider's own host, the environment's base URL or a trusted origin;
-    :class:`UntrustedBaseUrlError` (raised before any call) for any other URL."""
-    if is_loopback_url(template_url):
-        return False
+    """Whether a template's base URL may get the real key: True for the provider's own host,
+    the origin of the environment's base URL or a trusted origin (where the user sends keys);
+    False for any other URL on this machine (it gets none); :class:`UntrustedBaseUrlError`
+    (raised before any call) for the rest."""
     found = origin(template_url)
     if found is not None:
         parts = _host_and_port(template_url)
@@ -165,6 +164,8 @@ def may_send_key(
         env_origins = {origin(os.environ.get(name) or "") for name in env_url_variables}
         if found in env_origins or found in trusted_origins():
             return True
+    if is_loopback_url(template_url):
+        return False
     shown = found or template_url[:80]
     raise UntrustedBaseUrlError(provider, shown, key_variable, "PL_MAGIC_TRUSTED_BASE_URLS")
 
