@@ -28,10 +28,12 @@ _LAZY = {
     "runs": "pl_magic.api",
     "compare": "pl_magic.api",
     "PromptLayer": "pl_magic.client",
+    "AsyncPromptLayer": "pl_magic.async_client",
     "form": "pl_magic.widget",
 }
 
 __all__ = [
+    "AsyncPromptLayer",
     "PromptLayer",
     "add_metadata",
     "arun",
@@ -69,6 +71,7 @@ if TYPE_CHECKING:
         set_label,
         sync,
     )
+    from .async_client import AsyncPromptLayer
     from .client import PromptLayer
     from .widget import form
 

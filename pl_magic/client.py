@@ -1,8 +1,11 @@
 """``pl_magic.PromptLayer``: a drop-in for ``promptlayer.PromptLayer`` for running prompts.
 
-Code written for the official SDK's ``run()`` works by changing the import. The client
-picks its backend: PromptLayer's API when an API key is given or ``PROMPTLAYER_API_KEY``
-is set, the embedded local registry otherwise.
+Code written for the official SDK's ``run()`` works by changing the import: the same
+arguments, the same requests to PromptLayer, the same result keys and exception classes
+(see :mod:`pl_magic.dropin`). The client picks its backend: PromptLayer's API when an API
+key is given or ``PROMPTLAYER_API_KEY`` is set, the embedded local registry otherwise.
+The module-level functions use a :class:`ModuleClient`, whose results keep pl_magic's
+extra blueprint keys. :class:`pl_magic.AsyncPromptLayer` is the async twin.
 """
 
 from __future__ import annotations
@@ -12,9 +15,9 @@ import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
-from . import blueprint
+from . import blueprint, dropin, notices
 from .engine import Engine, RunOptions, resolve_model
-from .errors import ConfigurationError, InvalidInputError
+from .errors import ConfigurationError, InvalidInputError, RegistryError
 from .providers import get_provider
 from .registry.local import LocalRegistry
 from .runlog import RunLog
@@ -40,6 +43,19 @@ class _Templates:
         ``model_parameter_overrides`` (``metadata_filters`` is accepted and ignored locally).
         Without ``input_variables`` the template is returned unrendered.
         """
+        return dropin.guarded(
+            self._client.throw_on_error,
+            None,
+            f"getting prompt {prompt_name!r}",
+            lambda: self._get(prompt_name, params),
+        )
+
+    def _get(self, prompt_name: str, params: dict[str, Any] | None) -> dict[str, Any]:
+        if params is not None and not isinstance(params, dict):
+            raise InvalidInputError(
+                f"templates.get() params must be a dict like {{'label': 'prod'}}, not "
+                f"{type(params).__name__}"
+            )
         params = dict(params or {})
         registry = self._client.registry
         if not isinstance(registry, LocalRegistry):  # PromptLayer answers itself
@@ -65,13 +81,36 @@ class _Templates:
 
     def publish(self, body: dict[str, Any]) -> dict[str, Any]:
         """Publish a new version: ``prompt_name``, ``prompt_template``, ``metadata``,
-        ``commit_message``, ``tags``, ``release_labels``, ``provider_base_url``."""
-        return self._client._registry.publish(body)  # a write: no starter seeding
+        ``commit_message``, ``tags``, ``release_labels`` (``provider_base_url_name`` on
+        PromptLayer, ``provider_base_url`` locally).
+
+        On PromptLayer: one request, the body as given (checked first), and PromptLayer's
+        answer as it is, as the SDK's publish.
+        """
+        return dropin.guarded(
+            self._client.throw_on_error,
+            None,
+            "publishing a prompt",
+            lambda: self._client._publish(body),
+        )
 
     def all(
         self, page: int = 1, per_page: int = 30, label: str | None = None
     ) -> list[dict[str, Any]]:
         """Latest version of every prompt (or the version a ``label`` points at), paginated."""
+        dropin.check_page(page, per_page)
+        return dropin.guarded(
+            self._client.throw_on_error,
+            [],
+            "listing prompts",
+            lambda: self._all(page, per_page, label),
+        )
+
+    def invalidate(self, prompt_name: str | None = None) -> None:
+        """Forget cached templates (of one prompt, or all), as the SDK's."""
+        self._client.invalidate(prompt_name)
+
+    def _all(self, page: int, per_page: int, label: str | None) -> list[dict[str, Any]]:
         registry = self._client.registry
         if not isinstance(registry, LocalRegistry):
             return registry.all(page, per_page, label)
@@ -96,27 +135,96 @@ class _Group:
         self._client = client
 
     def create(self) -> int:
-        """A new group id (PromptLayer's ``/create-group`` with that backend)."""
+        """A new group id (PromptLayer's ``/create-group`` with that backend); ``False``
+        when PromptLayer fails and the client was made with ``throw_on_error=False``."""
+        return dropin.guarded(self._client.throw_on_error, False, "creating a group", self._create)
+
+    def _create(self) -> int:
         registry = self._client.registry
         if not isinstance(registry, LocalRegistry):
             return registry.api.create_group()
         return self._client.runlog.create_group()
 
 
+class _Track:
+    """``client.track``: score, metadata, group, prompt (``False`` on a PromptLayer failure
+    with ``throw_on_error=False``, as the SDK's)."""
+
+    def __init__(self, client: PromptLayer, manager: TrackManager) -> None:
+        self._client = client
+        self._manager = manager
+
+    def _guard(self, action: str, call: Any) -> bool:
+        return dropin.guarded(self._client.throw_on_error, False, action, call)
+
+    def score(self, request_id: Any, score: int, score_name: str | None = None) -> bool:
+        """Score a run from 0 to 100 (``/library-track-score``), optionally named."""
+        return self._guard(
+            "tracking a score", lambda: self._manager.score(request_id, score, score_name)
+        )
+
+    def metadata(self, request_id: Any, metadata: dict[str, str]) -> bool:
+        """Add string metadata to a run (``/library-track-metadata``)."""
+        return self._guard(
+            "tracking metadata", lambda: self._manager.metadata(request_id, metadata)
+        )
+
+    def group(self, request_id: Any, group_id: int) -> bool:
+        """Put a run into a group (``/track-group``)."""
+        return self._guard("tracking a group", lambda: self._manager.group(request_id, group_id))
+
+    def prompt(
+        self,
+        request_id: Any,
+        prompt_name: str,
+        prompt_input_variables: dict[str, Any],
+        version: int | None = None,
+        label: str | None = None,
+    ) -> bool:
+        """Tie a logged request to a registry prompt (``/library-track-prompt``)."""
+        return self._guard(
+            "tracking a prompt",
+            lambda: self._manager.prompt(
+                request_id, prompt_name, prompt_input_variables, version, label
+            ),
+        )
+
+
 class PromptLayer:
-    """Drop-in for ``promptlayer.PromptLayer`` (running prompts and the prompt registry)."""
+    """Drop-in for ``promptlayer.PromptLayer`` (running prompts and the prompt registry).
+
+    ``throw_on_error=False``: PromptLayer failures of ``templates``, ``group``, ``track``
+    and ``log_request`` become a one-line notice and the SDK's fallback value.
+    ``cache_ttl_seconds``: as the SDK's when given (0: PromptLayer renders every run;
+    N: a template is reused N seconds); not given, pl_magic's own cache (see
+    :mod:`pl_magic.registry.promptlayer`). ``enable_tracing`` and its tracer options are
+    accepted; OpenTelemetry tracing is not part of pl_magic (runs are logged all the same).
+    """
+
+    #: Results and publish answers exactly as the SDK's (False: pl_magic's richer shapes).
+    sdk_shapes = True
 
     def __init__(
         self,
         api_key: str | None = None,
         base_url: str | None = None,
         backend: str = "auto",
-        **_sdk_options: Any,
+        *,
+        enable_tracing: bool = False,
+        throw_on_error: bool = True,
+        cache_ttl_seconds: float | None = None,
+        tracer_provider: Any = None,
+        tracing_providers: Any = None,
     ) -> None:
-        # enable_tracing, throw_on_error, cache_ttl_seconds... are accepted for drop-in
-        # compatibility; pl_magic always logs locally and caches what is safe to cache.
         from .tracking import TrackManager
 
+        ttl = dropin.check_cache_ttl(cache_ttl_seconds)
+        if enable_tracing:
+            notices.warn(
+                "enable_tracing: OpenTelemetry tracing is not part of pl_magic; runs are "
+                "logged to PromptLayer's request log as usual"
+            )
+        self.throw_on_error = bool(throw_on_error)
         key = api_key or os.environ.get("PROMPTLAYER_API_KEY")
         if backend not in BACKENDS:
             raise ConfigurationError(
@@ -138,14 +246,14 @@ class PromptLayer:
             from .tracking import Tracker
 
             api = PromptLayerAPI(key, base_url)
-            self._registry = PromptLayerRegistry(api)
+            self._registry = PromptLayerRegistry(api, cache_ttl_seconds=ttl)
             self.tracker = Tracker(api, self.runlog)
         else:
             self._registry = LocalRegistry()
         self._engine = Engine(self._registry, self.runlog, self.tracker)
         self.templates = _Templates(self)
         self.group = _Group(self)
-        self.track: TrackManager = TrackManager(self.runlog, self.tracker)
+        self.track = _Track(self, TrackManager(self.runlog, self.tracker))
         self._starters_checked = False
         self._starters_lock = threading.Lock()
 
@@ -168,14 +276,64 @@ class PromptLayer:
         if not isinstance(self._registry, LocalRegistry):
             self._registry.invalidate(prompt_name)
 
-    def log_request(self, **body: Any) -> dict[str, Any]:
-        """Log a request made outside ``run()`` on PromptLayer (the SDK's ``log_request``)."""
+    def log_request(
+        self,
+        *,
+        provider: str,
+        model: str,
+        input: dict[str, Any],
+        output: dict[str, Any],
+        request_start_time: float,
+        request_end_time: float,
+        parameters: dict[str, Any] | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, str] | None = None,
+        prompt_name: str | None = None,
+        prompt_version_number: int | None = None,
+        prompt_input_variables: dict[str, Any] | None = None,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        price: float = 0.0,
+        function_name: str = "",
+        score: int = 0,
+        prompt_id: int | None = None,
+        score_name: str | None = None,
+        api_type: str | None = None,
+        status: str = "SUCCESS",
+        error_type: str | None = None,
+        error_message: str | None = None,
+    ) -> dict[str, Any] | None:
+        """Log a request made outside ``run()`` on PromptLayer (``POST /log-request``), as
+        the SDK's ``log_request``: the same arguments and body; PromptLayer's answer
+        (``{"id", "prompt_version", "status", ...}``), or None when it fails and the client
+        was made with ``throw_on_error=False``."""
+        body = dropin.log_request_body(locals())
+        return dropin.guarded(
+            self.throw_on_error, None, "logging a request", lambda: self._log_request(body)
+        )
+
+    def _log_request(self, body: dict[str, Any]) -> dict[str, Any]:
         if isinstance(self._registry, LocalRegistry):
             raise ConfigurationError(
                 "log_request() logs to PromptLayer: set PROMPTLAYER_API_KEY (local runs are "
                 "logged by run() itself)"
             )
         return self._registry.api.log_request(body)
+
+    def _publish(self, body: Any) -> dict[str, Any]:
+        """``templates.publish``: on PromptLayer with :attr:`sdk_shapes`, one request with
+        the body as given and PromptLayer's answer as it is."""
+        registry = self._registry  # a write: no starter seeding
+        if isinstance(registry, LocalRegistry) or not self.sdk_shapes:
+            return registry.publish(body)
+        from .registry.local import check_publish_body
+
+        if isinstance(body, dict) and body.get("provider_base_url"):
+            return registry.publish(body)  # refused there, with the fix
+        checked = check_publish_body(body)
+        answer = registry.api.publish(body)
+        registry.invalidate(checked.name)
+        return answer
 
     @property
     def engine(self) -> Engine:
@@ -218,22 +376,41 @@ class PromptLayer:
         **extra: Any,
     ) -> dict[str, Any] | Iterator[dict[str, Any]]:
         """Run a registry prompt; see :func:`pl_magic.run`."""
-        return self.engine.run(
-            _options(
-                prompt_name,
-                prompt_version,
-                prompt_release_label,
-                input_variables,
-                model_parameter_overrides,
-                tags,
-                metadata,
-                group_id,
-                stream,
-                provider,
-                model,
-                extra,
+        try:
+            result = self.engine.run(
+                _options(
+                    prompt_name,
+                    prompt_version,
+                    prompt_release_label,
+                    input_variables,
+                    model_parameter_overrides,
+                    tags,
+                    metadata,
+                    group_id,
+                    stream,
+                    provider,
+                    model,
+                    extra,
+                )
             )
-        )
+        except RegistryError as exc:
+            dropin.reraise_as_sdk(exc)
+            raise  # not reached: for type checkers
+        return self._shaped(result)
+
+    def _shaped(self, result: Any) -> Any:
+        if not self.sdk_shapes:
+            return result
+        if isinstance(result, dict):
+            return dropin.sdk_result(result)
+        return dropin.sdk_stream(result)
+
+    def _ashaped(self, result: Any) -> Any:
+        if not self.sdk_shapes:
+            return result
+        if isinstance(result, dict):
+            return dropin.sdk_result(result)
+        return dropin.sdk_astream(result)
 
     async def arun(
         self,
@@ -251,22 +428,35 @@ class PromptLayer:
         **extra: Any,
     ) -> dict[str, Any] | AsyncIterator[dict[str, Any]]:
         """Async twin of :meth:`run`."""
-        return await self.engine.arun(
-            _options(
-                prompt_name,
-                prompt_version,
-                prompt_release_label,
-                input_variables,
-                model_parameter_overrides,
-                tags,
-                metadata,
-                group_id,
-                stream,
-                provider,
-                model,
-                extra,
+        try:
+            result = await self.engine.arun(
+                _options(
+                    prompt_name,
+                    prompt_version,
+                    prompt_release_label,
+                    input_variables,
+                    model_parameter_overrides,
+                    tags,
+                    metadata,
+                    group_id,
+                    stream,
+                    provider,
+                    model,
+                    extra,
+                )
             )
-        )
+        except RegistryError as exc:
+            dropin.reraise_as_sdk(exc)
+            raise  # not reached: for type checkers
+        return self._ashaped(result)
+
+
+class ModuleClient(PromptLayer):
+    """The client behind the module-level functions: results keep ``prompt_name``,
+    ``prompt_version`` and ``release_label`` in the blueprint, and ``publish`` answers
+    with the version number (asking PromptLayer when its answer lacks it)."""
+
+    sdk_shapes = False
 
 
 _EXTRA_RUN_OPTIONS = ("repeat_index", "log", "default_provider", "default_model")
@@ -307,7 +497,7 @@ def _options(
     )
 
 
-_default: tuple[tuple[str | None, ...], PromptLayer] | None = None
+_default: tuple[tuple[str | None, ...], ModuleClient] | None = None
 _backend = "auto"
 
 
@@ -320,7 +510,7 @@ def set_backend(backend: str) -> None:
     _backend = backend
 
 
-def default_client() -> PromptLayer:
+def default_client() -> ModuleClient:
     """The client the module-level functions use, rebuilt when its environment changes."""
     global _default
     env = (
@@ -331,5 +521,5 @@ def default_client() -> PromptLayer:
         _backend,
     )
     if _default is None or _default[0] != env:
-        _default = (env, PromptLayer(backend=_backend))
+        _default = (env, ModuleClient(backend=_backend))
     return _default[1]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 import pl_magic
-from pl_magic.errors import PromptNotFoundError
+from pl_magic.errors import InvalidInputError, PromptNotFoundError
 from tests.conftest import new_secret
 from tests.helpers import chat, completion, model
 
@@ -234,6 +234,9 @@ def test_pl_magic_runs_the_same_prompts_as_the_sdk(
     # PromptLayer got the same /track-request payload (but for times and the response ids)
     sdk_payload, our_payload = payloads
     assert set(our_payload) == set(sdk_payload)
+    local_id = our_payload["metadata"].pop("pl_magic_request_id")  # a resent log is recognised
+    assert pl_magic.runs().iloc[0]["request_id"] == local_id
+    our_payload["metadata"] = our_payload["metadata"] or None
     for field in SDK_TRACK_FIELDS - {"request_start_time", "request_end_time", "request_response"}:
         if field == "metadata" and stream:
             assert (sdk_payload[field], our_payload[field]) == (None, metadata)
@@ -294,3 +297,111 @@ def test_pl_magic_runs_gemini_prompts_from_promptlayer(
     payload = fake_promptlayer.tracked[result["request_id"]]
     assert payload["function_name"] == "google.model.generate_content"
     assert payload["provider_type"] == "google"
+
+
+# -- the drop-in's options and shapes (issue 13) -----------------------------------------
+
+
+def _both(key, fake, **options):
+    return (
+        promptlayer.PromptLayer(api_key=key, base_url=fake.url, **options),
+        pl_magic.PromptLayer(api_key=key, base_url=fake.url, **options),
+    )
+
+
+def test_throw_on_error_false_gives_the_sdks_fallbacks(promptlayer_env, fake_promptlayer):
+    """PromptLayer failing: the SDK warns and answers None / [] / False; so does pl_magic."""
+    _seed(fake_promptlayer)
+    answers = []
+    for client in _both(promptlayer_env, fake_promptlayer, throw_on_error=False):
+        fake_promptlayer.outage = 400  # a 4xx: the SDK does not retry it either
+        try:
+            answers.append(
+                (
+                    client.templates.get("support", {"label": "prod"}),
+                    client.templates.all(),
+                    client.group.create(),
+                    client.track.score(101, 90),
+                    client.track.metadata(101, {"a": "b"}),
+                    client.track.group(101, 1),
+                    client.templates.publish(
+                        {"prompt_name": "x", "prompt_template": chat(("user", "hi"))}
+                    ),
+                    client.log_request(
+                        provider="openai",
+                        model="gpt-4o-mini",
+                        input=chat(("user", "hi")),
+                        output=chat(("assistant", "hello")),
+                        request_start_time=1.0,
+                        request_end_time=2.0,
+                    ),
+                )
+            )
+        finally:
+            fake_promptlayer.outage = None
+    sdk, ours = answers
+    assert ours == sdk == (None, [], False, False, False, False, None, None)
+
+
+def test_throw_on_error_true_raises_the_sdks_classes(promptlayer_env, fake_promptlayer):
+    _seed(fake_promptlayer)
+    for client in _both(promptlayer_env, fake_promptlayer):
+        with pytest.raises(promptlayer.exceptions.PromptLayerNotFoundError):
+            client.templates.get("nope", {"label": "prod"})
+        fake_promptlayer.fail_next("templates.list", 400)
+        with pytest.raises(promptlayer.exceptions.PromptLayerBadRequestError):
+            client.templates.all()
+
+
+def test_templates_all_bad_page_is_one_line(promptlayer_env, fake_promptlayer):
+    client = pl_magic.PromptLayer()
+    for page in ("x", 0, 1.5, None):
+        with pytest.raises(InvalidInputError, match=r"page must be a whole number ≥ 1") as info:
+            client.templates.all(page=page)
+        assert "\n" not in str(info.value)
+    assert fake_promptlayer.requests_for("templates.list") == []
+
+
+@pytest.mark.parametrize("ttl", [-1, "60", True])
+def test_bad_cache_ttl_is_one_line(promptlayer_env, ttl):
+    with pytest.raises(InvalidInputError, match="cache_ttl_seconds must be a number"):
+        pl_magic.PromptLayer(cache_ttl_seconds=ttl)
+
+
+def test_publish_is_one_request_and_answers_as_promptlayer(promptlayer_env, fake_promptlayer):
+    """An older server's answer lacks version_number: the drop-in returns it as is (one
+    request); the module-level publish still tells the version (it asks)."""
+    fake_promptlayer.omit_version_number = True
+    body = {"prompt_name": "greet", "prompt_template": chat(("user", "hi {name}"))}
+    answer = pl_magic.PromptLayer().templates.publish(body)
+    (request,) = fake_promptlayer.requests
+    assert request.body == {"prompt_template": body, "prompt_version": body, "release_labels": None}
+    assert "version_number" not in answer and answer["release_labels"] is None
+    assert pl_magic.publish(body)["version_number"] == 2
+
+
+def test_drop_in_results_have_the_sdks_keys_module_level_keeps_its_own(
+    promptlayer_env, openai_env, fake_promptlayer, fake_provider
+):
+    _seed(fake_promptlayer)
+    extra = {"prompt_name", "prompt_version", "release_label"}
+    dropin = pl_magic.PromptLayer().run("support", input_variables={"name": "Ada"})
+    assert not extra & set(dropin["prompt_blueprint"])
+    chunks = list(
+        pl_magic.PromptLayer().run("support", input_variables={"name": "Ada"}, stream=True)
+    )
+    assert not any(extra & set(c["prompt_blueprint"]) for c in chunks)
+    module_level = pl_magic.run("support", input_variables={"name": "Ada"})
+    assert extra <= set(module_level["prompt_blueprint"])
+
+
+def test_async_client_is_exported_lazily():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, pl_magic; assert 'pl_magic.async_client' not in sys.modules; "
+        "print(pl_magic.AsyncPromptLayer.__module__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "pl_magic.async_client"

@@ -363,8 +363,7 @@ class AnthropicProvider(Provider):
                 extra[key] = value  # temperature, top_p, top_k and anything newer
         if extra:
             request["extra_body"] = extra
-        if stream:
-            request["stream"] = True
+        request["stream"] = stream  # the SDK spells out "stream": false too
         return request
 
     def call(self, request: dict[str, Any], spec: ModelSpec, stream: bool) -> Any:

@@ -84,6 +84,8 @@ def _placeholder_credentials() -> Any:
     from google.oauth2.credentials import Credentials
 
     return Credentials(token=LOCAL_SERVER_KEY)
+
+
 _DROPPED_FROM_RAW = {"sdk_http_response", "automatic_function_calling_history"}
 
 
@@ -159,10 +161,11 @@ def build_contents(rendered: Mapping[str, Any]) -> tuple[str | None, Any]:
     System (and developer) messages become the system instruction; ``assistant`` is
     Gemini's ``model`` role; tool results become ``function_response`` parts of a user
     turn (named after the call they answer). Consecutive turns of one role are merged.
-    A completion template becomes its prompt text.
+    A completion template becomes one user turn with its prompt text (PromptLayer's
+    ``llm_kwargs.contents`` shape; on the wire the same as the bare text).
     """
     if rendered.get("type") == "completion":
-        return None, prompt_text(rendered)
+        return None, [{"role": "user", "parts": [{"text": prompt_text(rendered)}]}]
     system: list[str] = []
     contents: list[dict[str, Any]] = []
     call_names: dict[str, str] = {}

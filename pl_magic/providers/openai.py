@@ -64,12 +64,18 @@ def api_type_of(spec: ModelSpec, rendered: Mapping[str, Any] | None = None) -> s
     return "chat-completions"
 
 
-def _chat_content(content: Any) -> Any:
-    """PromptLayer blocks -> OpenAI chat content (a string when it is just text)."""
+#: Roles whose content PromptLayer's llm_kwargs carry as one string (the others as parts).
+_STRING_CONTENT_ROLES = frozenset({"system"})
+
+
+def _chat_content(content: Any, role: str = "user") -> Any:
+    """PromptLayer blocks -> OpenAI chat content as PromptLayer's ``llm_kwargs`` have it:
+    a system message's text as one string, other messages' blocks as content parts
+    (``{"type": "text", "text"}``, ``image_url``), each without PromptLayer's extra keys."""
     if isinstance(content, str):
         return content
     blocks = [b for b in content or [] if isinstance(b, dict)]
-    if all(b.get("type") == "text" for b in blocks):
+    if role in _STRING_CONTENT_ROLES and all(b.get("type") == "text" for b in blocks):
         return "".join(b.get("text", "") for b in blocks)
     native = []
     for b in blocks:
@@ -84,7 +90,10 @@ def chat_messages(rendered: Mapping[str, Any]) -> list[dict[str, Any]]:
     """OpenAI chat messages from a rendered chat template."""
     out = []
     for msg in rendered.get("messages", []):
-        native: dict[str, Any] = {"role": msg["role"], "content": _chat_content(msg.get("content"))}
+        native: dict[str, Any] = {
+            "role": msg["role"],
+            "content": _chat_content(msg.get("content"), msg["role"]),
+        }
         if msg.get("name"):
             native["name"] = msg["name"]
         if msg["role"] == "assistant" and msg.get("tool_calls"):
@@ -300,9 +309,15 @@ class OpenAIProvider(Provider):
         self, rendered: Mapping[str, Any], spec: ModelSpec, stream: bool
     ) -> dict[str, Any]:
         api = api_type_of(spec, rendered)
-        request: dict[str, Any] = {"model": spec.name, **spec.parameters}
+        params = dict(spec.parameters)
+        stored_messages = params.pop("messages", None)
+        request: dict[str, Any] = {"model": spec.name, **params}
         if api == "chat-completions":
-            request["messages"] = chat_messages(rendered)
+            # PromptLayer's llm_kwargs: {messages, model, **parameters}; a ``messages`` list
+            # stored in the model's parameters (old playground templates) replaces the
+            # template's messages there, so it does here.
+            messages = stored_messages if isinstance(stored_messages, list) else None
+            request = {"messages": messages or chat_messages(rendered), **request}
             request.update(_tools(rendered))
         elif api == "completions":
             if rendered.get("type") == "completion":
@@ -314,10 +329,9 @@ class OpenAIProvider(Provider):
         else:
             request["input"] = _responses_input(rendered)
             request.update(_tools(rendered))
-        if stream:
-            request["stream"] = True
-            if api != "responses":
-                request["stream_options"] = {"include_usage": True}
+        request["stream"] = stream  # the SDK spells out "stream": false too
+        if stream and api != "responses":
+            request["stream_options"] = {"include_usage": True}
         return request
 
     def _endpoint(self, client: Any, spec: ModelSpec, request: Mapping[str, Any]) -> Any:

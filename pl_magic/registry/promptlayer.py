@@ -31,7 +31,7 @@ import copy
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -130,9 +130,10 @@ class _Entry:
 class _Cache:
     """Thread-safe cache of records and label maps, with expired entries kept as fallbacks."""
 
-    def __init__(self) -> None:
+    def __init__(self, ttl: Callable[[], float] = ttl_s) -> None:
         self._entries: dict[tuple[Any, ...], _Entry] = {}
         self._lock = threading.Lock()
+        self._ttl = ttl
 
     def get(self, key: tuple[Any, ...]) -> tuple[Any, bool, float] | None:
         """(a copy of the value, is it fresh, its age in seconds), or None."""
@@ -142,7 +143,7 @@ class _Cache:
                 return None
             now = time.monotonic()
             age = now - entry.fetched_at
-            fresh = entry.pinned or age < ttl_s() or now < entry.stale_ok_until
+            fresh = entry.pinned or age < self._ttl() or now < entry.stale_ok_until
             return copy.deepcopy(entry.value), fresh, age
 
     def keep_serving(self, key: tuple[Any, ...]) -> None:
@@ -151,7 +152,7 @@ class _Cache:
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None:
-                entry.stale_ok_until = time.monotonic() + max(ttl_s(), 10.0)
+                entry.stale_ok_until = time.monotonic() + max(self._ttl(), 10.0)
 
     def put(self, key: tuple[Any, ...], value: Any, pinned: bool = False) -> None:
         with self._lock:
@@ -190,14 +191,17 @@ def _clean_model(metadata: Any) -> Any:
     """``metadata.model`` with stray request keys moved out of ``parameters``.
 
     Real templates carry ``messages`` and ``model`` inside ``parameters`` (seen in the
-    cassettes); PromptLayer builds ``llm_kwargs`` with that ``model``, so it wins here too.
+    cassettes); PromptLayer builds ``llm_kwargs`` with that ``model`` and those
+    ``messages``, so both win here too (the OpenAI provider sends the ``messages``).
     """
     if not isinstance(metadata, Mapping) or not isinstance(metadata.get("model"), Mapping):
         return metadata
     model = dict(metadata["model"])
     params = dict(model.get("parameters") or {})
-    for key in ("messages", "stream", "stream_options", "prompt", "input"):
+    for key in ("stream", "stream_options", "prompt", "input"):
         params.pop(key, None)
+    if model.get("provider") != "openai":
+        params.pop("messages", None)  # OpenAI-shaped: only OpenAI's llm_kwargs carry them
     if isinstance(params.get("model"), str):
         model["name"] = params.pop("model")
     model["parameters"] = params
@@ -209,11 +213,23 @@ class PromptLayerRegistry:
 
     kind = "promptlayer"
 
-    def __init__(self, api: PromptLayerAPI) -> None:
+    def __init__(self, api: PromptLayerAPI, cache_ttl_seconds: float | None = None) -> None:
         self.api = api
-        self._cache = _Cache()
+        #: The drop-in's ``cache_ttl_seconds``: None is pl_magic's own policy (see the module
+        #: docstring); a number is the SDK's: every entry fresh that long (0: no cache, every
+        #: run rendered by PromptLayer), no pinning.
+        self.cache_ttl_seconds = cache_ttl_seconds
+        self._cache = _Cache(self.ttl)
         self._warned_custom: set[str] = set()
         self._warned_malformed: set[str] = set()
+
+    def ttl(self) -> float:
+        """Seconds a cached template is used before asking PromptLayer again."""
+        return ttl_s() if self.cache_ttl_seconds is None else self.cache_ttl_seconds
+
+    def rendering(self) -> str:
+        """``server`` when PromptLayer renders every run (no cache), else ``local``."""
+        return "server" if self.cache_ttl_seconds == 0 else rendering()
 
     # -- fetching templates --------------------------------------------------------------
 
@@ -251,7 +267,13 @@ class PromptLayerRegistry:
         return record
 
     def _server_renders(self, label: str | None, context: Mapping[str, Any]) -> bool:
-        return rendering() == "server" or bool(
+        sdk_cache = self.cache_ttl_seconds is not None and self.cache_ttl_seconds > 0
+        # the SDK's cache steps aside for these (its should_skip_cache)
+        if sdk_cache and (
+            context.get("metadata_filters") or context.get("model_parameter_overrides")
+        ):
+            return True
+        return self.rendering() == "server" or bool(
             label is not None and context.get("metadata_filters")
         )
 
@@ -307,10 +329,12 @@ class PromptLayerRegistry:
             self._cache.keep_serving(key)
             return TemplateRecord(hit[0])
         record = self._record(name, data, label)
-        self._cache.put(key, record, pinned=version is not None)
-        # the version a label or "latest" points at is now known: it never changes
-        pinned = {**record, "release_label": None}
-        self._cache.put(("template", name, record["version"], None), pinned, pinned=True)
+        own_policy = self.cache_ttl_seconds is None
+        self._cache.put(key, record, pinned=version is not None and own_policy)
+        if own_policy:
+            # the version a label or "latest" points at is now known: it never changes
+            pinned = {**record, "release_label": None}
+            self._cache.put(("template", name, record["version"], None), pinned, pinned=True)
         return TemplateRecord(copy.deepcopy(record))
 
     def _server_rendered(
@@ -353,7 +377,7 @@ class PromptLayerRegistry:
         """``client.templates.get``: as the SDK's (server-rendered when inputs are given)."""
         params = dict(params or {})
         version, label = params.pop("version", None), params.pop("label", None)
-        if params or rendering() == "server":  # PromptLayer's own answer, as the SDK's
+        if params or self.rendering() == "server":  # PromptLayer's own answer, as the SDK's
             number = None if version is None else _check_version(version)
             record = dict(self._fetch(name, number, label, params))
         else:
