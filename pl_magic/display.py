@@ -8,9 +8,10 @@ Rules (from rgbkrk/genai's display.py, plus a throttle it lacks):
   kernel by a CommonMark parser with raw HTML off (:mod:`pl_magic.markdown_view`) and sent
   as that HTML, because Jupyter renders the HTML and Markdown of outputs the kernel just
   produced as trusted, without sanitizing them;
-- rendering Markdown costs time on the kernel's main thread: when a render is slow (a long
-  reply), the next streaming update waits longer, so rendering takes at most about a
-  quarter of the time while streaming;
+- rendering Markdown costs time on the kernel's main thread: while streaming, only the
+  reply's last block is rendered again at each update, and when an update is slow anyway (a
+  long list or code block) the next one waits longer, so updates take at most about a
+  quarter of the time;
 - in a terminal IPython (no display updates) text is printed as it streams.
 """
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 import html
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,18 +55,24 @@ def _footer_html(footer: str, status: str = "ok") -> str:
 
 
 def run_bundle(
-    text: str, footer: str = "", fmt: str = "text", status: str = "ok", streaming: bool = False
+    text: str,
+    footer: str = "",
+    fmt: str = "text",
+    status: str = "ok",
+    streaming: bool = False,
+    render: Callable[[str], str] | None = None,
 ) -> dict[str, str]:
     """The MIME bundle of one run's view: its text (escaped) and footer line.
 
-    ``fmt="markdown"`` renders the Markdown here (:mod:`pl_magic.markdown_view`) and sends
-    the HTML, never ``text/markdown``: the front end would render that as trusted.
+    ``fmt="markdown"`` renders the Markdown here (:mod:`pl_magic.markdown_view`; ``render``
+    is the renderer of a stream in progress) and sends the HTML, never ``text/markdown``:
+    the front end would render that as trusted.
     """
     plain = text + (_CURSOR if streaming else "") + (f"\n{footer}" if footer else "")
     if fmt == "markdown":
         from .markdown_view import render_markdown
 
-        body = render_markdown(text)
+        body = (render or render_markdown)(text)
         if streaming:
             body += f'<span class="pl-magic-cursor">{_CURSOR}</span>'
         kind = "pl-magic-run pl-magic-markdown"
@@ -121,6 +128,11 @@ class RunView:
         self.throttle = Throttle(refresh_hz)
         self.handle: Any = None
         self.printed = 0  # terminal mode: characters already written
+        self._render: Callable[[str], str] | None = None
+        if self.fmt == "markdown":
+            from .markdown_view import MarkdownStream
+
+            self._render = MarkdownStream().render
 
     def start(self, header: str = "") -> None:
         """Show the (empty) view."""
@@ -136,7 +148,8 @@ class RunView:
         if self.live:
             if self.throttle.ready():
                 began = time.monotonic()
-                self.handle.update(run_bundle(text, "", self.fmt, streaming=True), raw=True)
+                bundle = run_bundle(text, "", self.fmt, streaming=True, render=self._render)
+                self.handle.update(bundle, raw=True)
                 self.throttle.took(time.monotonic() - began)
         else:
             sys.stdout.write(text[self.printed :])

@@ -15,11 +15,17 @@ HTML that parser builds from escaped text is sent:
 - links, autolinks and link references are live only for ``http``, ``https`` and ``mailto``
   URLs; any other destination (``javascript:``, ``data:``, ``file:``, relative) leaves the
   Markdown as plain text.
+
+While a reply streams, :class:`MarkdownStream` renders only what changed: CommonMark never
+reopens a top-level block once a later one has begun, so every block but the last is
+rendered once and kept. Whatever the split, each piece goes through the same parser, so the
+preview is as safe as the final view (which renders the whole reply again).
 """
 
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
@@ -77,3 +83,40 @@ def _parser() -> MarkdownIt:
 def render_markdown(text: str) -> str:
     """``text`` as Markdown, rendered to HTML holding no live markup from ``text``."""
     return str(_parser().render(text))
+
+
+_NEWLINES = re.compile(r"\r\n?")
+
+
+class MarkdownStream:
+    """Renders a growing reply, re-rendering only its last top-level block each time."""
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self._done_source = ""  # complete blocks, newlines normalised as the parser does
+        self._done_html = ""
+        self._env: dict[str, Any] = {}  # link reference definitions seen so far
+
+    def render(self, text: str) -> str:
+        """The HTML of ``text``, which usually extends the text of the previous call."""
+        text = _NEWLINES.sub("\n", text)
+        if not text.startswith(self._done_source):
+            self._reset()
+        md = _parser()
+        tail = text[len(self._done_source) :]
+        env = {"references": dict(self._env.get("references", {}))}
+        tokens = md.parse(tail, env)
+        starts = [i for i, t in enumerate(tokens) if t.level == 0 and t.nesting >= 0 and t.map]
+        if len(starts) >= 2:  # every block before the last one is complete: render it once
+            last = starts[-1]
+            line = tokens[last].map[0]  # type: ignore[index]
+            # the parser counts lines by "\n" only (str.splitlines knows other breaks)
+            done = "".join(f"{part}\n" for part in tail.split("\n")[:line])
+            # parsed again alone, so that only its link definitions are kept (a definition
+            # in the tail may still be growing, and the first definition of a name wins)
+            self._done_html += md.render(done, self._env)
+            self._done_source += done
+            tokens = tokens[last:]
+        return self._done_html + str(md.renderer.render(tokens, md.options, env))

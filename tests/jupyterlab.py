@@ -51,13 +51,18 @@ def serve(state: Path, root: Path, env: dict[str, str] | None = None) -> Iterato
     """JupyterLab serving ``root`` with its state under ``state``; yields its base URL.
 
     The kernels inherit this process's environment plus ``env``. The server's log is
-    ``state/lab.log``; the news toast is turned off (notebook-testing P3).
+    ``state/lab.log``; the news toast is turned off (notebook-testing P3), and so is the
+    notebook's windowing: every cell is attached and rendered, also out of view (otherwise
+    an output below the fold is never painted, and what it would load or run never shows).
     """
-    settings = state / "settings" / "@jupyterlab" / "apputils-extension"
-    settings.mkdir(parents=True)
-    (settings / "notification.jupyterlab-settings").write_text(
-        json.dumps({"fetchNews": "false", "checkForUpdates": False})
-    )
+    settings = state / "settings" / "@jupyterlab"
+    for plugin, values in (
+        ("apputils-extension/notification", {"fetchNews": "false", "checkForUpdates": False}),
+        ("notebook-extension/tracker", {"windowingMode": "none"}),
+    ):
+        path = settings / f"{plugin}.jupyterlab-settings"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(values))
     port = _free_port()
     full_env = {
         **os.environ,

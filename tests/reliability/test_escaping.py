@@ -297,32 +297,55 @@ def test_every_view_of_the_catalogue_is_inert():
     assert htmllib.escape(HOSTILE[0].reply) in markup
 
 
-def test_rendering_a_long_reply_while_streaming_stays_cheap():
-    """A 200 kB reply: the throttle spaces slow updates out (about 25% of the time; 50% here,
-    for a loaded machine), where rendering at every throttle tick would take all of it."""
-    from pl_magic.display import RunView
+MARKDOWN_DOC = (
+    "# Title\n\nSome *para*\nlazy line\n\n- a\n- b\n\n  continued\n\n1. x\n2. y\n\n"
+    "```py\nx<1\n```\n\n> quote\nlazy\n\n[ref]: https://a.b\n\nPara [ref] end.\n\nHead\n===\n\n"
+    "| a | b |\n|---|---|\n| 1 | 2 |\n\n    code\n\nend\r\nx\ry\v\x0c\u2028z"
+)
 
-    class Handle:
-        def __init__(self) -> None:
-            self.updates = 0
 
-        def update(self, bundle: dict, raw: bool) -> None:
-            self.updates += 1
+@pytest.mark.parametrize("doc", [MARKDOWN_DOC, ALL_HOSTILE], ids=["markdown", "hostile"])
+@pytest.mark.parametrize("step", [1, 5])
+def test_the_streaming_preview_renders_only_what_changed_and_ends_as_the_whole(doc, step):
+    from pl_magic.markdown_view import MarkdownStream, render_markdown
+
+    stream = MarkdownStream()
+    for end in [*range(0, len(doc), step), len(doc)]:
+        shown = stream.render(doc[:end])
+        assert_inert(shown)
+    assert shown == render_markdown(doc)
+    assert stream.render("other text") == render_markdown("other text")  # not a growth
+
+
+def test_a_streaming_update_costs_what_changed_not_the_whole_reply():
+    """Deep into a 200 kB reply, an update renders the last block and the new text only:
+    far cheaper than rendering the whole reply, which the final view does once."""
+    from pl_magic.markdown_view import MarkdownStream, render_markdown
 
     reply = "".join(
-        f"- item **{i}** with `code` and [a link](https://x.y/{i})\n" for i in range(4000)
+        f"Para **{i}** with `code` and [a link](https://x.y/{i})\n\n" for i in range(4000)
     )
-    view = RunView(fmt="markdown", refresh_hz=20, live=True)
-    view.handle = Handle()
-    busy, began = 0.0, time.monotonic()
-    for end in range(0, len(reply), 400):  # ~500 chunks, one every 4 ms: a 2 s stream
-        t0 = time.monotonic()
-        view.update(reply[:end])
-        busy += time.monotonic() - t0
-        time.sleep(0.004)
-    elapsed = time.monotonic() - began
-    assert view.handle.updates >= 2
-    assert busy <= 0.5 * elapsed + 0.3, (busy, elapsed, view.handle.updates)
+    began = time.perf_counter()
+    render_markdown(reply)
+    whole = time.perf_counter() - began
+    stream = MarkdownStream()
+    stream.render(reply[: len(reply) - 4000])  # what was shown so far
+    began = time.perf_counter()
+    for end in range(len(reply) - 4000, len(reply), 200):  # 20 updates of 200 characters
+        stream.render(reply[:end])
+    per_update = (time.perf_counter() - began) / 20
+    assert per_update < whole / 50, (per_update, whole)
+
+
+def test_slow_updates_are_spaced_out():
+    from pl_magic.display import Throttle
+
+    throttle = Throttle(20)
+    assert throttle.ready()
+    throttle.took(0.001)  # cheap: the next update after 1/20 s
+    assert throttle.gap == 0.05
+    throttle.took(0.5)  # slow: the next waits three times as long as it took
+    assert throttle.gap == 1.5 and not throttle.ready()
 
 
 def test_the_form_escapes_model_output(xss):
