@@ -46,6 +46,14 @@ def new_secret(prefix: str) -> str:
     return value
 
 
+def secret_spellings() -> list[str]:
+    """Every spelling of every key the suite set (as is, stripped, escaped, URL-encoded, in
+    base64 as in ``user:key``: see ``pl_magic.errors.spellings``): what the audit looks for."""
+    from pl_magic.errors import spellings
+
+    return sorted({s for secret in SECRETS_SET for s in spellings(secret)})
+
+
 @pytest.fixture(autouse=True)
 def pl_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh PL_MAGIC_HOME (registry + run log) for every test."""

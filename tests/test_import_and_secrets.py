@@ -28,10 +28,11 @@ def test_no_api_key_value_reached_any_sqlite_file():
     assert conftest.SECRETS_SET, "the suite set no keys: this audit would prove nothing"
     files = [p for home in conftest.HOMES if home.exists() for p in home.rglob("*") if p.is_file()]
     assert any(p.name.startswith("pl_magic.db") for p in files)
+    spellings = [s.encode() for s in conftest.secret_spellings()]
     for path in files:
         data = path.read_bytes()
-        for secret in conftest.SECRETS_SET:
-            assert secret.encode() not in data, f"a key reached {path}"
+        for secret in spellings:
+            assert secret not in data, f"a key ({secret[:8]!r}…) reached {path}"
 
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
@@ -42,8 +43,10 @@ def test_no_api_key_value_reached_any_file_log_notebook_or_message(tmp_path_fact
     """Every key a test set, searched for in every file the suite wrote — the homes, every
     test's temporary directory (saved notebooks, JupyterLab's and the kernels' logs, CSV
     exports, the local model's log), test-artifacts/ — and in every error message and cell
-    output the tests captured (including everything passing tests printed)."""
-    secrets = [s.encode() for s in conftest.SECRETS_SET]
+    output the tests captured (including everything passing tests printed). Each key is looked
+    for in every spelling: as is, stripped, escaped, URL-encoded and in base64."""
+    spellings = conftest.secret_spellings()
+    secrets = [s.encode() for s in spellings]
     assert secrets, "the suite set no keys: this audit would prove nothing"
     roots = {*conftest.HOMES, *conftest.AUDIT_DIRS, tmp_path_factory.getbasetemp(), ARTIFACTS}
     files = {p for root in roots if root.exists() for p in root.rglob("*") if p.is_file()}
@@ -58,7 +61,7 @@ def test_no_api_key_value_reached_any_file_log_notebook_or_message(tmp_path_fact
         except OSError:  # a socket, or a file removed meanwhile
             continue
         for secret in secrets:
-            assert secret not in data, f"a key reached {path}"
+            assert secret not in data, f"a key ({secret[:8]!r}…) reached {path}"
     for text in conftest.AUDIT_TEXTS:
-        for secret in conftest.SECRETS_SET:
-            assert secret not in text, f"a key reached a captured text: {text[:300]!r}"
+        for spelling in spellings:
+            assert spelling not in text, f"a key reached a captured text: {text[:300]!r}"

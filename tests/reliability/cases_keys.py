@@ -5,6 +5,7 @@ shows the key (tests/reliability/test_keys.py covers every provider and spelling
 
 from __future__ import annotations
 
+from tests import conftest
 from tests.reliability.case import Case
 from tests.reliability.case import chat_template as _chat
 from tests.reliability.case import model_metadata as _model
@@ -23,6 +24,8 @@ PROMPTS = [
 ]
 
 _NEWLINE = (("OPENAI_API_KEY", "sk-catalogue-key\n"),)
+# (the audit after the suite proves no spelling of these keys reached a file or an output)
+conftest.SECRETS_SET += ["sk-catalogue-key", "sk-catalogue key", "AIza\x07-catalogue"]
 _UNTRUSTED = "trust it with PL_MAGIC_TRUSTED_BASE_URLS=https://collector.example"
 
 CASES: list[Case] = [
