@@ -67,12 +67,20 @@ def test_form_streams_in_the_browser_and_shows_one_line_errors(lab, fake_provide
             expect(footer).to_contain_text("openai/gpt-4o-mini")
             page.screenshot(path=str(ARTIFACTS / "widget-streamed.png"), full_page=True)
 
-            selects.nth(0).select_option("needs-topic")
-            # wait for the form to rebuild its fields before clicking (the layout moves)
-            expect(output.locator(".widget-textarea", has_text="topic")).to_be_visible()
-            page.wait_for_timeout(300)
+            # a click the moment Run is enabled again starts the next run (it used to be
+            # enabled while the first run's worker was still busy, and the click was lost)
             run_button = output.locator(".widget-button", has_text="Run")
-            expect(run_button).to_be_enabled()  # the first run has fully finished
+            fake_provider.stream_chunks = None  # a short reply this time
+            expect(run_button).to_be_enabled()
+            run_button.click()
+            runs_rows = output.locator(".pl-magic-runs tbody tr")
+            expect(runs_rows).to_have_count(2, timeout=30_000)
+
+            selects.nth(0).select_option("needs-topic")
+            # the form has rebuilt its fields for the new prompt before the click
+            expect(selects.nth(1).locator("option:checked")).to_have_text("v1 (latest)")
+            expect(output.locator(".widget-textarea", has_text="topic")).to_be_visible()
+            expect(run_button).to_be_enabled()
             run_button.click()
             error = output.locator(".pl-magic-error")
             expect(error).to_contain_text("topic", timeout=30_000)

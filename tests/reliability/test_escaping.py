@@ -153,7 +153,7 @@ def assert_inert(markup: str) -> None:
         assert tag in ALLOWED_TAGS, (tag, markup)
         assert not any(name.startswith("on") for name in attrs), (tag, attrs)
         assert not {"src", "srcdoc", "style", "formaction", "background"} & set(attrs) or (
-            tag in ("div", "pre") and set(attrs) <= {"class", "style"}  # pl_magic's own
+            tag in ("div", "pre", "tr") and set(attrs) <= {"class", "style"}  # not the model's
         ), (tag, attrs)
         href = attrs.get("href")
         if href is not None:
@@ -190,6 +190,7 @@ def test_the_magic_escapes_model_output_in_every_view(xss, tmp_path):
             "%plrun xss --repeat 2",  # the live grid, then the DataFrame
             "import pl_magic\npl_magic.runs()[['output']]",
             "%plrun xss --format markdown",
+            "pl_magic.compare(pl_magic.runs())",
         )
     ]
     NotebookClient(
@@ -198,7 +199,7 @@ def test_the_magic_escapes_model_output_in_every_view(xss, tmp_path):
     nbformat.write(nb, tmp_path / "xss.ipynb")
     conftest.audit_dir(tmp_path)
 
-    for index in (1, 2, 3, 4):
+    for index in (1, 2, 3, 4, 6):
         shown = _html_outputs(nb.cells[index])
         assert shown, f"cell {index} showed no HTML"
         for html in shown:
@@ -358,6 +359,22 @@ def test_the_form_escapes_model_output(xss):
     form.stream.value = False
     form.run()
     assert form.reply.value.count(ESCAPED) == 1 and "<img" not in form.reply.value
+
+
+def test_the_form_shows_the_hostile_catalogue_as_text(openai_env, fake_provider):
+    from pl_magic.widget import PromptForm
+
+    publish("xss", chat(("user", "say it")), model())
+    fake_provider.reply_text = ALL_HOSTILE
+    form = PromptForm("xss")
+    for stream in (True, False):
+        form.stream.value = stream
+        form.run()
+        for markup in (form.reply.value, form.table.value, form.status.value):
+            assert_inert(markup)
+        text = "".join(parse_html(form.reply.value).text)
+        assert all(h.reply in text for h in HOSTILE)
+    assert "<script>alert(2)" in "".join(parse_html(form.table.value).text)
 
 
 def test_an_error_echoing_html_is_escaped_in_the_form(openai_env, fake_provider):

@@ -102,6 +102,13 @@ def test_hostile_model_output_is_text_everywhere_and_nothing_runs_or_loads(lab):
             expect(form.locator(".pl-magic-runs")).to_be_visible()
             # waiting for something not to happen: a script or a fetch would start at once
             page.wait_for_timeout(1000)
+            page.screenshot(path=str(ARTIFACTS / "escaping.png"), full_page=True)
+            assert dialogs == [], f"a script ran: {dialogs}"
+            left = [u for u in requests if urlsplit(u).netloc != lab_origin]
+            assert left == [] and foreign == [], f"requests left JupyterLab: {left}"
+            outputs = page.locator(".jp-OutputArea-output")
+            assert outputs.locator(LOADING).evaluate_all(LOADING_JS) == []
+            assert outputs.locator("*").evaluate_all(UNSAFE_JS) == []
 
             replies = [h.reply for h in HOSTILE]
             text_view = cells.nth(1).locator(".pl-magic-run pre")
@@ -120,7 +127,7 @@ def test_hostile_model_output_is_text_everywhere_and_nothing_runs_or_loads(lab):
             compared = cells.nth(3).locator("table.dataframe")
             expect(compared).to_be_visible()
             assert _missing(compared.inner_text(), in_frames) == [], "compare()"
-            markdown = cells.nth(4).locator(".pl-magic-markdown")
+            markdown = cells.nth(4).locator(".jp-OutputArea-output")
             expect(markdown).to_be_visible()
             assert _missing(markdown.inner_text(), [h.markdown_text for h in HOSTILE]) == []
             for h in HOSTILE:
@@ -134,13 +141,6 @@ def test_hostile_model_output_is_text_everywhere_and_nothing_runs_or_loads(lab):
             runs_table = form.locator(".pl-magic-runs td", has_text="<script>alert(2)")
             expect(runs_table).to_have_count(1)  # the output column, shortened
 
-            outputs = page.locator(".jp-OutputArea-output")
-            assert outputs.locator(LOADING).evaluate_all(LOADING_JS) == []
-            assert outputs.locator("*").evaluate_all(UNSAFE_JS) == []
-            page.screenshot(path=str(ARTIFACTS / "escaping.png"), full_page=True)
-            assert dialogs == [], f"a script ran: {dialogs}"
-            left = [u for u in requests if urlsplit(u).netloc != lab_origin]
-            assert left == [] and foreign == [], f"requests left JupyterLab: {left}"
         except BaseException:
             page.screenshot(path=str(ARTIFACTS / "escaping-failure.png"), full_page=True)
             (ARTIFACTS / "escaping-failure.html").write_text(page.content())
