@@ -419,3 +419,30 @@ def test_no_key_reaches_the_notebook_with_verbose_tracebacks(
     finally:
         kernel.stop()
     assert len(_provider_requests(fake_provider)) == 3
+
+
+@pytest.mark.parametrize(
+    ("fixture", "name", "path"),
+    [
+        ("vertex_env", "gemini-2.5-flash", ""),
+        ("anthropic_vertex_env", "claude-sonnet-4-5@20250929", "/v1"),
+    ],
+)
+def test_vertex_sends_no_google_token_to_a_template_url_on_loopback(
+    fixture: str,
+    name: str,
+    path: str,
+    request: pytest.FixtureRequest,
+    fake_provider: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    token = request.getfixturevalue(fixture)
+    _direct(monkeypatch)
+    port = fake_provider.url.rsplit(":", 1)[1]
+    url = f"http://127.1:{port}{path}"
+    publish("local", chat(("user", "hi")), model(name, "vertexai"), provider_base_url=url)
+    pl_magic.run("local")
+    sent = _provider_requests(fake_provider)
+    assert sent and all(token not in json.dumps(r.headers) for r in sent)
+    assert "Bearer no-key-needed" in json.dumps(sent[-1].headers)
+    assert fake_provider.requests_for("token") == []  # the credentials were not even loaded
