@@ -62,7 +62,7 @@ def test_options_reach_the_request_and_the_log(ip, greet, fake_provider, capsys)
         "name: Ada\n",
     )
     body = fake_provider.requests[-1].body
-    assert body["model"] == "gpt-4.1-mini" and "stream" not in body
+    assert body["model"] == "gpt-4.1-mini" and body["stream"] is False
     assert (body["temperature"], body["max_tokens"]) == (0.7, 20)
     (row,) = runs()
     assert json.loads(row["tags"]) == ["a", "b"]
@@ -75,7 +75,8 @@ def test_braces_in_yaml_and_on_the_line_stay_literal(ip, fake_provider):
     publish("echo", chat(("user", "{text}")))
     ip.user_ns["x"] = "EXPANDED"
     ip.run_cell_magic("plrun", "echo --tag {x}", 'text: "{x} and {{y}} and $x"\n')
-    assert fake_provider.requests[-1].body["messages"][0]["content"] == "{x} and {{y}} and $x"
+    sent = fake_provider.requests[-1].body["messages"][0]["content"]
+    assert sent == [{"type": "text", "text": "{x} and {{y}} and $x"}]
     assert json.loads(runs()[0]["tags"]) == ["{x}"]
 
 
@@ -197,7 +198,7 @@ def test_config_settings_take_effect(ip, fake_provider, capsys):
         ip.run_line_magic("config", "PlMagic.stream = True")
         ip.run_line_magic("config", "PlMagic.default_provider = None")
     body = fake_provider.requests[-1].body
-    assert body["model"] == "gpt-4.1-nano" and "stream" not in body
+    assert body["model"] == "gpt-4.1-nano" and body["stream"] is False
     assert "echo: hi Cfg" in capsys.readouterr().out
 
 

@@ -209,7 +209,9 @@ def test_set_and_delete_labels(client, fake_promptlayer):
 def test_templates_get_with_inputs_is_promptlayers_own_answer(client, fake_promptlayer):
     record = client.templates.get("greet", {"label": "prod", "input_variables": {"name": "Ada"}})
     assert _text(record) == "v2 hello Ada"
-    assert record["llm_kwargs"]["messages"] == [{"role": "user", "content": "v2 hello Ada"}]
+    assert record["llm_kwargs"]["messages"] == [
+        {"role": "user", "content": [{"type": "text", "text": "v2 hello Ada"}]}
+    ]
     req = fake_promptlayer.requests_for("template.get")[-1]
     assert (
         req.body["input_variables"] == {"name": "Ada"}
@@ -254,4 +256,6 @@ def test_missing_variables_strict_locally_empty_when_promptlayer_renders(
 
     monkeypatch.setenv("PL_MAGIC_PROMPTLAYER_RENDERING", "server")
     pl_magic.run("greet")  # PromptLayer renders: a missing variable is "", as in its SDK
-    assert fake_provider.requests[0].body["messages"] == [{"role": "user", "content": "hi "}]
+    assert fake_provider.requests[0].body["messages"] == [
+        {"role": "user", "content": [{"type": "text", "text": "hi "}]}
+    ]

@@ -157,8 +157,8 @@ def _reply_text(blueprint: dict[str, Any]) -> str:
 
 def _native_body(route: Route, body: dict[str, Any]) -> tuple[str, str]:
     """(system text, last user text) as the route's native body carries them."""
-    if route.provider == "openai":
-        return body["messages"][0]["content"], body["messages"][-1]["content"]
+    if route.provider == "openai":  # as PromptLayer's llm_kwargs: system text, user parts
+        return body["messages"][0]["content"], body["messages"][-1]["content"][-1]["text"]
     if route.kind.startswith("anthropic"):
         return body["system"], body["messages"][-1]["content"][-1]["text"]
     return body["systemInstruction"]["parts"][0]["text"], body["contents"][-1]["parts"][-1]["text"]
