@@ -107,7 +107,9 @@ class AsyncPromptLayer:
         cache_ttl_seconds: float | None = None,
         tracer_provider: Any = None,
         tracing_providers: Any = None,
+        **unknown: Any,
     ) -> None:
+        dropin.refuse_unknown_options(unknown)
         self._sync = PromptLayer(
             api_key,
             base_url,

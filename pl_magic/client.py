@@ -215,9 +215,11 @@ class PromptLayer:
         cache_ttl_seconds: float | None = None,
         tracer_provider: Any = None,
         tracing_providers: Any = None,
+        **unknown: Any,
     ) -> None:
         from .tracking import TrackManager
 
+        dropin.refuse_unknown_options(unknown)
         ttl = dropin.check_cache_ttl(cache_ttl_seconds)
         if enable_tracing:
             notices.warn(

@@ -143,6 +143,28 @@ def guarded(throw_on_error: bool, fallback: Any, action: str, call: Callable[[],
         return fallback
 
 
+#: The constructor options of the drop-in clients (the SDK's, plus pl_magic's ``backend``).
+CLIENT_OPTIONS = (
+    "api_key",
+    "base_url",
+    "backend",
+    "enable_tracing",
+    "throw_on_error",
+    "cache_ttl_seconds",
+    "tracer_provider",
+    "tracing_providers",
+)
+
+
+def refuse_unknown_options(unknown: Mapping[str, Any]) -> None:
+    """A one-line error for constructor options neither the SDK nor pl_magic has."""
+    if unknown:
+        raise InvalidInputError(
+            f"PromptLayer() got unknown option(s) {', '.join(sorted(unknown))}: use "
+            f"{', '.join(CLIENT_OPTIONS)}"
+        )
+
+
 def check_cache_ttl(value: Any) -> float | None:
     """``cache_ttl_seconds``: None (pl_magic's default) or seconds ≥ 0 (0: no cache)."""
     if value is None:
