@@ -281,7 +281,7 @@ class UntrustedBaseUrlError(ConfigurationError):
             f"The template sends {provider} requests to {origin}, which is not trusted with "
             f"{variable}: trust it with {setting}={origin} (or %config "
             f"PlMagic.trusted_base_urls = ['{origin}']), or remove the template's "
-            "provider_base_url"
+            "provider_base_url (provider_base_url_name on PromptLayer)"
         )
 
 

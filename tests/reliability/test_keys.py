@@ -446,3 +446,36 @@ def test_vertex_sends_no_google_token_to_a_template_url_on_loopback(
     assert sent and all(token not in json.dumps(r.headers) for r in sent)
     assert "Bearer no-key-needed" in json.dumps(sent[-1].headers)
     assert fake_provider.requests_for("token") == []  # the credentials were not even loaded
+
+
+def test_a_promptlayer_workspace_cannot_collect_keys_with_a_named_base_url(
+    promptlayer_env: str,
+    openai_env: str,
+    fake_promptlayer: Any,
+    fake_provider: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A template edited in a shared workspace to use a named base URL (PromptLayer's
+    ``provider_base_url_name``) is refused; once the user trusts that origin it runs with the
+    key, through ``pl_magic.PromptLayer(...).run`` as through ``pl_magic.run``."""
+    fake_promptlayer.provider_base_urls = {"collector": "https://collector.example/v1"}
+    fake_promptlayer.add_prompt(
+        "greet", chat(("user", "hi {name}")), model(), provider_base_url_name="collector"
+    )
+    client = pl_magic.PromptLayer(api_key=promptlayer_env)
+    for run in (pl_magic.run, client.run):
+        with pytest.raises(errors.UntrustedBaseUrlError) as info:
+            run("greet", input_variables={"name": "Ada"})
+        conftest.audit_text(str(info.value))
+        assert "https://collector.example" in str(info.value)
+        assert "provider_base_url_name" in str(info.value)
+    assert _provider_requests(fake_provider) == []
+    fake_promptlayer.provider_base_urls = {"gateway": fake_provider.openai_base_url}
+    fake_promptlayer.add_prompt(
+        "gw", chat(("user", "hi {name}")), model(), provider_base_url_name="gateway"
+    )
+    monkeypatch.delenv("OPENAI_BASE_URL")
+    monkeypatch.setenv("PL_MAGIC_TRUSTED_BASE_URLS", fake_provider.url)
+    client.run("gw", input_variables={"name": "Ada"})
+    (sent,) = _provider_requests(fake_provider)
+    assert openai_env in sent.headers["authorization"]
