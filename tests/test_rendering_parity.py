@@ -41,6 +41,9 @@ NORMALISATIONS = {
     "the template has none (the OpenAI call then fails)",
     "flat_parameters": "Anthropic parameters the SDK has no keyword for (temperature, top_k...) "
     "go in extra_body, which the SDK merges into the JSON body: the wire is flat, as llm_kwargs",
+    "own_server": "an OpenAI-compatible server on this machine (the local model, Ollama, "
+    "llama.cpp, a provider_base_url on loopback) gets text content as plain strings: some "
+    "of their chat templates cannot take content parts",
     "google_generate_content": "Google: pl_magic calls models.generate_content with the whole "
     "conversation as `contents` and system_instruction + parameters as `config`; PromptLayer's "
     "llm_kwargs hold `history` and `generation_config` for chats.send_message",
@@ -391,3 +394,22 @@ def test_written_google_templates(
     (call,) = fake_provider.requests
     assert call.model == llm_kwargs["model"]
     assert call.body == _google_wire(llm_kwargs)
+
+
+def test_own_server_on_loopback_gets_plain_strings(
+    promptlayer_env, openai_env, fake_promptlayer, fake_provider
+):
+    """Normalisation "own_server": PromptLayer's parts become strings for a loopback server."""
+    fake_promptlayer.provider_base_urls = {"mine": fake_provider.openai_base_url}
+    fake_promptlayer.add_prompt(
+        "p",
+        chat(("system", "Be brief."), ("user", "Hi {who}")),
+        model(),
+        provider_base_url_name="mine",
+    )
+    pl_magic.PromptLayer().run("p", input_variables={"who": "Ada"})
+    (call,) = fake_provider.requests
+    assert call.body["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi Ada"},  # llm_kwargs: [{"type": "text", ...}]
+    ]

@@ -68,14 +68,16 @@ def api_type_of(spec: ModelSpec, rendered: Mapping[str, Any] | None = None) -> s
 _STRING_CONTENT_ROLES = frozenset({"system"})
 
 
-def _chat_content(content: Any, role: str = "user") -> Any:
+def _chat_content(content: Any, role: str = "user", plain_text: bool = False) -> Any:
     """PromptLayer blocks -> OpenAI chat content as PromptLayer's ``llm_kwargs`` have it:
     a system message's text as one string, other messages' blocks as content parts
-    (``{"type": "text", "text"}``, ``image_url``), each without PromptLayer's extra keys."""
+    (``{"type": "text", "text"}``, ``image_url``), each without PromptLayer's extra keys.
+    ``plain_text``: text-only content as one string for every role."""
     if isinstance(content, str):
         return content
     blocks = [b for b in content or [] if isinstance(b, dict)]
-    if role in _STRING_CONTENT_ROLES and all(b.get("type") == "text" for b in blocks):
+    as_string = plain_text or role in _STRING_CONTENT_ROLES
+    if as_string and all(b.get("type") == "text" for b in blocks):
         return "".join(b.get("text", "") for b in blocks)
     native = []
     for b in blocks:
@@ -86,13 +88,14 @@ def _chat_content(content: Any, role: str = "user") -> Any:
     return native
 
 
-def chat_messages(rendered: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """OpenAI chat messages from a rendered chat template."""
+def chat_messages(rendered: Mapping[str, Any], plain_text: bool = False) -> list[dict[str, Any]]:
+    """OpenAI chat messages from a rendered chat template (``plain_text``: text-only
+    content as strings, for OpenAI-compatible servers that take nothing else)."""
     out = []
     for msg in rendered.get("messages", []):
         native: dict[str, Any] = {
             "role": msg["role"],
-            "content": _chat_content(msg.get("content"), msg["role"]),
+            "content": _chat_content(msg.get("content"), msg["role"], plain_text),
         }
         if msg.get("name"):
             native["name"] = msg["name"]
@@ -317,7 +320,10 @@ class OpenAIProvider(Provider):
             # stored in the model's parameters (old playground templates) replaces the
             # template's messages there, so it does here.
             messages = stored_messages if isinstance(stored_messages, list) else None
-            request = {"messages": messages or chat_messages(rendered), **request}
+            # A server on this machine (the local model, Ollama, llama.cpp...) gets text as
+            # plain strings: some chat templates there cannot take content parts.
+            plain = is_loopback_url(spec.base_url)
+            request = {"messages": messages or chat_messages(rendered, plain), **request}
             request.update(_tools(rendered))
         elif api == "completions":
             if rendered.get("type") == "completion":
