@@ -191,6 +191,7 @@ def test_the_magic_escapes_model_output_in_every_view(xss, tmp_path):
             "import pl_magic\npl_magic.runs()[['output']]",
             "%plrun xss --format markdown",
             "pl_magic.compare(pl_magic.runs())",
+            "%config PlMagic.output_format = 'markdown'\n%plrun xss --no-stream",
         )
     ]
     NotebookClient(
@@ -207,10 +208,12 @@ def test_the_magic_escapes_model_output_in_every_view(xss, tmp_path):
         assert any(ESCAPED in html for html in shown), (index, shown)
     # Markdown: rendered in the kernel and sent as HTML (Jupyter would render a live
     # output's Markdown as trusted, unsanitized): no text/markdown for it to re-parse
-    (shown,) = [o["data"] for o in nb.cells[5].outputs]
-    assert "text/markdown" not in shown and shown["text/plain"].startswith(PAYLOAD)
-    assert ESCAPED in shown["text/html"] and "<img" not in shown["text/html"]
-    assert_inert(shown["text/html"])
+    for index in (5, 7):  # --format markdown, then PlMagic.output_format = "markdown"
+        (shown,) = [o["data"] for o in nb.cells[index].outputs]
+        assert "text/markdown" not in shown and shown["text/plain"].startswith(PAYLOAD)
+        assert ESCAPED in shown["text/html"] and "<img" not in shown["text/html"]
+        assert "pl-magic-markdown" in shown["text/html"]
+        assert_inert(shown["text/html"])
     # the plain-text views keep the text as it is
     plain = nb.cells[1].outputs[0]["data"]["text/plain"]
     assert plain.startswith(PAYLOAD)
