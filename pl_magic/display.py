@@ -86,7 +86,7 @@ def run_bundle(
 class Throttle:
     """Lets an update through at most ``hz`` times a second (less often when updates are slow)."""
 
-    #: An update that took ``t`` seconds to build holds the next one back ``t * BACK_OFF`` after it.
+    #: An update that took ``t`` seconds holds the next one back ``t * BACK_OFF`` after it.
     BACK_OFF = 3.0
 
     def __init__(self, hz: float) -> None:
