@@ -196,6 +196,8 @@ class PreparedRun:
     # gone out: every microsecond before it is time to first token.
     _request_id: str | None = field(default=None, init=False, repr=False)
     _started_wall: float = field(default=0.0, init=False, repr=False)
+    #: The run's log row once logged (what is sent to PromptLayer comes from it).
+    logged: RunRecord | None = field(default=None, init=False, repr=False)
 
     @property
     def request_id(self) -> str:
@@ -325,6 +327,8 @@ class Engine:
                 f"the label wins, as in PromptLayer's SDK"
             )
             version = None
+        if options.log:
+            self.runlog.check()  # a log file that cannot be used fails here, not after a call
         if self.tracker is not None:
             self.tracker.kick()  # runs left unsent earlier go now, in the background
         run_context = getattr(self.registry, "run_context", None)
@@ -422,9 +426,20 @@ class Engine:
         )
         if self.tracker is not None:
             self.tracker.attach(run, record, reply, error)  # the /track-request payload
-        self.runlog.record(record)
-        if self.tracker is not None and status != "ok":
-            self.tracker.kick()  # failures and cancellations go to PromptLayer in the background
+        run.logged = record
+        try:
+            self.runlog.record(record)
+        except KeptInMemory as kept:  # the provider was paid: its reply is never lost
+            notices.warn(
+                f"run {run.request_id[:8]} could not be logged to {kept.path} ({kept.reason}): "
+                "its result is returned and the run is kept in memory, to be written at the "
+                "next run or pl_magic.runs()"
+            )
+        if self.tracker is not None:
+            if status == "error":  # logged on PromptLayer before the error is raised, as the SDK
+                self.tracker.send_failure(record)
+            elif status != "ok":
+                self.tracker.kick()  # cancellations go to PromptLayer in the background
 
     def _fail(self, run: PreparedRun, exc: BaseException, text: str) -> PlMagicError:
         """Log a failed run; return the typed error to raise (SDK error kept as cause)."""
@@ -478,8 +493,8 @@ class Engine:
         except KeyboardInterrupt:
             self._log(run, "cancelled", "")
             raise
-        except Exception as exc:
-            _reraise(self._fail(run, exc, ""), exc)
+        except Exception as exc:  # (logging it may wait on PromptLayer: off the loop)
+            _reraise(await self._off_loop(self._fail, run, exc, ""), exc)
         if options.stream:
             agen = self._astream(run, response)
             await agen.__anext__()
@@ -495,9 +510,9 @@ class Engine:
     def _tracked(self, run: PreparedRun, result: dict[str, Any]) -> dict[str, Any]:
         """With the PromptLayer backend, log the run there too: the result then carries
         PromptLayer's request_id and prompt_blueprint (or, past a short wait, the local ones)."""
-        if self.tracker is None or not run.options.log:
+        if self.tracker is None or run.logged is None:
             return result
-        return self.tracker.finish(run.request_id, result)
+        return self.tracker.finish(run.logged, result)
 
     def _finish(self, run: PreparedRun, response: Any) -> dict[str, Any]:
         try:
@@ -573,7 +588,7 @@ class Engine:
             raise
         except Exception as exc:
             await run.provider.aclose_stream(native)
-            _reraise(self._fail(run, exc, state.text), exc)
+            _reraise(await self._off_loop(self._fail, run, exc, state.text), exc)
 
 
 def _reraise(error: PlMagicError, exc: BaseException) -> NoReturn:

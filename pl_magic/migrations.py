@@ -24,8 +24,11 @@ def migrate(conn: sqlite3.Connection) -> None:
     """Apply every migration not yet applied, each in its own transaction.
 
     The connection is in autocommit mode; each migration runs between BEGIN IMMEDIATE and
-    COMMIT, so two processes opening a new file at once cannot both apply it.
+    COMMIT, so two processes opening a new file at once cannot both apply it. A file that
+    is up to date is only read: opening it does not wait for another process's write lock.
     """
+    if _applied(conn) >= {name for name, _ in MIGRATIONS}:
+        return
     conn.execute(
         "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
     )
@@ -43,6 +46,16 @@ def migrate(conn: sqlite3.Connection) -> None:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+
+def _applied(conn: sqlite3.Connection) -> set[str]:
+    """The names of the migrations applied to the file (none for a new file)."""
+    exists = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_migrations'"
+    ).fetchone()
+    if not exists:
+        return set()
+    return {row[0] for row in conn.execute("SELECT name FROM _migrations")}
 
 
 def _script(conn: sqlite3.Connection, sql: str) -> None:

@@ -54,6 +54,18 @@ _FIXES = {
 }
 
 
+class DeliveryUnknownError(PromptLayerUnavailableError):
+    """A request went out but no answer came back: PromptLayer may have acted on it.
+
+    ``timed_out``: the wait for the answer ran out (PromptLayer may still be at work on it),
+    rather than the connection closing without one.
+    """
+
+    def __init__(self, message: str, timed_out: bool) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
+
+
 @dataclass(frozen=True)
 class Settings:
     """Timeouts and the retry policy (see the module docstring for the variables)."""
@@ -200,11 +212,15 @@ class PromptLayerAPI:
         auth: Sequence[str] = (HEADER,),
         budget_s: float | None = None,
         retries: int | None = None,
+        retry_unsure: bool = True,
     ) -> Any:
         """Call PromptLayer; the decoded JSON answer (None for an empty one).
 
         ``action`` names the call in error messages ("fetching prompt 'x'"). ``budget_s``
         bounds the whole call, retries included (no attempt starts past it).
+        ``retry_unsure=False``: a request that went out without an answer coming back
+        (read timeout, connection closed) is not retried — PromptLayer may have acted on
+        it — and raises :class:`DeliveryUnknownError`.
         Raises :class:`PromptLayerAuthError` (401/403), :class:`PromptLayerUnavailableError`
         (unreachable, timeout, 429, 5xx, after the retries) or :class:`PromptLayerError`
         (another 4xx, or an answer that is not JSON).
@@ -233,16 +249,24 @@ class PromptLayerAPI:
                     method, url, headers=headers, json=payload, params=params, timeout=timeout
                 )
             except httpx2.TimeoutException as exc:
-                error: PromptLayerError = PromptLayerUnavailableError(
+                message = (
                     f"PromptLayer timed out {action} ({type(exc).__name__}) — check the network "
                     f"and PROMPTLAYER_BASE_URL ({self.base_url})"
                 )
+                if not retry_unsure and isinstance(exc, httpx2.ReadTimeout):
+                    raise DeliveryUnknownError(message, timed_out=True) from None
+                error: PromptLayerError = PromptLayerUnavailableError(message)
             except httpx2.TransportError as exc:
-                error = PromptLayerUnavailableError(
+                message = (
                     f"PromptLayer is unreachable {action} ({type(exc).__name__}: "
                     f"{self._clean(str(exc))}) — check the network and PROMPTLAYER_BASE_URL "
                     f"({self.base_url})"
                 )
+                if not retry_unsure and isinstance(
+                    exc, httpx2.RemoteProtocolError | httpx2.ReadError
+                ):
+                    raise DeliveryUnknownError(message, timed_out=False) from None
+                error = PromptLayerUnavailableError(message)
             else:
                 status = response.status_code
                 if status < 400:
@@ -376,9 +400,15 @@ class PromptLayerAPI:
         )
 
     def track_request(
-        self, payload: Mapping[str, Any], budget_s: float | None = None
+        self,
+        payload: Mapping[str, Any],
+        budget_s: float | None = None,
+        retry_unsure: bool = True,
     ) -> dict[str, Any]:
-        """``POST /track-request``: log a run; ``{"request_id", "prompt_blueprint", ...}``."""
+        """``POST /track-request``: log a run; ``{"request_id", "prompt_blueprint", ...}``.
+
+        ``retry_unsure=False``: see :meth:`request` (a log must not be made twice).
+        """
         answer = self.request(
             "POST",
             "/track-request",
@@ -386,6 +416,7 @@ class PromptLayerAPI:
             body=payload,
             auth=(BODY,),
             budget_s=budget_s,
+            retry_unsure=retry_unsure,
         )
         answer = dict(answer or {})
         if answer.get("request_id") is None:
@@ -394,6 +425,47 @@ class PromptLayerAPI:
                 f"{self._clean(str(answer.get('message') or answer))[:200]}"
             )
         return answer
+
+    def find_tracked(self, key: str, value: str) -> int | None:
+        """PromptLayer's id of the request logged with metadata ``key`` = ``value``, or None.
+
+        ``POST /api/public/v2/requests/search`` (PromptLayer's request search, ``X-API-KEY``
+        header) with a ``key_equals`` filter on the metadata. A server without the search
+        (HTTP 404) answers None: the caller then sends again.
+        """
+        body = {
+            "filter_group": {
+                "logic": "AND",
+                "filters": [
+                    {
+                        "field": "metadata",
+                        "operator": "key_equals",
+                        "value": value,
+                        "nested_key": key,
+                    }
+                ],
+            },
+            "page": 1,
+            "per_page": 1,
+        }
+        try:
+            answer = self.request(
+                "POST",
+                "/api/public/v2/requests/search",
+                action="looking for an earlier log of a run",
+                body=body,
+            )
+        except PromptLayerError as exc:
+            if exc.status_code == 404:
+                return None
+            raise
+        items = (answer or {}).get("items") if isinstance(answer, Mapping) else None
+        if not items or not isinstance(items[0], Mapping) or items[0].get("id") is None:
+            return None
+        try:
+            return int(items[0]["id"])
+        except (TypeError, ValueError):
+            return None
 
     def _track(self, path: str, action: str, body: Mapping[str, Any]) -> None:
         answer = self.request("POST", path, action=action, body=body, auth=(BODY,))

@@ -2,6 +2,8 @@
 
 Every run is logged locally, whatever the backend; the DataFrames read this table.
 Secrets never get here: the provider's raw response is stored after :func:`errors.redact`.
+A row the file cannot take right now (locked, full, damaged) is kept in memory and written
+at the next chance (see :func:`store.write_or_keep`): a reply is never lost to the log.
 """
 
 from __future__ import annotations
@@ -10,8 +12,8 @@ import hashlib
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from .errors import redact
-from .store import Database, dumps, open_db, utcnow_iso
+from .errors import ConfigurationError, redact
+from .store import Database, KeptInMemory, Statement, dumps, open_db, utcnow_iso, write_or_keep
 
 STATUSES = ("ok", "error", "cancelled")
 
@@ -89,8 +91,26 @@ class RunLog:
             self._db = open_db()
         return self._db
 
+    def check(self) -> None:
+        """Open the database now: a one-line :class:`ConfigurationError` naming the file and
+        the fix if it cannot be used (called before a provider call, not after)."""
+        _ = self.db
+
+    def _write(self, statements: list[Statement]) -> None:
+        db = self._db
+        if db is None:
+            try:
+                db = self.db
+            except ConfigurationError:
+                db = None  # kept in memory by write_or_keep, which says why
+        write_or_keep(db, statements)
+
     def record(self, run: RunRecord) -> None:
-        """Insert (or replace) the row for ``run``."""
+        """Insert (or replace) the row for ``run``.
+
+        Raises :class:`store.KeptInMemory` when the file cannot take it now: the row is kept
+        in memory and written at the next chance.
+        """
         if run.status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}")
         # Not asdict(): it deep-copies every nested value (the raw response, the rendered
@@ -104,19 +124,30 @@ class RunLog:
         row["ended_at"] = row["ended_at"] or utcnow_iso()
         cols = ", ".join(row)
         marks = ", ".join(f":{c}" for c in row)
-        with self.db.write() as conn:
-            conn.execute(f"INSERT OR REPLACE INTO runs ({cols}) VALUES ({marks})", row)
+        self._write([(f"INSERT OR REPLACE INTO runs ({cols}) VALUES ({marks})", row)])
 
-    def update(self, request_id: str, **values: Any) -> None:
-        """Set some columns of an existing row (e.g. the sync state of a PromptLayer log)."""
+    def update(self, request_id: str, **values: Any) -> bool:
+        """Set some columns of an existing row (e.g. the sync state of a PromptLayer log).
+
+        False when the file cannot take it now: the change is kept in memory, after the
+        row's own write if that is kept too, and written at the next chance.
+        """
         for col in _JSON_COLUMNS:
             if col in values:
                 values[col] = dumps(values[col])
         sets = ", ".join(f"{c} = :{c}" for c in values)
-        with self.db.write() as conn:
-            conn.execute(
-                f"UPDATE runs SET {sets} WHERE request_id = :_rid", {**values, "_rid": request_id}
+        try:
+            self._write(
+                [
+                    (
+                        f"UPDATE runs SET {sets} WHERE request_id = :_rid",
+                        {**values, "_rid": request_id},
+                    )
+                ]
             )
+        except KeptInMemory:
+            return False
+        return True
 
     def get(self, request_id: str) -> dict[str, Any] | None:
         """One logged run as a dict (JSON columns decoded), or None.

@@ -24,7 +24,9 @@ run PromptLayer does not have yet are queued on its row and sent right after it.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
+import sqlite3
 import threading
 import time
 import weakref
@@ -42,6 +44,7 @@ from .errors import (
     PromptLayerUnavailableError,
     redact,
 )
+from .promptlayer_api import DeliveryUnknownError
 from .runlog import RunLog, RunRecord
 from .store import dumps
 
@@ -52,6 +55,9 @@ if TYPE_CHECKING:
 
 #: Seconds after which a ``sending`` claim is taken to be from a process that died.
 STALE_CLAIM_S = 300.0
+#: The ``/track-request`` metadata key that carries the run's local request id: a send
+#: that got no answer is looked up by it before the run is sent again.
+METADATA_KEY = "pl_magic_request_id"
 #: The SDK's function_name per OpenAI API (MAP_PROVIDER_TO_FUNCTION_NAME).
 _OPENAI_FUNCTIONS = {
     "chat-completions": "openai.chat.completions.create",
@@ -157,14 +163,65 @@ def track_payload(
 # -- the tracker ------------------------------------------------------------------------
 
 _TRACKERS: weakref.WeakSet[Tracker] = weakref.WeakSet()
+#: The longest wait between two automatic retries while PromptLayer stays down.
+MAX_RETRY_INTERVAL_S = 300.0
 
 
-@atexit.register
-def _drain_at_exit() -> None:
-    """Give background sends a moment to finish when the interpreter exits."""
-    deadline = time.monotonic() + 2.0
+def stop_all(wait_s: float = 2.0) -> None:
+    """End every tracker's background retries, waiting up to ``wait_s`` for sends under way
+    (the interpreter's exit; tests, so that one test's retries never reach the next)."""
+    deadline = time.monotonic() + wait_s
+    for tracker in list(_TRACKERS):
+        tracker.stop()
     for tracker in list(_TRACKERS):
         tracker.wait_idle(max(0.0, deadline - time.monotonic()))
+
+
+atexit.register(stop_all)
+
+
+class _Send:
+    """One ``/track-request`` in a thread of its own, so that waiting for it can stop at the
+    budget while the request itself carries on: a late answer is recorded, not resent."""
+
+    def __init__(self, tracker: Tracker, local_id: str, data: dict[str, Any]) -> None:
+        self.tracker = tracker
+        self.local_id = local_id
+        self.data = data
+        self.answer: dict[str, Any] | None = None
+        self.error: PromptLayerError | None = None
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self._abandoned = False
+        tracker._inflight.add(self)
+        threading.Thread(target=self._work, name="pl_magic-track", daemon=True).start()
+
+    def _work(self) -> None:
+        try:
+            self.answer = self.tracker.api.track_request(self.data["payload"], retry_unsure=False)
+        except PromptLayerError as exc:
+            self.error = exc
+        except Exception as exc:  # a thread must not die loudly; the run stays unsent
+            self.error = PromptLayerUnavailableError(
+                f"PromptLayer could not be reached logging a run ({type(exc).__name__})"
+            )
+        with self._lock:
+            self._done.set()
+            late = self._abandoned
+        try:
+            if late:
+                self.tracker._settle(self)
+        finally:
+            self.tracker._inflight.discard(self)
+
+    def wait(self, budget_s: float) -> bool:
+        """True if the send ended within ``budget_s``; else the send settles itself later."""
+        self._done.wait(budget_s)
+        with self._lock:
+            if self._done.is_set():
+                return True
+            self._abandoned = True
+            return False
 
 
 class Tracker:
@@ -176,10 +233,15 @@ class Tracker:
         self._sync_lock = threading.Lock()
         self._thread_lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._running = False  # the thread has not decided to end (set under _thread_lock)
+        self._wake = threading.Event()  # ends the timer's wait (PromptLayer answers again)
+        self._stopping = threading.Event()
+        self._idle = threading.Event()  # set while the timer thread waits or has ended
+        self._idle.set()
+        self._inflight: set[_Send] = set()
         # True while unsent rows may exist; starts True so that the first run of a session
         # picks up what an earlier one left.
         self._pending_hint = True
-        self._not_before = 0.0
         self._quiet = False  # a notice went out; more failures stay quiet until a success
         self._down_until = 0.0  # PromptLayer just failed: runs do not wait on it until then
         _TRACKERS.add(self)
@@ -193,49 +255,31 @@ class Tracker:
         reply: Reply | None,
         error: PlMagicError | None,
     ) -> None:
-        """Put the run's payload on its log row before the row is written."""
+        """Put the run's payload on its log row before the row is written.
+
+        The payload's metadata carries the local request id (``pl_magic_request_id``), so
+        that a run whose send went unanswered can be looked up before it is sent again.
+        """
         payload = track_payload(run, record, reply, error)
+        payload["metadata"] = {**(payload.get("metadata") or {}), METADATA_KEY: run.request_id}
         record.sync_payload = redact(dumps({"account": self.api.account, "payload": payload}))
-        if record.status == "ok":
+        if record.status in ("ok", "error"):  # sent now by finish() / send_failure()
             record.sync_state, record.sync_attempted_at = "sending", time.time()
-        else:
+        else:  # cancelled: the SDK logs nothing; PromptLayer gets it in the background
             record.sync_state = "unsent"
             self._pending_hint = True
 
-    def finish(self, local_id: str, result: dict[str, Any]) -> dict[str, Any]:
+    def finish(self, record: RunRecord, result: dict[str, Any]) -> dict[str, Any]:
         """Send an OK run now (briefly); the result with PromptLayer's id and blueprint.
 
         Past the budget, or on any failure, the result comes back as it is (the local
-        request id) and the run stays unsent, to be sent later.
+        request id) and the run stays unsent, to be sent later; a send still under way at
+        the budget carries on, and its late answer is recorded (no second send).
         """
-        payload = self._payload(local_id)
-        if payload is None:
+        answer = self._send_now(record)
+        if answer is None:
             return result
-        if time.monotonic() < self._down_until:  # it just failed: no run waits on it now
-            self.runlog.update(local_id, sync_state="unsent")
-            self._pending_hint = True
-            return result
-        try:
-            answer = self.api.track_request(payload, budget_s=self.api.settings.track_timeout_s)
-        except PromptLayerError as exc:
-            state = self._set_failed(local_id, exc)
-            if isinstance(exc, PromptLayerUnavailableError):
-                self._down_until = time.monotonic() + sync_interval_s()
-            if not self._quiet:  # a comparison of 100 runs while down: one line, not 100
-                self._quiet = True
-                notices.warn(
-                    f"PromptLayer did not log run {local_id[:8]} ({_reason(exc)}): it is kept "
-                    + (
-                        "in the local log, refused (see its sync_error)"
-                        if state == "failed"
-                        else "in the local log and sent later, as are the next ones "
-                        "(pl_magic.sync() sends them now)"
-                    )
-                )
-            return result
-        self._quiet = False
         remote_id = answer["request_id"]
-        self._set_sent(local_id, remote_id)
         blueprint = answer.get("prompt_blueprint")
         if isinstance(blueprint, dict):
             # pl_magic's blueprints also name the prompt, version and label that ran: kept,
@@ -247,39 +291,152 @@ class Tracker:
             blueprint = result["prompt_blueprint"]
         return {**result, "request_id": remote_id, "prompt_blueprint": blueprint}
 
-    def kick(self) -> None:
-        """Send what is unsent in a background thread (never waits; one thread at a time)."""
-        if not self._pending_hint or time.monotonic() < max(self._not_before, self._down_until):
-            return  # nothing to send, or PromptLayer failed moments ago
+    def send_failure(self, record: RunRecord) -> None:
+        """Send a failed run now, within the budget, before its error is raised (as the SDK
+        does: code that looks at PromptLayer right after catching finds it logged)."""
+        self._send_now(record)
+
+    def _send_now(self, record: RunRecord) -> dict[str, Any] | None:
+        """Send a run being finished, waiting at most the tracking budget; its answer."""
+        if record.sync_state != "sending" or not record.sync_payload:
+            return None
+        local_id = record.request_id
+        data = json.loads(record.sync_payload)
+        if time.monotonic() < self._down_until:  # it just failed: no run waits on it now
+            self.runlog.update(local_id, sync_state="unsent")
+            self._left_unsent()
+            return None
+        send = _Send(self, local_id, data)
+        budget = self.api.settings.track_timeout_s
+        if not send.wait(budget):
+            # Slow: this run's answer is recorded when it comes; the next runs do not wait.
+            self._down_until = time.monotonic() + sync_interval_s()
+            self._notice(
+                local_id,
+                f"no answer within {budget:g} s",
+                "in the local log, and logged on PromptLayer when it answers",
+            )
+            return None
+        return self._settle(send)
+
+    def _settle(self, send: _Send) -> dict[str, Any] | None:
+        """Record how a send ended: the answer (PromptLayer has the run) or None."""
+        if send.error is not None:
+            state = self._set_failed(send.local_id, send.error, send.data)
+            if isinstance(send.error, PromptLayerUnavailableError):
+                self._down_until = time.monotonic() + sync_interval_s()
+            if state == "unsent":
+                self._left_unsent()
+            self._notice(
+                send.local_id,
+                _reason(send.error),
+                "in the local log, refused (see its sync_error)"
+                if state == "failed"
+                else "in the local log and sent when PromptLayer answers again, as are the "
+                "next ones (pl_magic.sync() sends them now)",
+            )
+            return None
+        answer = send.answer or {}
+        self._quiet = False
+        self._set_sent(send.local_id, answer["request_id"])
+        self._answered()
+        return answer
+
+    def _notice(self, local_id: str, why: str, where: str) -> None:
+        if not self._quiet:  # a comparison of 100 runs while down: one line, not 100
+            self._quiet = True
+            notices.warn(f"PromptLayer did not log run {local_id[:8]} ({why}): it is kept {where}")
+
+    def _answered(self) -> None:
+        """PromptLayer logged a run: what was left unsent goes now, not after a back-off."""
+        self._down_until = 0.0
+        self.kick(now=True)
+
+    def _left_unsent(self) -> None:
+        self._pending_hint = True
+        self.kick(now=False, start_waiting=True)
+
+    # -- the background thread -----------------------------------------------------------
+
+    def kick(self, now: bool = False, start_waiting: bool = False) -> None:
+        """Send what is unsent in a background thread that retries, with back-off, while
+        PromptLayer stays down (never waits; one thread per tracker).
+
+        ``now``: if the thread is waiting out a back-off, it tries at once.
+        ``start_waiting``: a new thread waits one interval first (PromptLayer just failed).
+        """
+        if self._stopping.is_set():
+            return
         with self._thread_lock:
-            if self._thread is not None and self._thread.is_alive():
+            if self._running:  # (it runs because something is unsent)
+                if now:
+                    self._idle.clear()
+                    self._wake.set()
                 return
+            if not self._pending_hint:
+                return
+            if not start_waiting and time.monotonic() < self._down_until:
+                start_waiting = True  # it failed moments ago: first wait, then try
             self._pending_hint = False  # cleared first: anything attached from now re-sets it
+            self._idle.clear()
+            self._running = True
             self._thread = threading.Thread(
-                target=self._background, name="pl_magic-sync", daemon=True
+                target=self._background, args=(start_waiting,), name="pl_magic-sync", daemon=True
             )
             self._thread.start()
 
-    def wait_idle(self, timeout: float | None = None) -> None:
-        """Wait for the background thread (tests, and the interpreter's exit)."""
-        thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
+    def stop(self) -> None:
+        """End the background thread (the interpreter is exiting)."""
+        self._stopping.set()
+        self._wake.set()
 
-    def _background(self) -> None:
+    def wait_idle(self, timeout: float | None = None) -> None:
+        """Wait until no send is under way: the background thread waits out a back-off or
+        has ended, and no run's send is still waiting for its answer (tests, and exit)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            try:
-                summary = self.sync()
-            except Exception:  # a background thread must never die loudly
-                summary = {"blocked": 1}
-            if summary.get("blocked"):  # PromptLayer is down: try again after a while
-                self._pending_hint = True
-                self._not_before = time.monotonic() + sync_interval_s()
+            busy = self._inflight or not self._idle.is_set()
+            if not busy:
                 return
+            if deadline is not None and time.monotonic() >= deadline:
+                return
+            time.sleep(0.01)
+
+    def _pause(self, seconds: float) -> None:
+        self._idle.set()
+        self._wake.wait(seconds)
+        self._wake.clear()
+        self._idle.clear()
+
+    def _background(self, start_waiting: bool) -> None:
+        delay = max(0.05, sync_interval_s())
+        try:
+            if start_waiting:
+                self._pause(delay)
+            while not self._stopping.is_set():
+                try:
+                    summary = self._sync_round()
+                except Exception:  # a background thread must never die loudly
+                    summary = {"blocked": 1, "waiting": 0}
+                if summary.get("blocked"):  # PromptLayer is down: try again after a while
+                    self._pending_hint = True
+                    self._pause(delay)
+                    delay = min(delay * 2, max(MAX_RETRY_INTERVAL_S, sync_interval_s()))
+                    continue
+                delay = max(0.05, sync_interval_s())
+                if summary.get("waiting"):  # sends that may have landed: look again soon
+                    self._pause(min(delay, 1.0))
+                    continue
+                with self._thread_lock:
+                    if not self._pending_hint:
+                        self._running = False
+                        return
+                    self._pending_hint = False  # runs failed meanwhile: one more round
+        finally:
             with self._thread_lock:
-                if not self._pending_hint:
-                    return
-                self._pending_hint = False  # runs failed meanwhile: one more round
+                if self._thread is threading.current_thread():  # (not a newer thread's state)
+                    self._running = False
+                    self._idle.set()
 
     # -- syncing -------------------------------------------------------------------------
 
@@ -288,10 +445,20 @@ class Tracker:
 
         Returns counts: ``sent``, ``failed`` (refused by PromptLayer), ``unsent`` (still
         waiting: PromptLayer is unreachable or refuses the key) and ``blocked`` (1 when
-        the sync stopped early because of that).
+        the sync stopped early because of that). A run whose earlier send got no answer
+        is first looked up by its ``pl_magic_request_id`` (PromptLayer's request search):
+        found, it is not sent again.
         """
+        summary = self._sync_round()
+        summary.pop("waiting")
+        return summary
+
+    def _sync_round(self) -> dict[str, int]:
+        """:meth:`sync`, also counting ``waiting``: runs whose unanswered send is looked up
+        a little later (PromptLayer may still be working on it)."""
         with self._sync_lock:
-            sent = failed = blocked = 0
+            sent = failed = blocked = waiting = 0
+            self._flush_kept()
             for row in self.runlog.db.query(
                 "SELECT request_id, sync_state, sync_attempted_at, sync_payload FROM runs "
                 "WHERE sync_state IN ('unsent', 'sending') "
@@ -299,18 +466,28 @@ class Tracker:
                 "OR COALESCE(sync_attempted_at, 0) < ?) ORDER BY started_at",
                 (self.api.account, time.time() - STALE_CLAIM_S),
             ):
+                data = json.loads(row["sync_payload"])
+                unsure_since = data.get("unsure_since")
+                if unsure_since is not None and time.time() < unsure_since + self._recheck_s():
+                    waiting += 1
+                    continue
                 if not self._claim(row):
                     continue  # another thread or kernel took it
                 local_id = row["request_id"]
-                payload = json.loads(row["sync_payload"])["payload"]
                 try:
-                    answer = self.api.track_request(payload)
+                    if unsure_since is not None:
+                        found = self.api.find_tracked(METADATA_KEY, local_id)
+                        if found is not None:  # the unanswered send had landed
+                            self._set_sent(local_id, found)
+                            sent += 1
+                            continue
+                    answer = self.api.track_request(data["payload"], retry_unsure=False)
                 except (PromptLayerUnavailableError, PromptLayerAuthError) as exc:
-                    self._set_failed(local_id, exc)
+                    self._set_failed(local_id, exc, data)
                     blocked = 1
                     break  # the next ones would fail the same way
                 except PromptLayerError as exc:
-                    self._set_failed(local_id, exc)
+                    self._set_failed(local_id, exc, data)
                     failed += 1
                     continue
                 self._set_sent(local_id, answer["request_id"])
@@ -324,16 +501,24 @@ class Tracker:
                 "AND json_extract(sync_payload, '$.account') = ?",
                 (self.api.account,),
             )[0]
-            return {"sent": sent, "failed": failed, "unsent": int(unsent), "blocked": blocked}
+            return {
+                "sent": sent,
+                "failed": failed,
+                "unsent": int(unsent),
+                "blocked": blocked,
+                "waiting": waiting,
+            }
 
-    def _payload(self, local_id: str) -> dict[str, Any] | None:
-        rows = self.runlog.db.query(
-            "SELECT sync_payload FROM runs WHERE request_id = ?", (local_id,)
-        )
-        if not rows or not rows[0]["sync_payload"]:
-            return None
-        data = json.loads(rows[0]["sync_payload"])
-        return dict(data["payload"]) if data.get("account") == self.api.account else None
+    def _recheck_s(self) -> float:
+        """How long after an unanswered send PromptLayer may still log it: twice the
+        per-call timeout (at least 2 s), after which a search that misses it is final."""
+        return max(2.0, 2 * self.api.settings.timeout_s)
+
+    def _flush_kept(self) -> None:
+        """Rows kept in memory (the file was busy) are written before the log is read."""
+        from .store import flush_kept
+
+        flush_kept(self.runlog.db)
 
     def _claim(self, row: Any) -> bool:  # a sqlite3.Row
         with self.runlog.db.write() as conn:
@@ -350,19 +535,28 @@ class Tracker:
             return cur.rowcount == 1
 
     def _set_sent(self, local_id: str, remote_id: Any) -> None:
-        self.runlog.update(
+        written = self.runlog.update(
             local_id,
             sync_state="sent",
             remote_request_id=str(remote_id),
             sync_payload=None,
             sync_error=None,
         )
-        self._flush_ops(local_id, remote_id)
+        if written:
+            # (if the file is busy, the ops stay queued on the row; the next sync sends them)
+            with contextlib.suppress(sqlite3.Error, PlMagicError):
+                self._flush_ops(local_id, remote_id)
 
-    def _set_failed(self, local_id: str, exc: PromptLayerError) -> str:
+    def _set_failed(self, local_id: str, exc: PromptLayerError, data: dict[str, Any]) -> str:
         refused = not isinstance(exc, PromptLayerUnavailableError | PromptLayerAuthError)
         state = "failed" if refused and exc.status_code is not None else "unsent"
-        self.runlog.update(local_id, sync_state=state, sync_error=str(exc)[:500])
+        values: dict[str, Any] = {"sync_state": state, "sync_error": str(exc)[:500]}
+        if isinstance(exc, DeliveryUnknownError):
+            # PromptLayer may have it: looked up (after a while if it may still be at work)
+            # before it is sent again
+            since = time.time() if exc.timed_out else 0.0
+            values["sync_payload"] = dumps({**data, "unsure_since": since})
+        self.runlog.update(local_id, **values)
         if state == "unsent":
             self._pending_hint = True
         return state

@@ -6,6 +6,7 @@ import asyncio
 import json
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +15,8 @@ from pl_magic.client import default_client
 from pl_magic.errors import InvalidInputError, ProviderError
 from pl_magic.footer import footer
 from tests.helpers import chat, model, runs
+
+CASSETTES = Path(__file__).resolve().parents[2] / "shared" / "compat" / "promptlayer-cassettes"
 
 GREET = chat(("system", "Be brief."), ("user", "hi {name}"))
 
@@ -98,12 +101,15 @@ def test_unsent_runs_are_sent_at_the_next_run(greet, fake_provider):
     _wait_synced()
 
     assert second["request_id"] in (101, 102)
-    assert {r["sync_state"] for r in runs()} == {"sent"}
+    assert {r["sync_state"] for r in runs()} == {"sent"}, [
+        (r["sync_state"], r["sync_error"], r["sync_payload"]) for r in runs()
+    ]
     assert len(greet.tracked) == 2
 
 
 def test_a_slow_promptlayer_does_not_stall_the_cell(greet, fake_provider, monkeypatch):
     monkeypatch.setenv("PL_MAGIC_PROMPTLAYER_TRACK_TIMEOUT", "0.3")
+    _run()  # (the SDK imported, the log created, the template cached: only the wait is timed)
     greet.hang_s = 3.0
     greet.fail_next("track.request", "hang", times=5)
 
@@ -113,7 +119,105 @@ def test_a_slow_promptlayer_does_not_stall_the_cell(greet, fake_provider, monkey
 
     assert elapsed < 1.5, elapsed  # the SDK would wait forever (sync) or retry for ~14 s
     assert _reply(result) == "echo: hi Ada"
-    assert runs()[0]["sync_state"] == "unsent"
+    assert isinstance(result["request_id"], str)  # the local id: PromptLayer had not answered
+    assert runs()[1]["sync_state"] == "sending"  # its send carries on
+
+
+def test_a_track_request_answered_after_the_budget_is_recorded_not_sent_twice(
+    greet, fake_provider, monkeypatch
+):
+    monkeypatch.setenv("PL_MAGIC_PROMPTLAYER_TRACK_TIMEOUT", "0.3")
+    greet.hang_s = 1.5  # past the 3 s-style budget, within the per-call timeout (15 s)
+    greet.fail_next("track.request", "hang")
+
+    result = _run()
+    local_id = result["request_id"]
+    assert isinstance(local_id, str)
+    _wait_synced()  # the late answer comes
+
+    (row,) = runs()
+    assert (row["sync_state"], row["remote_request_id"]) == ("sent", "101")
+    assert pl_magic.sync() == {"sent": 0, "failed": 0, "unsent": 0}
+    assert list(greet.tracked) == [101], "logged once"
+    assert greet.tracked[101]["metadata"] == {"pl_magic_request_id": local_id}
+    assert len(greet.requests_for("track.request")) == 1
+
+
+def test_a_send_with_no_answer_is_looked_up_before_it_is_sent_again(
+    greet, fake_provider, monkeypatch
+):
+    monkeypatch.setenv("PL_MAGIC_PROMPTLAYER_TRACK_TIMEOUT", "0.3")
+    monkeypatch.setenv("PL_MAGIC_PROMPTLAYER_TIMEOUT", "0.6")
+    greet.hang_s = 1.2  # PromptLayer logs it after pl_magic stopped waiting for the answer
+    greet.fail_next("track.request", "hang")
+
+    local_id = _run(metadata={"user": "u1"})["request_id"]
+    deadline = time.monotonic() + 10
+    while runs()[0]["sync_state"] != "sent" and time.monotonic() < deadline:
+        pl_magic.sync()
+        time.sleep(0.1)
+
+    (row,) = runs()
+    assert (row["sync_state"], row["remote_request_id"]) == ("sent", "101")
+    assert list(greet.tracked) == [101], "found by its pl_magic_request_id, not sent again"
+    assert greet.tracked[101]["metadata"] == {"user": "u1", "pl_magic_request_id": local_id}
+    (search,) = greet.requests_for("requests.search")
+    assert search.header_key and search.body["filter_group"]["filters"] == [
+        {
+            "field": "metadata",
+            "operator": "key_equals",
+            "value": local_id,
+            "nested_key": "pl_magic_request_id",
+        }
+    ]
+
+
+def test_a_dropped_send_not_found_by_the_search_is_sent_again_once(greet, fake_provider):
+    greet.fail_next("track.request", "drop")  # the connection closes: PromptLayer has nothing
+
+    local_id = _run()["request_id"]
+    assert pl_magic.sync()["sent"] == 1
+
+    assert len(greet.requests_for("requests.search")) == 1
+    assert list(greet.tracked) == [101]
+    assert greet.tracked[101]["metadata"] == {"pl_magic_request_id": local_id}
+    assert runs()[0]["remote_request_id"] == "101"
+
+
+def test_a_timer_sends_unsent_runs_while_the_kernel_lives(greet, fake_provider, monkeypatch):
+    monkeypatch.setenv("PL_MAGIC_SYNC_INTERVAL", "0.2")
+    greet.fail_next("track.request", 503, times=6)  # the run's sends, and the first retry
+
+    _run()
+    assert runs()[0]["sync_state"] != "sent"
+    deadline = time.monotonic() + 10  # no run, no sync(): the timer alone
+    while runs()[0]["sync_state"] != "sent" and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+    assert runs()[0]["sync_state"] == "sent"
+    assert list(greet.tracked) == [101]
+    thread = default_client().tracker._thread  # type: ignore[union-attr]
+    assert thread is not None and thread.daemon
+
+
+def test_the_next_logged_run_sends_the_backlog_at_once(greet, fake_provider, monkeypatch):
+    monkeypatch.setenv("PL_MAGIC_SYNC_INTERVAL", "0.2")
+    greet.fail_next("track.request", 503, times=3 * 5)  # down for the first run and 4 retries
+    _run()
+    deadline = time.monotonic() + 10
+    while len(greet.requests_for("track.request")) < 15 and time.monotonic() < deadline:
+        time.sleep(0.05)  # the timer's retries use up the faults, backing off each time
+    first = runs()[0]
+    assert first["sync_state"] == "unsent"  # the timer now waits its longest so far
+
+    started = time.monotonic()
+    second = _run(input_variables={"name": "Bob"})
+    _wait_synced()
+
+    assert second["request_id"] == 101  # PromptLayer answers again...
+    assert time.monotonic() - started < 1.5
+    assert {r["sync_state"] for r in runs()} == {"sent"}  # ...and the backlog went at once
+    assert sorted(greet.tracked) == [101, 102]
 
 
 def test_while_promptlayer_is_down_runs_do_not_wait_on_it(greet, fake_provider, monkeypatch):
@@ -121,7 +225,7 @@ def test_while_promptlayer_is_down_runs_do_not_wait_on_it(greet, fake_provider, 
     _tracking_down(greet, "drop")
     first = _run()
     attempts = len(greet.requests_for("track.request"))
-    assert attempts == 3  # the first run tried, with its retries
+    assert attempts == 1  # the first run tried (a dropped send is not retried blindly)
     second = _run()
     assert len(greet.requests_for("track.request")) == attempts  # the second did not wait
     assert isinstance(first["request_id"], str) and isinstance(second["request_id"], str)
@@ -140,13 +244,77 @@ def test_a_provider_failure_is_logged_as_an_error(greet, fake_provider):
     fake_provider.fail_next("err-401")
     with pytest.raises(ProviderError) as info:
         _run()
-    _wait_synced()
 
     (payload,) = greet.tracked.values()
     assert payload["status"] == "ERROR" and payload["error_type"] == "PROVIDER_AUTH_ERROR"
     assert payload["request_response"] == {} and "401" in payload["error_message"]
     (row,) = runs()
     assert row["sync_state"] == "sent" and info.value.request_id == row["request_id"]
+
+
+def _sdk_failure_payload() -> dict:
+    """What PromptLayer's SDK sent to /track-request for an OpenAI 401 (its cassette)."""
+    import yaml
+
+    path = CASSETTES / "test_run_logs_error_on_llm_auth_failure.yaml"
+    for exchange in yaml.safe_load(path.read_text())["interactions"]:
+        if exchange["request"]["uri"].endswith("/track-request"):
+            body = json.loads(exchange["request"]["body"])
+            body.pop("api_key")
+            return body
+    raise AssertionError("no /track-request in the cassette")
+
+
+@pytest.mark.parametrize("how", ["run", "stream", "arun", "astream"])
+def test_a_failed_run_is_on_promptlayer_before_the_error_is_raised(greet, fake_provider, how):
+    _run()  # (the template cached)
+    greet.latency_s = 0.3  # a send left to the background would still be on its way
+    fake_provider.fail_next("err-401")
+
+    async def go() -> None:
+        result = await pl_magic.arun(
+            "greet", input_variables={"name": "Ada"}, stream=how == "astream"
+        )
+        if how == "astream":
+            [c async for c in result]  # type: ignore[union-attr]
+
+    with pytest.raises(ProviderError) as info:
+        if how.startswith("a"):
+            asyncio.run(go())
+        else:
+            _run(stream=how == "stream")
+    assert sorted(greet.tracked) == [101, 102]  # already there when the error is caught
+    payload = greet.tracked[102]
+
+    sdk = _sdk_failure_payload()
+    assert set(payload) == set(sdk)
+    assert (payload["status"], payload["error_type"], payload["request_response"]) == (
+        sdk["status"],
+        sdk["error_type"],
+        {},
+    )
+    assert "401" in payload["error_message"]
+    row = runs()[-1]
+    assert (row["sync_state"], row["remote_request_id"]) == ("sent", "102")
+    assert info.value.request_id == row["request_id"]
+
+
+def test_a_failed_run_waits_for_promptlayer_no_longer_than_the_budget(
+    greet, fake_provider, monkeypatch
+):
+    monkeypatch.setenv("PL_MAGIC_PROMPTLAYER_TRACK_TIMEOUT", "0.3")
+    _run()  # (the SDK imported, the template cached: only the wait on PromptLayer is timed)
+    greet.hang_s = 1.0
+    greet.fail_next("track.request", "hang")
+    fake_provider.fail_next("err-401")
+
+    started = time.monotonic()
+    with pytest.raises(ProviderError):
+        _run()
+    assert time.monotonic() - started < 0.9
+    _wait_synced()
+    assert list(greet.tracked) == [101, 102], "the late answer recorded, not sent again"
+    assert [r["sync_state"] for r in runs()] == ["sent", "sent"]
 
 
 def test_a_cancelled_stream_is_logged_as_a_warning(greet, fake_provider):

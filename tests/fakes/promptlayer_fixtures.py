@@ -17,10 +17,16 @@ def fake_promptlayer_server() -> Iterator[FakePromptLayerServer]:
 
 
 @pytest.fixture
-def fake_promptlayer(fake_promptlayer_server: FakePromptLayerServer) -> FakePromptLayerServer:
-    """The session server, emptied: no prompt, log, fault or key leaks in from earlier tests."""
+def fake_promptlayer(
+    fake_promptlayer_server: FakePromptLayerServer,
+) -> Iterator[FakePromptLayerServer]:
+    """The session server, emptied: no prompt, log, fault or key leaks in from earlier tests
+    (nor, afterwards, a background retry of this test's runs into the next test)."""
+    from pl_magic.tracking import stop_all
+
     fake_promptlayer_server.reset()
-    return fake_promptlayer_server
+    yield fake_promptlayer_server
+    stop_all(wait_s=20)
 
 
 @pytest.fixture

@@ -24,6 +24,11 @@ for the SDK's calls:
   request and response), ``/library-track-score`` [track.score],
   ``/library-track-metadata`` [track.metadata], ``/track-group`` [track.group],
   ``/library-track-prompt`` [track.prompt], ``/create-group`` [group.create]: body only.
+* ``POST /api/public/v2/requests/search`` [requests.search]: header only. The tracked
+  requests matching a ``filter_group`` (``logic`` AND/OR, nested groups; ``metadata`` with
+  ``key_equals``/``key_not_equals``/``in``/``is_empty``/``is_not_empty`` and ``nested_key``;
+  ``pl_id``/``prompt_id`` with ``is``/``in``; ``tags`` with ``contains``), newest first, paged
+  (``per_page`` at most 25) as PromptLayer's docs show; another field or operator is a 400.
 * anything else [unknown]: 404 (so ``//prompt-templates/x`` from a base URL with a
   trailing slash fails, as it would on a real server).
 
@@ -71,6 +76,7 @@ KINDS = (
     "track.prompt",
     "group.create",
     "log.request",
+    "requests.search",
     "unknown",
 )
 _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
@@ -88,6 +94,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("POST", re.compile(r"^/library-track-prompt$"), "track.prompt"),
     ("POST", re.compile(r"^/create-group$"), "group.create"),
     ("POST", re.compile(r"^/log-request$"), "log.request"),
+    ("POST", re.compile(r"^/api/public/v2/requests/search$"), "requests.search"),
 ]
 #: Where each kind takes the key: "header", "body" or "either".
 _KEY_PLACE = {
@@ -887,6 +894,49 @@ class FakePromptLayerServer(ThreadedServer):
             self.groups[group_id] = []
         return JSONResponse({"success": True, "id": group_id})
 
+    def _requests_search(self, ident: str, body: dict[str, Any], rec: Recorded) -> Response:
+        group = body.get("filter_group") or {"logic": "AND", "filters": []}
+        try:
+            page = max(1, int(body.get("page") or 1))
+            per_page = min(25, max(1, int(body.get("per_page") or 25)))
+            with self._lock:
+                found = [(rid, p) for rid, p in self.tracked.items() if _matches(group, rid, p)]
+        except _UnsupportedFilterError as exc:
+            return _error(400, str(exc))
+        except (TypeError, ValueError):
+            return _error(400, "page and per_page must be integers")
+        found.sort(key=lambda item: -item[0])
+        total = len(found)
+        pages = max(1, -(-total // per_page))
+        items = [
+            {
+                "id": rid,
+                "engine": (p.get("kwargs") or {}).get("model"),
+                "provider_type": p.get("provider_type"),
+                "request_start_time": p.get("request_start_time"),
+                "request_end_time": p.get("request_end_time"),
+                "tags_array": p.get("tags") or [],
+                "metadata": [p["metadata"]] if p.get("metadata") else [],
+                "scores": [],
+                "prompt_id": p.get("prompt_id"),
+            }
+            for rid, p in found[(page - 1) * per_page : page * per_page]
+        ]
+        return JSONResponse(
+            {
+                "success": True,
+                "items": items,
+                "page": page,
+                "pages": pages,
+                "per_page": per_page,
+                "total": total,
+                "has_next": page < pages,
+                "has_prev": page > 1,
+                "next_num": page + 1 if page < pages else None,
+                "prev_num": page - 1 if page > 1 else None,
+            }
+        )
+
     def _log_request(self, ident: str, body: dict[str, Any], rec: Recorded) -> Response:
         with self._lock:
             request_id = next(self._request_ids)
@@ -894,6 +944,46 @@ class FakePromptLayerServer(ThreadedServer):
         return JSONResponse(
             {"id": request_id, "prompt_version": None, "status": "SUCCESS"}, status_code=201
         )
+
+
+class _UnsupportedFilterError(ValueError):
+    """A search filter the fake does not implement (a 400, never a silent match)."""
+
+
+def _matches(group: Any, request_id: int, payload: Mapping[str, Any]) -> bool:
+    """Whether a tracked request matches a search ``filter_group`` (or one filter)."""
+    if not isinstance(group, Mapping):
+        raise _UnsupportedFilterError("a filter must be an object")
+    if "filters" in group:
+        results = [_matches(f, request_id, payload) for f in group.get("filters") or []]
+        logic = str(group.get("logic") or "AND").upper()
+        if logic not in ("AND", "OR"):
+            raise _UnsupportedFilterError(f"unknown logic {logic!r}")
+        return all(results) if logic == "AND" else any(results)
+    field_, op, value = group.get("field"), group.get("operator"), group.get("value")
+    if field_ == "metadata":
+        metadata = payload.get("metadata") or {}
+        key = group.get("nested_key")
+        if not isinstance(key, str):
+            raise _UnsupportedFilterError("a metadata filter needs a nested_key")
+        present, actual = key in metadata, metadata.get(key)
+        checks = {
+            "key_equals": lambda: present and actual == value,
+            "key_not_equals": lambda: not present or actual != value,
+            "in": lambda: present and actual in (value or []),
+            "is_empty": lambda: not present,
+            "is_not_empty": lambda: present,
+        }
+    elif field_ in ("pl_id", "prompt_id"):
+        actual = request_id if field_ == "pl_id" else payload.get("prompt_id")
+        checks = {"is": lambda: actual == value, "in": lambda: actual in (value or [])}
+    elif field_ == "tags":
+        checks = {"contains": lambda: value in (payload.get("tags") or [])}
+    else:
+        raise _UnsupportedFilterError(f"fake PromptLayer: unsupported search field {field_!r}")
+    if op not in checks:
+        raise _UnsupportedFilterError(f"fake PromptLayer: unsupported operator {op!r} on {field_}")
+    return bool(checks[op]())
 
 
 def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
