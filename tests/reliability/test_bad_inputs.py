@@ -121,6 +121,7 @@ def test_bad_input(
     fake_provider: Any,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
+    pl_home: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     for name, value in case.env:
@@ -139,6 +140,7 @@ def test_bad_input(
     assert [r for r in fake_provider.requests if r.kind in PROVIDER_KINDS] == [], (
         f"{case.id}: a provider was called"
     )
+    monkeypatch.setenv("PL_MAGIC_HOME", str(pl_home))  # (a row may have pointed it elsewhere)
     assert [r for r in runs() if r["status"] == "ok"] == [], f"{case.id}: logged as a success"
 
 
