@@ -92,7 +92,7 @@ def test_run_by_version_with_params_tags_and_no_stream(greet, fake_provider, cap
     assert code == 0 and out == "echo: Hello Bo\n"
     assert "greet v2 ·" in err
     (req,) = fake_provider.requests
-    assert req.body["temperature"] == 0.7 and "stream" not in req.body
+    assert req.body["temperature"] == 0.7 and req.body["stream"] is False
     (row,) = runs()
     assert json.loads(row["tags"]) == ["cli"] and row["prompt_version"] == 2
 
