@@ -56,7 +56,7 @@ def test_a_1mb_input_variable_runs_and_is_logged_whole(big_doc, fake_provider, c
         print(f"\n1 MB input, run(): peak traced memory {peak / MB:.1f} MB")
     assert _reply(result) == "echo: " + big_doc
     body = fake_provider.requests[-1].body
-    assert body["messages"][-1]["content"] == big_doc
+    assert body["messages"][-1]["content"] == [{"type": "text", "text": big_doc}]
     (row,) = [r for r in runs() if r["prompt_name"] == "big"]
     assert row["status"] == "ok" and row["output"] == "echo: " + big_doc
     assert json.loads(row["input_variables"]) == {"doc": big_doc}
