@@ -2,23 +2,32 @@
 
 Every run is first written to the local log (the DataFrames read it). With the PromptLayer
 backend the row also holds the ``/track-request`` payload the official SDK would send
-(never the API key: it is added when sending) and a sync state:
+(never the API key: it is added when sending; its metadata carries the local request id as
+``pl_magic_request_id``) and a sync state:
 
-* ``sending``: an OK run whose payload ``run()`` is sending now, waiting at most
+* ``sending``: a run being sent now. An OK run waits at most
   ``PL_MAGIC_PROMPTLAYER_TRACK_TIMEOUT`` seconds (3), so that its result carries
-  PromptLayer's ``request_id`` and ``prompt_blueprint`` as the SDK's does;
+  PromptLayer's ``request_id`` and ``prompt_blueprint`` as the SDK's does; a failed run is
+  sent within the same budget before its error is raised, as the SDK does. Past the budget
+  the send carries on in its thread and its late answer is recorded: never sent twice;
 * ``sent``: PromptLayer has it (``remote_request_id`` is its id);
-* ``unsent``: not yet — PromptLayer was down or slow, or the run failed or was cancelled
-  (those are sent in the background; nobody waits for them);
+* ``unsent``: not yet — PromptLayer was down, refused the key, or never answered; or the
+  run was cancelled (sent in the background: the SDK logs nothing for it);
 * ``failed``: PromptLayer refused the payload (a 4xx other than 401/403/429): kept, not
   retried.
 
-Unsent rows are sent by :meth:`Tracker.sync` (``pl_magic.sync()``) and, in a background
-thread, at the start of the next run. After PromptLayer failed, runs neither wait on it nor
-retry for ``PL_MAGIC_SYNC_INTERVAL`` seconds (10): a comparison run while it is down costs
-no extra time. A row is claimed before it is sent, so two threads or two kernels sharing
-the log never send it twice. Scores, metadata and groups given for a
-run PromptLayer does not have yet are queued on its row and sent right after it.
+Unsent rows are sent by :meth:`Tracker.sync` (``pl_magic.sync()``) and by a daemon thread
+that retries while the kernel lives, every ``PL_MAGIC_SYNC_INTERVAL`` seconds (10) at first,
+doubling up to 5 minutes while PromptLayer stays down; a run PromptLayer logs wakes it, so
+the backlog goes at once. After PromptLayer failed, runs do not wait on it for an interval:
+a comparison run while it is down costs no extra time. A send that went out but got no
+answer (a read timeout, a dropped connection) is not retried blindly: before it is sent
+again, PromptLayer's request search (``POST /api/public/v2/requests/search``) is asked for
+its ``pl_magic_request_id``, and a hit is recorded as sent (after a timeout, the search
+waits twice the per-call timeout, as PromptLayer may still be at work on it). A row is
+claimed before it is sent, so two threads or two kernels sharing the log never send it
+twice. Scores, metadata and groups given for a run PromptLayer does not have yet are queued
+on its row and sent right after it.
 """
 
 from __future__ import annotations
