@@ -24,6 +24,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .inert import for_stream
+
 FORMATS = ("text", "markdown")
 _CURSOR = "▌"
 _STATUS_ICONS = {"pending": "·", "running": "…", "ok": "✓", "error": "✗", "cancelled": "⊘"}
@@ -152,7 +154,7 @@ class RunView:
                 self.handle.update(bundle, raw=True)
                 self.throttle.took(time.monotonic() - began)
         else:
-            sys.stdout.write(text[self.printed :])
+            sys.stdout.write(for_stream(text[self.printed :], sys.stdout))
             sys.stdout.flush()
             self.printed = len(text)
 
@@ -162,8 +164,8 @@ class RunView:
             self.throttle.count += 1
             self.handle.update(run_bundle(text, footer, self.fmt, status), raw=True)
         else:
-            sys.stdout.write(text[self.printed :])
-            sys.stdout.write(("\n" if text else "") + footer + "\n")
+            sys.stdout.write(for_stream(text[self.printed :], sys.stdout))
+            sys.stdout.write(("\n" if text else "") + for_stream(footer, sys.stdout) + "\n")
             sys.stdout.flush()
             self.printed = len(text)
 

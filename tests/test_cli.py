@@ -527,12 +527,17 @@ HOSTILE_SHOWN = "hi \\x1b]52;c;ZXZpbA==\\x07 \\x1b[2J\\x9b31mred\\x0d over\tand\
 def _in_pty(*argv: str, timeout: float = 60) -> tuple[int, str]:
     """Run the console script with its stdout and stderr on a real pseudo-terminal:
     (exit code, everything the terminal received, decoded)."""
+    return _command_in_pty([str(SCRIPT), *argv], timeout)
+
+
+def _command_in_pty(command: list[str], timeout: float = 60) -> tuple[int, str]:
+    """Run ``command`` with its stdout and stderr on a real pseudo-terminal."""
     import pty
     import select
 
     master, slave = pty.openpty()
     proc = subprocess.Popen(
-        [str(SCRIPT), *argv],
+        command,
         stdin=subprocess.DEVNULL,
         stdout=slave,
         stderr=slave,
@@ -570,6 +575,23 @@ def test_a_reply_reaches_a_terminal_with_its_control_characters_escaped(greet, f
         assert shown.startswith(HOSTILE_SHOWN + "\n"), shown
     code, shown = _in_pty("runs")
     assert code == 0 and _raw_controls(shown) == [] and "\\x1b]52;c;" in shown, shown
+
+
+#: %plrun in a terminal IPython (no display updates: the reply is printed as it streams)
+_TERMINAL_IPYTHON = """
+from IPython.core.interactiveshell import InteractiveShell
+ip = InteractiveShell.instance()
+ip.run_line_magic("load_ext", "pl_magic")
+ip.run_line_magic("plrun", "greet --label prod --var name=Ada")
+"""
+
+
+def test_plrun_in_a_terminal_ipython_escapes_control_characters(greet, fake_provider):
+    fake_provider.reply_text = HOSTILE
+    code, shown = _command_in_pty([sys.executable, "-c", _TERMINAL_IPYTHON])
+    assert code == 0, shown
+    assert _raw_controls(shown) == [], shown
+    assert shown.startswith(HOSTILE_SHOWN + "\n— greet v"), shown
 
 
 def test_a_template_reaches_a_terminal_escaped_and_json_stays_json(openai_env):

@@ -35,7 +35,7 @@ for the SDK's calls:
 Faults: ``fail_next(kind, fault, times)`` with an HTTP status (429 and 5xx carry
 ``retry-after: 0``), ``"drop"`` (the connection closes without an answer), ``"hang"``
 (answers after ``hang_s``) or ``"html"`` (200 with an HTML page); ``outage`` applies one
-fault to every request.
+fault to every request. ``mangle_next(kind, fn)`` answers with ``fn(answer)``: a malformed body.
 """
 
 from __future__ import annotations

@@ -44,7 +44,6 @@ def model_metadata(provider: str, name: str) -> dict:
     return {"model": {"provider": provider, "name": name, "parameters": {}}}
 
 
-
 @dataclass(frozen=True)
 class Case:
     """One bad input and the error it must give."""
