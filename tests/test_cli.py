@@ -533,7 +533,7 @@ def _in_pty(*argv: str, timeout: float = 60) -> tuple[int, str]:
 def _command_in_pty(command: list[str], timeout: float = 60) -> tuple[int, str]:
     """Run ``command`` with its stdout and stderr on a real pseudo-terminal."""
     import pty
-    import select
+    import selectors
 
     master, slave = pty.openpty()
     proc = subprocess.Popen(
@@ -546,8 +546,11 @@ def _command_in_pty(command: list[str], timeout: float = 60) -> tuple[int, str]:
     )
     os.close(slave)
     chunks = []
+    # a selector, not select.select: after a long suite the descriptor can be past 1024
+    selector = selectors.DefaultSelector()
+    selector.register(master, selectors.EVENT_READ)
     try:
-        while select.select([master], [], [], timeout)[0]:
+        while selector.select(timeout):
             try:
                 data = os.read(master, 65536)
             except OSError:  # EIO: the child closed the terminal
@@ -557,6 +560,7 @@ def _command_in_pty(command: list[str], timeout: float = 60) -> tuple[int, str]:
             chunks.append(data)
         code = proc.wait(timeout=timeout)
     finally:
+        selector.close()
         os.close(master)
     # the terminal's line discipline turns each "\n" into "\r\n"
     return code, b"".join(chunks).decode("utf-8").replace("\r\n", "\n")

@@ -86,8 +86,12 @@ class Kernel:
                 on_message(msg)
             if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
                 break
-        reply = self.kc.get_shell_msg(timeout=30)
-        return reply["content"], messages
+        # the shell channel may still hold an answer to an earlier request (wait_for_ready
+        # sends kernel_info_request until one is answered; on a busy machine two are)
+        while True:
+            reply = self.kc.get_shell_msg(timeout=30)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                return reply["content"], messages
 
     def stop(self) -> None:
         self.kc.stop_channels()
