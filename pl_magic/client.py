@@ -247,7 +247,7 @@ class PromptLayer:
             from .registry.promptlayer import PromptLayerRegistry
             from .tracking import Tracker
 
-            api = PromptLayerAPI(key, base_url)
+            api = PromptLayerAPI(api_key, base_url)  # it names the variable a bad key came from
             self._registry = PromptLayerRegistry(api, cache_ttl_seconds=ttl)
             self.tracker = Tracker(api, self.runlog)
         else:

@@ -37,7 +37,9 @@ from .errors import (
     PromptLayerError,
     PromptLayerUnavailableError,
     redact,
+    spellings,
 )
+from .providers.keys import checked_key
 
 if TYPE_CHECKING:
     import httpx2
@@ -150,7 +152,10 @@ class PromptLayerAPI:
             raise ConfigurationError(
                 "No PromptLayer API key: set the environment variable PROMPTLAYER_API_KEY"
             )
-        self._key = key
+        # A key with a newline or space would fail as "unreachable" with the key echoed in
+        # httpx's error: refused here, naming where it came from.
+        self._key = checked_key("api_key" if api_key else "PROMPTLAYER_API_KEY", key)
+        self._spellings = spellings(self._key)
         self.base_url = normalize_base_url(
             base_url or os.environ.get("PROMPTLAYER_BASE_URL") or DEFAULT_BASE_URL
         )
@@ -197,7 +202,9 @@ class PromptLayerAPI:
 
     def _clean(self, text: str) -> str:
         """Text from outside (server bodies, transport errors) without the key."""
-        return redact(text.replace(self._key, "***"))
+        for spelling in (self._key, *self._spellings):
+            text = text.replace(spelling, "***")
+        return redact(text)
 
     # -- the one request loop ------------------------------------------------------------
 

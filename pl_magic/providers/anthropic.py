@@ -37,7 +37,7 @@ from .base import (
     fingerprint,
     require_google_cloud,
 )
-from .keys import anthropic_host, env_key, may_send_key, vertex_host
+from .keys import anthropic_host, env_key, may_send_key, refuse_routing_parameters, vertex_host
 
 #: Max tokens when the template sets none (the Messages API requires a value).
 DEFAULT_MAX_TOKENS = 1024
@@ -349,6 +349,7 @@ class AnthropicProvider(Provider):
     def build_request(
         self, rendered: Mapping[str, Any], spec: ModelSpec, stream: bool
     ) -> dict[str, Any]:
+        refuse_routing_parameters(self.name, spec.parameters)
         system, messages = build_messages(rendered)
         request: dict[str, Any] = {"model": spec.name, "messages": messages}
         if system:

@@ -43,7 +43,7 @@ from .base import (
     fingerprint,
     require_google_cloud,
 )
-from .keys import env_key, gemini_host, may_send_key, vertex_host
+from .keys import env_key, gemini_host, may_send_key, refuse_routing_parameters, vertex_host
 
 PARAMETERS = ParameterMap(
     names={
@@ -487,6 +487,7 @@ class GoogleProvider(Provider):
     def build_request(
         self, rendered: Mapping[str, Any], spec: ModelSpec, stream: bool
     ) -> dict[str, Any]:
+        refuse_routing_parameters(self.name, spec.parameters)
         system, contents = build_contents(rendered)
         config: dict[str, Any] = dict(spec.parameters)
         if system:

@@ -17,11 +17,17 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 from .. import config
-from ..errors import ConfigurationError, MalformedKeyError, UntrustedBaseUrlError
+from ..errors import (
+    ConfigurationError,
+    InvalidTemplateError,
+    MalformedKeyError,
+    UntrustedBaseUrlError,
+)
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -168,6 +174,35 @@ def may_send_key(
         return False
     shown = found or template_url[:80]
     raise UntrustedBaseUrlError(provider, shown, key_variable, "PL_MAGIC_TRUSTED_BASE_URLS")
+
+
+#: SDK call arguments that change where a request goes or the credentials it carries (genai's
+#: per-request ``http_options`` replaces the client's base URL and headers). They would let a
+#: registry template route around the rule above, so a template never sets them.
+ROUTING_PARAMETERS = frozenset(
+    {
+        "http_options",
+        "extra_headers",
+        "extra_query",
+        "base_url",
+        "api_key",
+        "default_headers",
+        "default_query",
+        "http_client",
+    }
+)
+
+
+def refuse_routing_parameters(provider: str, parameters: Mapping[str, Any]) -> None:
+    """:class:`InvalidTemplateError` (before any call) when a template's model parameters or
+    ``model_parameter_overrides`` hold one of :data:`ROUTING_PARAMETERS`."""
+    for name in parameters:
+        if name in ROUTING_PARAMETERS:
+            raise InvalidTemplateError(
+                f"The {provider} model parameter {name!r} could send the request or its key "
+                "to another server: remove it, and set provider_base_url on the template "
+                "instead (see PL_MAGIC_TRUSTED_BASE_URLS)"
+            )
 
 
 def checked_key(variable: str, value: str) -> str:

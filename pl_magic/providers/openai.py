@@ -23,7 +23,7 @@ from .base import (
     fingerprint,
     is_loopback_url,
 )
-from .keys import env_key, may_send_key, openai_host
+from .keys import env_key, may_send_key, openai_host, refuse_routing_parameters
 
 API_TYPES = ("chat-completions", "completions", "responses")
 
@@ -311,6 +311,7 @@ class OpenAIProvider(Provider):
     def build_request(
         self, rendered: Mapping[str, Any], spec: ModelSpec, stream: bool
     ) -> dict[str, Any]:
+        refuse_routing_parameters(self.name, spec.parameters)
         api = api_type_of(spec, rendered)
         params = dict(spec.parameters)
         stored_messages = params.pop("messages", None)
