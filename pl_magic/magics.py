@@ -9,6 +9,7 @@ and the fix; ``%config PlMagic.short_errors = False`` shows full tracebacks.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -26,7 +27,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from traitlets import Bool, Enum, Float, Int, List, Unicode, observe
 from traitlets.config import Configurable
 
-from . import config
+from . import config, inert
 from . import footer as footer_mod
 from .blueprint import reply_text
 from .client import default_client, set_backend
@@ -416,7 +417,8 @@ class PlMagic(Magics, Configurable):
         registry = default_client().registry
         record = registry.get(name, version=args.version or version, label=label)
         text = template_as_text(record)
-        print(text)
+        # template text is from the registry: on a terminal its control characters are escaped
+        print(inert.for_stream(text, sys.stdout))
         if args.diff:
             other_v, other_l = (int(args.diff), None) if args.diff.isdigit() else (None, args.diff)
             other = registry.get(name, version=other_v, label=other_l)
@@ -427,7 +429,7 @@ class PlMagic(Magics, Configurable):
                 tofile=f"{name} v{record['version']}",
                 lineterm="",
             )
-            print("\n".join(diff) or "(no differences)")
+            print(inert.for_stream("\n".join(diff) or "(no differences)", sys.stdout))
 
 
 def load(ip: Any) -> None:

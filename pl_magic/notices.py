@@ -1,7 +1,9 @@
 """One-line notices for the person at the keyboard (warnings that are not errors).
 
 Written to stderr at call time as ``pl_magic: <message>`` so they show as one line in a
-notebook cell, a terminal and captured test output alike.
+notebook cell, a terminal and captured test output alike. A notice can quote text from
+outside (a server's error, a template's name): on a terminal its control characters are
+escaped (:mod:`pl_magic.inert`).
 """
 
 from __future__ import annotations
@@ -9,8 +11,10 @@ from __future__ import annotations
 import sys
 
 from .errors import redact
+from .inert import for_stream
 
 
 def warn(message: str) -> None:
     """Show a one-line notice on stderr."""
-    print(f"pl_magic: {redact(' '.join(message.split()))}", file=sys.stderr, flush=True)
+    line = f"pl_magic: {redact(' '.join(message.split()))}"
+    print(for_stream(line, sys.stderr), file=sys.stderr, flush=True)
