@@ -935,7 +935,9 @@ def markdown() -> str:
     if env_cases:
         lines += ["", "Environment for the rows that need one:", ""]
         for case in env_cases:
-            changes = ", ".join(f"`{k}` unset" if v is None else f"`{k}={v}`" for k, v in case.env)
+            changes = ", ".join(
+                f"`{k}` unset" if v is None else f"`{k}={_cell(v)}`" for k, v in case.env
+            )
             lines.append(f"- `{case.id}`: {changes}")
     lines += [
         "",
