@@ -613,7 +613,10 @@ def _jsonable_vars(values: Mapping[str, Any]) -> dict[str, Any]:
             try:
                 text = json.dumps(value, ensure_ascii=False)
             except (TypeError, ValueError):
-                value = text = str(value)
+                try:
+                    value = text = str(value)
+                except Exception as exc:  # (an int too long to write): the row is kept
+                    value = text = f"[not stored: a {type(value).__name__} ({exc})]"
         if len(text) > limit:
             value = f"{text[:limit]}… [cut in the log: {len(text):,} characters in all]"
         out[key] = value

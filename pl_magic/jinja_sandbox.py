@@ -7,8 +7,10 @@ deadline and its cancel event as it goes) and checks sizes before text is made:
 
 - ``call`` (methods, globals, macros), ``getattr``, ``getitem`` and every operator
   (``call_binop``) count a step; ``*``, ``**``, ``+`` and ``%`` check the size of their
-  result first, and so do the string methods that pad or expand (``center``, ``ljust``,
-  ``rjust``, ``zfill``, ``expandtabs``, ``replace``, ``join``, ``translate``,
+  result first (a list's size counts the items of the lists it holds, each time it holds
+  them, so that no deep structure is built for ``str()`` or ``==`` to walk), and so do
+  the string methods that pad or expand (``center``, ``ljust``, ``rjust``, ``zfill``,
+  ``expandtabs``, ``replace``, ``join``, ``translate``,
   ``int.to_bytes``);
 - ``str.format`` runs through a formatter that checks each field's width and the text so
   far before formatting it;
@@ -29,7 +31,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from jinja2 import StrictUndefined, nodes
-from jinja2.compiler import CodeGenerator, Frame
+from jinja2.compiler import CodeGenerator, Frame, operators
 from jinja2.sandbox import (
     ImmutableSandboxedEnvironment,
     SandboxedEscapeFormatter,
@@ -38,7 +40,14 @@ from jinja2.sandbox import (
 from jinja2.utils import generate_lorem_ipsum
 from markupsafe import Markup
 
-from .templates import Budget, check_percent, current_budget, spec_width, text_size
+from .templates import (
+    Budget,
+    check_percent,
+    current_budget,
+    item_count,
+    spec_width,
+    text_size,
+)
 
 #: The filter every ``{% for %}`` loop's iterable goes through (see ``_parse``).
 LOOP_FILTER = "pl_magic_counted_loop"
@@ -58,7 +67,19 @@ _LIPSUM_WORD = 16
 
 
 class _Generator(CodeGenerator):
-    """Compiles ``a ~ b`` to a size-checked join."""
+    """Compiles ``a ~ b`` to a size-checked join, and comparisons to ones whose operands'
+    sizes are checked first (``==`` and ``in`` do not go through ``call_binop``, and one
+    comparison of two large structures is one C call the deadline cannot stop)."""
+
+    def visit_Compare(self, node: nodes.Compare, frame: Frame) -> None:
+        self.write("(environment.compared(")
+        self.visit(node.expr, frame)
+        self.write(")")
+        for operand in node.ops:
+            self.write(f" {operators[operand.op]} environment.compared(")
+            self.visit(operand.expr, frame)
+            self.write(")")
+        self.write(")")
 
     def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
         self.write("environment.bounded_join((")
@@ -110,6 +131,16 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         budget.check_size(sum(text_size(p, budget.max_chars) for p in parts), "The joined text")
         return "".join(map(str, parts))
 
+    def compared(self, value: Any) -> Any:
+        """An operand of ``==``, ``<``, ``in``…: containers are refused when they hold more
+        values (nested ones counted each time) than the size limit."""
+        if isinstance(value, Mapping | list | tuple | set | frozenset):
+            budget = current_budget()
+            budget.step()
+            size = item_count(value, budget.max_chars)
+            budget.check_size(size, "A compared value's items")
+        return value
+
     # -- the sandbox's hooks ----------------------------------------------------------
 
     def call(self, context: Any, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
@@ -141,9 +172,13 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         elif operator == "**":
             _check_power(left, right, budget)
         elif operator == "+":
-            sequences = str | bytes | list | tuple
-            if isinstance(left, sequences) and isinstance(right, sequences):
+            if isinstance(left, str | bytes) and isinstance(right, str | bytes):
                 budget.check_size(len(left) + len(right), "The added sequences")
+            elif isinstance(left, list | tuple) and isinstance(right, list | tuple):
+                # counted in depth: lists of shared lists make huge text and comparisons
+                limit = budget.max_chars
+                size = item_count(left, limit) + item_count(right, limit)
+                budget.check_size(size, "The added lists' items")
         elif operator == "%" and isinstance(left, str | bytes):
             check_percent(left, right, budget)
         return super().call_binop(context, operator, left, right)
@@ -242,8 +277,12 @@ def _arg(args: tuple[Any, ...], kwargs: Mapping[str, Any], i: int, name: str, de
 
 def _check_repeat(left: Any, right: Any, budget: Budget) -> None:
     for seq, n in ((left, right), (right, left)):
-        if isinstance(seq, str | bytes | list | tuple) and isinstance(n, int):
+        if isinstance(seq, str | bytes) and isinstance(n, int):
             budget.check_size(len(seq) * n, "The repeated sequence")
+        elif isinstance(seq, list | tuple) and isinstance(n, int):
+            # counted in depth: ``[a] * 1000`` holds 1000 times all of ``a``
+            size = item_count(seq, budget.max_chars) * n
+            budget.check_size(size, "The repeated list's items")
     ints = isinstance(left, int) and isinstance(right, int)
     if ints and not isinstance(left, bool) and not isinstance(right, bool):
         digits = (left.bit_length() + right.bit_length()) * 0.30103

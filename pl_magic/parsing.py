@@ -28,6 +28,13 @@ class YAMLTooDeepError(yaml.YAMLError):
     problem_mark = None
 
 
+class YAMLNumberTooLongError(yaml.YAMLError):
+    """The YAML has an integer longer than Python will read (``sys.get_int_max_str_digits``)."""
+
+    problem = "a number has too many digits for Python, quote it to keep it as text"
+    problem_mark = None
+
+
 class _NoAliasLoader(yaml.SafeLoader):
     """PyYAML's safe loader without anchors and aliases."""
 
@@ -45,12 +52,15 @@ class _NoAliasLoader(yaml.SafeLoader):
 
 def load_yaml(text: str) -> Any:
     """YAML text → data, as ``yaml.safe_load`` but refusing anchors and aliases
-    (:class:`YAMLAliasError`) and too deep nesting (:class:`YAMLTooDeepError`); both are
-    ``yaml.YAMLError`` with a ``problem`` and a ``problem_mark``, like PyYAML's own."""
+    (:class:`YAMLAliasError`), too deep nesting (:class:`YAMLTooDeepError`) and integers
+    too long for Python (:class:`YAMLNumberTooLongError`); all are ``yaml.YAMLError`` with a
+    ``problem`` and a ``problem_mark``, like PyYAML's own."""
     try:
         return yaml.load(text, Loader=_NoAliasLoader)  # (a SafeLoader subclass)
     except RecursionError:
         raise YAMLTooDeepError() from None
+    except ValueError:  # int("1" * 5000) refuses: PyYAML does not turn it into its own error
+        raise YAMLNumberTooLongError() from None
 
 
 # NAME, NAME@label, NAME:3, and MLflow's prompts:/NAME@label form.

@@ -17,7 +17,8 @@ data (what JSON can hold) before any template sees it, by :func:`plain_variables
 - refused with a one-line :class:`InvalidInputError` naming the variable and the type:
   bytes (decode them first), pandas objects (say how the table should read:
   ``df.to_markdown()``, ``df.to_dict("records")``), iterators and generators (a template
-  would consume them), values that contain themselves, and every other object.
+  would consume them), values that contain themselves, integers too long for Python to
+  write as text (``sys.get_int_max_str_digits()``), and every other object.
 
 One function, so that new kinds of input (images, files as media) are added in one place.
 """
@@ -30,6 +31,7 @@ import decimal
 import enum
 import numbers
 import os
+import sys
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -53,9 +55,23 @@ def plain_variables(values: Mapping[str, Any] | None) -> dict[str, Any]:
 
 def plain_data(value: Any, name: str = "value") -> Any:
     """``value`` as plain data, or a one-line error naming ``name`` and the type."""
-    if type(value) in _SCALARS:  # the common case, first and fast
+    if type(value) in _SCALARS and type(value) is not int:  # the common case, first and fast
         return value
     return _convert(value, name, name, set(), 0)
+
+
+def _check_digits(value: int, name: str, path: str) -> int:
+    """``value``, or a one-line error when Python cannot write it as text (more digits than
+    ``sys.get_int_max_str_digits()``): the template, the log and the request all need it."""
+    most = sys.get_int_max_str_digits()
+    if most and value.bit_length() > 3 * most and abs(value) >= 10**most:
+        where = "" if path == name else f" at {shown(path, 60)[1:-1]}"
+        raise InvalidInputError(
+            f"Input variable {shown(name, 40)} holds an integer of more than {most:,} digits"
+            f"{where}, which Python cannot write as text: pass fewer digits, or raise "
+            "sys.set_int_max_str_digits() and pass str(value)"
+        )
+    return value
 
 
 def _type_name(value: Any) -> str:
@@ -84,6 +100,8 @@ def _plain_key(key: Any, path: str, name: str) -> str:
 
 
 def _convert(value: Any, name: str, path: str, seen: set[int], depth: int) -> Any:
+    if type(value) is int:
+        return _check_digits(value, name, path)
     if type(value) in _SCALARS:
         return value
     if depth > MAX_DEPTH:
@@ -100,7 +118,7 @@ def _convert(value: Any, name: str, path: str, seen: set[int], depth: int) -> An
     if isinstance(value, bytes | bytearray | memoryview):
         raise _refuse(value, name, path, "decode it to text first, e.g. value.decode()")
     if isinstance(value, int):
-        return int(value)
+        return _check_digits(int(value), name, path)
     if isinstance(value, float):
         return float(value)
     numpy_item = _numpy_item(value)
@@ -109,7 +127,7 @@ def _convert(value: Any, name: str, path: str, seen: set[int], depth: int) -> An
     if isinstance(value, decimal.Decimal):
         return str(value)
     if isinstance(value, numbers.Integral):
-        return int(value)
+        return _check_digits(int(value), name, path)
     if isinstance(value, numbers.Real):
         return float(value)
     if isinstance(value, os.PathLike):

@@ -30,11 +30,12 @@ worker threads use it so that an interrupt stops their rendering too).
 
 from __future__ import annotations
 
+import itertools
 import re
 import string
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -164,15 +165,20 @@ def text_size(value: Any, limit: int) -> int:
     """About how many characters ``str(value)`` has; counting stops past ``limit``.
 
     Containers are walked (a list of 100,000 references to one long string is short as a
-    list but not as text); the count is at least the real size for text and close to it
-    for numbers, so that it can be checked before the text is made.
+    list but not as text), and a container met again is counted again, because ``str()``
+    and ``tojson`` write every reference in full; only a real cycle (a container inside
+    itself) counts as short, as its text is. The count is at least the real size for text
+    and close to it for numbers, so that it can be checked before the text is made; the
+    walk stays short because it stops past ``limit``.
     """
     total = 0
     stack: list[Any] = [value]
-    seen: set[int] = set()
+    ancestors: set[int] = set()  # the containers being walked, to tell a cycle from a repeat
     while stack and total <= limit:
         item = stack.pop()
-        if isinstance(item, str | bytes | bytearray):
+        if type(item) is _Leave:
+            ancestors.discard(item.key)
+        elif isinstance(item, str | bytes | bytearray):
             total += len(item) + 2
         elif isinstance(item, bool) or item is None:
             total += 5
@@ -181,10 +187,11 @@ def text_size(value: Any, limit: int) -> int:
         elif isinstance(item, float):
             total += 8
         elif isinstance(item, Mapping | list | tuple | set | frozenset) or _is_view(item):
-            if id(item) in seen:
+            if id(item) in ancestors:
                 total += 5
                 continue
-            seen.add(id(item))
+            ancestors.add(id(item))
+            stack.append(_Leave(id(item)))
             total += 2
             if isinstance(item, Mapping):
                 for key, val in item.items():
@@ -204,6 +211,41 @@ def text_size(value: Any, limit: int) -> int:
             if attrs is not None:
                 stack.append(attrs)
     return total
+
+
+def item_count(value: Any, limit: int) -> int:
+    """How many values ``value`` holds, nested ones included and shared ones counted each
+    time (as a comparison or ``str()`` visits them); counting stops past ``limit`` (a
+    container inside itself therefore counts as past it)."""
+    total = 1
+    stack: list[Any] = [value]
+    while stack and total <= limit:
+        item = stack.pop()
+        if not isinstance(item, Mapping | list | tuple | set | frozenset):
+            item = _namespace_attrs(item)
+            if item is None:
+                continue
+        if isinstance(item, Mapping):
+            total += 2 * len(item)
+            values: Iterable[Any] = itertools.chain(item.keys(), item.values())
+        else:
+            total += len(item)
+            values = item
+        if total <= limit:  # (checked before the walk, so that the stack stays short)
+            stack.extend(v for v in values if not isinstance(v, _LEAVES))
+    return total
+
+
+_LEAVES = (str, bytes, bytearray, int, float, type(None))
+
+
+class _Leave:
+    """A mark on :func:`text_size`'s stack: the walk has left the container ``key``."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: int) -> None:
+        self.key = key
 
 
 def _is_view(item: Any) -> bool:

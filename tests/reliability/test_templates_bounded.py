@@ -207,6 +207,58 @@ def test_an_fstring_attack_ends_with_a_limit_error_in_bounded_memory(
     assert _provider_calls(fake_provider) == []
 
 
+def _nested(name: str, levels: int, first: str) -> str:
+    """A jinja2 template that nests ``[x, x]`` ``levels`` times inside a namespace: the
+    text and the comparisons of the result are 2**levels times the size of ``first``."""
+    return (
+        f"{{% set {name} = namespace(x={first}) %}}{{% for i in range({levels}) %}}"
+        f"{{% set {name}.x = [{name}.x, {name}.x] %}}{{% endfor %}}"
+    )
+
+
+#: Shared references: small as objects, huge as text or to compare (each reference is
+#: written, or compared, in full). Rendered with a lower size limit so that the new code's
+#: bounded walks are short; the old code built the whole text (or compared it all) first.
+SHARED_ATTACKS = {
+    "repeated-lists": "{% set a=[1]*1000 %}{% set b=[a]*1000 %}{% set c=[b]*100 %}{{ c }}",
+    "added-lists": (
+        "{% set a=[[1]*1000] %}{% set ns = namespace(x=a) %}{% for i in range(12) %}"
+        "{% set ns.x = ns.x + ns.x %}{% endfor %}{{ ns.x|length }}"
+    ),
+    "written-lists": "{% set a=['abcdefgh']*1000 %}{% set b=[a,a,a,a,a,a,a,a,a,a] %}"
+    "{% set c=[b,b,b,b,b,b,b,b,b,b] %}{% set d=[c,c,c,c,c,c,c,c,c,c] %}{{ [d,d,d,d] }}",
+    "namespace-doubling": _nested("ns", 22, "'abcdefgh'") + "{{ ns.x }}",
+    "namespace-doubling-tojson": _nested("ns", 22, "'abcdefgh'") + "{{ ns.x|tojson }}",
+    "equal-deep-structures": _nested("g", 27, "1") + _nested("h", 27, "1") + "{{ g.x == h.x }}",
+    "member-of-deep-structure": _nested("g", 27, "1")
+    + _nested("h", 27, "1")
+    + "{{ g.x in [0, h.x] }}",
+}
+
+
+@pytest.mark.parametrize("text", list(SHARED_ATTACKS.values()), ids=list(SHARED_ATTACKS))
+def test_shared_references_count_in_full_against_the_size_limit(
+    openai_env, fake_provider, monkeypatch, text
+):
+    monkeypatch.setenv("PL_MAGIC_TEMPLATE_MAX_CHARS", "100000")
+    publish("shared", chat(("user", text), fmt="jinja2"))
+    error, peak = _peak_mb(lambda: pl_magic.run("shared"))
+    assert isinstance(error, TemplateLimitError), repr(error)
+    assert "PL_MAGIC_TEMPLATE_MAX_CHARS" in str(error) and "\n" not in str(error)
+    assert peak < 10, f"{peak:.0f} MB traced"
+    assert _provider_calls(fake_provider) == [] and runs() == []
+
+
+def test_a_cycle_still_counts_as_short_text():
+    from pl_magic.templates import text_size
+
+    loop: list[Any] = [1]
+    loop.append(loop)
+    assert text_size(loop, 1000) < 20
+    shared = ["x" * 10] * 10
+    assert text_size([shared, shared], 10**6) > 2 * 10 * 12
+
+
 def test_the_size_limit_covers_the_whole_template_and_is_configurable(
     openai_env, fake_provider, monkeypatch
 ):
@@ -315,6 +367,37 @@ def test_a_long_input_goes_whole_to_the_provider_and_cut_to_the_log(openai_env, 
     assert len(logged["doc"]) < 64_100
     assert isinstance(logged["rows"], str) and "cut in the log" in logged["rows"]
     assert len(row["input_variables"]) < 1_000_000  # (the whole doc is 1.8 MB as JSON)
+
+
+def test_an_integer_too_long_to_write_is_refused_before_the_call(openai_env, fake_provider):
+    publish("pj", chat(("user", "hi {{ x|length }}"), fmt="jinja2"))
+    with pytest.raises(InvalidInputError) as info:
+        pl_magic.run("pj", input_variables={"x": [10**5000]})
+    message = str(info.value)
+    assert "'x'" in message and "4,300 digits" in message and "at x[0]" in message
+    assert "\n" not in message
+    assert _provider_calls(fake_provider) == [] and runs() == []
+
+
+def test_the_log_keeps_a_row_for_a_value_python_cannot_write():
+    from pl_magic.engine import _jsonable_vars
+
+    logged = _jsonable_vars({"n": 10**5000, "name": "Ada"})
+    assert logged["name"] == "Ada"
+    assert logged["n"].startswith("[not stored: a int") and len(logged["n"]) < 300
+
+
+@pytest.mark.parametrize(
+    "read", [parsing.parse_body, lambda t: parsing.parse_pairs([t.replace(": ", "=")], "--var")]
+)
+def test_a_yaml_integer_too_long_for_python_is_not_a_traceback(read):
+    text = "x: " + "1" * 5000
+    try:
+        value = read(text)
+    except InvalidInputError as exc:  # the cell body: one line naming the fix
+        assert "quote it to keep it as text" in str(exc) and "\n" not in str(exc)
+    else:  # --var x=…: kept as typed, like any value YAML cannot read
+        assert value == {"x": "1" * 5000}
 
 
 # -- Ctrl-C during run_many stops the rendering in the worker threads ---------------------
