@@ -26,6 +26,7 @@ from typing import Any, NoReturn
 from . import __version__
 from .errors import InvalidInputError, MissingVariablesError, PlMagicError, redact
 from .inert import csv_cell, for_stream, json_text
+from .parsing import positive_int
 
 PROG = "pl-magic"
 EXIT_FAILED = 1
@@ -390,16 +391,6 @@ def cmd_local(args: argparse.Namespace) -> int:
 # -- the parser -----------------------------------------------------------------------------
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be 1 or more")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The ``pl-magic`` argument parser."""
     parser = _Parser(
@@ -413,7 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("name", help="prompt name")
     which = run.add_mutually_exclusive_group()
     which.add_argument("--label", help="release label to run (e.g. prod)")
-    which.add_argument("--version", type=_positive_int, help="version number to run")
+    which.add_argument("--version", type=positive_int, help="version number to run")
     run.add_argument("--var", action="append", metavar="K=V", help="input variable (repeatable)")
     run.add_argument("--param", action="append", metavar="K=V", help="model parameter override")
     run.add_argument("--provider", help="run on another provider (openai, anthropic, google...)")
@@ -429,7 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("show", help="one version of a prompt")
     p.add_argument("name")
     which = p.add_mutually_exclusive_group()
-    which.add_argument("--version", type=_positive_int)
+    which.add_argument("--version", type=positive_int)
     which.add_argument("--label")
     p.add_argument("--json", action="store_true", help="PromptLayer JSON instead of text")
     p.set_defaults(func=cmd_prompts_show)
@@ -440,7 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_prompts_push)
     p = sub.add_parser("export", help="PromptLayer JSON of a prompt's versions")
     p.add_argument("name")
-    p.add_argument("--version", type=_positive_int, help="only this version")
+    p.add_argument("--version", type=positive_int, help="only this version")
     p.add_argument("--out", help="write to this file instead of stdout")
     p.set_defaults(func=cmd_prompts_export)
     p = sub.add_parser("import", help="import PromptLayer JSON as new versions")
@@ -452,7 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("set", help="point LABEL of NAME at VERSION")
     p.add_argument("name")
     p.add_argument("label")
-    p.add_argument("version", type=_positive_int)
+    p.add_argument("version", type=positive_int)
     p.set_defaults(func=cmd_labels_set)
     p = sub.add_parser("delete", help="remove LABEL of NAME")
     p.add_argument("name")
@@ -460,7 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_labels_delete)
 
     runs = commands.add_parser("runs", help="the latest logged runs")
-    runs.add_argument("--limit", type=_positive_int, help="how many (default 20)")
+    runs.add_argument("--limit", type=positive_int, help="how many (default 20)")
     runs.add_argument("--prompt", help="only runs of this prompt")
     runs.add_argument("--csv", metavar="FILE", help="write the runs (all, unless --limit) as CSV")
     runs.set_defaults(func=cmd_runs)

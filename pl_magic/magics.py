@@ -8,7 +8,6 @@ and the fix; ``%config PlMagic.short_errors = False`` shows full tracebacks.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -34,7 +33,7 @@ from .client import default_client, set_backend
 from .display import GridCell, GridView, RunView
 from .engine import RunOptions
 from .errors import InvalidInputError, PlMagicError
-from .parsing import parse_body, parse_pairs, parse_target
+from .parsing import parse_body, parse_pairs, parse_target, positive_int
 
 
 class RunCancelledError(PlMagicError):
@@ -53,17 +52,6 @@ def _parse(magic: Callable[..., Any], line: str, name: str) -> Any:
         raise UsageError(
             f"Cannot read the options of %{name} ({exc}): {fix} (see %{name}? for the options)"
         ) from None
-
-
-def _positive_int(text: str) -> int:
-    """A count option (``--concurrency``): a whole number, 1 or more."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be 1 or more")
-    return value
 
 
 def _short(exc: PlMagicError) -> PlMagicError:
@@ -167,7 +155,7 @@ class PlMagic(Magics, Configurable):
     @argument("--models", help="Compare models, e.g. gpt-4o-mini,anthropic/claude-sonnet-4-6.")
     @argument("--repeat", type=int, default=1, help="Run each combination N times.")
     @argument("--inputs", help="Name of a DataFrame or list of dicts: one run per row.")
-    @argument("--concurrency", type=_positive_int, help="Runs at once per provider.")
+    @argument("--concurrency", type=positive_int, help="Runs at once per provider.")
     def plrun(self, line: str, cell: str | None = None, local_ns: Any = None) -> Any:
         """Run a registry prompt; the cell body holds its input variables as YAML.
 

@@ -122,3 +122,17 @@ def parse_body(cell: str | None) -> dict[str, Any]:
             "write `name: value` lines"
         )
     return {str(k): v for k, v in data.items()}
+
+
+def positive_int(text: str) -> int:
+    """A count option (``--concurrency``, ``--limit``): a whole number, 1 or more; else an
+    ``argparse.ArgumentTypeError`` that argparse shows as a one-line usage error."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 1 or more")
+    return value
