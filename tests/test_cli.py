@@ -296,7 +296,7 @@ def test_labels_set_and_delete(greet, capsys):
     code, _, err = cli(capsys, "labels", "set", "greet", "prod", "7")
     assert code == 1 and "existing versions are 1, 2" in one_line_error(err)
     code, _, err = cli(capsys, "labels", "set", "greet", "prod", "two")
-    assert code == 2 and "not a number" in one_line_error(err)
+    assert code == 2 and "not a whole number" in one_line_error(err)
     code, _, err = cli(capsys, "labels", "set", "greet", "bad label", "1")
     assert code == 2 and "Invalid release label" in one_line_error(err)
 
