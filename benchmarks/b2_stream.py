@@ -36,7 +36,7 @@ REPLY = ("Thanks for writing, Ada. Try resetting your password from the sign-in 
 def run(servers: Servers, quick: bool = False) -> Outcome:
     """Measure B2."""
     import pl_magic
-    from pl_magic.blueprint import reply_text
+    from pl_magic.core.blueprint import reply_text
 
     servers.reset()
     servers.set("provider", reply_text=REPLY, chunk_size=4)

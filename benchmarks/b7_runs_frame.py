@@ -1,6 +1,6 @@
 """B7: ``pl_magic.runs()`` over 10,000 logged runs, against ``pandas.read_sql`` of the table.
 
-The log is filled with realistic rows through :class:`pl_magic.runlog.RunLog` (a rendered
+The log is filled with realistic rows through :class:`pl_magic.runlog.sqlite.RunLog` (a rendered
 chat template, three input variables, parameters, tags, metadata, usage, cost and the
 provider's raw response), spread over four prompts, two models and three statuses. The
 baseline reads the same table with ``pandas.read_sql("SELECT * FROM runs", conn)`` on a
@@ -36,8 +36,8 @@ TARGET = 1.5
 def fill_log(count: int = RUNS, seed: int = 9) -> None:
     """Write ``count`` realistic runs to the current PL_MAGIC_HOME's log (one transaction
     each, as runs are logged)."""
-    from pl_magic.blueprint import render
-    from pl_magic.runlog import RunLog, RunRecord, run_key
+    from pl_magic.core.blueprint import render
+    from pl_magic.runlog.sqlite import RunLog, RunRecord, run_key
 
     rng = random.Random(seed)
     log = RunLog()
@@ -109,7 +109,7 @@ def run(servers: Servers, quick: bool = False) -> Outcome:
     import pandas as pd
 
     import pl_magic
-    from pl_magic import config
+    from pl_magic.core import config
 
     with scratch_home():
         fill_log()

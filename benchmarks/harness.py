@@ -155,7 +155,7 @@ def scratch_home(prefix: str = "pl_magic_bench_") -> Iterator[Path]:
         try:
             yield Path(home)
         finally:
-            from pl_magic import store
+            from pl_magic.core import store
 
             with store._open_lock:  # close this home's database before it is deleted
                 for key in [k for k in store._open if k[1].startswith(str(Path(home)))]:
@@ -294,7 +294,7 @@ def publish_local(name: str = "bench", labels: tuple[str, ...] = ("prod",)) -> N
 def prepared_request(name: str = "bench", stream: bool = False, **run: Any) -> dict[str, Any]:
     """The native request pl_magic sends for a run (``Engine.prepare(...).request``)."""
     from pl_magic.client import default_client
-    from pl_magic.engine import RunOptions
+    from pl_magic.engine.engine import RunOptions
 
     options = RunOptions.build(name, input_variables=VARIABLES, stream=stream, **run)
     return dict(default_client().engine.prepare(options).request)
@@ -304,7 +304,7 @@ def raw_openai_client() -> Any:
     """An OpenAI client configured as pl_magic configures its own (retries, timeout)."""
     import openai
 
-    from pl_magic.config import provider_max_retries, provider_timeout_s
+    from pl_magic.core.config import provider_max_retries, provider_timeout_s
 
     return openai.OpenAI(
         api_key=os.environ["OPENAI_API_KEY"],

@@ -39,7 +39,7 @@ def run_all(page: Any, base: str, name: str) -> None:
 def main() -> int:
     from playwright.sync_api import expect, sync_playwright
 
-    from pl_magic import local_model
+    from pl_magic.providers import local as local_model
 
     tmp = Path(tempfile.mkdtemp(prefix="pl_magic_shots_"))
     home = tmp / "pl_magic_home"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from .core import __version__ as __version__
 
 # public name -> module that defines it (imported on first access)
 _LAZY = {
@@ -29,7 +29,7 @@ _LAZY = {
     "compare": "pl_magic.api",
     "PromptLayer": "pl_magic.client",
     "AsyncPromptLayer": "pl_magic.async_client",
-    "form": "pl_magic.widget",
+    "form": "pl_magic.surfaces.widget",
 }
 
 __all__ = [
@@ -54,7 +54,6 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from . import errors
     from .api import (
         add_metadata,
         arun,
@@ -73,19 +72,20 @@ if TYPE_CHECKING:
     )
     from .async_client import AsyncPromptLayer
     from .client import PromptLayer
-    from .widget import form
+    from .core import errors
+    from .surfaces.widget import form
 
 
 def load_ipython_extension(ip: Any) -> None:
     """``%load_ext pl_magic``: register the magics (heavy modules still load on first use)."""
-    from .magics import load
+    from .surfaces.magics import load
 
     load(ip)
 
 
 def unload_ipython_extension(ip: Any) -> None:
     """``%unload_ext pl_magic``: remove the magics."""
-    from .magics import unload
+    from .surfaces.magics import unload
 
     unload(ip)
 
@@ -96,7 +96,7 @@ def __getattr__(name: str) -> Any:
         globals()[name] = value
         return value
     if name == "errors":
-        return importlib.import_module("pl_magic.errors")
+        return importlib.import_module("pl_magic.core.errors")
     raise AttributeError(f"module 'pl_magic' has no attribute {name!r}")
 
 

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 def _refuse_unknown(function: str, unknown: dict[str, Any]) -> None:
     """A misspelled or foreign keyword is a one-line error naming it (not a TypeError)."""
     if unknown:
-        from .errors import InvalidInputError
+        from .core.errors import InvalidInputError
 
         raise InvalidInputError(
             f"{function}() got unknown argument(s) {', '.join(sorted(unknown))}: "
@@ -125,7 +125,8 @@ def delete_label(prompt_name: str, label: str) -> None:
 def prompts() -> list[dict[str, Any]]:
     """Every prompt in the registry with its versions and labels.
 
-    A fresh, empty local registry gets the starter prompts first (see ``pl_magic.starters``).
+    A fresh, empty local registry gets the starter prompts first (see
+    ``pl_magic.registry.starters``).
     """
     return default_client().registry.list_prompts()
 
@@ -170,7 +171,7 @@ def _check_run_many_keywords(run_kwargs: dict[str, Any]) -> None:
     """Refuse keywords run_many() does not take, naming the one that was meant."""
     import difflib
 
-    from .errors import InvalidInputError
+    from .core.errors import InvalidInputError
 
     for key in sorted(run_kwargs):
         if key in _RUN_MANY_PASSED:
@@ -211,10 +212,10 @@ def run_many(
 
     Arguments are checked before any run, as :func:`run` checks its own: a wrong type, an
     input row ``run()`` would refuse, or an unknown keyword is a one-line
-    :class:`~pl_magic.errors.InvalidInputError`.
+    :class:`~pl_magic.core.errors.InvalidInputError`.
     """
-    from .batch import Batch, check_runs, plan
-    from .results import frame_from_progress
+    from .engine.batch import Batch, check_runs, plan
+    from .engine.results import frame_from_progress
 
     _check_run_many_keywords(run_kwargs)
     stream = run_kwargs.pop("stream", False)
@@ -234,7 +235,7 @@ def runs(
     limit: int | None = None,
 ) -> pd.DataFrame:
     """Every logged run as a DataFrame (one row per run), optionally filtered."""
-    from .results import runs as read_runs
+    from .engine.results import runs as read_runs
 
     default_client()  # the log lives where the default client's registry is
     return read_runs(prompt=prompt, since=since, tag=tag, group_id=group_id, limit=limit)
@@ -243,6 +244,6 @@ def runs(
 def compare(df: pd.DataFrame, chart: bool = False) -> pd.DataFrame:
     """Outputs side by side by model and version, with summary rows (latency, tokens, cost,
     error rate); ``chart=True`` also draws mean latency per model and version."""
-    from .results import compare as compare_runs
+    from .engine.results import compare as compare_runs
 
     return compare_runs(df, chart=chart)

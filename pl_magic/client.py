@@ -15,16 +15,18 @@ import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
-from . import blueprint, dropin, notices
-from .engine import Engine, RunOptions, resolve_model
-from .errors import ConfigurationError, InvalidInputError, RegistryError
+from . import dropin
+from .core import blueprint, notices
+from .core.errors import ConfigurationError, InvalidInputError, RegistryError
+from .engine.engine import Engine, RunOptions, resolve_model
 from .providers import get_provider
 from .registry.local import LocalRegistry
-from .runlog import RunLog
+from .runlog.sqlite import RunLog
 
 if TYPE_CHECKING:
     from .registry.promptlayer import PromptLayerRegistry
-    from .tracking import Tracker, TrackManager
+    from .runlog.annotations import RunAnnotations
+    from .runlog.promptlayer import PromptLayerSink
 
 #: Backends a client can use; "auto" is PromptLayer when a key is set, else local.
 BACKENDS = ("auto", "local", "promptlayer")
@@ -150,7 +152,7 @@ class _Track:
     """``client.track``: score, metadata, group, prompt (``False`` on a PromptLayer failure
     with ``throw_on_error=False``, as the SDK's)."""
 
-    def __init__(self, client: PromptLayer, manager: TrackManager) -> None:
+    def __init__(self, client: PromptLayer, manager: RunAnnotations) -> None:
         self._client = client
         self._manager = manager
 
@@ -217,7 +219,7 @@ class PromptLayer:
         tracing_providers: Any = None,
         **unknown: Any,
     ) -> None:
-        from .tracking import TrackManager
+        from .runlog.annotations import RunAnnotations
 
         dropin.refuse_unknown_options(unknown)
         ttl = dropin.check_cache_ttl(cache_ttl_seconds)
@@ -239,23 +241,23 @@ class PromptLayer:
             )
         self.backend = "promptlayer" if key and backend != "local" else "local"
         self.runlog = RunLog()
-        self.tracker: Tracker | None = None
+        self.tracker: PromptLayerSink | None = None
         self._registry: LocalRegistry | PromptLayerRegistry
         if self.backend == "promptlayer":
             # imported here: httpx2 and the REST client load only for this backend
-            from .promptlayer_api import PromptLayerAPI
+            from .core.promptlayer_api import PromptLayerAPI
             from .registry.promptlayer import PromptLayerRegistry
-            from .tracking import Tracker
+            from .runlog.promptlayer import PromptLayerSink
 
             api = PromptLayerAPI(api_key, base_url)  # it names the variable a bad key came from
             self._registry = PromptLayerRegistry(api, cache_ttl_seconds=ttl)
-            self.tracker = Tracker(api, self.runlog)
+            self.tracker = PromptLayerSink(api, self.runlog)
         else:
             self._registry = LocalRegistry()
         self._engine = Engine(self._registry, self.runlog, self.tracker)
         self.templates = _Templates(self)
         self.group = _Group(self)
-        self.track = _Track(self, TrackManager(self.runlog, self.tracker))
+        self.track = _Track(self, RunAnnotations(self.runlog, self.tracker))
         self._starters_checked = False
         self._starters_lock = threading.Lock()
 
@@ -266,7 +268,7 @@ class PromptLayer:
         return self._registry
 
     def sync(self) -> dict[str, int]:
-        """Send runs PromptLayer did not get yet (see :mod:`pl_magic.tracking`); counts."""
+        """Send runs PromptLayer did not get yet (:mod:`pl_magic.runlog.promptlayer`); counts."""
         if self.tracker is None:
             return {"sent": 0, "failed": 0, "unsent": 0}
         summary = self.tracker.sync()
@@ -328,7 +330,7 @@ class PromptLayer:
         registry = self._registry  # a write: no starter seeding
         if isinstance(registry, LocalRegistry) or not self.sdk_shapes:
             return registry.publish(body)
-        from .registry.local import check_publish_body
+        from .registry.base import check_publish_body
 
         if isinstance(body, dict) and body.get("provider_base_url"):
             return registry.publish(body)  # refused there, with the fix
@@ -349,14 +351,14 @@ class PromptLayer:
         Reading ``registry`` or ``engine`` (so running, listing, getting, labelling) calls
         it; publishing and importing do not, so a registry whose first use is a publish
         keeps only its own prompts. Checked once per client (one query); see
-        :mod:`pl_magic.starters`.
+        :mod:`pl_magic.registry.starters`.
         """
         if self._starters_checked or not isinstance(self._registry, LocalRegistry):
             return []
         with self._starters_lock:
             if self._starters_checked:
                 return []
-            from . import starters
+            from .registry import starters
 
             seeded = starters.seed_if_empty(self._registry)
             self._starters_checked = True

@@ -20,8 +20,8 @@ import sys
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
-from . import notices
-from .errors import (
+from .core import notices
+from .core.errors import (
     InvalidInputError,
     LabelNotFoundError,
     PromptLayerError,

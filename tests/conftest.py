@@ -48,8 +48,8 @@ def new_secret(prefix: str) -> str:
 
 def secret_spellings() -> list[str]:
     """Every spelling of every key the suite set (as is, stripped, escaped, URL-encoded, in
-    base64 as in ``user:key``: see ``pl_magic.errors.spellings``): what the audit looks for."""
-    from pl_magic.errors import spellings
+    base64 as in ``user:key``: see ``pl_magic.core.errors.spellings``): what the audit looks for."""
+    from pl_magic.core.errors import spellings
 
     return sorted({s for secret in SECRETS_SET for s in spellings(secret)})
 

@@ -6,7 +6,7 @@ import sqlite3
 from typing import Any
 
 import pl_magic
-from pl_magic import config
+from pl_magic.core import config
 
 
 def text(t: str) -> list[dict[str, Any]]:

@@ -17,10 +17,13 @@ from pathlib import Path
 import pytest
 
 import pl_magic
-from pl_magic import authoring, local_model, starters
-from pl_magic.cli import main
-from pl_magic.errors import InvalidInputError
-from pl_magic.footer import footer, reply_text
+from pl_magic.core import local_target
+from pl_magic.core.errors import InvalidInputError
+from pl_magic.providers import local as local_model
+from pl_magic.registry import starters
+from pl_magic.surfaces import authoring
+from pl_magic.surfaces.cli import main
+from pl_magic.ui.footer import footer, reply_text
 from tests.helpers import chat, model, publish, runs
 
 SCRIPT = Path(sys.executable).parent / "pl-magic"
@@ -349,7 +352,7 @@ def test_local_status_and_stop_when_nothing_runs(capsys, monkeypatch):
     assert code == 0 and out.strip() == "stopped"
     code, out, _ = cli(capsys, "local", "stop")
     assert code == 0 and "not running" in out
-    monkeypatch.setenv(local_model.ENV_BASE_URL, "http://127.0.0.1:11434/v1")
+    monkeypatch.setenv(local_target.ENV_BASE_URL, "http://127.0.0.1:11434/v1")
     code, out, _ = cli(capsys, "local", "status")
     assert "http://127.0.0.1:11434/v1" in out
 
@@ -433,10 +436,10 @@ def test_yaml_short_forms_completion_and_local_model():
     }
     assert body["metadata"]["model"] == {
         "provider": "openai",
-        "name": local_model.LOCAL_MODEL_NAME,
+        "name": local_target.LOCAL_MODEL_NAME,
         "parameters": {"max_tokens": 8},
     }
-    assert local_model.is_local(body["provider_base_url"])
+    assert local_target.is_local(body["provider_base_url"])
 
 
 def test_yaml_overrides_win_and_bare_model_names_find_their_provider():

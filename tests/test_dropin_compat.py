@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 import pl_magic
-from pl_magic.errors import ProviderError
+from pl_magic.core.errors import ProviderError
 from tests.helpers import chat, model
 
 # the SDK, and its exception classes (what ported code catches: pl_magic then raises them)

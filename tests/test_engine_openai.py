@@ -10,7 +10,7 @@ import openai
 import pytest
 
 import pl_magic
-from pl_magic.errors import ProviderError, StreamTruncatedError
+from pl_magic.core.errors import ProviderError, StreamTruncatedError
 from tests.helpers import chat, completion, model, publish, runs
 
 SUPPORT = chat(("system", "You are terse."), ("user", "Say hi to {name}"))

@@ -1,11 +1,11 @@
-"""Each typed error of pl_magic.errors, provoked for real; every message is one line."""
+"""Each typed error of pl_magic.core.errors, provoked for real; every message is one line."""
 
 from __future__ import annotations
 
 import pytest
 
 import pl_magic
-from pl_magic import errors
+from pl_magic.core import errors
 from pl_magic.registry.local import LocalRegistry
 from tests.helpers import chat, model, publish, runs
 

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 import pl_magic
-from pl_magic import results
+from pl_magic.core.store import open_db
+from pl_magic.engine import results
 from pl_magic.providers.openai import OpenAIStream
-from pl_magic.store import open_db
 from tests.helpers import chat, model, publish, runs
 
 GREET = chat(("system", "Be brief."), ("user", "Hi {name}"))

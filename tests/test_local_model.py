@@ -21,10 +21,12 @@ from pathlib import Path
 import pytest
 
 import pl_magic
-from pl_magic import local_model, starters
-from pl_magic.blueprint import ModelSpec, render
 from pl_magic.client import PromptLayer
-from pl_magic.errors import ConfigurationError
+from pl_magic.core import local_target
+from pl_magic.core.blueprint import ModelSpec, render
+from pl_magic.core.errors import ConfigurationError
+from pl_magic.providers import local as local_model
+from pl_magic.registry import starters
 from pl_magic.registry.local import LocalRegistry
 from tests.helpers import chat, publish, runs
 
@@ -79,7 +81,7 @@ def test_starters_have_versions_labels_small_budgets_and_render():
         for body in versions:
             params = body["metadata"]["model"]["parameters"]
             assert params["max_tokens"] <= 64 and params["temperature"] <= 0.3
-            assert local_model.is_local(body["provider_base_url"])
+            assert local_target.is_local(body["provider_base_url"])
             rendered = render(body["prompt_template"], starters.EXAMPLE_INPUTS[name], name)
             assert "{" not in rendered["messages"][-1]["content"][0]["text"]
 
@@ -89,7 +91,7 @@ def test_an_empty_registry_gets_the_starters_on_first_read(with_starters):
     assert set(listed) == set(starters.STARTERS)
     assert listed["capital-city"]["versions"] == [1, 2, 3]
     assert listed["capital-city"]["labels"] == {"prod": 2, "staging": 3}
-    assert listed["capital-city"]["model"] == local_model.LOCAL_MODEL_NAME
+    assert listed["capital-city"]["model"] == local_target.LOCAL_MODEL_NAME
     # a second client (another process, a restarted kernel) does not seed again
     assert PromptLayer().ensure_starters() == []
     assert [p["versions"] for p in pl_magic.prompts()] == [v["versions"] for v in listed.values()]
@@ -126,59 +128,59 @@ def test_concurrent_first_reads_seed_once(with_starters):
 # -- routing (no server needed) -----------------------------------------------------------------
 
 
-def _spec(name: str = local_model.LOCAL_MODEL_NAME, base_url: str | None = "x") -> ModelSpec:
+def _spec(name: str = local_target.LOCAL_MODEL_NAME, base_url: str | None = "x") -> ModelSpec:
     return ModelSpec("openai", name, {}, None, base_url)
 
 
 def _record() -> dict:
     return {
-        "provider_base_url": local_model.base_url_spec(),
-        "metadata": local_model.model_metadata(),
+        "provider_base_url": local_target.base_url_spec(),
+        "metadata": local_target.model_metadata(),
     }
 
 
 def test_route_marks_the_placeholder_for_the_local_model():
     spec = _spec()
-    local_model.route(_record(), spec)
-    assert spec.base_url == local_model.PLACEHOLDER_URL
+    local_target.route(_record(), spec)
+    assert spec.base_url == local_target.PLACEHOLDER_URL
 
 
 def test_route_leaves_other_templates_and_provider_overrides_alone():
     spec = _spec(base_url="http://127.0.0.1:9999/v1")
-    local_model.route({"provider_base_url": {"url": "http://127.0.0.1:9999/v1"}}, spec)
+    local_target.route({"provider_base_url": {"url": "http://127.0.0.1:9999/v1"}}, spec)
     assert spec.base_url == "http://127.0.0.1:9999/v1"
     spec = _spec(base_url=None)  # resolve_model dropped it: another provider was asked for
-    local_model.route(_record(), spec)
+    local_target.route(_record(), spec)
     assert spec.base_url is None
 
 
 def test_route_sends_another_model_to_the_provider_itself():
     spec = _spec(name="gpt-4o-mini")
-    local_model.route(_record(), spec)
+    local_target.route(_record(), spec)
     assert spec.base_url is None
 
 
 def test_route_uses_the_users_own_server(monkeypatch):
-    monkeypatch.setenv(local_model.ENV_BASE_URL, "http://127.0.0.1:11434/v1/")
-    monkeypatch.setenv(local_model.ENV_MODEL_NAME, "llama3.2")
+    monkeypatch.setenv(local_target.ENV_BASE_URL, "http://127.0.0.1:11434/v1/")
+    monkeypatch.setenv(local_target.ENV_MODEL_NAME, "llama3.2")
     spec = _spec()
-    local_model.route(_record(), spec)
+    local_target.route(_record(), spec)
     assert (spec.base_url, spec.name) == ("http://127.0.0.1:11434/v1", "llama3.2")
     spec = _spec(name="qwen2.5")  # a model asked for explicitly is kept
-    local_model.route(_record(), spec)
+    local_target.route(_record(), spec)
     assert (spec.base_url, spec.name) == ("http://127.0.0.1:11434/v1", "qwen2.5")
 
 
 def test_starter_runs_on_the_users_own_server_without_starting_one(
     with_starters, fake_provider, monkeypatch, local_home
 ):
-    monkeypatch.setenv(local_model.ENV_BASE_URL, fake_provider.openai_base_url)
+    monkeypatch.setenv(local_target.ENV_BASE_URL, fake_provider.openai_base_url)
     result = pl_magic.run(
         "capital-city", prompt_release_label="prod", input_variables={"country": "Peru"}
     )
     assert _text(result) == "echo: What is the capital of Peru?"
     (req,) = fake_provider.requests
-    assert req.body["model"] == local_model.LOCAL_MODEL_NAME and req.body["max_tokens"] == 32
+    assert req.body["model"] == local_target.LOCAL_MODEL_NAME and req.body["max_tokens"] == 32
     assert "authorization" not in req.headers or "no-key-needed" in req.headers["authorization"]
     assert local_model.read_state(local_home) is None  # nothing was started
     (row,) = runs()
@@ -292,7 +294,7 @@ def test_a_starter_streams_from_the_real_model_started_on_demand(with_starters, 
     assert state is not None and local_model.answers(state.port)
     (row,) = runs()
     assert row["status"] == "ok" and row["output"] == answer
-    assert row["model"] == local_model.LOCAL_MODEL_NAME and row["prompt_version"] == 2
+    assert row["model"] == local_target.LOCAL_MODEL_NAME and row["prompt_version"] == 2
     assert row["ttft_s"] > 0 and row["cost_usd"] is None
 
 

@@ -9,7 +9,7 @@ import pytest
 from IPython.core.error import UsageError
 
 import pl_magic
-from pl_magic.errors import InvalidInputError, LabelNotFoundError, PlMagicError
+from pl_magic.core.errors import InvalidInputError, LabelNotFoundError, PlMagicError
 from tests.helpers import chat, model, publish, runs
 
 

@@ -33,7 +33,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from pl_magic import local_model
+from pl_magic.core import local_target
+from pl_magic.providers import local as local_model
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -246,14 +247,14 @@ def no_errors(nb: nbformat.NotebookNode) -> None:
 def with_starters(monkeypatch: pytest.MonkeyPatch) -> None:
     """A fresh home gets the starter prompts, as on a new machine (conftest turns them off)."""
     monkeypatch.setenv("PL_MAGIC_STARTERS", "1")
-    monkeypatch.delenv(local_model.ENV_BASE_URL, raising=False)
-    monkeypatch.delenv(local_model.ENV_MODEL_NAME, raising=False)
+    monkeypatch.delenv(local_target.ENV_BASE_URL, raising=False)
+    monkeypatch.delenv(local_target.ENV_MODEL_NAME, raising=False)
 
 
 @pytest.fixture
 def on_fake_server(with_starters, fake_provider, monkeypatch: pytest.MonkeyPatch, pl_home):
     """Kernels send the local-model prompts to the fake provider server (no llama.cpp)."""
-    monkeypatch.setenv(local_model.ENV_BASE_URL, fake_provider.openai_base_url)
+    monkeypatch.setenv(local_target.ENV_BASE_URL, fake_provider.openai_base_url)
     yield fake_provider
     assert local_model.read_state(pl_home) is None, "a local model server was started"
 
@@ -289,7 +290,7 @@ def test_notebook_runs_on_the_fake_provider_server(name, on_fake_server, tmp_pat
     CHECKS.get(name, lambda nb, echo: None)(nb, _echo)
     requests = on_fake_server.requests
     assert requests, "the notebook made no model call"
-    assert {r.model for r in requests} == {local_model.LOCAL_MODEL_NAME}
+    assert {r.model for r in requests} == {local_target.LOCAL_MODEL_NAME}
 
 
 @pytest.mark.local_model
@@ -357,7 +358,7 @@ def test_the_demo_notebook_step_writes_executed_copies_csv_and_chart(on_fake_ser
 
 def test_the_demo_reports_a_failing_cell_and_exits_1(with_starters, tmp_path, monkeypatch):
     # Nothing answers at the local model's URL: the first run fails, in one readable line.
-    monkeypatch.setenv(local_model.ENV_BASE_URL, "http://127.0.0.1:9/v1")
+    monkeypatch.setenv(local_target.ENV_BASE_URL, "http://127.0.0.1:9/v1")
     monkeypatch.setenv("PL_MAGIC_MAX_RETRIES", "0")
     out = tmp_path / "out"
     proc = subprocess.run(

@@ -7,13 +7,13 @@ import time
 
 import pytest
 
-from pl_magic.errors import (
+from pl_magic.core.errors import (
     ConfigurationError,
     PromptLayerAuthError,
     PromptLayerError,
     PromptLayerUnavailableError,
 )
-from pl_magic.promptlayer_api import PromptLayerAPI, Settings
+from pl_magic.core.promptlayer_api import PromptLayerAPI, Settings
 from tests.conftest import new_secret
 from tests.helpers import chat, model
 

@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 import pl_magic
-from pl_magic.errors import ProviderError
+from pl_magic.core.errors import ProviderError
 from tests.conftest import new_secret
 
 CASSETTES = Path(__file__).resolve().parents[2] / "shared" / "compat" / "promptlayer-cassettes"

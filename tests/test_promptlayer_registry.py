@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import pl_magic
-from pl_magic.errors import (
+from pl_magic.core.errors import (
     InvalidInputError,
     LabelNotFoundError,
     PromptLayerAuthError,
@@ -230,7 +230,7 @@ def test_templates_all_and_group_create(client, fake_promptlayer):
 
 def test_registry_setting_without_a_key_is_one_line(monkeypatch):
     from pl_magic.client import default_client, set_backend
-    from pl_magic.errors import ConfigurationError
+    from pl_magic.core.errors import ConfigurationError
 
     set_backend("promptlayer")
     try:
@@ -247,7 +247,7 @@ def test_registry_setting_without_a_key_is_one_line(monkeypatch):
 def test_missing_variables_strict_locally_empty_when_promptlayer_renders(
     promptlayer_env, openai_env, fake_promptlayer, fake_provider, monkeypatch
 ):
-    from pl_magic.errors import MissingVariablesError
+    from pl_magic.core.errors import MissingVariablesError
 
     fake_promptlayer.add_prompt("greet", GREET, model())
     with pytest.raises(MissingVariablesError, match="name"):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 import pl_magic
-from pl_magic.errors import InvalidInputError, PromptNotFoundError
+from pl_magic.core.errors import InvalidInputError, PromptNotFoundError
 from tests.conftest import new_secret
 from tests.helpers import chat, completion, model
 

@@ -8,8 +8,8 @@ import json
 import pytest
 
 import pl_magic
-from pl_magic.errors import ConfigurationError, InvalidInputError, LabelNotFoundError
-from pl_magic.widget import PromptForm
+from pl_magic.core.errors import ConfigurationError, InvalidInputError, LabelNotFoundError
+from pl_magic.surfaces.widget import PromptForm
 from tests.helpers import chat, model, runs
 
 

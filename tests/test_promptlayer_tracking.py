@@ -12,8 +12,8 @@ import pytest
 
 import pl_magic
 from pl_magic.client import default_client
-from pl_magic.errors import InvalidInputError, ProviderError
-from pl_magic.footer import footer
+from pl_magic.core.errors import InvalidInputError, ProviderError
+from pl_magic.ui.footer import footer
 from tests.helpers import chat, model, runs
 
 CASSETTES = Path(__file__).resolve().parents[2] / "shared" / "compat" / "promptlayer-cassettes"
@@ -441,7 +441,7 @@ def test_local_backend_keeps_scores_and_metadata_locally(openai_env, fake_provid
 def test_the_key_never_reaches_the_log(greet, fake_provider, promptlayer_env):
     _tracking_down(greet)
     _run()
-    from pl_magic import config
+    from pl_magic.core import config
 
     for path in config.home_dir().iterdir():
         assert promptlayer_env.encode() not in path.read_bytes()

@@ -20,7 +20,7 @@ import pytest
 from google.genai import types as genai_types
 
 import pl_magic
-from pl_magic.errors import (
+from pl_magic.core.errors import (
     ConfigurationError,
     InvalidInputError,
     MissingApiKeyError,

@@ -10,8 +10,8 @@ import anthropic
 import pytest
 from google.genai import types as genai_types
 
-from pl_magic.blueprint import ModelSpec
-from pl_magic.errors import StreamTruncatedError
+from pl_magic.core.blueprint import ModelSpec
+from pl_magic.core.errors import StreamTruncatedError
 from pl_magic.providers import get_provider
 from pl_magic.providers.base import ParameterMap
 

@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 import pl_magic
-from pl_magic import blueprint, templates
-from pl_magic.errors import InvalidInputError, InvalidTemplateError, MissingVariablesError
+from pl_magic.core import blueprint, templates
+from pl_magic.core.errors import InvalidInputError, InvalidTemplateError, MissingVariablesError
 from pl_magic.registry.local import LocalRegistry
 from tests.helpers import chat, completion, publish
 

@@ -9,7 +9,7 @@ import time
 import pytest
 
 import pl_magic
-from pl_magic.widget import PromptForm
+from pl_magic.surfaces.widget import PromptForm
 from tests.helpers import chat, model, publish, runs
 
 

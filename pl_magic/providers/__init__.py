@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib
 import threading
 
-from ..errors import UnknownProviderError
+from ..core.errors import UnknownProviderError
 from .base import Provider
 
 # provider name -> "module:Class"; the module is imported on first use.

@@ -22,9 +22,16 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from ..blueprint import ModelSpec, prompt_text
-from ..config import provider_max_retries, provider_timeout_s
-from ..errors import MissingApiKeyError, ProviderError, StreamTruncatedError
+from ..core.blueprint import ModelSpec, prompt_text
+from ..core.config import provider_max_retries, provider_timeout_s
+from ..core.errors import MissingApiKeyError, ProviderError, StreamTruncatedError
+from ..core.keys import (
+    anthropic_host,
+    env_key,
+    may_send_key,
+    refuse_routing_parameters,
+    vertex_host,
+)
 from .base import (
     ParameterMap,
     Provider,
@@ -37,7 +44,6 @@ from .base import (
     fingerprint,
     require_google_cloud,
 )
-from .keys import anthropic_host, env_key, may_send_key, refuse_routing_parameters, vertex_host
 
 #: Max tokens when the template sets none (the Messages API requires a value).
 DEFAULT_MAX_TOKENS = 1024

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..blueprint import ModelSpec
-from ..errors import ConfigurationError, MissingApiKeyError, ProviderError
-from .keys import is_loopback_url
+from ..core.blueprint import ModelSpec
+from ..core.errors import ConfigurationError, MissingApiKeyError, ProviderError
+from ..core.keys import is_loopback_url
 
 __all__ = ["is_loopback_url"]  # (one loopback rule, in keys.py)
 
@@ -397,6 +397,22 @@ class Provider(ABC):
     @abstractmethod
     def classify(self, exc: BaseException) -> ProviderError | None:
         """A :class:`ProviderError` for an SDK or transport exception, or None if not ours."""
+
+    def error_for(self, exc: BaseException) -> ProviderError:
+        """The typed error to raise for ``exc``, with no key in it or in ``exc`` (its cause).
+
+        A recognised SDK error stays catchable as the SDK's own class too; anything else
+        becomes an ``unknown`` :class:`ProviderError`.
+        """
+        from ._sdk_errors import catchable, scrub
+
+        error = exc if isinstance(exc, ProviderError) else self.classify(exc)
+        if error is None:
+            scrub(exc)  # shown as the cause: no key in its text or its frames
+            return ProviderError(self.name, "unknown", f"{type(exc).__name__}: {exc}")
+        if error is not exc:
+            error = catchable(error, exc)
+        return error
 
     def close_stream(self, stream: Any) -> None:
         """Release a native stream's connection (best effort)."""

@@ -28,9 +28,10 @@ import mimetypes
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
-from ..blueprint import ModelSpec, prompt_text
-from ..config import provider_max_retries, provider_timeout_s
-from ..errors import MissingApiKeyError, ProviderError, StreamTruncatedError
+from ..core.blueprint import ModelSpec, prompt_text
+from ..core.config import provider_max_retries, provider_timeout_s
+from ..core.errors import MissingApiKeyError, ProviderError, StreamTruncatedError
+from ..core.keys import env_key, gemini_host, may_send_key, refuse_routing_parameters, vertex_host
 from .base import (
     ParameterMap,
     Provider,
@@ -43,7 +44,6 @@ from .base import (
     fingerprint,
     require_google_cloud,
 )
-from .keys import env_key, gemini_host, may_send_key, refuse_routing_parameters, vertex_host
 
 PARAMETERS = ParameterMap(
     names={

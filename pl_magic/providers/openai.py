@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..blueprint import ModelSpec, content_text, prompt_text
-from ..config import provider_max_retries, provider_timeout_s
-from ..errors import MissingApiKeyError, ProviderError, StreamTruncatedError
+from ..core.blueprint import ModelSpec, content_text, prompt_text
+from ..core.config import provider_max_retries, provider_timeout_s
+from ..core.errors import MissingApiKeyError, ProviderError, StreamTruncatedError
+from ..core.keys import env_key, may_send_key, openai_host, refuse_routing_parameters
 from .base import (
     ParameterMap,
     Provider,
@@ -23,7 +24,6 @@ from .base import (
     fingerprint,
     is_loopback_url,
 )
-from .keys import env_key, may_send_key, openai_host, refuse_routing_parameters
 
 API_TYPES = ("chat-completions", "completions", "responses")
 

@@ -13,8 +13,8 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from ..blueprint import ModelSpec
-from ..errors import InvalidInputError, ProviderError
+from ..core.blueprint import ModelSpec
+from ..core.errors import InvalidInputError, ProviderError
 from .anthropic import PARAMETERS as CLAUDE_PARAMETERS
 from .anthropic import AnthropicVertexRoute
 from .base import ParameterMap, Provider, Reply, StreamState, classify_transport_error

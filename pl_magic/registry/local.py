@@ -7,22 +7,25 @@ JSON and ``import_templates`` takes it back unchanged.
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from .. import blueprint
-from ..errors import (
+from ..core import blueprint
+from ..core.errors import (
     InvalidInputError,
     LabelNotFoundError,
     PromptNotFoundError,
-    TemplateSyntaxError,
     VersionNotFoundError,
-    shown,
 )
-from ..store import Database, dumps, open_db, utcnow_iso
+from ..core.store import Database, dumps, open_db, utcnow_iso
+from .base import (
+    PreRendered,
+    check_label,
+    check_provider_base_url,
+    check_publish_body,
+    check_version,
+)
 
 #: A prompt version with its prompt id and its labels (``get``'s one query).
 _GET_SQL = (
@@ -30,96 +33,6 @@ _GET_SQL = (
     "WHERE version_id = v.id) AS labels_json "
     "FROM prompts p JOIN prompt_versions v ON v.prompt_id = p.id WHERE p.name = ? "
 )
-_LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
-
-
-def normalize_base_url(value: Any) -> dict[str, Any] | None:
-    """PromptLayer's ``provider_base_url`` as ``{"url": ...}`` (accepts a plain URL string)."""
-    if value in (None, "", {}):
-        return None
-    if isinstance(value, str):
-        return {"url": value}
-    if isinstance(value, dict) and isinstance(value.get("url"), str):
-        return dict(value)
-    raise InvalidInputError(f"provider_base_url must be a URL or {{'url': ...}}, not {value!r}")
-
-
-def _check_label(label: str) -> str:
-    if not isinstance(label, str) or not _LABEL_RE.fullmatch(label):
-        raise InvalidInputError(
-            f"Invalid release label {shown(label)}: use letters, digits, '-', '_' or '.'"
-        )
-    return label
-
-
-def _check_version(version: Any) -> int:
-    if isinstance(version, bool) or not isinstance(version, int | str):
-        raise InvalidInputError(f"Invalid version {shown(version)}: give a number like 3")
-    try:
-        number = int(version)
-    except ValueError:
-        raise InvalidInputError(
-            f"Invalid version {shown(version)}: give a number like 3 (or use a release label)"
-        ) from None
-    if number < 1:
-        raise InvalidInputError(f"Invalid version {shown(version)}: versions start at 1")
-    return number
-
-
-@dataclass
-class PublishBody:
-    """A publish body, checked: what both registries store."""
-
-    name: str
-    template: dict[str, Any]
-    metadata: dict[str, Any] | None
-    tags: list[str]
-    labels: list[str]
-    commit_message: str | None
-
-
-def check_publish_body(body: Any, check_syntax: bool = True) -> PublishBody:
-    """Check a ``templates.publish`` body as both registries require; bad input is one line.
-
-    The template gets :func:`pl_magic.blueprint.validate` and its input variables filled in
-    (a template whose text does not parse is refused unless ``check_syntax`` is False).
-    """
-    if not isinstance(body, Mapping):
-        raise InvalidInputError("publish() takes a dict with prompt_name and prompt_template")
-    name = body.get("prompt_name")
-    if not isinstance(name, str) or not name.strip():
-        raise InvalidInputError("publish() needs a 'prompt_name': give the prompt a name")
-    name = name.strip()
-    blueprint.check_utf8(dict(body), f"The body of prompt {shown(name)}")
-    template = blueprint.validate(body.get("prompt_template"), name)
-    try:
-        template = blueprint.with_input_variables(template)
-    except TemplateSyntaxError:
-        if check_syntax:
-            raise
-    metadata = body.get("metadata")
-    if metadata is not None and not isinstance(metadata, dict):
-        raise InvalidInputError("metadata must be a dict like {'model': {...}}")
-    blueprint.validate_metadata(metadata, name)
-    tags = _names(body.get("tags"), "tags", "['support']")
-    labels = [_check_label(lbl) for lbl in _names(body.get("release_labels"), "release_labels")]
-    commit = body.get("commit_message")
-    if commit is not None and not isinstance(commit, str):
-        raise InvalidInputError(
-            f"commit_message must be text, not {type(commit).__name__}: e.g. 'shorter replies'"
-        )
-    return PublishBody(name, template, metadata, tags, labels, commit)
-
-
-def _names(value: Any, what: str, example: str = "['prod']") -> list[str]:
-    """A list of strings (``None`` is none); a bare string is refused, not split in letters."""
-    if value is None:
-        return []
-    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-        raise InvalidInputError(f"{what} must be a list of strings, e.g. {example}")
-    return list(value)
-
-
 #: Versions are 64-bit integers in SQLite: a bigger number cannot exist (nor be queried).
 _MAX_VERSION = 2**63 - 1
 
@@ -140,6 +53,15 @@ class LocalRegistry:
         return self._db
 
     # -- reading -------------------------------------------------------------------------
+
+    @staticmethod
+    def run_context(options: Any) -> dict[str, Any]:
+        """Nothing: the local registry's templates are rendered by the engine."""
+        return {}
+
+    def prerendered(self, record: Mapping[str, Any], stream: bool) -> PreRendered | None:
+        """Never: the engine renders local templates."""
+        return None
 
     def names(self) -> list[str]:
         """Every prompt name, sorted."""
@@ -172,11 +94,12 @@ class LocalRegistry:
         return {r["label"]: int(r["version"]) for r in rows}
 
     def get(
-        self, name: str, version: int | str | None = None, label: str | None = None
+        self, name: str, version: int | str | None = None, label: str | None = None, **run: Any
     ) -> dict[str, Any]:
         """A template record by name and label, or name and version, or the latest version.
 
-        The label wins when both are given (the engine warns about it).
+        The label wins when both are given (the engine warns about it). ``run`` (the run's
+        context) is not needed: local templates are rendered by the engine.
         """
         found = self._get_found(name, version, label)
         if found is not None:
@@ -191,7 +114,7 @@ class LocalRegistry:
             if not rows:
                 raise LabelNotFoundError(name, label, list(self.labels(name)))
         elif version is not None:
-            number = _check_version(version)
+            number = check_version(version)
             rows = (
                 self.db.query(
                     "SELECT * FROM prompt_versions WHERE prompt_id = ? AND version = ?",
@@ -224,7 +147,7 @@ class LocalRegistry:
             )
             params += (label,)
         elif version is not None:
-            number = _check_version(version)
+            number = check_version(version)
             if number > _MAX_VERSION:
                 return None
             sql += "AND v.version = ?"
@@ -306,7 +229,7 @@ class LocalRegistry:
         checked = check_publish_body(body, check_syntax)
         name, template, metadata = checked.name, checked.template, checked.metadata
         tags, labels = checked.tags, checked.labels
-        base_url = normalize_base_url(body.get("provider_base_url"))
+        base_url = check_provider_base_url(body.get("provider_base_url"))
         now = utcnow_iso()
         with self.db.write() as conn:
             row = conn.execute("SELECT id FROM prompts WHERE name = ?", (name,)).fetchone()
@@ -363,8 +286,8 @@ class LocalRegistry:
 
     def set_label(self, name: str, label: str, version: int | str) -> None:
         """Point ``label`` at ``version`` of ``name`` (creating or moving the label)."""
-        _check_label(label)
-        number = _check_version(version)
+        check_label(label)
+        number = check_version(version)
         pid = self._prompt_id(name)
         if number > _MAX_VERSION:
             raise VersionNotFoundError(name, number, self.versions(name))

@@ -36,10 +36,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from .. import blueprint, notices
-from ..blueprint import ModelSpec
-from ..config import env_float
-from ..errors import (
+from ..core import blueprint, notices
+from ..core.blueprint import ModelSpec
+from ..core.config import env_float
+from ..core.errors import (
     ConfigurationError,
     InvalidInputError,
     InvalidTemplateError,
@@ -51,9 +51,9 @@ from ..errors import (
     RegistryError,
     VersionNotFoundError,
 )
-from ..promptlayer_api import PromptLayerAPI
+from ..core.promptlayer_api import PromptLayerAPI
 from . import promptlayer_checks as checks
-from .local import _check_label, _check_version, check_publish_body
+from .base import PreRendered, check_label, check_publish_body, check_version
 
 #: Providers whose SDK call takes PromptLayer's ``llm_kwargs`` as they are. Not Anthropic:
 #: anthropic>=2 takes ``temperature`` and friends only through ``extra_body`` (pl_magic's
@@ -233,6 +233,12 @@ class PromptLayerRegistry:
 
     # -- fetching templates --------------------------------------------------------------
 
+    def prerendered(self, record: Mapping[str, Any], stream: bool) -> PreRendered | None:
+        """The run as PromptLayer rendered it, when it did (see :func:`server_rendered_run`)."""
+        if not getattr(record, "server_rendered", False):
+            return None
+        return server_rendered_run(record, stream)
+
     @staticmethod
     def run_context(options: Any) -> dict[str, Any]:
         """What the engine passes to :meth:`get` for a run (the SDK's fetch parameters)."""
@@ -258,7 +264,7 @@ class PromptLayerRegistry:
         """
         if not isinstance(name, str) or not name.strip():
             raise InvalidInputError("A prompt name is required: give the registry prompt's name")
-        number = None if version is None or label is not None else _check_version(version)
+        number = None if version is None or label is not None else check_version(version)
         if run_context and self._server_renders(label, run_context):
             return self._server_rendered(name, number, label, run_context)
         record = self._cached(name, number, label)
@@ -378,7 +384,7 @@ class PromptLayerRegistry:
         params = dict(params or {})
         version, label = params.pop("version", None), params.pop("label", None)
         if params or self.rendering() == "server":  # PromptLayer's own answer, as the SDK's
-            number = None if version is None else _check_version(version)
+            number = None if version is None else check_version(version)
             record = dict(self._fetch(name, number, label, params))
         else:
             record = dict(self.get(name, version=version, label=label))
@@ -548,8 +554,8 @@ class PromptLayerRegistry:
 
     def set_label(self, name: str, label: str, version: int | str) -> None:
         """Point ``label`` at ``version`` of ``name`` (creating or moving the label)."""
-        _check_label(label)
-        number = _check_version(version)
+        check_label(label)
+        number = check_version(version)
         self._cache.invalidate(name)  # the latest version and the labels, fresh
         record = self.get(name)
         latest = record["version"]
@@ -584,18 +590,15 @@ def _parameters_of(llm_kwargs: Mapping[str, Any]) -> dict[str, Any]:
     return params
 
 
-def server_rendered_run(
-    record: Mapping[str, Any], stream: bool
-) -> tuple[ModelSpec, dict[str, Any], dict[str, Any]]:
-    """(spec, rendered template, native request) of a template PromptLayer rendered.
+def server_rendered_run(record: Mapping[str, Any], stream: bool) -> PreRendered:
+    """The spec, rendered template and (for OpenAI) native request of a template PromptLayer
+    rendered.
 
     For OpenAI the request is PromptLayer's ``llm_kwargs`` as the official SDK sends them
     (plus ``stream``, and ``stream_options.include_usage`` for streamed chat); for the
-    other providers pl_magic's provider builds it from the rendered template with the
-    parameters of ``llm_kwargs`` (the same request on the wire).
+    other providers the engine has the provider build it from the rendered template with
+    the parameters of ``llm_kwargs`` (the same request on the wire).
     """
-    from ..providers import get_provider
-
     name = record.get("prompt_name")
     model = ((record.get("metadata") or {}).get("model")) or {}
     llm_kwargs = record.get("llm_kwargs")
@@ -605,19 +608,18 @@ def server_rendered_run(
             "set one in its registry, or pass provider= and model="
         )
     provider = str(model.get("provider"))
-    target = get_provider(provider)  # an unsupported provider is a clear error, not KeyError
     spec = ModelSpec(
         provider=provider,
-        name=str(llm_kwargs.get("model") or model.get("name") or target.default_model),
+        name=str(llm_kwargs.get("model") or model.get("name") or ""),
         parameters=_parameters_of(llm_kwargs),
         api_type=model.get("api_type"),
         base_url=(record.get("provider_base_url") or {}).get("url"),
     )
     rendered = dict(record["prompt_template"])
     if provider not in NATIVE_KWARGS_PROVIDERS:
-        return spec, rendered, target.build_request(rendered, spec, stream)
+        return PreRendered(spec, rendered, None)
     request = copy.deepcopy(dict(llm_kwargs))
     request["stream"] = stream
     if stream and provider == "openai" and spec.api_type in (None, "chat-completions"):
         request["stream_options"] = {"include_usage": True}
-    return spec, rendered, request
+    return PreRendered(spec, rendered, request)

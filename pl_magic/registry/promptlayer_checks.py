@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .. import blueprint
-from ..blueprint import kind_of
-from ..errors import InvalidTemplateError, PromptLayerError, shown
+from ..core import blueprint
+from ..core.blueprint import kind_of
+from ..core.errors import InvalidTemplateError, PromptLayerError, shown
 
 #: Keys of ``llm_kwargs`` that must be lists of objects when present (the prompt itself).
 _LIST_KWARGS = ("messages", "input", "contents", "tools")

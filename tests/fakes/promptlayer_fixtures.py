@@ -22,7 +22,7 @@ def fake_promptlayer(
 ) -> Iterator[FakePromptLayerServer]:
     """The session server, emptied: no prompt, log, fault or key leaks in from earlier tests
     (nor, afterwards, a background retry of this test's runs into the next test)."""
-    from pl_magic.tracking import stop_all
+    from pl_magic.runlog.promptlayer import stop_all
 
     fake_promptlayer_server.reset()
     yield fake_promptlayer_server

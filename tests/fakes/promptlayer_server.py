@@ -245,7 +245,7 @@ def render(template: Mapping[str, Any], values: Mapping[str, Any] | None) -> dic
 
 def llm_kwargs_for(rendered: Mapping[str, Any], model: Mapping[str, Any]) -> dict[str, Any]:
     """Provider-native kwargs for a rendered template (pl_magic's providers build them)."""
-    from pl_magic.blueprint import ModelSpec
+    from pl_magic.core.blueprint import ModelSpec
     from pl_magic.providers import get_provider
 
     provider = get_provider(str(model["provider"]))

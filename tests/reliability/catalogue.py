@@ -3,7 +3,7 @@
 One row per bad input. ``input`` is exactly what is typed — Python for ``run()`` and the
 widget, the cell for ``%%plrun``/``%%plprompt``, the command line for the CLI — and
 ``tests/reliability/test_bad_inputs.py`` runs it as is against the prompts of
-:data:`PROMPTS`, checking that it fails with ``error`` (a class of ``pl_magic.errors``,
+:data:`PROMPTS`, checking that it fails with ``error`` (a class of ``pl_magic.core.errors``,
 or a usage error), as one line containing ``fix``, with no provider call and nothing
 logged as a success.
 

@@ -1,6 +1,6 @@
 """Every row of the bad-input catalogue, run through its surface.
 
-Each must give the typed error (a ``pl_magic.errors`` class, or a usage error from the
+Each must give the typed error (a ``pl_magic.core.errors`` class, or a usage error from the
 magics' or the CLI's argument parsing), as one line that names the fix, before any provider
 call, with nothing logged as a success. A sample of the notebook rows also runs in a real
 kernel, which must still execute ``1 + 1`` afterwards.
@@ -19,7 +19,8 @@ import pytest
 from IPython.core.error import UsageError as IPythonUsageError
 
 import pl_magic
-from pl_magic import cli, errors
+from pl_magic.core import errors
+from pl_magic.surfaces import cli
 from tests import conftest
 from tests.fakes.provider_server import PROVIDER_KINDS
 from tests.helpers import runs
@@ -33,7 +34,7 @@ def _error_class(case: Case) -> type[BaseException]:
     if case.error == "UsageError":
         return cli.UsageError if case.surface == "cli" else IPythonUsageError
     cls = getattr(errors, case.error, None)
-    assert cls is not None, f"{case.error} is not a class of pl_magic.errors"
+    assert cls is not None, f"{case.error} is not a class of pl_magic.core.errors"
     return cls
 
 

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from pl_magic import config
+from pl_magic.core import config
 from tests.helpers import chat, model, publish
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,7 +15,7 @@ import sqlite3
 import time
 
 import pl_magic
-from pl_magic import config
+from pl_magic.core import config
 from tests.helpers import chat, model, publish, runs
 from tests.test_notebook_kernel import Kernel
 

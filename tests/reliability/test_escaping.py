@@ -222,7 +222,7 @@ def test_the_magic_escapes_model_output_in_every_view(xss, tmp_path):
 
 @pytest.mark.parametrize("hostile", HOSTILE, ids=[h.id for h in HOSTILE])
 def test_markdown_renders_hostile_replies_as_inert_text(hostile):
-    from pl_magic.markdown_view import render_markdown
+    from pl_magic.ui.markdown_view import render_markdown
 
     rendered = render_markdown(hostile.reply)
     assert_inert(rendered)
@@ -234,7 +234,7 @@ def test_markdown_renders_hostile_replies_as_inert_text(hostile):
 
 
 def test_markdown_still_renders_markdown():
-    from pl_magic.markdown_view import render_markdown
+    from pl_magic.ui.markdown_view import render_markdown
 
     rendered = render_markdown(
         "# T\n\n**b** *i* `<c>` [ok](https://example.org/a?b=1&c=2) <mailto:a@b.c>\n\n"
@@ -268,7 +268,7 @@ def test_markdown_still_renders_markdown():
     ],
 )
 def test_only_http_https_and_mailto_links_are_live(url):
-    from pl_magic.markdown_view import render_markdown
+    from pl_magic.ui.markdown_view import render_markdown
 
     for markdown in (f"[x]({url})", f"![x]({url})", f"<{url}>", f"[x]\n\n[x]: {url}"):
         rendered = render_markdown(markdown)
@@ -277,7 +277,7 @@ def test_only_http_https_and_mailto_links_are_live(url):
 
 
 def test_the_markdown_view_sends_html_built_in_the_kernel():
-    from pl_magic.display import run_bundle
+    from pl_magic.ui.display import run_bundle
 
     reply = HOSTILE[-1].reply
     bundle = run_bundle(reply, "— xss v1 <b>", "markdown")
@@ -291,7 +291,7 @@ def test_the_markdown_view_sends_html_built_in_the_kernel():
 
 
 def test_every_view_of_the_catalogue_is_inert():
-    from pl_magic.display import GridCell, GridView, run_bundle
+    from pl_magic.ui.display import GridCell, GridView, run_bundle
 
     for fmt in ("text", "markdown"):
         assert_inert(run_bundle(ALL_HOSTILE, ALL_HOSTILE, fmt, "error")["text/html"])
@@ -311,7 +311,7 @@ MARKDOWN_DOC = (
 @pytest.mark.parametrize("doc", [MARKDOWN_DOC, ALL_HOSTILE], ids=["markdown", "hostile"])
 @pytest.mark.parametrize("step", [1, 5])
 def test_the_streaming_preview_renders_only_what_changed_and_ends_as_the_whole(doc, step):
-    from pl_magic.markdown_view import MarkdownStream, render_markdown
+    from pl_magic.ui.markdown_view import MarkdownStream, render_markdown
 
     stream = MarkdownStream()
     for end in [*range(0, len(doc), step), len(doc)]:
@@ -324,7 +324,7 @@ def test_the_streaming_preview_renders_only_what_changed_and_ends_as_the_whole(d
 def test_a_streaming_update_costs_what_changed_not_the_whole_reply():
     """Deep into a 200 kB reply, an update renders the last block and the new text only:
     far cheaper than rendering the whole reply, which the final view does once."""
-    from pl_magic.markdown_view import MarkdownStream, render_markdown
+    from pl_magic.ui.markdown_view import MarkdownStream, render_markdown
 
     reply = "".join(
         f"Para **{i}** with `code` and [a link](https://x.y/{i})\n\n" for i in range(4000)
@@ -342,7 +342,7 @@ def test_a_streaming_update_costs_what_changed_not_the_whole_reply():
 
 
 def test_slow_updates_are_spaced_out():
-    from pl_magic.display import Throttle
+    from pl_magic.ui.display import Throttle
 
     throttle = Throttle(20)
     assert throttle.ready()
@@ -353,7 +353,7 @@ def test_slow_updates_are_spaced_out():
 
 
 def test_the_form_escapes_model_output(xss):
-    from pl_magic.widget import PromptForm
+    from pl_magic.surfaces.widget import PromptForm
 
     form = PromptForm("xss")
     form.run()
@@ -365,7 +365,7 @@ def test_the_form_escapes_model_output(xss):
 
 
 def test_the_form_shows_the_hostile_catalogue_as_text(openai_env, fake_provider):
-    from pl_magic.widget import PromptForm
+    from pl_magic.surfaces.widget import PromptForm
 
     publish("xss", chat(("user", "say it")), model())
     fake_provider.reply_text = ALL_HOSTILE
@@ -381,7 +381,7 @@ def test_the_form_shows_the_hostile_catalogue_as_text(openai_env, fake_provider)
 
 
 def test_an_error_echoing_html_is_escaped_in_the_form(openai_env, fake_provider):
-    from pl_magic.widget import PromptForm
+    from pl_magic.surfaces.widget import PromptForm
 
     publish("xss", chat(("user", "hi {name}")), model())
     form = PromptForm("xss")

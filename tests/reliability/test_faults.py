@@ -17,7 +17,7 @@ import pytest
 
 import pl_magic
 from pl_magic.client import default_client
-from pl_magic.errors import PromptLayerUnavailableError, ProviderError
+from pl_magic.core.errors import PromptLayerUnavailableError, ProviderError
 from tests import conftest
 from tests.helpers import chat, model, publish, runs
 from tests.test_providers import FAULT_ROUTES, Route
@@ -121,7 +121,7 @@ def test_a_stream_that_stalls_times_out_with_its_partial_text(
 def test_the_magic_keeps_the_partial_text_in_the_cell(
     fault, shell, openai_env, fake_provider, monkeypatch
 ):
-    from pl_magic.display import RunView
+    from pl_magic.ui.display import RunView
 
     publish("p", PROMPT, model(f"gpt-4o-mini-{fault}"))
     views: list[tuple[str, str, str]] = []
@@ -147,7 +147,7 @@ def test_the_magic_keeps_the_partial_text_in_the_cell(
 
 
 def test_the_form_keeps_the_partial_text(openai_env, fake_provider):
-    from pl_magic.widget import PromptForm
+    from pl_magic.surfaces.widget import PromptForm
 
     publish("p", PROMPT, model("gpt-4o-mini-cut"))
     form = PromptForm("p")

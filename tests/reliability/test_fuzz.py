@@ -19,9 +19,10 @@ from hypothesis import strategies as st
 from IPython.core.error import UsageError
 
 import pl_magic
-from pl_magic import blueprint, cli, templates
-from pl_magic.errors import PlMagicError
-from pl_magic.parsing import parse_body, parse_pairs, parse_target
+from pl_magic.core import blueprint, templates
+from pl_magic.core.errors import PlMagicError
+from pl_magic.core.parsing import parse_body, parse_pairs, parse_target
+from pl_magic.surfaces import cli
 from tests import conftest
 from tests.helpers import chat, model, publish
 
@@ -456,7 +457,7 @@ MARKDOWN_PIECES = st.sampled_from(
 @FUZZ
 @given(reply=_joined(MARKDOWN_PIECES, 20))
 def test_markdown_views_never_hold_live_html(reply: str) -> None:
-    from pl_magic.markdown_view import MarkdownStream, render_markdown
+    from pl_magic.ui.markdown_view import MarkdownStream, render_markdown
     from tests.reliability.test_escaping import assert_inert
 
     assert_inert(render_markdown(reply))

@@ -15,7 +15,7 @@ from urllib.parse import quote
 import pytest
 
 import pl_magic
-from pl_magic import errors
+from pl_magic.core import errors
 from tests import conftest
 from tests.fakes.provider_server import PROVIDER_KINDS, FakeProviderServer
 from tests.helpers import chat, model, publish
@@ -142,7 +142,7 @@ _TRACK_BODY = {
 def test_every_spelling_of_a_key_argument_is_redacted(
     fake_promptlayer: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pl_magic.promptlayer_api import PromptLayerAPI
+    from pl_magic.core.promptlayer_api import PromptLayerAPI
 
     monkeypatch.delenv("PROMPTLAYER_API_KEY", raising=False)
     key = conftest.new_secret("pl_test/x+y=")  # URL-encoding and JSON escaping change it

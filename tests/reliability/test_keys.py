@@ -18,7 +18,7 @@ from urllib.parse import quote
 import pytest
 
 import pl_magic
-from pl_magic import errors
+from pl_magic.core import errors
 from tests import conftest
 from tests.fakes.provider_server import PROVIDER_KINDS
 from tests.helpers import chat, model, publish, runs
@@ -76,7 +76,7 @@ def _key_env(request: pytest.FixtureRequest, provider: str) -> str:
 
 @pytest.mark.parametrize("host", LOOPBACK_SPELLINGS)
 def test_every_loopback_spelling_is_loopback(host: str) -> None:
-    from pl_magic.providers.keys import is_loopback_url
+    from pl_magic.core.keys import is_loopback_url
 
     assert is_loopback_url(f"http://{host}:8080/v1")
 
@@ -96,7 +96,7 @@ def test_every_loopback_spelling_is_loopback(host: str) -> None:
     ],
 )
 def test_anything_else_counts_as_remote(url: str) -> None:
-    from pl_magic.providers.keys import is_loopback_url
+    from pl_magic.core.keys import is_loopback_url
 
     assert not is_loopback_url(url)
 

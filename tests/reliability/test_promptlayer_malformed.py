@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import pl_magic
-from pl_magic.errors import InvalidTemplateError, PromptLayerError, RegistryError
+from pl_magic.core.errors import InvalidTemplateError, PromptLayerError, RegistryError
 from tests.fakes.provider_server import PROVIDER_KINDS
 from tests.helpers import chat, model, runs
 

@@ -25,8 +25,8 @@ from typing import Any
 import pytest
 
 import pl_magic
-from pl_magic import config
-from pl_magic.errors import ConfigurationError
+from pl_magic.core import config
+from pl_magic.core.errors import ConfigurationError
 from tests.fakes.provider_server import PROVIDER_KINDS
 from tests.helpers import chat, model, publish, runs
 
@@ -236,7 +236,7 @@ _CHILD = textwrap.dedent(
     """
     import json, sys
     import pl_magic
-    from pl_magic import store
+    from pl_magic.core import store
     result = pl_magic.run("greet", input_variables={"name": "Ada"}, stream=sys.argv[1] == "1")
     if sys.argv[1] == "1":
         result = list(result)[-1]

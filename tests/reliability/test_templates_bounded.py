@@ -22,8 +22,9 @@ from typing import Any
 import pytest
 
 import pl_magic
-from pl_magic import authoring, cli, errors, parsing
-from pl_magic.errors import InvalidInputError, TemplateError, TemplateLimitError
+from pl_magic.core import errors, parsing
+from pl_magic.core.errors import InvalidInputError, TemplateError, TemplateLimitError
+from pl_magic.surfaces import authoring, cli
 from tests.fakes.provider_server import PROVIDER_KINDS
 from tests.helpers import chat, publish, runs
 from tests.reliability.cases_templates import ALIAS_BOMB
@@ -250,7 +251,7 @@ def test_shared_references_count_in_full_against_the_size_limit(
 
 
 def test_a_cycle_still_counts_as_short_text():
-    from pl_magic.templates import text_size
+    from pl_magic.core.templates import text_size
 
     loop: list[Any] = [1]
     loop.append(loop)
@@ -380,7 +381,7 @@ def test_an_integer_too_long_to_write_is_refused_before_the_call(openai_env, fak
 
 
 def test_the_log_keeps_a_row_for_a_value_python_cannot_write():
-    from pl_magic.engine import _jsonable_vars
+    from pl_magic.engine.engine import _jsonable_vars
 
     logged = _jsonable_vars({"n": 10**5000, "name": "Ada"})
     assert logged["name"] == "Ada"

@@ -33,7 +33,7 @@ def test_plprompt_and_its_diff_reach_a_terminal_escaped() -> None:
     assert "\n+" + HOSTILE_SHOWN + "\n" in shown, shown
 
 
-_NOTICE = "from pl_magic import notices; notices.warn({!r})"
+_NOTICE = "from pl_magic.core import notices; notices.warn({!r})"
 
 
 def test_a_notice_reaches_a_terminal_escaped_and_a_pipe_as_written() -> None:

@@ -21,8 +21,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from .. import config
-from ..errors import (
+from . import config
+from .errors import (
     ConfigurationError,
     InvalidTemplateError,
     MalformedKeyError,

@@ -39,7 +39,7 @@ from .errors import (
     redact,
     spellings,
 )
-from .providers.keys import checked_key
+from .keys import checked_key
 
 if TYPE_CHECKING:
     import httpx2

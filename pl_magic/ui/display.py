@@ -5,7 +5,7 @@ Rules (from rgbkrk/genai's display.py, plus a throttle it lacks):
   worker threads never touch the cell (batch.py hands their chunks over through a queue);
 - at most ``refresh_hz`` updates a second while streaming, and always one at the end;
 - model output is escaped, never injected as HTML: ``--format markdown`` is rendered in the
-  kernel by a CommonMark parser with raw HTML off (:mod:`pl_magic.markdown_view`) and sent
+  kernel by a CommonMark parser with raw HTML off (:mod:`pl_magic.ui.markdown_view`) and sent
   as that HTML, because Jupyter renders the HTML and Markdown of outputs the kernel just
   produced as trusted, without sanitizing them;
 - rendering Markdown costs time on the kernel's main thread: while streaming, only the
@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .inert import for_stream
+from ..core.inert import for_stream
 
 FORMATS = ("text", "markdown")
 _CURSOR = "▌"
@@ -66,7 +66,7 @@ def run_bundle(
 ) -> dict[str, str]:
     """The MIME bundle of one run's view: its text (escaped) and footer line.
 
-    ``fmt="markdown"`` renders the Markdown here (:mod:`pl_magic.markdown_view`; ``render``
+    ``fmt="markdown"`` renders the Markdown here (:mod:`pl_magic.ui.markdown_view`; ``render``
     is the renderer of a stream in progress) and sends the HTML, never ``text/markdown``:
     the front end would render that as trusted.
     """

@@ -11,8 +11,8 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .errors import InvalidInputError, shown
-from .store import open_db
+from ..core.errors import InvalidInputError, shown
+from ..core.store import open_db
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -169,7 +169,7 @@ def _json_column(texts: Sequence[str | None], empty: str) -> list[Any]:
 
     One ``json.loads`` of the whole column as an array runs at C speed; 10,000 calls of
     ``json.loads`` cost more than reading the rows. Each cell is JSON written by
-    :func:`pl_magic.store.dumps`; should one not be, the column is decoded cell by cell.
+    :func:`pl_magic.core.store.dumps`; should one not be, the column is decoded cell by cell.
     """
     cells = [t or empty for t in texts]
     try:

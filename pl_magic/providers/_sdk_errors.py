@@ -6,7 +6,7 @@ traceback's frames hold the request headers as local variables, which ``%xmode V
 prints. Before pl_magic raises, :func:`catchable` therefore redacts the exception and every
 exception chained to it in place (args, message, body, response, request) and drops their
 tracebacks, then returns pl_magic's error as an instance of both
-:class:`~pl_magic.errors.ProviderError` and the SDK's class, so that code written for the
+:class:`~pl_magic.core.errors.ProviderError` and the SDK's class, so that code written for the
 SDK (``except openai.RateLimitError``) keeps catching it.
 """
 
@@ -16,7 +16,7 @@ import contextlib
 import sys
 from typing import Any
 
-from ..errors import ProviderError, as_sdk_class, redact, redact_data
+from ..core.errors import ProviderError, as_sdk_class, redact, redact_data
 
 #: Attributes that hold an HTTP request or response (httpx's, aiohttp's, requests').
 _HTTP_ATTRIBUTES = frozenset({"request", "_request", "response", "_response", "request_info"})

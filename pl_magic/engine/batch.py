@@ -25,11 +25,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import notices, templates
-from .blueprint import reply_text
+from ..core import notices, render_budget
+from ..core.blueprint import reply_text
+from ..core.errors import InvalidInputError, PlMagicError, UnknownProviderError, shown
+from ..providers import supported
 from .engine import Engine, RunOptions
-from .errors import InvalidInputError, PlMagicError, UnknownProviderError, shown
-from .providers import supported
 
 # Bare model names whose provider follows from their prefix.
 MODEL_PREFIXES = (
@@ -243,7 +243,7 @@ class Batch:
         limits: dict[str, threading.Semaphore],
     ) -> None:
         limit = limits[planned.provider or "template"]
-        with limit, templates.cancel_on(self.cancel):
+        with limit, render_budget.cancel_on(self.cancel):
             if self.cancel.is_set():
                 events.put(("skipped", planned.index))
                 return

@@ -23,10 +23,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from . import __version__
-from .errors import InvalidInputError, MissingVariablesError, PlMagicError, redact
-from .inert import csv_cell, for_stream, json_text
-from .parsing import positive_int
+from ..core import __version__
+from ..core.errors import InvalidInputError, MissingVariablesError, PlMagicError, redact
+from ..core.inert import csv_cell, for_stream, json_text
+from ..core.parsing import positive_int
 
 PROG = "pl-magic"
 EXIT_FAILED = 1
@@ -80,7 +80,7 @@ def parse_params(items: Sequence[str] | None) -> dict[str, Any]:
     """``--param k=v`` items → model parameters (values read as YAML scalars: 0.2 → 0.2)."""
     import yaml
 
-    from .parsing import load_yaml
+    from ..core.parsing import load_yaml
 
     out: dict[str, Any] = {}
     for item in items or []:
@@ -97,7 +97,7 @@ def parse_params(items: Sequence[str] | None) -> dict[str, Any]:
 
 
 def _client() -> Any:
-    from .client import default_client
+    from ..client import default_client
 
     return default_client()
 
@@ -123,7 +123,7 @@ def _version_ranges(numbers: Sequence[int]) -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a prompt, streaming the reply to stdout; the footer goes to stderr."""
-    from .footer import footer, reply_text
+    from ..ui.footer import footer, reply_text
 
     kwargs: dict[str, Any] = {
         "prompt_version": args.version,
@@ -243,7 +243,7 @@ def _records_in(data: Any) -> list[dict[str, Any]]:
 
 def cmd_prompts_import(args: argparse.Namespace) -> int:
     """Import PromptLayer template JSON (as `prompts export` writes it) as new versions."""
-    from .registry.local import LocalRegistry
+    from ..registry.local import LocalRegistry
 
     path = Path(args.file)
     try:
@@ -295,8 +295,8 @@ def _one_line(text: Any, width: int) -> str:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     """The latest runs (oldest first), or every matching run written to a CSV file."""
-    from .footer import format_cost, short_id
-    from .runlog import RunLog
+    from ..runlog.sqlite import RunLog
+    from ..ui.footer import format_cost, short_id
 
     _client()  # the backend check, and the log of the same PL_MAGIC_HOME
     where, params = "", []
@@ -355,7 +355,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 def cmd_local(args: argparse.Namespace) -> int:
     """Start, stop or report the local model's server."""
-    from . import local_model
+    from ..core import local_target
+    from ..providers import local as local_model
 
     if args.action == "start":
         state, started = local_model.start()
@@ -382,9 +383,9 @@ def cmd_local(args: argparse.Namespace) -> int:
             _out(f"stopped (removed the stale record of pid {st.stale.pid})")
         else:
             _out("stopped")
-        own = os.environ.get(local_model.ENV_BASE_URL)
+        own = os.environ.get(local_target.ENV_BASE_URL)
         if own:
-            _out(f"local-model prompts run on {own} ({local_model.ENV_BASE_URL})")
+            _out(f"local-model prompts run on {own} ({local_target.ENV_BASE_URL})")
     return 0
 
 
@@ -425,7 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="PromptLayer JSON instead of text")
     p.set_defaults(func=cmd_prompts_show)
     p = sub.add_parser("push", help="publish a new version from a YAML file")
-    p.add_argument("file", help="prompt YAML (see pl_magic.authoring)")
+    p.add_argument("file", help="prompt YAML (see pl_magic.surfaces.authoring)")
     p.add_argument("--label", action="append", help="release label for the new version")
     p.add_argument("--commit", help="commit message")
     p.set_defaults(func=cmd_prompts_push)

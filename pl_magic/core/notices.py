@@ -3,7 +3,7 @@
 Written to stderr at call time as ``pl_magic: <message>`` so they show as one line in a
 notebook cell, a terminal and captured test output alike. A notice can quote text from
 outside (a server's error, a template's name): on a terminal its control characters are
-escaped (:mod:`pl_magic.inert`).
+escaped (:mod:`pl_magic.core.inert`).
 """
 
 from __future__ import annotations

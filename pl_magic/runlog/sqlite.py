@@ -9,54 +9,22 @@ at the next chance (see :func:`store.write_or_keep`): a reply is never lost to t
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field, fields
+import json
+from collections.abc import Mapping
+from dataclasses import fields
 from typing import Any
 
-from .errors import ConfigurationError, redact
-from .store import Database, KeptInMemory, Statement, dumps, open_db, utcnow_iso, write_or_keep
-
-STATUSES = ("ok", "error", "cancelled")
-
-
-@dataclass
-class RunRecord:
-    """Everything known about one run. Field names are the ``runs`` table's columns."""
-
-    request_id: str
-    run_key: str
-    prompt_name: str | None
-    prompt_id: int | None
-    prompt_version: int | None
-    release_label: str | None
-    provider: str
-    model: str
-    api_type: str | None
-    parameters: dict[str, Any]
-    input_variables: dict[str, Any]
-    rendered_input: dict[str, Any]
-    started_at: str
-    status: str = "ok"
-    output: str = ""
-    error_category: str | None = None
-    error_message: str | None = None
-    finish_reason: str | None = None
-    tags: list[str] = field(default_factory=list)
-    metadata: dict[str, Any] = field(default_factory=dict)
-    group_id: int | None = None
-    repeat_index: int = 0
-    ended_at: str | None = None
-    ttft_s: float | None = None
-    latency_s: float | None = None
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    cost_usd: float | None = None
-    raw_response: Any = None
-    backend: str = "local"
-    remote_request_id: str | None = None
-    sync_state: str | None = None
-    sync_payload: str | None = None  # PromptLayer backend: the /track-request body (no key)
-    sync_attempted_at: float | None = None
-
+from ..core.errors import ConfigurationError, redact
+from ..core.store import (
+    Database,
+    KeptInMemory,
+    Statement,
+    dumps,
+    open_db,
+    utcnow_iso,
+    write_or_keep,
+)
+from .base import STATUSES, RunRecord
 
 _FIELDS = fields(RunRecord)
 _JSON_COLUMNS = ("parameters", "input_variables", "rendered_input", "tags", "metadata")
@@ -168,6 +136,30 @@ class RunLog:
             if out.get(col) is not None:
                 out[col] = json.loads(out[col])
         return out
+
+    def annotate(self, request_id: str, store: Mapping[str, Any]) -> None:
+        """Store a run's score (``score``, ``name``), metadata (merged) or ``group_id``."""
+        with self.db.write() as conn:
+            row = conn.execute(
+                "SELECT scores, metadata FROM runs WHERE request_id = ?", (request_id,)
+            ).fetchone()
+            if "score" in store:
+                scores = json.loads(row["scores"]) if row["scores"] else {}
+                scores[store["name"] or "default"] = store["score"]
+                conn.execute(
+                    "UPDATE runs SET scores = ? WHERE request_id = ?", (dumps(scores), request_id)
+                )
+            if "metadata" in store:
+                merged = {**json.loads(row["metadata"] or "{}"), **store["metadata"]}
+                conn.execute(
+                    "UPDATE runs SET metadata = ? WHERE request_id = ?",
+                    (dumps(merged), request_id),
+                )
+            if "group_id" in store:
+                conn.execute(
+                    "UPDATE runs SET group_id = ? WHERE request_id = ?",
+                    (store["group_id"], request_id),
+                )
 
     def create_group(self) -> int:
         """A new group id for tying runs together."""

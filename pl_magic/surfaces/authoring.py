@@ -32,9 +32,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import local_model
-from .blueprint import ROLES, content_text, input_variables
-from .errors import InvalidInputError
+from ..core import local_target
+from ..core.blueprint import ROLES, content_text, input_variables
+from ..core.errors import InvalidInputError
 
 _FORMATS = ("f-string", "jinja2")
 _KNOWN_KEYS = {
@@ -125,10 +125,10 @@ def parse_model(value: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
     if not isinstance(value, str) or not value.strip():
         raise InvalidInputError(f"model must be provider/name (e.g. openai/gpt-4o), not {value!r}")
     text = value.strip()
-    if text in ("local", local_model.LOCAL_NAME, local_model.LOCAL_MODEL_NAME):
-        local = local_model.model_metadata()["model"]
-        return local, local_model.base_url_spec()
-    from .batch import parse_model as provider_and_name  # the same rules as --models
+    if text in ("local", local_target.LOCAL_NAME, local_target.LOCAL_MODEL_NAME):
+        local = local_target.model_metadata()["model"]
+        return local, local_target.base_url_spec()
+    from ..engine.batch import parse_model as provider_and_name
 
     provider, name = provider_and_name(text)
     return {"provider": provider, "name": name}, None
@@ -239,7 +239,7 @@ def body_from_mapping(
         metadata["model"] = model_meta
         body["metadata"] = metadata
     if body.get("provider_base_url") == "local":
-        body["provider_base_url"] = local_model.base_url_spec()
+        body["provider_base_url"] = local_target.base_url_spec()
     if commit_message is not None:
         body["commit_message"] = commit_message
     body["release_labels"] = list(dict.fromkeys([*body.get("release_labels", []), *(labels or [])]))
@@ -255,7 +255,7 @@ def body_from_yaml(text: str, **overrides: Any) -> dict[str, Any]:
     """
     import yaml
 
-    from .parsing import load_yaml
+    from ..core.parsing import load_yaml
 
     try:
         data = load_yaml(text)
@@ -301,7 +301,7 @@ def template_as_text(record: Mapping[str, Any]) -> str:
             model_line += " " + json.dumps(model["parameters"], sort_keys=True)
         lines.append(model_line)
     base = record.get("provider_base_url")
-    if local_model.is_local(base):
+    if local_target.is_local(base):
         lines.append("base URL: the local model (pl-magic local status)")
     elif base:
         lines.append(f"base URL: {base.get('url') if isinstance(base, Mapping) else base}")

@@ -26,14 +26,14 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from traitlets import Bool, Enum, Float, Int, List, Unicode, observe
 from traitlets.config import Configurable
 
-from . import config, inert
-from . import footer as footer_mod
-from .blueprint import reply_text
-from .client import default_client, set_backend
-from .display import GridCell, GridView, RunView
-from .engine import RunOptions
-from .errors import InvalidInputError, PlMagicError
-from .parsing import parse_body, parse_pairs, parse_target, positive_int
+from ..client import default_client, set_backend
+from ..core import config, inert
+from ..core.blueprint import reply_text
+from ..core.errors import InvalidInputError, PlMagicError
+from ..core.parsing import parse_body, parse_pairs, parse_target, positive_int
+from ..engine.engine import RunOptions
+from ..ui import footer as footer_mod
+from ..ui.display import GridCell, GridView, RunView
 
 
 class RunCancelledError(PlMagicError):
@@ -247,8 +247,8 @@ class PlMagic(Magics, Configurable):
         args: Any,
         run_kwargs: dict[str, Any],
     ) -> Any:
-        from .batch import Batch, plan
-        from .results import frame_from_progress
+        from ..engine.batch import Batch, plan
+        from ..engine.results import frame_from_progress
 
         versions = args.versions or (label if label else version)
         if args.provider and not args.models:
@@ -319,7 +319,7 @@ class PlMagic(Magics, Configurable):
     def plruns(self, line: str) -> Any:
         """The run log as a DataFrame (``%plruns --prompt NAME --limit 20``)."""
         args = _parse(self.plruns, line, "plruns")
-        from .results import runs
+        from ..engine.results import runs
 
         def go() -> Any:
             default_client()

@@ -15,14 +15,14 @@ import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from . import footer as footer_mod
-from .blueprint import reply_text
-from .client import PromptLayer, default_client
-from .display import Throttle
-from .engine import RunOptions
-from .errors import InvalidInputError, PlMagicError, PromptNotFoundError
-from .parsing import parse_pairs
-from .providers import get_provider, supported
+from ..client import PromptLayer, default_client
+from ..core.blueprint import reply_text
+from ..core.errors import InvalidInputError, PlMagicError, PromptNotFoundError
+from ..core.parsing import parse_pairs
+from ..engine.engine import RunOptions
+from ..providers import get_provider, supported
+from ..ui import footer as footer_mod
+from ..ui.display import Throttle
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -43,7 +43,7 @@ def _split_list(text: str) -> list[str]:
 
 
 def _reply_html(text: str, footer: str = "", status: str = "ok", streaming: bool = False) -> str:
-    from .display import run_bundle
+    from ..ui.display import run_bundle
 
     return run_bundle(text, footer, "text", status, streaming)["text/html"]
 
@@ -213,7 +213,7 @@ class PromptForm:
     def _rebuild_variables(self, record: Mapping[str, Any]) -> None:
         import ipywidgets as w
 
-        from .blueprint import input_variables
+        from ..core.blueprint import input_variables
 
         for box in self.variables.children:
             self._typed[box.description] = box.value
@@ -394,8 +394,8 @@ class PromptForm:
     @property
     def runs(self) -> pd.DataFrame:
         """This form's runs as a DataFrame (same columns as ``pl_magic.runs()``)."""
-        from .results import frame_from_log_rows
-        from .store import open_db
+        from ..core.store import open_db
+        from ..engine.results import frame_from_log_rows
 
         if not self.request_ids:
             return frame_from_log_rows([])

@@ -52,7 +52,7 @@ def reply_text(result: Mapping[str, Any]) -> str:
     Chat: the last assistant message; completion: the last content block (where
     PromptLayer's blueprint puts the completion).
     """
-    from .blueprint import content_text
+    from ..core.blueprint import content_text
 
     template = ((result.get("prompt_blueprint") or {}).get("prompt_template")) or {}
     if template.get("type") == "completion":
@@ -68,7 +68,7 @@ def _row_from_result(result: Mapping[str, Any]) -> dict[str, Any]:
     """The log row of ``run()``'s final result, or what its blueprint says when not logged."""
     request_id = result.get("request_id")
     if request_id:
-        from .runlog import RunLog
+        from ..runlog.sqlite import RunLog
 
         row = RunLog().get(str(request_id))
         if row is not None:

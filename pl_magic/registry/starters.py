@@ -1,6 +1,6 @@
 """Starter prompts: what a fresh, empty local registry gets on first use.
 
-Three small prompts that run on the embedded local model (see :mod:`pl_magic.local_model`),
+Three small prompts that run on the embedded local model (see :mod:`pl_magic.providers.local`),
 each with two or three versions and ``prod`` / ``staging`` labels on different versions, so
 that running by label and comparing versions has something to show from the first minute.
 ``max_tokens`` stays small and ``temperature`` low: a CPU answers in about a second.
@@ -16,10 +16,11 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from .local_model import base_url_spec, file_lock, model_metadata
+from ..core.file_lock import file_lock
+from ..core.local_target import base_url_spec, model_metadata
 
 if TYPE_CHECKING:
-    from .registry.local import LocalRegistry
+    from .local import LocalRegistry
 
 ENV_SWITCH = "PL_MAGIC_STARTERS"
 TAGS = ["starter"]

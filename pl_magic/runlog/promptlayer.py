@@ -16,7 +16,7 @@ backend the row also holds the ``/track-request`` payload the official SDK would
 * ``failed``: PromptLayer refused the payload (a 4xx other than 401/403/429): kept, not
   retried.
 
-Unsent rows are sent by :meth:`Tracker.sync` (``pl_magic.sync()``) and by a daemon thread
+Unsent rows are sent by :meth:`PromptLayerSink.sync` (``pl_magic.sync()``) and by a daemon thread
 that retries while the kernel lives, every ``PL_MAGIC_SYNC_INTERVAL`` seconds (10) at first,
 doubling up to 5 minutes while PromptLayer stays down; a run PromptLayer logs wakes it, so
 the backlog goes at once. After PromptLayer failed, runs do not wait on it for an interval:
@@ -40,39 +40,31 @@ import threading
 import time
 import weakref
 from collections.abc import Mapping
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from . import notices
-from .config import env_float
-from .errors import (
-    InvalidInputError,
+from ..core import notices
+from ..core.config import env_float
+from ..core.errors import (
     PlMagicError,
     PromptLayerAuthError,
     PromptLayerError,
     PromptLayerUnavailableError,
     redact,
 )
-from .promptlayer_api import DeliveryUnknownError
-from .runlog import RunLog, RunRecord
-from .store import dumps
+from ..core.promptlayer_api import DeliveryUnknownError
+from ..core.store import dumps
+from .base import ProviderCall, RunRecord, unknown_request_id
+from .promptlayer_payload import track_payload
+from .sqlite import RunLog
 
 if TYPE_CHECKING:
-    from .engine import PreparedRun
-    from .promptlayer_api import PromptLayerAPI
-    from .providers.base import Reply
+    from ..core.promptlayer_api import PromptLayerAPI
 
 #: Seconds after which a ``sending`` claim is taken to be from a process that died.
 STALE_CLAIM_S = 300.0
 #: The ``/track-request`` metadata key that carries the run's local request id: a send
 #: that got no answer is looked up by it before the run is sent again.
 METADATA_KEY = "pl_magic_request_id"
-#: The SDK's function_name per OpenAI API (MAP_PROVIDER_TO_FUNCTION_NAME).
-_OPENAI_FUNCTIONS = {
-    "chat-completions": "openai.chat.completions.create",
-    "completions": "openai.completions.create",
-    "responses": "openai.responses.create",
-}
 
 
 def sync_interval_s() -> float:
@@ -80,98 +72,9 @@ def sync_interval_s() -> float:
     return env_float("PL_MAGIC_SYNC_INTERVAL", 10.0)
 
 
-# -- the /track-request payload ---------------------------------------------------------
-
-
-def function_name(provider: str, model: str, api_type: str | None) -> str:
-    """The SDK's ``function_name`` for a call (PromptLayer reads the request by it)."""
-    if provider == "openai":
-        return _OPENAI_FUNCTIONS.get(api_type or "chat-completions", _OPENAI_FUNCTIONS["responses"])
-    if provider == "anthropic" or (provider == "vertexai" and "claude" in model):
-        return "anthropic.messages.create"
-    # google and Gemini on Vertex: pl_magic sends generate_content's own arguments
-    return "google.model.generate_content"
-
-
-def error_type(error: PlMagicError | None) -> str:
-    """The SDK's ``error_type`` category (``categorize_error``) for a failed run."""
-    category = getattr(error, "category", None)
-    status = getattr(error, "status_code", None)
-    message = str(error).lower()
-    if category == "rate_limit" or status == 429:
-        return "PROVIDER_RATE_LIMIT"
-    if status == 402:
-        return "PROVIDER_QUOTA_LIMIT"
-    if category == "timeout":
-        return "PROVIDER_TIMEOUT"
-    if status == 401 or (category == "auth" and status is None):
-        return "PROVIDER_AUTH_ERROR"
-    if category in (None, "unknown"):
-        return "UNKNOWN_ERROR"
-    return "PROVIDER_QUOTA_LIMIT" if "quota" in message else "PROVIDER_ERROR"
-
-
-def wire_kwargs(request: Mapping[str, Any]) -> dict[str, Any]:
-    """The request as it went on the wire: JSON only, ``extra_body`` merged in."""
-    out = json.loads(dumps(request))
-    extra = out.pop("extra_body", None)
-    if isinstance(extra, dict):
-        out.update(extra)
-    return out
-
-
-def _epoch(iso: str) -> float:
-    try:
-        return datetime.fromisoformat(iso).timestamp()
-    except ValueError:
-        return time.time()
-
-
-def track_payload(
-    run: PreparedRun, record: RunRecord, reply: Reply | None, error: PlMagicError | None
-) -> dict[str, Any]:
-    """The body the official SDK posts to ``/track-request`` for this run (minus the key)."""
-    kwargs = wire_kwargs(run.request)
-    kwargs.setdefault("stream", run.options.stream)  # the SDK always passes it
-    payload: dict[str, Any] = {
-        "function_name": function_name(run.spec.provider, run.spec.name, run.spec.api_type),
-        "provider_type": run.spec.provider,
-        "args": [],
-        "kwargs": kwargs,
-        "tags": list(run.options.tags) or None,
-        "request_start_time": _epoch(run.started_at) if run.started_at else time.time(),
-        "request_end_time": time.time(),
-        "metadata": dict(run.options.metadata) or None,
-        "prompt_id": run.record.get("id"),
-        "prompt_version": run.record.get("version"),
-        "prompt_input_variables": record.input_variables,
-        "group_id": run.options.group_id,
-        "return_prompt_blueprint": True,
-        "span_id": None,
-        "request_response": json.loads(dumps(reply.raw)) if reply and reply.raw else {},
-    }
-    if record.status == "error":
-        payload.update(
-            status="ERROR",
-            error_type=error_type(error),
-            error_message=(record.error_message or "")[:1024],
-            request_response={},
-        )
-    elif record.status == "cancelled":
-        # The SDK logs nothing for an abandoned stream; PromptLayer gets it as a warning.
-        payload.update(
-            status="WARNING",
-            error_type="UNKNOWN_ERROR",
-            error_message=f"cancelled before the end of the reply ({len(record.output)} "
-            "characters received)",
-            request_response={},
-        )
-    return payload
-
-
 # -- the tracker ------------------------------------------------------------------------
 
-_TRACKERS: weakref.WeakSet[Tracker] = weakref.WeakSet()
+_TRACKERS: weakref.WeakSet[PromptLayerSink] = weakref.WeakSet()
 #: The longest wait between two automatic retries while PromptLayer stays down.
 MAX_RETRY_INTERVAL_S = 300.0
 
@@ -193,7 +96,7 @@ class _Send:
     """One ``/track-request`` in a thread of its own, so that waiting for it can stop at the
     budget while the request itself carries on: a late answer is recorded, not resent."""
 
-    def __init__(self, tracker: Tracker, local_id: str, data: dict[str, Any]) -> None:
+    def __init__(self, tracker: PromptLayerSink, local_id: str, data: dict[str, Any]) -> None:
         self.tracker = tracker
         self.local_id = local_id
         self.data = data
@@ -233,7 +136,7 @@ class _Send:
             return False
 
 
-class Tracker:
+class PromptLayerSink:
     """Sends runs (and their scores and metadata) to one PromptLayer account."""
 
     def __init__(self, api: PromptLayerAPI, runlog: RunLog) -> None:
@@ -257,26 +160,36 @@ class Tracker:
 
     # -- called by the engine ------------------------------------------------------------
 
-    def attach(
-        self,
-        run: PreparedRun,
-        record: RunRecord,
-        reply: Reply | None,
-        error: PlMagicError | None,
-    ) -> None:
+    def before_run(self) -> None:
+        """A run starts: runs left unsent earlier go now, in the background."""
+        self.kick()
+
+    def record(self, record: RunRecord, call: ProviderCall, error: PlMagicError | None) -> None:
         """Put the run's payload on its log row before the row is written.
 
         The payload's metadata carries the local request id (``pl_magic_request_id``), so
         that a run whose send went unanswered can be looked up before it is sent again.
         """
-        payload = track_payload(run, record, reply, error)
-        payload["metadata"] = {**(payload.get("metadata") or {}), METADATA_KEY: run.request_id}
+        payload = track_payload(record, call, error)
+        payload["metadata"] = {**(payload.get("metadata") or {}), METADATA_KEY: record.request_id}
         record.sync_payload = redact(dumps({"account": self.api.account, "payload": payload}))
         if record.status in ("ok", "error"):  # sent now by finish() / send_failure()
             record.sync_state, record.sync_attempted_at = "sending", time.time()
         else:  # cancelled: the SDK logs nothing; PromptLayer gets it in the background
             record.sync_state = "unsent"
             self._pending_hint = True
+
+    def finalize(self, record: RunRecord, result: dict[str, Any] | None = None) -> Any:
+        """The run is in the local log: an OK run is sent now (see :meth:`finish`) and its
+        result returned with PromptLayer's id; a failed one is sent before its error is
+        raised; a cancelled one goes in the background."""
+        if record.status == "ok" and result is not None:
+            return self.finish(record, result)
+        if record.status == "error":
+            self.send_failure(record)
+        else:
+            self.kick()
+        return result
 
     def finish(self, record: RunRecord, result: dict[str, Any]) -> dict[str, Any]:
         """Send an OK run now (briefly); the result with PromptLayer's id and blueprint.
@@ -525,7 +438,7 @@ class Tracker:
 
     def _flush_kept(self) -> None:
         """Rows kept in memory (the file was busy) are written before the log is read."""
-        from .store import flush_kept
+        from ..core.store import flush_kept
 
         flush_kept(self.runlog.db)
 
@@ -667,124 +580,4 @@ def _remote_id(request_id: Any) -> int:
         return request_id
     if isinstance(request_id, str) and request_id.strip().isdigit():
         return int(request_id)
-    raise _unknown_id(request_id)
-
-
-def _unknown_id(request_id: Any) -> InvalidInputError:
-    return InvalidInputError(
-        f"Unknown request id {request_id!r}: use the request_id a run returned "
-        "(pl_magic.runs() lists them)"
-    )
-
-
-# -- client.track -----------------------------------------------------------------------
-
-
-def _check_score(score: Any, name: Any) -> None:
-    if isinstance(score, bool) or not isinstance(score, int) or not 0 <= score <= 100:
-        raise InvalidInputError(f"score must be a whole number from 0 to 100, not {score!r}")
-    if name is not None and not isinstance(name, str):
-        raise InvalidInputError(f"the score name must be a string, not {name!r}")
-
-
-def _check_metadata(metadata: Any) -> dict[str, str]:
-    if not isinstance(metadata, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
-    ):
-        raise InvalidInputError(
-            "metadata must be a dict of strings, e.g. {'user': 'u1'} (as PromptLayer's)"
-        )
-    return dict(metadata)
-
-
-class TrackManager:
-    """``client.track``: score, metadata, group and prompt of a logged run.
-
-    Takes either id of a run: the local log's or PromptLayer's. Everything is stored in
-    the local log too (scores in ``scores``, metadata merged into ``metadata``), so the
-    local backend keeps them and ``pl_magic.runs()`` shows them.
-    """
-
-    def __init__(self, runlog: RunLog, tracker: Tracker | None = None) -> None:
-        self.runlog = runlog
-        self.tracker = tracker
-
-    def _row(self, request_id: Any) -> dict[str, Any] | None:
-        if request_id is None or isinstance(request_id, bool):
-            raise InvalidInputError("a request_id is required: the one a run returned")
-        row = self.runlog.get(str(request_id))
-        if row is None and self.tracker is None:
-            raise _unknown_id(request_id)  # the local backend knows only its own runs
-        return row
-
-    def _apply(self, request_id: Any, op: dict[str, Any], store: dict[str, Any]) -> bool:
-        row = self._row(request_id)
-        if row is not None:
-            self._store(str(row["request_id"]), store)
-        if self.tracker is None:
-            return True
-        return self.tracker.apply(row, request_id, op)
-
-    def _store(self, local_id: str, store: Mapping[str, Any]) -> None:
-        with self.runlog.db.write() as conn:
-            row = conn.execute(
-                "SELECT scores, metadata FROM runs WHERE request_id = ?", (local_id,)
-            ).fetchone()
-            if "score" in store:
-                scores = json.loads(row["scores"]) if row["scores"] else {}
-                scores[store["name"] or "default"] = store["score"]
-                conn.execute(
-                    "UPDATE runs SET scores = ? WHERE request_id = ?", (dumps(scores), local_id)
-                )
-            if "metadata" in store:
-                merged = {**json.loads(row["metadata"] or "{}"), **store["metadata"]}
-                conn.execute(
-                    "UPDATE runs SET metadata = ? WHERE request_id = ?", (dumps(merged), local_id)
-                )
-            if "group_id" in store:
-                conn.execute(
-                    "UPDATE runs SET group_id = ? WHERE request_id = ?",
-                    (store["group_id"], local_id),
-                )
-
-    def score(self, request_id: Any, score: int, score_name: str | None = None) -> bool:
-        """Score a run from 0 to 100 (``/library-track-score``), optionally named."""
-        _check_score(score, score_name)
-        op = {"op": "score", "score": score, "name": score_name}
-        return self._apply(request_id, op, {"score": score, "name": score_name})
-
-    def metadata(self, request_id: Any, metadata: Mapping[str, str]) -> bool:
-        """Add string metadata to a run (``/library-track-metadata``)."""
-        values = _check_metadata(metadata)
-        return self._apply(request_id, {"op": "metadata", "metadata": values}, {"metadata": values})
-
-    def group(self, request_id: Any, group_id: int) -> bool:
-        """Put a run into a group (``/track-group``)."""
-        if isinstance(group_id, bool) or not isinstance(group_id, int):
-            raise InvalidInputError("group_id must be an integer from pl_magic.create_group()")
-        op = {"op": "group", "group_id": group_id}
-        return self._apply(request_id, op, {"group_id": group_id})
-
-    def prompt(
-        self,
-        request_id: Any,
-        prompt_name: str,
-        prompt_input_variables: Mapping[str, Any],
-        version: int | None = None,
-        label: str | None = None,
-    ) -> bool:
-        """Tie a run to a registry prompt (``/library-track-prompt``).
-
-        Runs made by pl_magic are tied to their prompt already; this is for parity with
-        the SDK, for requests logged elsewhere.
-        """
-        if not isinstance(prompt_input_variables, Mapping):
-            raise InvalidInputError("prompt_input_variables must be a dict of input variables")
-        op = {
-            "op": "prompt",
-            "prompt_name": prompt_name,
-            "input_variables": dict(prompt_input_variables),
-            "version": version,
-            "label": label,
-        }
-        return self._apply(request_id, op, {})
+    raise unknown_request_id(request_id)

@@ -1,0 +1,94 @@
+"""The run log port: what a run leaves behind, and where it goes besides the local log.
+
+:class:`RunRecord` is one run, as the ``runs`` table stores it
+(:class:`pl_magic.runlog.sqlite.RunLog` writes and reads it). A :class:`RunSink` is
+another destination: the PromptLayer backend's sink
+(:class:`pl_magic.runlog.promptlayer.PromptLayerSink`) sends each run to
+``/track-request``. The engine drives a sink through this protocol alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..core.errors import InvalidInputError, PlMagicError
+
+STATUSES = ("ok", "error", "cancelled")
+
+
+@dataclass
+class RunRecord:
+    """Everything known about one run. Field names are the ``runs`` table's columns."""
+
+    request_id: str
+    run_key: str
+    prompt_name: str | None
+    prompt_id: int | None
+    prompt_version: int | None
+    release_label: str | None
+    provider: str
+    model: str
+    api_type: str | None
+    parameters: dict[str, Any]
+    input_variables: dict[str, Any]
+    rendered_input: dict[str, Any]
+    started_at: str
+    status: str = "ok"
+    output: str = ""
+    error_category: str | None = None
+    error_message: str | None = None
+    finish_reason: str | None = None
+    tags: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    group_id: int | None = None
+    repeat_index: int = 0
+    ended_at: str | None = None
+    ttft_s: float | None = None
+    latency_s: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+    raw_response: Any = None
+    backend: str = "local"
+    remote_request_id: str | None = None
+    sync_state: str | None = None
+    sync_payload: str | None = None  # PromptLayer backend: the /track-request body (no key)
+    sync_attempted_at: float | None = None
+
+
+@dataclass(frozen=True)
+class ProviderCall:
+    """The provider call a run made, as a sink needs it besides the log row."""
+
+    #: The native request sent (the SDK call's arguments).
+    request: Mapping[str, Any]
+    stream: bool
+    #: PromptLayer's name for the SDK function called (``openai.chat.completions.create``).
+    function_name: str
+
+
+class RunSink(Protocol):
+    """A destination for runs besides the local log (the engine calls it for every run)."""
+
+    def before_run(self) -> None:
+        """A run is about to start (a chance to send what is still waiting)."""
+        ...
+
+    def record(self, record: RunRecord, call: ProviderCall, error: PlMagicError | None) -> None:
+        """Called just before ``record`` is written to the local log (it may add to it)."""
+        ...
+
+    def finalize(self, record: RunRecord, result: dict[str, Any] | None = None) -> Any:
+        """Called once ``record`` is in the log; for an OK run, returns ``result`` as the
+        sink wants it returned (PromptLayer's id and blueprint)."""
+        ...
+
+
+def unknown_request_id(request_id: Any) -> InvalidInputError:
+    """The one-line error for a request id that is not a run's."""
+    return InvalidInputError(
+        f"Unknown request id {request_id!r}: use the request_id a run returned "
+        "(pl_magic.runs() lists them)"
+    )

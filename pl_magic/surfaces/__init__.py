@@ -1,0 +1,1 @@
+"""What users touch: the magics, the widget form, the command line, prompt authoring."""
