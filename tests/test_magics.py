@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pandas as pd
 import pytest
 from IPython.core.error import UsageError
 
@@ -129,42 +128,6 @@ def test_missing_variable_names_it(ip, greet, fake_provider):
         ip.run_line_magic("plrun", "greet")
     assert "name" in str(info.value)
     assert fake_provider.requests == []
-
-
-def test_inputs_models_repeats_make_twelve_rows(ip, greet, fake_provider):
-    ip.user_ns["rows"] = pd.DataFrame({"name": ["A", "B", "C"]})
-    df = ip.run_line_magic(
-        "plrun",
-        "greet@prod --inputs rows --models gpt-4o-mini,openai/gpt-4.1-mini --repeat 2 --out cmp",
-    )
-    assert ip.user_ns["cmp"] is df
-    assert len(df) == 12 and len(fake_provider.requests) == 12
-    assert set(df["status"]) == {"ok"}
-    assert sorted(df["var.name"].unique()) == ["A", "B", "C"]
-    assert set(df["model"]) == {"gpt-4o-mini", "gpt-4.1-mini"}
-    assert sorted(df["repeat"].unique()) == [0, 1]
-    assert (df["output"] == "echo: v2 hello " + df["var.name"]).all()
-    assert len(runs()) == 12
-
-
-def test_versions_comparison_and_a_failing_run_is_a_row(ip, greet, fake_provider):
-    df = ip.run_cell_magic(
-        "plrun", "greet --versions 1,prod,staging --models gpt-4o-mini,gpt-err-401", "name: Z"
-    )
-    assert len(df) == 6
-    failed = df[df["model"] == "gpt-err-401"]
-    assert set(failed["status"]) == {"error"} and set(failed["error_category"]) == {"auth"}
-    ok = df[df["model"] == "gpt-4o-mini"]
-    assert sorted(ok["prompt_version"]) == [1, 2, 3]
-    assert set(ok["release_label"].dropna()) == {"prod", "staging"}
-
-
-def test_batch_row_for_a_run_that_failed_before_calling(ip, greet, fake_provider):
-    ip.user_ns["rows"] = [{"name": "ok"}, {"other": "missing name"}]
-    df = ip.run_line_magic("plrun", "greet --inputs rows")
-    assert list(df["status"]) == ["ok", "error"]
-    assert "name" in df["error"].iloc[1]
-    assert len(runs()) == 1
 
 
 def test_plruns_plprompts_and_compare(ip, greet, fake_provider):
