@@ -1,8 +1,9 @@
 """Runs as pandas DataFrames: one row per run, the same columns everywhere.
 
 ``runs()`` reads the log; ``run_many()`` returns the rows of a comparison in the same
-shape; ``compare()`` pivots outputs side by side with summary rows; ``chart()`` plots a
-metric. pandas is imported here, on first use, never by ``import pl_magic``.
+shape; ``compare()`` pivots outputs side by side with summary rows; ``plot()`` charts a
+metric. The log is read through :class:`pl_magic.runlog.sqlite.RunLog` (no SQL here).
+pandas is imported here, on first use, never by ``import pl_magic``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..core.errors import InvalidInputError, shown
-from ..core.store import open_db
+from ..runlog.sqlite import RunFilter, RunLog
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -43,14 +44,33 @@ COLUMNS = (
     "group_id",
     "repeat",
 )
-_SELECT = (
-    "request_id, started_at, prompt_name, prompt_version, release_label, provider, model, "
-    "parameters, input_variables, output, status, error_message, error_category, ttft_s, "
-    "latency_s, input_tokens, output_tokens, cost_usd, tags, metadata, group_id, repeat_index"
+#: The log columns a runs DataFrame is built from, in order.
+LOG_COLUMNS = (
+    "request_id",
+    "started_at",
+    "prompt_name",
+    "prompt_version",
+    "release_label",
+    "provider",
+    "model",
+    "parameters",
+    "input_variables",
+    "output",
+    "status",
+    "error_message",
+    "error_category",
+    "ttft_s",
+    "latency_s",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "tags",
+    "metadata",
+    "group_id",
+    "repeat_index",
 )
-
-#: The columns ``_SELECT`` reads, in order.
-_SELECTED = tuple(c.strip() for c in _SELECT.split(","))
+#: The same, as the column list of a read of the log of one's own (tests).
+_SELECT = ", ".join(LOG_COLUMNS)
 #: Frame column ← log column, where the names differ.
 _RENAMED = {"error": "error_message", "repeat": "repeat_index"}
 #: Frame columns decoded from JSON text.
@@ -125,42 +145,21 @@ def runs(
         raise InvalidInputError(
             f"runs(limit=...) takes a whole number of runs, not {shown(limit, 40)}: e.g. limit=20"
         )
-    where: list[str] = []
-    params: list[Any] = []
-    if prompt is not None:
-        where.append("prompt_name = ?")
-        params.append(prompt)
-    if since is not None:
-        where.append("started_at >= ?")
-        params.append(_iso(since))
-    if tag is not None:
-        where.append("EXISTS (SELECT 1 FROM json_each(runs.tags) WHERE value = ?)")
-        params.append(tag)
-    if group_id is not None:
-        where.append("group_id = ?")
-        params.append(group_id)
-    if status is not None:
-        where.append("status = ?")
-        params.append(status)
-    sql = f"SELECT {_SELECT} FROM runs"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY started_at DESC"
-    if limit is not None:
-        sql += f" LIMIT {int(limit)}"
-    db = open_db()
-    with db.lock:  # plain tuples: sqlite3.Row objects cost more than the query itself
-        cursor = db.conn.cursor()
-        cursor.row_factory = None
-        rows = cursor.execute(sql, tuple(params)).fetchall()
-    rows.reverse()
-    columns = list(zip(*rows, strict=True)) or [()] * len(_SELECTED)
-    return _frame_from_columns(dict(zip(_SELECTED, columns, strict=True)), len(rows))
+    filters = RunFilter(
+        prompt=prompt,
+        since=None if since is None else _iso(since),
+        tag=tag,
+        group_id=group_id,
+        status=status,
+        limit=limit,
+    )
+    columns = RunLog().columns(filters, LOG_COLUMNS)
+    return _frame_from_columns(columns, len(columns["request_id"]))
 
 
 def frame_from_log_rows(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """Log rows (as stored: JSON text columns) → the runs DataFrame."""
-    columns = {c: [r.get(c) for r in rows] for c in _SELECTED}
+    columns = {c: [r.get(c) for r in rows] for c in LOG_COLUMNS}
     return _frame_from_columns(columns, len(rows))
 
 
@@ -202,20 +201,12 @@ def _frame_from_columns(columns: Mapping[str, Sequence[Any]], count: int) -> pd.
 
 def frame_from_progress(progress: Sequence[Progress], prompt_name: str) -> pd.DataFrame:
     """A comparison's rows: the log row of each run that reached the provider, else the plan."""
-    db = open_db()
-    ids = [str(p.request_id) for p in progress if p.request_id]  # local ids or PromptLayer's
+    ids = [p.request_id for p in progress if p.request_id]  # local ids or PromptLayer's
     logged: dict[str, dict[str, Any]] = {}
-    for start in range(0, len(ids), 400):
-        chunk = tuple(ids[start : start + 400])
-        marks = ",".join("?" * len(chunk))
-        for r in db.query(
-            f"SELECT {_SELECT}, remote_request_id FROM runs WHERE request_id IN ({marks}) "
-            f"OR remote_request_id IN ({marks})",
-            chunk + chunk,
-        ):
-            logged[r["request_id"]] = dict(r)
-            if r["remote_request_id"] is not None:
-                logged[str(r["remote_request_id"])] = dict(r)
+    for r in RunLog().by_ids(ids, (*LOG_COLUMNS, "remote_request_id")):
+        logged[r["request_id"]] = r
+        if r["remote_request_id"] is not None:
+            logged[str(r["remote_request_id"])] = r
     records, all_vars = [], []
     for p in progress:
         if p.status == "pending":

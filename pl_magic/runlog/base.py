@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, overload
 
 from ..core.errors import InvalidInputError, PlMagicError
 
@@ -70,19 +70,46 @@ class ProviderCall:
 
 
 class RunSink(Protocol):
-    """A destination for runs besides the local log (the engine calls it for every run)."""
+    """A destination for runs besides the local log; the engine drives it for every run.
+
+    The order, for one run: :meth:`before_run` before the prompt is resolved; once the
+    provider call ended (ok, error or cancelled), :meth:`record` just before the row is
+    written to the local log; then :meth:`finalize` once it is written, before the run's
+    result is returned or its error raised. Nothing else of a sink is called by the engine.
+    A sink never raises for its destination being down: the run is in the local log, and
+    the sink sends it later.
+    """
 
     def before_run(self) -> None:
-        """A run is about to start (a chance to send what is still waiting)."""
+        """A run is about to start: a chance to send, in the background, what an earlier
+        run left unsent. Must not wait on the destination."""
         ...
 
     def record(self, record: RunRecord, call: ProviderCall, error: PlMagicError | None) -> None:
-        """Called just before ``record`` is written to the local log (it may add to it)."""
+        """The run ended; ``record`` is about to be written to the local log.
+
+        The sink may set fields of ``record`` (e.g. ``sync_state`` and ``sync_payload``)
+        so that they are written with the row. ``call`` is the provider call made;
+        ``error`` is the run's error (None for an OK or cancelled run).
+        """
         ...
 
-    def finalize(self, record: RunRecord, result: dict[str, Any] | None = None) -> Any:
-        """Called once ``record`` is in the log; for an OK run, returns ``result`` as the
-        sink wants it returned (PromptLayer's id and blueprint)."""
+    @overload
+    def finalize(self, record: RunRecord) -> None: ...
+
+    @overload
+    def finalize(self, record: RunRecord, result: dict[str, Any]) -> dict[str, Any]: ...
+
+    def finalize(
+        self, record: RunRecord, result: dict[str, Any] | None = None
+    ) -> dict[str, Any] | None:
+        """``record`` is in the local log (or kept in memory until the file takes it).
+
+        An OK run is finalized with its ``result`` and this returns the result the caller
+        gets: as given, or as the destination wants it (PromptLayer's ``request_id`` and
+        ``prompt_blueprint``). A failed or cancelled run is finalized without a result,
+        before its error is raised, and this returns None.
+        """
         ...
 
 

@@ -40,7 +40,7 @@ import threading
 import time
 import weakref
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from ..core import notices
 from ..core.config import env_float
@@ -72,21 +72,21 @@ def sync_interval_s() -> float:
     return env_float("PL_MAGIC_SYNC_INTERVAL", 10.0)
 
 
-# -- the tracker ------------------------------------------------------------------------
+# -- the sinks --------------------------------------------------------------------------
 
-_TRACKERS: weakref.WeakSet[PromptLayerSink] = weakref.WeakSet()
+_SINKS: weakref.WeakSet[PromptLayerSink] = weakref.WeakSet()
 #: The longest wait between two automatic retries while PromptLayer stays down.
 MAX_RETRY_INTERVAL_S = 300.0
 
 
 def stop_all(wait_s: float = 2.0) -> None:
-    """End every tracker's background retries, waiting up to ``wait_s`` for sends under way
+    """End every sink's background retries, waiting up to ``wait_s`` for sends under way
     (the interpreter's exit; tests, so that one test's retries never reach the next)."""
     deadline = time.monotonic() + wait_s
-    for tracker in list(_TRACKERS):
-        tracker.stop()
-    for tracker in list(_TRACKERS):
-        tracker.wait_idle(max(0.0, deadline - time.monotonic()))
+    for sink in list(_SINKS):
+        sink.stop()
+    for sink in list(_SINKS):
+        sink.wait_idle(max(0.0, deadline - time.monotonic()))
 
 
 atexit.register(stop_all)
@@ -96,8 +96,8 @@ class _Send:
     """One ``/track-request`` in a thread of its own, so that waiting for it can stop at the
     budget while the request itself carries on: a late answer is recorded, not resent."""
 
-    def __init__(self, tracker: PromptLayerSink, local_id: str, data: dict[str, Any]) -> None:
-        self.tracker = tracker
+    def __init__(self, sink: PromptLayerSink, local_id: str, data: dict[str, Any]) -> None:
+        self.sink = sink
         self.local_id = local_id
         self.data = data
         self.answer: dict[str, Any] | None = None
@@ -105,12 +105,12 @@ class _Send:
         self._done = threading.Event()
         self._lock = threading.Lock()
         self._abandoned = False
-        tracker._inflight.add(self)
+        sink._inflight.add(self)
         threading.Thread(target=self._work, name="pl_magic-track", daemon=True).start()
 
     def _work(self) -> None:
         try:
-            self.answer = self.tracker.api.track_request(self.data["payload"], retry_unsure=False)
+            self.answer = self.sink.api.track_request(self.data["payload"], retry_unsure=False)
         except PromptLayerError as exc:
             self.error = exc
         except Exception as exc:  # a thread must not die loudly; the run stays unsent
@@ -122,9 +122,9 @@ class _Send:
             late = self._abandoned
         try:
             if late:
-                self.tracker._settle(self)
+                self.sink._settle(self)
         finally:
-            self.tracker._inflight.discard(self)
+            self.sink._inflight.discard(self)
 
     def wait(self, budget_s: float) -> bool:
         """True if the send ended within ``budget_s``; else the send settles itself later."""
@@ -156,13 +156,13 @@ class PromptLayerSink:
         self._pending_hint = True
         self._quiet = False  # a notice went out; more failures stay quiet until a success
         self._down_until = 0.0  # PromptLayer just failed: runs do not wait on it until then
-        _TRACKERS.add(self)
+        _SINKS.add(self)
 
     # -- called by the engine ------------------------------------------------------------
 
     def before_run(self) -> None:
         """A run starts: runs left unsent earlier go now, in the background."""
-        self.kick()
+        self.send_unsent_soon()
 
     def record(self, record: RunRecord, call: ProviderCall, error: PlMagicError | None) -> None:
         """Put the run's payload on its log row before the row is written.
@@ -179,7 +179,15 @@ class PromptLayerSink:
             record.sync_state = "unsent"
             self._pending_hint = True
 
-    def finalize(self, record: RunRecord, result: dict[str, Any] | None = None) -> Any:
+    @overload
+    def finalize(self, record: RunRecord) -> None: ...
+
+    @overload
+    def finalize(self, record: RunRecord, result: dict[str, Any]) -> dict[str, Any]: ...
+
+    def finalize(
+        self, record: RunRecord, result: dict[str, Any] | None = None
+    ) -> dict[str, Any] | None:
         """The run is in the local log: an OK run is sent now (see :meth:`finish`) and its
         result returned with PromptLayer's id; a failed one is sent before its error is
         raised; a cancelled one goes in the background."""
@@ -188,7 +196,7 @@ class PromptLayerSink:
         if record.status == "error":
             self.send_failure(record)
         else:
-            self.kick()
+            self.send_unsent_soon()
         return result
 
     def finish(self, record: RunRecord, result: dict[str, Any]) -> dict[str, Any]:
@@ -272,17 +280,17 @@ class PromptLayerSink:
     def _answered(self) -> None:
         """PromptLayer logged a run: what was left unsent goes now, not after a back-off."""
         self._down_until = 0.0
-        self.kick(now=True)
+        self.send_unsent_soon(now=True)
 
     def _left_unsent(self) -> None:
         self._pending_hint = True
-        self.kick(now=False, start_waiting=True)
+        self.send_unsent_soon(now=False, start_waiting=True)
 
     # -- the background thread -----------------------------------------------------------
 
-    def kick(self, now: bool = False, start_waiting: bool = False) -> None:
+    def send_unsent_soon(self, now: bool = False, start_waiting: bool = False) -> None:
         """Send what is unsent in a background thread that retries, with back-off, while
-        PromptLayer stays down (never waits; one thread per tracker).
+        PromptLayer stays down (never waits; one thread per sink).
 
         ``now``: if the thread is waiting out a back-off, it tries at once.
         ``start_waiting``: a new thread waits one interval first (PromptLayer just failed).
@@ -380,20 +388,14 @@ class PromptLayerSink:
         a little later (PromptLayer may still be working on it)."""
         with self._sync_lock:
             sent = failed = blocked = waiting = 0
-            self._flush_kept()
-            for row in self.runlog.db.query(
-                "SELECT request_id, sync_state, sync_attempted_at, sync_payload FROM runs "
-                "WHERE sync_state IN ('unsent', 'sending') "
-                "AND json_extract(sync_payload, '$.account') = ? AND (sync_state = 'unsent' "
-                "OR COALESCE(sync_attempted_at, 0) < ?) ORDER BY started_at",
-                (self.api.account, time.time() - STALE_CLAIM_S),
-            ):
+            self.runlog.flush_kept()  # rows kept in memory (the file was busy) first
+            for row in self.runlog.unsent(self.api.account, time.time() - STALE_CLAIM_S):
                 data = json.loads(row["sync_payload"])
                 unsure_since = data.get("unsure_since")
                 if unsure_since is not None and time.time() < unsure_since + self._recheck_s():
                     waiting += 1
                     continue
-                if not self._claim(row):
+                if not self.runlog.claim_unsent(row):
                     continue  # another thread or kernel took it
                 local_id = row["request_id"]
                 try:
@@ -418,15 +420,10 @@ class PromptLayerSink:
                 blocked = self._flush_all_ops()
             if not blocked:
                 self._down_until = 0.0  # it answers again: runs wait for their ids again
-            (unsent,) = self.runlog.db.query(
-                "SELECT COUNT(*) FROM runs WHERE sync_state = 'unsent' "
-                "AND json_extract(sync_payload, '$.account') = ?",
-                (self.api.account,),
-            )[0]
             return {
                 "sent": sent,
                 "failed": failed,
-                "unsent": int(unsent),
+                "unsent": self.runlog.count_unsent(self.api.account),
                 "blocked": blocked,
                 "waiting": waiting,
             }
@@ -436,35 +433,8 @@ class PromptLayerSink:
         per-call timeout (at least 2 s), after which a search that misses it is final."""
         return max(2.0, 2 * self.api.settings.timeout_s)
 
-    def _flush_kept(self) -> None:
-        """Rows kept in memory (the file was busy) are written before the log is read."""
-        from ..core.store import flush_kept
-
-        flush_kept(self.runlog.db)
-
-    def _claim(self, row: Any) -> bool:  # a sqlite3.Row
-        with self.runlog.db.write() as conn:
-            cur = conn.execute(
-                "UPDATE runs SET sync_state = 'sending', sync_attempted_at = ? WHERE "
-                "request_id = ? AND sync_state = ? AND COALESCE(sync_attempted_at, -1) = ?",
-                (
-                    time.time(),
-                    row["request_id"],
-                    row["sync_state"],
-                    row["sync_attempted_at"] if row["sync_attempted_at"] is not None else -1,
-                ),
-            )
-            return cur.rowcount == 1
-
     def _set_sent(self, local_id: str, remote_id: Any) -> None:
-        written = self.runlog.update(
-            local_id,
-            sync_state="sent",
-            remote_request_id=str(remote_id),
-            sync_payload=None,
-            sync_error=None,
-        )
-        if written:
+        if self.runlog.mark_sent(local_id, remote_id):
             # (if the file is busy, the ops stay queued on the row; the next sync sends them)
             with contextlib.suppress(sqlite3.Error, PlMagicError):
                 self._flush_ops(local_id, remote_id)
@@ -503,7 +473,7 @@ class PromptLayerSink:
         else:
             notices.warn(f"{what} is queued: the run is not on PromptLayer yet (pl_magic.sync())")
         self._queue_op(str(row["request_id"]), {**op, "account": self.api.account})
-        self.kick()
+        self.send_unsent_soon()
         return True
 
     def _send_op(self, remote_id: int, op: Mapping[str, Any]) -> None:
@@ -520,27 +490,14 @@ class PromptLayerSink:
             )
 
     def _queue_op(self, local_id: str, op: dict[str, Any]) -> None:
-        with self.runlog.db.write() as conn:
-            row = conn.execute(
-                "SELECT pending_ops FROM runs WHERE request_id = ?", (local_id,)
-            ).fetchone()
-            ops = json.loads(row["pending_ops"]) if row and row["pending_ops"] else []
-            conn.execute(
-                "UPDATE runs SET pending_ops = ? WHERE request_id = ?",
-                (dumps([*ops, op]), local_id),
-            )
+        self.runlog.queue_op(local_id, op)
         self._pending_hint = True
 
     def _flush_ops(self, local_id: str, remote_id: Any) -> int:
         """Send a sent run's queued ops; 1 if PromptLayer became unreachable meanwhile."""
-        with self.runlog.db.write() as conn:
-            row = conn.execute(
-                "SELECT pending_ops FROM runs WHERE request_id = ?", (local_id,)
-            ).fetchone()
-            if row is None or not row["pending_ops"]:
-                return 0
-            ops = json.loads(row["pending_ops"])
-            conn.execute("UPDATE runs SET pending_ops = NULL WHERE request_id = ?", (local_id,))
+        ops = self.runlog.take_ops(local_id)
+        if not ops:
+            return 0
         left, blocked = [], 0
         for op in ops:
             if op.get("account") != self.api.account or blocked:
@@ -559,12 +516,8 @@ class PromptLayerSink:
         return blocked
 
     def _flush_all_ops(self) -> int:
-        rows = self.runlog.db.query(
-            "SELECT request_id, remote_request_id FROM runs WHERE pending_ops IS NOT NULL "
-            "AND remote_request_id IS NOT NULL"
-        )
-        for row in rows:
-            if self._flush_ops(row["request_id"], row["remote_request_id"]):
+        for local_id, remote_id in self.runlog.with_queued_ops():
+            if self._flush_ops(local_id, remote_id):
                 return 1
         return 0
 

@@ -1,6 +1,12 @@
 """The run log: one row per run (ok, error or cancelled) in the local SQLite file.
 
 Every run is logged locally, whatever the backend; the DataFrames read this table.
+:class:`RunLog` owns every query on ``runs``: the engine writes through :meth:`RunLog.record`,
+the DataFrames, the CLI and the widget read through :meth:`RunLog.query`,
+:meth:`RunLog.columns` and :meth:`RunLog.by_ids`, and the PromptLayer sync claims and marks
+rows through the ``sync`` methods. (:mod:`pl_magic.core.store` owns the connection and
+:mod:`pl_magic.core.migrations` the schema.)
+
 Secrets never get here: the provider's raw response is stored after :func:`errors.redact`.
 A row the file cannot take right now (locked, full, damaged) is kept in memory and written
 at the next chance (see :func:`store.write_or_keep`): a reply is never lost to the log.
@@ -10,8 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
-from dataclasses import fields
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields
 from typing import Any
 
 from ..core.errors import ConfigurationError, redact
@@ -20,6 +27,7 @@ from ..core.store import (
     KeptInMemory,
     Statement,
     dumps,
+    flush_kept,
     open_db,
     utcnow_iso,
     write_or_keep,
@@ -28,6 +36,69 @@ from .base import STATUSES, RunRecord
 
 _FIELDS = fields(RunRecord)
 _JSON_COLUMNS = ("parameters", "input_variables", "rendered_input", "tags", "metadata")
+#: Every column of ``runs`` a read may name (a name is never taken from elsewhere into SQL).
+_COLUMNS = frozenset(
+    {f.name for f in _FIELDS} | {"scores", "sync_error", "pending_ops", "remote_request_id"}
+)
+#: Ids per ``IN (...)`` list: twice this many parameters stay under SQLite's limit (999 in
+#: older builds).
+_IDS_PER_QUERY = 400
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    """Which runs a read returns: the filters combine with AND; None leaves one out.
+
+    ``since`` is ISO-8601 UTC text (as ``started_at`` is stored); ``limit`` keeps the newest
+    N runs. Reads return them oldest first.
+    """
+
+    prompt: str | None = None
+    since: str | None = None
+    tag: str | None = None
+    group_id: int | None = None
+    status: str | None = None
+    limit: int | None = None
+
+
+def _select(columns: Sequence[str] | None) -> str:
+    if columns is None:
+        return "*"
+    unknown = [c for c in columns if c not in _COLUMNS]
+    if unknown:
+        raise ValueError(f"not columns of runs: {unknown}")
+    return ", ".join(columns)
+
+
+def _where(filters: RunFilter) -> tuple[str, list[Any]]:
+    where: list[str] = []
+    params: list[Any] = []
+    if filters.prompt is not None:
+        where.append("prompt_name = ?")
+        params.append(filters.prompt)
+    if filters.since is not None:
+        where.append("started_at >= ?")
+        params.append(filters.since)
+    if filters.tag is not None:
+        where.append("EXISTS (SELECT 1 FROM json_each(runs.tags) WHERE value = ?)")
+        params.append(filters.tag)
+    if filters.group_id is not None:
+        where.append("group_id = ?")
+        params.append(filters.group_id)
+    if filters.status is not None:
+        where.append("status = ?")
+        params.append(filters.status)
+    return (" WHERE " + " AND ".join(where) if where else ""), params
+
+
+def _newest_first(filters: RunFilter, columns: Sequence[str] | None) -> tuple[str, list[Any]]:
+    """The SQL of a filtered read, newest first (so that LIMIT keeps the newest)."""
+    where, params = _where(filters)
+    sql = f"SELECT {_select(columns)} FROM runs{where} ORDER BY started_at DESC"
+    if filters.limit is not None:
+        sql += " LIMIT ?"
+        params.append(int(filters.limit))
+    return sql, params
 
 
 def run_key(
@@ -122,8 +193,6 @@ class RunLog:
 
         Takes either id of a run: the local one or PromptLayer's (``remote_request_id``).
         """
-        import json
-
         rows = self.db.query(
             "SELECT * FROM runs WHERE request_id = ? OR remote_request_id = ? "
             "ORDER BY request_id = ? DESC LIMIT 1",
@@ -136,6 +205,66 @@ class RunLog:
             if out.get(col) is not None:
                 out[col] = json.loads(out[col])
         return out
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def query(
+        self, filters: RunFilter = RunFilter(), columns: Sequence[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """The runs ``filters`` select, oldest first, as stored (JSON columns are text).
+
+        ``columns``: the columns to read (default: all of them).
+        """
+        sql, params = _newest_first(filters, columns)
+        rows = [dict(r) for r in self.db.query(sql, tuple(params))]
+        rows.reverse()
+        return rows
+
+    def columns(self, filters: RunFilter, columns: Sequence[str]) -> dict[str, Sequence[Any]]:
+        """The runs ``filters`` select, oldest first, column by column (as stored).
+
+        For the DataFrames: plain tuples, zipped at C speed, cost far less than a dict (or a
+        ``sqlite3.Row``) per row, which costs more than the query itself on a large log.
+        """
+        sql, params = _newest_first(filters, columns)
+        db = self.db
+        with db.lock:
+            cursor = db.conn.cursor()
+            cursor.row_factory = None
+            rows = cursor.execute(sql, tuple(params)).fetchall()
+        rows.reverse()
+        values = list(zip(*rows, strict=True)) or [()] * len(columns)
+        return dict(zip(columns, values, strict=True))
+
+    def by_ids(
+        self, ids: Iterable[Any], columns: Sequence[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """The runs with these ids (local ones or PromptLayer's), oldest first, as stored.
+
+        Each run comes once, however many of its ids are given; unknown ids are skipped.
+        """
+        wanted = list(dict.fromkeys(str(i) for i in ids))
+        select = _select(columns)
+        db = self.db  # opened (and rows kept in memory written) even when no id is given
+        found: dict[Any, tuple[Any, dict[str, Any]]] = {}
+        for start in range(0, len(wanted), _IDS_PER_QUERY):
+            chunk = tuple(wanted[start : start + _IDS_PER_QUERY])
+            marks = ",".join("?" * len(chunk))
+            # the id and start are read to merge the chunks even when ``columns`` omit them
+            for r in db.query(
+                f"SELECT request_id AS _rid, started_at AS _at, {select} FROM runs "
+                f"WHERE request_id IN ({marks}) OR remote_request_id IN ({marks}) "
+                "ORDER BY started_at",
+                chunk + chunk,
+            ):
+                row = dict(r)
+                found.setdefault(row.pop("_rid"), (row.pop("_at"), row))
+        ordered = list(found.values())
+        if len(wanted) > _IDS_PER_QUERY:  # (one query's rows are in order already)
+            ordered.sort(key=lambda pair: str(pair[0]))
+        return [row for _, row in ordered]
+
+    # -- annotations (client.track) --------------------------------------------------------
 
     def annotate(self, request_id: str, store: Mapping[str, Any]) -> None:
         """Store a run's score (``score``, ``name``), metadata (merged) or ``group_id``."""
@@ -166,3 +295,95 @@ class RunLog:
         with self.db.write() as conn:
             cur = conn.execute("INSERT INTO run_groups (created_at) VALUES (?)", (utcnow_iso(),))
             return int(cur.lastrowid or 0)
+
+    # -- the PromptLayer sync (see pl_magic.runlog.promptlayer) ------------------------------
+
+    def flush_kept(self) -> None:
+        """Write the rows kept in memory (the file was busy) before the log is read."""
+        flush_kept(self.db)
+
+    def unsent(self, account: str, stale_before: float) -> list[dict[str, Any]]:
+        """Runs of ``account`` waiting to go to PromptLayer, oldest first: ``unsent`` ones,
+        and ``sending`` ones whose claim is older than ``stale_before`` (an epoch: the
+        process that claimed them died). Each has ``request_id``, ``sync_state``,
+        ``sync_attempted_at`` and ``sync_payload``: what :meth:`claim_unsent` takes."""
+        rows = self.db.query(
+            "SELECT request_id, sync_state, sync_attempted_at, sync_payload FROM runs "
+            "WHERE sync_state IN ('unsent', 'sending') "
+            "AND json_extract(sync_payload, '$.account') = ? AND (sync_state = 'unsent' "
+            "OR COALESCE(sync_attempted_at, 0) < ?) ORDER BY started_at",
+            (account, stale_before),
+        )
+        return [dict(r) for r in rows]
+
+    def claim_unsent(self, row: Mapping[str, Any]) -> bool:
+        """Claim a row :meth:`unsent` listed (``sending`` from now), if it is still as listed:
+        False when another thread or kernel claimed or settled it meanwhile, so that a run
+        is never sent twice."""
+        attempted = row["sync_attempted_at"]
+        with self.db.write() as conn:
+            cur = conn.execute(
+                "UPDATE runs SET sync_state = 'sending', sync_attempted_at = ? WHERE "
+                "request_id = ? AND sync_state = ? AND COALESCE(sync_attempted_at, -1) = ?",
+                (
+                    time.time(),  # (taken once the write lock is held)
+                    row["request_id"],
+                    row["sync_state"],
+                    -1 if attempted is None else attempted,
+                ),
+            )
+            return cur.rowcount == 1
+
+    def mark_sent(self, request_id: str, remote_request_id: Any) -> bool:
+        """PromptLayer has the run (its id is ``remote_request_id``): the payload is dropped.
+
+        False when the file cannot take it now (kept in memory, as :meth:`update`).
+        """
+        return self.update(
+            request_id,
+            sync_state="sent",
+            remote_request_id=str(remote_request_id),
+            sync_payload=None,
+            sync_error=None,
+        )
+
+    def count_unsent(self, account: str) -> int:
+        """How many runs of ``account`` are still ``unsent``."""
+        ((count,),) = self.db.query(
+            "SELECT COUNT(*) FROM runs WHERE sync_state = 'unsent' "
+            "AND json_extract(sync_payload, '$.account') = ?",
+            (account,),
+        )
+        return int(count)
+
+    def queue_op(self, request_id: str, op: Mapping[str, Any]) -> None:
+        """Queue a score, metadata, group or prompt op on a run PromptLayer does not have yet."""
+        with self.db.write() as conn:
+            row = conn.execute(
+                "SELECT pending_ops FROM runs WHERE request_id = ?", (request_id,)
+            ).fetchone()
+            ops = json.loads(row["pending_ops"]) if row and row["pending_ops"] else []
+            conn.execute(
+                "UPDATE runs SET pending_ops = ? WHERE request_id = ?",
+                (dumps([*ops, op]), request_id),
+            )
+
+    def take_ops(self, request_id: str) -> list[dict[str, Any]]:
+        """The ops queued on a run, cleared from its row in the same transaction."""
+        with self.db.write() as conn:
+            row = conn.execute(
+                "SELECT pending_ops FROM runs WHERE request_id = ?", (request_id,)
+            ).fetchone()
+            if row is None or not row["pending_ops"]:
+                return []
+            conn.execute("UPDATE runs SET pending_ops = NULL WHERE request_id = ?", (request_id,))
+        ops: list[dict[str, Any]] = json.loads(row["pending_ops"])
+        return ops
+
+    def with_queued_ops(self) -> list[tuple[str, str]]:
+        """``(request_id, remote_request_id)`` of the sent runs that have ops queued."""
+        rows = self.db.query(
+            "SELECT request_id, remote_request_id FROM runs WHERE pending_ops IS NOT NULL "
+            "AND remote_request_id IS NOT NULL"
+        )
+        return [(r["request_id"], r["remote_request_id"]) for r in rows]

@@ -295,19 +295,12 @@ def _one_line(text: Any, width: int) -> str:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     """The latest runs (oldest first), or every matching run written to a CSV file."""
-    from ..runlog.sqlite import RunLog
+    from ..runlog.sqlite import RunFilter, RunLog
     from ..ui.footer import format_cost, short_id
 
     _client()  # the backend check, and the log of the same PL_MAGIC_HOME
-    where, params = "", []
-    if args.prompt:
-        where, params = "WHERE prompt_name = ?", [args.prompt]
     limit = args.limit if args.limit is not None else (None if args.csv else 20)
-    sql = f"SELECT * FROM runs {where} ORDER BY started_at DESC"
-    if limit is not None:
-        sql += " LIMIT ?"
-        params.append(limit)
-    rows = [dict(r) for r in RunLog().db.query(sql, tuple(params))][::-1]
+    rows = RunLog().query(RunFilter(prompt=args.prompt or None, limit=limit))
     if args.csv:
         import csv
 

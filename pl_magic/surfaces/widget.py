@@ -70,7 +70,7 @@ class PromptForm:
 
         self.client = client or default_client()
         self.refresh_hz = refresh_hz
-        self.request_ids: list[str] = []
+        self.request_ids: list[str | int] = []  # local ids or PromptLayer's (ints)
         #: The error the status line shows (None after a run that went well).
         self.last_error: Exception | None = None
         self._cancel = threading.Event()
@@ -394,19 +394,12 @@ class PromptForm:
     @property
     def runs(self) -> pd.DataFrame:
         """This form's runs as a DataFrame (same columns as ``pl_magic.runs()``)."""
-        from ..core.store import open_db
         from ..engine.results import frame_from_log_rows
+        from ..runlog.sqlite import RunLog
 
         if not self.request_ids:
             return frame_from_log_rows([])
-        marks = ",".join("?" * len(self.request_ids))
-        ids = tuple(str(i) for i in self.request_ids)  # local ids or PromptLayer's
-        rows = open_db().query(
-            f"SELECT * FROM runs WHERE request_id IN ({marks}) OR remote_request_id IN ({marks}) "
-            "ORDER BY started_at",
-            ids + ids,
-        )
-        return frame_from_log_rows([dict(r) for r in rows])
+        return frame_from_log_rows(RunLog().by_ids(self.request_ids))  # either id of a run
 
     def _refresh_table(self) -> None:
         df = self.runs

@@ -1,9 +1,9 @@
-"""The one-line summary shown under a run's reply (the CLI now, the notebook display later).
+"""The one-line summary shown under a run's reply (``%%plrun``, the form and the CLI).
 
     — capital-city v2 (prod) · openai/smollm2-135m-instruct · ttft 0.21s · 0.84s
       · 37→8 tokens · $— · request 3f2a…          (one line; wrapped here)
 
-Built from the run-log row (``RunLog.get(request_id)``, a ``runs`` table row or a row of
+Built from a run-log row (:meth:`pl_magic.runlog.sqlite.RunLog.get`, or a row of
 ``pl_magic.runs()``), or from ``run()``'s final result, whose row is then looked up. Unknown
 values show as ``—``: a local server may not report tokens when streaming, and a model
 genai-prices does not know has no cost.
@@ -114,8 +114,3 @@ def footer(run: Mapping[str, Any], full_request_id: bool = False) -> str:
     if request_id:
         parts.append(f"request {request_id if full_request_id else short_id(request_id)}")
     return SEP.join(parts)
-
-
-def footer_for_result(result: Mapping[str, Any], full_request_id: bool = False) -> str:
-    """The footer of ``run()``'s final result (or of a log row): :func:`footer`."""
-    return footer(result, full_request_id=full_request_id)

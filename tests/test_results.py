@@ -1,0 +1,201 @@
+"""engine/results: runs() and its filters, the comparison frame of run_many, compare() and
+plot(), over runs logged through the engine against the fake provider."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, date, datetime, timedelta
+
+import pandas as pd
+import pytest
+
+import pl_magic
+from pl_magic.core.errors import InvalidInputError, PlMagicError
+from pl_magic.engine import results
+from tests.helpers import chat, model, publish
+
+GREET = chat(("system", "Be brief."), ("user", "Hi {name}"))
+
+
+@pytest.fixture
+def greet(openai_env):
+    publish("greet", GREET, model(temperature=0.1), release_labels=["prod"])
+    publish("greet", chat(("user", "Hello {name}")), model())
+
+
+@pytest.fixture
+def logged(greet, fake_provider):
+    """Four runs: two of greet v1 tagged ``a`` (one in a group), one of v2, one failed."""
+    group = pl_magic.create_group()
+    ids = [
+        pl_magic.run("greet", 1, input_variables={"name": "Ada"}, tags=["a"])["request_id"],
+        pl_magic.run(
+            "greet", 1, input_variables={"name": "Bo", "x": 1}, tags=["a"], group_id=group
+        )["request_id"],
+        pl_magic.run("greet", 2, input_variables={"name": "Cy"})["request_id"],
+    ]
+    with pytest.raises(PlMagicError) as info:
+        pl_magic.run("greet", 1, input_variables={"name": "Dee"}, model="gpt-x-err-404")
+    ids.append(info.value.request_id)
+    return {"ids": ids, "group": group}
+
+
+def test_runs_frame_columns_types_and_order(logged):
+    df = pl_magic.runs()
+    assert list(df["request_id"]) == logged["ids"]  # newest last
+    assert list(df.columns) == [
+        *results.COLUMNS[:8],
+        "var.name",
+        "var.x",
+        *results.COLUMNS[8:],
+    ]
+    assert list(df["var.name"]) == ["Ada", "Bo", "Cy", "Dee"]
+    assert df["var.x"].iloc[1] == 1 and math.isnan(df["var.x"].iloc[0])
+    assert str(df["started_at"].dt.tz) == "UTC"
+    assert str(df["prompt_version"].dtype) == "Int64" and list(df["prompt_version"]) == [1, 1, 2, 1]
+    assert str(df["latency_s"].dtype) == "float64"
+    assert df["parameters"].iloc[0] == {"temperature": 0.1}
+    assert df["tags"].iloc[0] == ["a"] and df["tags"].iloc[2] == []
+    assert list(df["status"]) == ["ok", "ok", "ok", "error"]
+    assert df["output"].iloc[0] == "echo: Hi Ada"
+    assert df["error"].iloc[3] and df["error_category"].iloc[3]
+    assert df["repeat"].iloc[0] == 0 and df["group_id"].iloc[1] == logged["group"]
+    assert pd.isna(df["group_id"].iloc[0])
+
+
+def test_runs_filters_combine(logged):
+    ids = logged["ids"]
+    assert list(pl_magic.runs(tag="a")["request_id"]) == ids[:2]
+    assert list(pl_magic.runs(group_id=logged["group"])["request_id"]) == [ids[1]]
+    # status: results.runs() only (pl_magic.runs() does not take it)
+    assert list(results.runs(status="error")["request_id"]) == [ids[3]]
+    assert list(results.runs(prompt="greet", status="ok", limit=2)["request_id"]) == ids[1:3]
+    assert list(pl_magic.runs(limit=1)["request_id"]) == [ids[3]]
+    assert pl_magic.runs(limit=0).empty
+    assert pl_magic.runs(prompt="greet", tag="nope").empty
+    future = datetime.now(UTC) + timedelta(days=1)
+    assert pl_magic.runs(since=future).empty
+    assert len(pl_magic.runs(since=date(2000, 1, 1))) == 4
+    assert len(pl_magic.runs(since="2000-01-01 10:00")) == 4
+    assert len(pl_magic.runs(since=pd.Timestamp("2000-01-01"))) == 4
+
+
+def test_runs_since_reads_naive_times_as_utc():
+    assert results._iso(datetime(2026, 1, 2, 3, 4)) == "2026-01-02T03:04:00.000000+00:00"
+    later = datetime(2026, 1, 2, 3, 4, tzinfo=UTC) + timedelta(hours=0)
+    assert results._iso(later) == "2026-01-02T03:04:00.000000+00:00"
+    assert results._iso(date(2026, 1, 2)) == "2026-01-02T00:00:00+00:00"
+    assert results._iso("2026-01-02") == "2026-01-02T00:00:00.000000+00:00"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"prompt": ["a"]}, "runs(prompt=...) takes one name as a string, not list"),
+        ({"tag": 3}, "runs(tag=...) takes one name as a string, not int"),
+        ({"status": 1}, "runs(status=...) takes a string such as 'ok' or 'error', not int"),
+        ({"group_id": "1"}, "runs(group_id=...) takes a group id"),
+        ({"group_id": True}, "runs(group_id=...) takes a group id"),
+        ({"limit": -1}, "runs(limit=...) takes a whole number of runs"),
+        ({"limit": 2.0}, "runs(limit=...) takes a whole number of runs"),
+        ({"since": "garbage"}, "is not a date"),
+        ({"since": 5}, "since must be a date, a datetime or a date string"),
+        ({"since": pd.NaT}, "since=NaT is not a date"),
+    ],
+)
+def test_runs_refuses_bad_filters_in_one_line(kwargs, message):
+    with pytest.raises(InvalidInputError) as info:
+        results.runs(**kwargs)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_an_empty_log_is_an_empty_frame_with_every_column():
+    df = pl_magic.runs()
+    assert df.empty and list(df.columns) == list(results.COLUMNS)
+    pd.testing.assert_frame_equal(results.frame_from_log_rows([]), df)
+
+
+def test_frame_from_log_rows_matches_runs(logged):
+    rows = pl_magic.PromptLayer().runlog.query()  # whole rows, as stored
+    pd.testing.assert_frame_equal(results.frame_from_log_rows(rows), pl_magic.runs())
+
+
+def test_run_many_frame_has_the_logged_rows_and_the_plan_of_the_rest(greet, fake_provider):
+    df = pl_magic.run_many(
+        "greet",
+        versions=[1, "prod"],
+        models=["gpt-4o-mini", "gpt-x-err-404"],
+        inputs=[{"name": "Ada"}],
+    )
+    assert len(df) == 4
+    assert list(df.columns) == [*results.COLUMNS[:8], "var.name", *results.COLUMNS[8:]]
+    logged = pl_magic.runs()
+    assert set(df["request_id"]) == set(logged["request_id"])
+    ok = df[df["status"] == "ok"]
+    assert len(ok) == 2 and set(ok["output"]) == {"echo: Hi Ada"}
+    assert set(df.loc[df["status"] == "error", "model"]) == {"gpt-x-err-404"}
+    assert set(df["release_label"].dropna()) == {"prod"}
+    assert list(df["var.name"]) == ["Ada"] * 4
+    assert str(df["prompt_version"].dtype) == "Int64"
+
+
+def test_run_many_row_of_a_run_that_never_reached_the_provider(greet, fake_provider):
+    df = pl_magic.run_many("greet", versions=[1], inputs=[{"name": "Ada"}, {"other": "x"}])
+    assert list(df["status"]) == ["ok", "error"]
+    failed = df.iloc[1]
+    assert failed["error_category"] == "input" and "name" in failed["error"]
+    assert pd.isna(failed["request_id"]) and failed["prompt_name"] == "greet"
+    assert failed["var.other"] == "x" and math.isnan(df["var.other"].iloc[0])
+    assert len(pl_magic.runs()) == 1  # nothing was logged for it
+
+
+def test_compare_puts_outputs_side_by_side_with_summary_rows(greet, fake_provider):
+    df = pl_magic.run_many("greet", versions=[1, 2], inputs=[{"name": "Ada"}, {"name": "Bo"}])
+    table = pl_magic.compare(df)
+    assert table.columns.name == "model · version"
+    assert sorted(table.columns) == ["openai/gpt-4o-mini · v1", "openai/gpt-4o-mini · v2"]
+    assert list(table.index[:2]) == ["name=Ada #0", "name=Bo #0"]
+    assert table.loc["name=Ada #0", "openai/gpt-4o-mini · v1"] == "echo: Hi Ada"
+    assert table.loc["name=Bo #0", "openai/gpt-4o-mini · v2"] == "echo: Hello Bo"
+    assert list(table.index[2:]) == [
+        "mean latency_s",
+        "p95 latency_s",
+        "mean ttft_s",
+        "mean output_tokens",
+        "total cost_usd",
+        "error rate",
+    ]
+    assert (table.loc["error rate"] == 0.0).all()
+    assert (table.loc["mean latency_s"] > 0).all()
+
+
+def test_compare_counts_errors_and_refuses_other_frames(greet, fake_provider):
+    df = pl_magic.run_many(
+        "greet",
+        versions=["prod"],
+        models=["gpt-4o-mini", "gpt-x-err-404"],
+        repeat=2,
+        input_variables={"name": "Ada"},
+    )
+    table = pl_magic.compare(df)
+    rates = table.loc["error rate"]
+    assert rates["openai/gpt-x-err-404 · v1 (prod)"] == 1.0
+    assert rates["openai/gpt-4o-mini · v1 (prod)"] == 0.0
+    assert list(table.index[:2]) == ["name=Ada #0", "name=Ada #1"]  # one row per repeat
+    with pytest.raises(InvalidInputError, match="compare\\(\\) takes a runs DataFrame"):
+        pl_magic.compare(pd.DataFrame({"output": ["x"]}))
+    with pytest.raises(InvalidInputError, match="compare\\(\\) takes a runs DataFrame"):
+        pl_magic.compare([{"output": "x"}])
+
+
+def test_plot_charts_a_metric_per_model_and_version(greet, fake_provider):
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    df = pl_magic.run_many("greet", versions=[1, 2], input_variables={"name": "Ada"})
+    ax = results.plot(df, "output_tokens")
+    assert ax.get_title() == "mean output_tokens per model and version"
+    assert len(ax.patches) == 2
+    with pytest.raises(InvalidInputError, match="No column 'speed' to chart"):
+        results.plot(df, "speed")
