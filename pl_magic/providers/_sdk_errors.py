@@ -1,4 +1,8 @@
-"""Provider SDK exceptions, made safe to show and catchable as what the SDK raised.
+"""Provider SDK exceptions: classified, made safe to show, catchable as what the SDK raised.
+
+Each provider's ``classify`` names the category of its SDK's own errors (with the helpers
+here for what the SDKs share: HTTP statuses, raw transport errors, google-auth's errors);
+:func:`error_for` turns any exception into the error pl_magic raises.
 
 An SDK's exception can hold the key: a gateway's 401 body that echoes the request's
 ``Authorization`` header, the request object itself, a URL with ``?key=``. And its
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from ..core.errors import ProviderError, as_sdk_class, redact, redact_data
@@ -105,3 +110,104 @@ def catchable(error: ProviderError, exc: BaseException) -> ProviderError:
     if isinstance(provider_request_id, str):
         combined.provider_request_id = provider_request_id
     return combined
+
+
+def category_for_status(status: int | None) -> str:
+    """The error category for an HTTP status code."""
+    if status is None:
+        return "unknown"
+    if status in (401, 403):
+        return "auth"
+    if status == 404:
+        return "not_found"
+    if status == 408:
+        return "timeout"
+    if status == 429:
+        return "rate_limit"
+    if status >= 500:
+        return "server"
+    if status >= 400:
+        return "bad_request"
+    return "unknown"
+
+
+def classify_transport_error(exc: BaseException) -> str | None:
+    """The category of a raw httpx2 transport error (some SDKs let them through), or None."""
+    try:
+        import httpx2
+    except ImportError:  # pragma: no cover - httpx2 comes with every SDK
+        return None
+    if isinstance(exc, httpx2.TimeoutException):
+        return "timeout"
+    if isinstance(exc, httpx2.TransportError):
+        return "connection"
+    # google-genai's async client uses aiohttp when it is installed: a cut stream raises
+    # aiohttp.ClientPayloadError, a refused connection ClientConnectorError. Only looked at
+    # when something already imported aiohttp.
+    aiohttp = sys.modules.get("aiohttp")
+    if aiohttp is not None:
+        if isinstance(exc, aiohttp.ServerTimeoutError):
+            return "timeout"
+        if isinstance(exc, (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError)):
+            return "connection"
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    return None
+
+
+def transport_error(provider: str, exc: BaseException) -> ProviderError | None:
+    """A :class:`ProviderError` for a raw transport error (see
+    :func:`classify_transport_error`), or None."""
+    category = classify_transport_error(exc)
+    if category:
+        return ProviderError(provider, category, f"{type(exc).__name__}: {exc}")
+    return None
+
+
+def connection_error(provider: str, exc: BaseException, sdk: Any) -> ProviderError | None:
+    """A :class:`ProviderError` for the timeout and connection errors of ``sdk`` (the
+    ``openai`` or ``anthropic`` module: one code generator made both, with the same
+    ``APITimeoutError`` and ``APIConnectionError``), or None."""
+    if isinstance(exc, sdk.APITimeoutError):
+        return ProviderError(provider, "timeout", "the request timed out")
+    if isinstance(exc, sdk.APIConnectionError):
+        cause = exc.__cause__
+        detail = f"{type(cause).__name__}: {cause}" if cause else str(exc)
+        return ProviderError(provider, "connection", detail)
+    return None
+
+
+def classify_google_auth_error(provider: str, exc: BaseException) -> ProviderError | None:
+    """A :class:`ProviderError` for google-auth failures (Vertex tokens), or None.
+
+    Only looked at when google-auth is already imported (a Vertex route imported it).
+    """
+    if "google.auth.exceptions" not in sys.modules:
+        return None
+    from google.auth import exceptions
+
+    if isinstance(exc, exceptions.TransportError):
+        return ProviderError(provider, "connection", f"Google token request failed: {exc}")
+    if isinstance(exc, exceptions.GoogleAuthError):
+        return ProviderError(provider, "auth", f"Google credentials were refused: {exc}")
+    return None
+
+
+def error_for(
+    provider: str,
+    exc: BaseException,
+    classify: Callable[[BaseException], ProviderError | None],
+) -> ProviderError:
+    """The typed error to raise for ``exc``, with no key in it or in ``exc`` (its cause).
+
+    ``classify`` is the provider's. A recognised SDK error stays catchable as the SDK's own
+    class too (:func:`catchable`); anything else becomes an ``unknown``
+    :class:`ProviderError`.
+    """
+    error = exc if isinstance(exc, ProviderError) else classify(exc)
+    if error is None:
+        scrub(exc)  # shown as the cause: no key in its text or its frames
+        return ProviderError(provider, "unknown", f"{type(exc).__name__}: {exc}")
+    if error is not exc:
+        error = catchable(error, exc)
+    return error

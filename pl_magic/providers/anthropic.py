@@ -22,28 +22,19 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from ..core.blueprint import ModelSpec, prompt_text
+from ..core.blueprint import ModelSpec
 from ..core.config import provider_max_retries, provider_timeout_s
 from ..core.errors import MissingApiKeyError, ProviderError, StreamTruncatedError
-from ..core.keys import (
-    anthropic_host,
-    env_key,
-    may_send_key,
-    refuse_routing_parameters,
-    vertex_host,
-)
-from .base import (
-    ParameterMap,
-    Provider,
-    Reply,
-    StreamState,
+from ..core.keys import anthropic_host, env_key, may_send_key, refuse_routing_parameters
+from ._sdk_errors import (
     category_for_status,
     classify_google_auth_error,
-    classify_transport_error,
-    env_value,
-    fingerprint,
-    require_google_cloud,
+    connection_error,
+    transport_error,
 )
+from ._turns import TurnShape, data_url, forced_function, function_tools, to_turns, tool_calls
+from .base import ParameterMap, Provider, Reply, StreamState, env_value, fingerprint
+from .google_auth import require_google_cloud, vertex_keyless
 
 #: Max tokens when the template sets none (the Messages API requires a value).
 DEFAULT_MAX_TOKENS = 1024
@@ -90,56 +81,37 @@ def _settings() -> tuple[int, float]:
 
 def _image_block(url: str) -> dict[str, Any]:
     """An Anthropic image block for an ``image_url`` (a data: URL becomes base64)."""
-    if url.startswith("data:") and ";base64," in url:
-        head, data = url[5:].split(";base64,", 1)
+    found = data_url(url)
+    if found is not None:
+        media_type, data = found
         return {
             "type": "image",
-            "source": {"type": "base64", "media_type": head or "image/png", "data": data},
+            "source": {"type": "base64", "media_type": media_type, "data": data},
         }
     return {"type": "image", "source": {"type": "url", "url": url}}
 
 
-def _blocks(content: Any) -> list[dict[str, Any]]:
-    """PromptLayer content blocks -> Anthropic content blocks (text and images)."""
-    if isinstance(content, str):
-        return [{"type": "text", "text": content}] if content else []
-    out: list[dict[str, Any]] = []
-    for block in content or []:
-        if not isinstance(block, dict):
-            continue
-        kind = block.get("type")
-        if kind == "text":
-            if block.get("text"):
-                out.append({"type": "text", "text": block["text"]})
-        elif kind == "image_url":
-            image = block.get("image_url")
-            url = image.get("url") if isinstance(image, dict) else image
-            if isinstance(url, str):
-                out.append(_image_block(url))
-        elif kind in ("image", "document", "tool_use", "tool_result"):
-            out.append(block)  # already Anthropic's shape (e.g. imported from PromptLayer)
-    return out
+#: Anthropic's content blocks; blocks already in Anthropic's shape (e.g. imported from
+#: PromptLayer) are kept.
+SHAPE = TurnShape(
+    key="content",
+    assistant_role="assistant",
+    text=lambda text: {"type": "text", "text": text},
+    image=_image_block,
+    native_types=frozenset({"image", "document", "tool_use", "tool_result"}),
+)
 
 
-def _tool_use_blocks(tool_calls: Any) -> list[dict[str, Any]]:
+def _tool_result(msg: Mapping[str, Any], text: str) -> dict[str, Any]:
+    return {"type": "tool_result", "tool_use_id": msg.get("tool_call_id"), "content": text}
+
+
+def _tool_use_blocks(calls: Any) -> list[dict[str, Any]]:
     """PromptLayer/OpenAI ``tool_calls`` -> Anthropic ``tool_use`` blocks."""
-    out = []
-    for call in tool_calls or []:
-        function = call.get("function") or {}
-        arguments = function.get("arguments") or "{}"
-        try:
-            arguments = json.loads(arguments) if isinstance(arguments, str) else arguments
-        except ValueError:
-            arguments = {"arguments": arguments}
-        out.append(
-            {
-                "type": "tool_use",
-                "id": call.get("id"),
-                "name": function.get("name"),
-                "input": arguments,
-            }
-        )
-    return out
+    return [
+        {"type": "tool_use", "id": call.id, "name": call.name, "input": call.arguments}
+        for call in tool_calls(calls)
+    ]
 
 
 def build_messages(rendered: Mapping[str, Any]) -> tuple[str | None, list[dict[str, Any]]]:
@@ -150,61 +122,31 @@ def build_messages(rendered: Mapping[str, Any]) -> tuple[str | None, list[dict[s
     role are merged, as the API needs every result of a tool call in the next user turn.
     A completion template becomes one user message.
     """
-    if rendered.get("type") == "completion":
-        return None, [
-            {"role": "user", "content": [{"type": "text", "text": prompt_text(rendered)}]}
-        ]
-    system: list[str] = []
-    messages: list[dict[str, Any]] = []
-    for msg in rendered.get("messages", []):
-        role = msg.get("role")
-        if role in ("system", "developer"):
-            system.extend(b["text"] for b in _blocks(msg.get("content")) if b["type"] == "text")
-            continue
-        if role in ("tool", "function"):
-            text = "".join(b["text"] for b in _blocks(msg.get("content")) if b["type"] == "text")
-            result = {
-                "type": "tool_result",
-                "tool_use_id": msg.get("tool_call_id"),
-                "content": text,
-            }
-            native = {"role": "user", "content": [result]}
-        else:
-            blocks = _blocks(msg.get("content"))
-            if role == "assistant":
-                blocks += _tool_use_blocks(msg.get("tool_calls"))
-            native = {"role": "assistant" if role == "assistant" else "user", "content": blocks}
-        if messages and messages[-1]["role"] == native["role"]:
-            messages[-1]["content"] = messages[-1]["content"] + native["content"]
-        else:
-            messages.append(native)
-    return ("\n\n".join(system) or None), messages
+    return to_turns(rendered, SHAPE, _tool_result, _tool_use_blocks)
 
 
 def _tools(rendered: Mapping[str, Any]) -> dict[str, Any]:
     """PromptLayer (OpenAI-shaped) function tools and tool_choice -> Anthropic's."""
     tools = []
-    for tool in rendered.get("tools") or []:
-        if tool.get("type") != "function":
-            continue
-        function = tool.get("function") or {}
+    for function in function_tools(rendered):
         native = {
-            "name": function.get("name"),
-            "input_schema": function.get("parameters") or {"type": "object", "properties": {}},
+            "name": function.name,
+            "input_schema": function.parameters or {"type": "object", "properties": {}},
         }
-        if function.get("description"):
-            native["description"] = function["description"]
+        if function.description:
+            native["description"] = function.description
         tools.append(native)
     if not tools:
         return {}
     out: dict[str, Any] = {"tools": tools}
     choice = rendered.get("tool_choice")
+    forced = forced_function(choice)
     if choice in ("auto", "none"):
         out["tool_choice"] = {"type": choice}
     elif choice == "required":
         out["tool_choice"] = {"type": "any"}
-    elif isinstance(choice, dict) and (choice.get("function") or {}).get("name"):
-        out["tool_choice"] = {"type": "tool", "name": choice["function"]["name"]}
+    elif forced is not None:
+        out["tool_choice"] = {"type": "tool", "name": forced}
     return out
 
 
@@ -418,16 +360,12 @@ class AnthropicProvider(Provider):
             return ProviderError(
                 self.name, category_for_status(exc.status_code), detail, exc.status_code
             )
-        if isinstance(exc, anthropic.APITimeoutError):
-            return ProviderError(self.name, "timeout", "the request timed out")
-        if isinstance(exc, anthropic.APIConnectionError):
-            cause = exc.__cause__
-            detail = f"{type(cause).__name__}: {cause}" if cause else str(exc)
-            return ProviderError(self.name, "connection", detail)
-        category = classify_transport_error(exc)
-        if category:  # anthropic lets a cut stream's httpx2.RemoteProtocolError through
-            return ProviderError(self.name, category, f"{type(exc).__name__}: {exc}")
-        return classify_google_auth_error(self.name, exc)  # AnthropicVertex's token
+        return (
+            connection_error(self.name, exc, anthropic)
+            # anthropic lets a cut stream's httpx2.RemoteProtocolError through
+            or transport_error(self.name, exc)
+            or classify_google_auth_error(self.name, exc)  # AnthropicVertex's token
+        )
 
     def pricing_provider_id(self, spec: ModelSpec) -> str | None:
         # A template pointing at its own server (a local model) is not billed by Anthropic.
@@ -473,13 +411,7 @@ class AnthropicVertexRoute(AnthropicProvider):
     def _keyless(self, spec: ModelSpec) -> bool:
         """True when the template's URL is on this machine: it gets no Google token (and an
         untrusted one is refused), as every provider's key (see keys.py)."""
-        return bool(spec.base_url) and not may_send_key(
-            self.name,
-            str(spec.base_url),
-            "Google credentials",
-            ("ANTHROPIC_VERTEX_BASE_URL",),
-            vertex_host,
-        )
+        return vertex_keyless(self.name, spec.base_url, ("ANTHROPIC_VERTEX_BASE_URL",))
 
     def check_credentials(self, spec: ModelSpec) -> None:
         self._keyless(spec)  # an untrusted template URL is refused first

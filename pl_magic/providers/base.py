@@ -11,19 +11,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import sys
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ..core.blueprint import ModelSpec
-from ..core.errors import ConfigurationError, MissingApiKeyError, ProviderError
+from ..core.errors import MissingApiKeyError, ProviderError
 from ..core.keys import is_loopback_url
+from . import _sdk_errors
+from ._sdk_errors import category_for_status, classify_transport_error
 
-__all__ = ["is_loopback_url"]  # (one loopback rule, in keys.py)
+# Re-exported for openai.py, which still imports them from here: their homes are
+# core/keys.py (the one loopback rule) and _sdk_errors.py (SDK error classification).
+__all__ = ["category_for_status", "classify_transport_error", "is_loopback_url"]
 
 # Canonical parameter names. Each provider maps them to its own names; a parameter with
 # no canonical name is provider-specific and is dropped when the provider changes.
@@ -158,95 +160,6 @@ def require_env(provider: str, *names: str, why: str = "") -> str:
     return value
 
 
-class MissingSettingsError(MissingApiKeyError):
-    """Several settings are needed and some are missing: names every missing one.
-
-    Each group lists a variable and its accepted alternatives, e.g.
-    ``("ANTHROPIC_VERTEX_PROJECT_ID", "VERTEX_AI_PROJECT_ID")``.
-    """
-
-    def __init__(
-        self, provider: str, missing: Sequence[Sequence[str]], why: str = "", note: str = ""
-    ) -> None:
-        self.provider = provider
-        self.groups = [list(group) for group in missing]
-        self.variables = [name for group in self.groups for name in group]
-        extra = f" ({why})" if why else ""
-        if len(self.groups) == 1:
-            what = "the environment variable " + " or ".join(self.groups[0])
-        else:
-            shown = [
-                group[0] + (f" (or {' or '.join(group[1:])})" if len(group) > 1 else "")
-                for group in self.groups
-            ]
-            what = "the environment variables " + ", ".join(shown[:-1]) + " and " + shown[-1]
-        tail = f"; {note}" if note else ""
-        ConfigurationError.__init__(self, f"No credentials for {provider}{extra}: set {what}{tail}")
-
-
-def require_google_cloud(provider: str, *groups: Sequence[str], why: str = "") -> list[str]:
-    """One value per group of alternative variables, with Google credentials present (see
-    :func:`google_credentials_problem`); else one error naming every missing variable."""
-    values = [env_value(*group) for group in groups]
-    missing = [group for group, value in zip(groups, values, strict=True) if value is None]
-    problem = google_credentials_problem()
-    note = ""
-    if problem == "GOOGLE_APPLICATION_CREDENTIALS":
-        missing.append((problem,))
-    elif problem:
-        note = problem
-    if missing:
-        raise MissingSettingsError(provider, missing, why, note)
-    if note:
-        extra = f" ({why})" if why else ""
-        raise ConfigurationError(f"No credentials for {provider}{extra}: {note}")
-    return [value for value in values if value is not None]
-
-
-def google_credentials_problem() -> str | None:
-    """Why Google credentials (ADC) cannot be found offline, or None when they can.
-
-    Accepted, in google-auth's own order: ``GOOGLE_APPLICATION_CREDENTIALS`` naming an
-    existing file; the gcloud CLI's ``application_default_credentials.json``
-    (``gcloud auth application-default login``); running on Google Cloud (detected from
-    the machine's DMI product name, the check google-auth makes without the network).
-    Returns the name of the variable to set, or a one-line explanation.
-    """
-    path = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
-    if path:
-        if Path(path).expanduser().is_file():
-            return None
-        return (
-            "GOOGLE_APPLICATION_CREDENTIALS names a file that does not exist "
-            f"({path}): point it at a service-account JSON key file"
-        )
-    if _gcloud_adc_file().is_file() or _on_google_cloud():
-        return None
-    return "GOOGLE_APPLICATION_CREDENTIALS"
-
-
-def _gcloud_adc_file() -> Path:
-    """Where ``gcloud auth application-default login`` writes its credentials."""
-    config = os.environ.get("CLOUDSDK_CONFIG")
-    if config:
-        base = Path(config)
-    elif os.name == "nt":  # pragma: no cover - Windows
-        base = Path(os.environ.get("APPDATA", "")) / "gcloud"
-    else:
-        base = Path.home() / ".config" / "gcloud"
-    return base / "application_default_credentials.json"
-
-
-def _on_google_cloud() -> bool:
-    """True on a Google Cloud VM (Vertex AI Workbench, GCE, GKE): their metadata server
-    gives credentials. Read from DMI, never probed over the network."""
-    try:
-        name = Path("/sys/class/dmi/id/product_name").read_text().strip()
-    except OSError:
-        return False
-    return name.startswith("Google")
-
-
 def fingerprint(secret: str | None) -> str:
     """A short hash to key client caches by credential without keeping the value around.
 
@@ -255,65 +168,6 @@ def fingerprint(secret: str | None) -> str:
     there was a measurable part of the time before a request went out).
     """
     return format(hash(secret or ""), "x")
-
-
-def category_for_status(status: int | None) -> str:
-    """The error category for an HTTP status code."""
-    if status is None:
-        return "unknown"
-    if status in (401, 403):
-        return "auth"
-    if status == 404:
-        return "not_found"
-    if status == 408:
-        return "timeout"
-    if status == 429:
-        return "rate_limit"
-    if status >= 500:
-        return "server"
-    if status >= 400:
-        return "bad_request"
-    return "unknown"
-
-
-def classify_transport_error(exc: BaseException) -> str | None:
-    """The category of a raw httpx2 transport error (some SDKs let them through), or None."""
-    try:
-        import httpx2
-    except ImportError:  # pragma: no cover - httpx2 comes with every SDK
-        return None
-    if isinstance(exc, httpx2.TimeoutException):
-        return "timeout"
-    if isinstance(exc, httpx2.TransportError):
-        return "connection"
-    # google-genai's async client uses aiohttp when it is installed: a cut stream raises
-    # aiohttp.ClientPayloadError, a refused connection ClientConnectorError. Only looked at
-    # when something already imported aiohttp.
-    aiohttp = sys.modules.get("aiohttp")
-    if aiohttp is not None:
-        if isinstance(exc, aiohttp.ServerTimeoutError):
-            return "timeout"
-        if isinstance(exc, (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError)):
-            return "connection"
-    if isinstance(exc, TimeoutError):
-        return "timeout"
-    return None
-
-
-def classify_google_auth_error(provider: str, exc: BaseException) -> ProviderError | None:
-    """A :class:`ProviderError` for google-auth failures (Vertex tokens), or None.
-
-    Only looked at when google-auth is already imported (a Vertex route imported it).
-    """
-    if "google.auth.exceptions" not in sys.modules:
-        return None
-    from google.auth import exceptions
-
-    if isinstance(exc, exceptions.TransportError):
-        return ProviderError(provider, "connection", f"Google token request failed: {exc}")
-    if isinstance(exc, exceptions.GoogleAuthError):
-        return ProviderError(provider, "auth", f"Google credentials were refused: {exc}")
-    return None
 
 
 class Provider(ABC):
@@ -402,17 +256,9 @@ class Provider(ABC):
         """The typed error to raise for ``exc``, with no key in it or in ``exc`` (its cause).
 
         A recognised SDK error stays catchable as the SDK's own class too; anything else
-        becomes an ``unknown`` :class:`ProviderError`.
+        becomes an ``unknown`` :class:`ProviderError` (see :func:`._sdk_errors.error_for`).
         """
-        from ._sdk_errors import catchable, scrub
-
-        error = exc if isinstance(exc, ProviderError) else self.classify(exc)
-        if error is None:
-            scrub(exc)  # shown as the cause: no key in its text or its frames
-            return ProviderError(self.name, "unknown", f"{type(exc).__name__}: {exc}")
-        if error is not exc:
-            error = catchable(error, exc)
-        return error
+        return _sdk_errors.error_for(self.name, exc, self.classify)
 
     def close_stream(self, stream: Any) -> None:
         """Release a native stream's connection (best effort)."""

@@ -28,22 +28,14 @@ import mimetypes
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
-from ..core.blueprint import ModelSpec, prompt_text
+from ..core.blueprint import ModelSpec
 from ..core.config import provider_max_retries, provider_timeout_s
 from ..core.errors import MissingApiKeyError, ProviderError, StreamTruncatedError
-from ..core.keys import env_key, gemini_host, may_send_key, refuse_routing_parameters, vertex_host
-from .base import (
-    ParameterMap,
-    Provider,
-    Reply,
-    StreamState,
-    category_for_status,
-    classify_google_auth_error,
-    classify_transport_error,
-    env_value,
-    fingerprint,
-    require_google_cloud,
-)
+from ..core.keys import env_key, gemini_host, may_send_key, refuse_routing_parameters
+from ._sdk_errors import category_for_status, classify_google_auth_error, transport_error
+from ._turns import TurnShape, data_url, forced_function, function_tools, to_turns, tool_calls
+from .base import ParameterMap, Provider, Reply, StreamState, env_value, fingerprint
+from .google_auth import require_google_cloud, vertex_keyless
 
 PARAMETERS = ParameterMap(
     names={
@@ -110,49 +102,25 @@ def _enum_text(value: Any) -> str | None:
 
 def _image_part(url: str) -> dict[str, Any]:
     """A Gemini part for an ``image_url``: inline bytes for data: URLs, file_data otherwise."""
-    if url.startswith("data:") and ";base64," in url:
-        head, data = url[5:].split(";base64,", 1)
+    found = data_url(url)
+    if found is not None:
+        mime_type, data = found
         try:
             raw = base64.b64decode(data, validate=True)
         except (binascii.Error, ValueError):
             raw = b""
-        return {"inline_data": {"mime_type": head or "image/png", "data": raw}}
+        return {"inline_data": {"mime_type": mime_type, "data": raw}}
     mime = mimetypes.guess_type(url.split("?", 1)[0])[0] or "image/jpeg"
     return {"file_data": {"file_uri": url, "mime_type": mime}}
 
 
-def _parts(content: Any) -> list[dict[str, Any]]:
-    """PromptLayer content blocks -> Gemini parts (text and images)."""
-    if isinstance(content, str):
-        return [{"text": content}] if content else []
-    out: list[dict[str, Any]] = []
-    for block in content or []:
-        if not isinstance(block, dict):
-            continue
-        kind = block.get("type")
-        if kind == "text":
-            if block.get("text"):
-                out.append({"text": block["text"]})
-        elif kind == "image_url":
-            image = block.get("image_url")
-            url = image.get("url") if isinstance(image, dict) else image
-            if isinstance(url, str):
-                out.append(_image_part(url))
-    return out
-
-
-def _function_call_parts(tool_calls: Any) -> list[dict[str, Any]]:
-    out = []
-    for call in tool_calls or []:
-        function = call.get("function") or {}
-        arguments = function.get("arguments") or "{}"
-        try:
-            args = json.loads(arguments) if isinstance(arguments, str) else arguments
-        except ValueError:
-            args = {"arguments": arguments}
-        native: dict[str, Any] = {"name": function.get("name"), "args": args}
-        out.append({"function_call": native})
-    return out
+#: Gemini's parts; ``assistant`` is Gemini's ``model`` role.
+SHAPE = TurnShape(
+    key="parts",
+    assistant_role="model",
+    text=lambda text: {"text": text},
+    image=_image_part,
+)
 
 
 def build_contents(rendered: Mapping[str, Any]) -> tuple[str | None, Any]:
@@ -164,61 +132,41 @@ def build_contents(rendered: Mapping[str, Any]) -> tuple[str | None, Any]:
     A completion template becomes one user turn with its prompt text (PromptLayer's
     ``llm_kwargs.contents`` shape; on the wire the same as the bare text).
     """
-    if rendered.get("type") == "completion":
-        return None, [{"role": "user", "parts": [{"text": prompt_text(rendered)}]}]
-    system: list[str] = []
-    contents: list[dict[str, Any]] = []
-    call_names: dict[str, str] = {}
-    for msg in rendered.get("messages", []):
-        role = msg.get("role")
-        if role in ("system", "developer"):
-            system.extend(p["text"] for p in _parts(msg.get("content")) if "text" in p)
-            continue
-        if role in ("tool", "function"):
-            text = "".join(p["text"] for p in _parts(msg.get("content")) if "text" in p)
-            name = msg.get("name") or call_names.get(str(msg.get("tool_call_id")), "tool")
-            response = {"name": name, "response": {"result": text}}
-            native = {"role": "user", "parts": [{"function_response": response}]}
-        else:
-            parts = _parts(msg.get("content"))
-            if role == "assistant":
-                for call in msg.get("tool_calls") or []:
-                    name = (call.get("function") or {}).get("name")
-                    call_names[str(call.get("id"))] = str(name)
-                parts += _function_call_parts(msg.get("tool_calls"))
-            native = {"role": "model" if role == "assistant" else "user", "parts": parts}
-        if contents and contents[-1]["role"] == native["role"]:
-            contents[-1]["parts"] = contents[-1]["parts"] + native["parts"]
-        else:
-            contents.append(native)
-    return ("\n\n".join(system) or None), contents
+    call_names: dict[str, str] = {}  # tool call id -> function name, for the results
+
+    def function_calls(raw: Any) -> list[dict[str, Any]]:
+        calls = tool_calls(raw)
+        for call in calls:
+            call_names[str(call.id)] = str(call.name)
+        return [{"function_call": {"name": call.name, "args": call.arguments}} for call in calls]
+
+    def function_response(msg: Mapping[str, Any], text: str) -> dict[str, Any]:
+        name = msg.get("name") or call_names.get(str(msg.get("tool_call_id")), "tool")
+        return {"function_response": {"name": name, "response": {"result": text}}}
+
+    return to_turns(rendered, SHAPE, function_response, function_calls)
 
 
 def _tools(rendered: Mapping[str, Any]) -> dict[str, Any]:
     """PromptLayer (OpenAI-shaped) function tools and tool_choice -> GenerateContentConfig."""
     declarations = []
-    for tool in rendered.get("tools") or []:
-        if tool.get("type") != "function":
-            continue
-        function = tool.get("function") or {}
-        declaration: dict[str, Any] = {"name": function.get("name")}
-        if function.get("description"):
-            declaration["description"] = function["description"]
-        if function.get("parameters"):
+    for function in function_tools(rendered):
+        declaration: dict[str, Any] = {"name": function.name}
+        if function.description:
+            declaration["description"] = function.description
+        if function.parameters:
             # JSON Schema as is: genai's own Schema type is an OpenAPI subset.
-            declaration["parameters_json_schema"] = function["parameters"]
+            declaration["parameters_json_schema"] = function.parameters
         declarations.append(declaration)
     if not declarations:
         return {}
     out: dict[str, Any] = {"tools": [{"function_declarations": declarations}]}
     choice = rendered.get("tool_choice")
     mode = {"auto": "AUTO", "none": "NONE", "required": "ANY"}.get(str(choice))
-    if isinstance(choice, dict) and (choice.get("function") or {}).get("name"):
+    forced = forced_function(choice)
+    if forced is not None:
         out["tool_config"] = {
-            "function_calling_config": {
-                "mode": "ANY",
-                "allowed_function_names": [choice["function"]["name"]],
-            }
+            "function_calling_config": {"mode": "ANY", "allowed_function_names": [forced]}
         }
     elif mode:
         out["tool_config"] = {"function_calling_config": {"mode": mode}}
@@ -402,10 +350,9 @@ class GoogleProvider(Provider):
         if not spec.base_url:
             return False
         if self.vertex():
-            variable, env_vars, own = "Google credentials", ("GOOGLE_VERTEX_BASE_URL",), vertex_host
-        else:
-            variable, env_vars, own = "GOOGLE_API_KEY", ("GOOGLE_GEMINI_BASE_URL",), gemini_host
-        return not may_send_key(self.name, spec.base_url, variable, env_vars, own)
+            return vertex_keyless(self.name, spec.base_url, ("GOOGLE_VERTEX_BASE_URL",))
+        env_vars = ("GOOGLE_GEMINI_BASE_URL",)
+        return not may_send_key(self.name, spec.base_url, "GOOGLE_API_KEY", env_vars, gemini_host)
 
     def _api_key(self, spec: ModelSpec) -> str:
         if self._keyless(spec):
@@ -547,10 +494,8 @@ class GoogleProvider(Provider):
             return ProviderError(self.name, category, detail, code)
         if isinstance(exc, errors.UnknownApiResponseError):
             return ProviderError(self.name, "server", f"unreadable response: {exc}")
-        transport = classify_transport_error(exc)
-        if transport:  # genai lets httpx2 and aiohttp errors through unwrapped
-            return ProviderError(self.name, transport, f"{type(exc).__name__}: {exc}")
-        return classify_google_auth_error(self.name, exc)
+        # genai lets httpx2 and aiohttp errors through unwrapped
+        return transport_error(self.name, exc) or classify_google_auth_error(self.name, exc)
 
     def pricing_provider_id(self, spec: ModelSpec) -> str | None:
         # genai-prices has one "google" provider for the Gemini API and Vertex AI

@@ -15,9 +15,10 @@ from typing import Any
 
 from ..core.blueprint import ModelSpec
 from ..core.errors import InvalidInputError, ProviderError
+from ._sdk_errors import transport_error
 from .anthropic import PARAMETERS as CLAUDE_PARAMETERS
 from .anthropic import AnthropicVertexRoute
-from .base import ParameterMap, Provider, Reply, StreamState, classify_transport_error
+from .base import ParameterMap, Provider, Reply, StreamState
 from .google import PARAMETERS as GEMINI_PARAMETERS
 from .google import GeminiVertexRoute
 
@@ -92,10 +93,7 @@ class VertexAIProvider(Provider):
                 error = route.classify(exc)
                 if error is not None:
                     return error
-        category = classify_transport_error(exc)
-        if category:
-            return ProviderError(self.name, category, f"{type(exc).__name__}: {exc}")
-        return None
+        return transport_error(self.name, exc)
 
     def close_stream(self, stream: Any) -> None:
         self.gemini.close_stream(stream)
