@@ -56,7 +56,7 @@ def fast_genai_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def not_on_google_cloud(monkeypatch: pytest.MonkeyPatch) -> None:
     """Credentials must come from GOOGLE_APPLICATION_CREDENTIALS, even on a Google VM."""
-    monkeypatch.setattr("pl_magic.providers.base._on_google_cloud", lambda: False)
+    monkeypatch.setattr("pl_magic.providers.google_auth._on_google_cloud", lambda: False)
 
 
 @pytest.fixture
