@@ -138,3 +138,47 @@ def test_redact_hides_secret_values(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-very-secret-value")
     err = errors.ProviderError("openai", "auth", "Incorrect API key provided: sk-very-secret-value")
     assert "sk-very-secret-value" not in str(err) and "***" in str(err)
+
+
+#: The variables redacted before secrets were recognised by name; each must still be.
+_LISTED_BEFORE = (
+    "OPENAI_API_KEY",
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_AUTH_TOKEN",
+    "GOOGLE_API_KEY",
+    "GEMINI_API_KEY",
+    "PROMPTLAYER_API_KEY",
+    "AZURE_OPENAI_API_KEY",
+    "MISTRAL_API_KEY",
+    "OPENROUTER_API_KEY",
+)
+
+
+@pytest.mark.parametrize("name", [*_LISTED_BEFORE, "DEEPSEEK_API_KEY", "HF_ACCESS_TOKEN"])
+def test_a_secret_is_known_by_its_name_with_no_list_of_providers(monkeypatch, name):
+    assert errors.is_secret_name(name)
+    monkeypatch.setenv(name, "k-" + "x7" * 12)
+    assert errors.redact(f"key={'k-' + 'x7' * 12}.") == "key=***."
+
+
+@pytest.mark.parametrize("name", ["FOO_KEY", "PL_MAGIC_TOKEN", "OPENAI_BASE_URL", "KEYS"])
+def test_settings_that_are_not_secrets_are_left_alone(monkeypatch, name):
+    assert not errors.is_secret_name(name)
+    monkeypatch.setenv(name, "true")
+    assert errors.redact("it is true") == "it is true"
+
+
+def test_a_short_key_is_not_redacted_and_a_longer_one_wins(monkeypatch):
+    monkeypatch.setenv("SHORT_API_KEY", "abc")  # shorter than a word worth hiding
+    monkeypatch.setenv("A_API_KEY", "sk-abcd")
+    monkeypatch.setenv("B_API_KEY", "sk-abcd-and-more")
+    assert errors.redact("abc sk-abcd-and-more") == "abc ***"
+
+
+def test_the_local_server_gets_no_secret(monkeypatch):
+    from pl_magic.providers import local
+
+    monkeypatch.setenv("SOME_NEW_API_KEY", "secret-value-1")
+    monkeypatch.setenv("PL_MAGIC_SOMETHING", "kept")
+    env = local._server_env()
+    assert "SOME_NEW_API_KEY" not in env and env["PL_MAGIC_SOMETHING"] == "kept"

@@ -9,6 +9,7 @@ tests/fakes/fixtures.py set what a user would set).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import json
 from dataclasses import dataclass
@@ -20,13 +21,17 @@ import pytest
 from google.genai import types as genai_types
 
 import pl_magic
+from pl_magic import providers
 from pl_magic.core.errors import (
     ConfigurationError,
     InvalidInputError,
     MissingApiKeyError,
     ProviderError,
     StreamTruncatedError,
+    UnknownProviderError,
+    is_secret_name,
 )
+from pl_magic.runlog import promptlayer_payload
 from tests.fakes.fixtures import VERTEX_CLAUDE_REGION, VERTEX_GEMINI_LOCATION, VERTEX_PROJECT
 from tests.helpers import chat, model, publish, runs
 
@@ -916,3 +921,92 @@ def test_cost_is_priced_for_each_family(anthropic_env, gemini_env, fake_provider
     pl_magic.run("p", input_variables={"name": "A"}, provider="google")
     costs = [r["cost_usd"] for r in runs()]
     assert all(c is not None and c > 0 for c in costs)
+
+
+# -- the provider table ---------------------------------------------------------------------
+
+
+def test_the_table_names_every_adapter_and_agrees_with_it():
+    assert providers.supported() == ["anthropic", "google", "openai", "vertexai"]
+    for name in providers.supported():
+        entry = providers.info(name)
+        adapter = providers.get_provider(name)
+        assert entry.name == adapter.name == name
+        assert entry.default_model == adapter.default_model
+    with pytest.raises(UnknownProviderError) as info:
+        providers.info("mistral")
+    assert "use one of anthropic, google, openai, vertexai" in str(info.value)
+
+
+def test_every_key_variable_is_a_secret_by_its_name():
+    for entry in providers.PROVIDERS.values():
+        assert all(is_secret_name(v) for v in entry.key_env_vars), entry.name
+        assert not any(is_secret_name(v) for v in entry.base_url_env_vars), entry.name
+
+
+@pytest.mark.parametrize(
+    ("model", "provider"),
+    [
+        ("gpt-4o-mini", "openai"),
+        ("o1-mini", "openai"),
+        ("o1", "openai"),
+        ("o3-mini", "openai"),
+        ("o4-mini", "openai"),
+        ("chatgpt-4o-latest", "openai"),
+        ("claude-sonnet-4-6", "anthropic"),
+        ("gemini-2.5-flash", "google"),
+        ("o4", None),
+        ("gpt4", None),
+        ("llama3", None),
+        ("Claude-3", None),
+        ("", None),
+    ],
+)
+def test_a_bare_model_name_finds_its_provider_by_prefix(model, provider):
+    assert providers.provider_for_model(model) == provider
+
+
+def test_suggested_models_per_provider():
+    assert providers.suggested_models() == {
+        "openai": ["gpt-4o-mini", "gpt-4.1-mini", "gpt-4.1-nano", "gpt-4o", "o4-mini"],
+        "anthropic": ["claude-sonnet-4-6", "claude-haiku-4-5", "claude-opus-4-1"],
+        "google": ["gemini-2.5-flash", "gemini-2.5-pro", "gemini-2.5-flash-lite"],
+        "vertexai": ["gemini-2.5-flash", "gemini-2.5-pro", "claude-sonnet-4-5@20250929"],
+    }
+
+
+@pytest.mark.parametrize(
+    ("provider", "model", "api_type", "expected"),
+    [
+        ("openai", "gpt-4o", None, "openai.chat.completions.create"),
+        ("openai", "gpt-4o", "", "openai.chat.completions.create"),
+        ("openai", "gpt-4o", "chat-completions", "openai.chat.completions.create"),
+        ("openai", "gpt-4o", "completions", "openai.completions.create"),
+        ("openai", "gpt-4o", "responses", "openai.responses.create"),
+        ("openai", "claude-via-gateway", "chat", "openai.responses.create"),
+        ("anthropic", "claude-sonnet-4-6", None, "anthropic.messages.create"),
+        ("google", "gemini-2.5-flash", None, "google.model.generate_content"),
+        ("google", "claude-lookalike", None, "google.model.generate_content"),
+        ("vertexai", "gemini-2.5-flash", None, "google.model.generate_content"),
+        ("vertexai", "claude-sonnet-4-5@20250929", None, "anthropic.messages.create"),
+        ("vertexai", "Claude-upper", None, "google.model.generate_content"),
+    ],
+)
+def test_promptlayer_function_name_comes_from_the_descriptor(provider, model, api_type, expected):
+    assert providers.info(provider).function_name_for(model, api_type) == expected
+    # the runlog's transitional copy of the rule (goes once the engine passes the name)
+    assert promptlayer_payload.function_name(provider, model, api_type) == expected
+
+
+def test_a_registered_entry_replaces_its_name_for_the_block_only():
+    real = providers.get_provider("google")
+    stand_in = dataclasses.replace(
+        providers.info("google"), adapter="pl_magic.providers.openai:OpenAIProvider"
+    )
+    extra = dataclasses.replace(providers.info("openai"), name="extra", model_prefixes=("ex-",))
+    with providers.registered(stand_in, extra):
+        assert providers.get_provider("google").name == "openai"
+        assert providers.provider_for_model("ex-1") == "extra"
+        assert "extra" in providers.supported()
+    assert providers.get_provider("google") is real
+    assert "extra" not in providers.supported() and providers.provider_for_model("ex-1") is None

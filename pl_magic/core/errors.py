@@ -18,18 +18,28 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-# Environment variables whose values must never be shown anywhere.
-SECRET_ENV_VARS = (
-    "OPENAI_API_KEY",
-    "ANTHROPIC_API_KEY",
-    "ANTHROPIC_AUTH_TOKEN",
-    "GOOGLE_API_KEY",
-    "GEMINI_API_KEY",
-    "PROMPTLAYER_API_KEY",
-    "AZURE_OPENAI_API_KEY",
-    "MISTRAL_API_KEY",
-    "OPENROUTER_API_KEY",
+#: Endings of the names of environment variables whose values must never be shown anywhere.
+#: A rule on the name rather than a list of providers: every provider's key (``OPENAI_API_KEY``,
+#: ``ANTHROPIC_AUTH_TOKEN``, ``GEMINI_API_KEY``...) and PromptLayer's are secrets with no edit
+#: here when a provider is added. Plain ``_KEY`` or ``_TOKEN`` are left out on purpose: they
+#: also end names of settings whose short values (``1``, ``true``) would be blanked in every
+#: message.
+SECRET_NAME_SUFFIXES = (
+    "_API_KEY",
+    "_API_TOKEN",
+    "_AUTH_TOKEN",
+    "_ACCESS_TOKEN",
+    "_ACCESS_KEY",
+    "_SECRET_KEY",
+    "_CLIENT_SECRET",
 )
+
+
+def is_secret_name(name: str) -> bool:
+    """True when the environment variable ``name`` holds a secret (its value is redacted
+    everywhere and kept from child processes): see :data:`SECRET_NAME_SUFFIXES`."""
+    return name.upper().endswith(SECRET_NAME_SUFFIXES)
+
 
 #: The shortest value redacted: shorter ones would blank ordinary words.
 _MIN_SECRET = 4
@@ -69,12 +79,15 @@ def spellings(value: str) -> tuple[str, ...]:
 
 
 def secret_values() -> list[str]:
-    """The secret values set in the environment now."""
-    return [
-        value
-        for name in SECRET_ENV_VARS
-        if (value := os.environ.get(name)) and len(value.strip()) >= _MIN_SECRET
-    ]
+    """The secret values set in the environment now (:func:`is_secret_name`), longest first
+    (a key that contains another is replaced whole)."""
+    found = set()
+    for name in os.environ:  # (names first: decoding every value would cost more)
+        if is_secret_name(name):
+            value = os.environ.get(name) or ""
+            if len(value.strip()) >= _MIN_SECRET:
+                found.add(value)
+    return sorted(found, key=len, reverse=True)
 
 
 def redact(text: str) -> str:

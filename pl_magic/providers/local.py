@@ -324,10 +324,11 @@ def _log_tail(path: Path) -> str:
 
 
 def _server_env() -> dict[str, str]:
-    """The server's environment: ours without API keys (it needs none; they stay out of its log)."""
-    from ..core.errors import SECRET_ENV_VARS
+    """The server's environment: ours without secrets (it needs no key; they stay out of its
+    log)."""
+    from ..core.errors import is_secret_name
 
-    return {k: v for k, v in os.environ.items() if k not in SECRET_ENV_VARS}
+    return {k: v for k, v in os.environ.items() if not is_secret_name(k)}
 
 
 def _spawn(path: Path, home: Path | None, timeout: float) -> ServerState:

@@ -16,7 +16,10 @@ from ..core.errors import PlMagicError
 from ..core.store import dumps
 from .base import ProviderCall, RunRecord
 
-#: The SDK's function_name per OpenAI API (MAP_PROVIDER_TO_FUNCTION_NAME).
+# Transitional: the engine still asks this module for the function_name. Its home is the
+# provider's descriptor (``pl_magic.providers.info(name).function_name_for(model, api_type)``),
+# which the engine puts in ``ProviderCall.function_name``; once it does, this copy of the
+# rule (and its test in tests/test_providers.py) goes: a port must not know the providers.
 _OPENAI_FUNCTIONS = {
     "chat-completions": "openai.chat.completions.create",
     "completions": "openai.completions.create",
@@ -25,7 +28,10 @@ _OPENAI_FUNCTIONS = {
 
 
 def function_name(provider: str, model: str, api_type: str | None) -> str:
-    """The SDK's ``function_name`` for a call (PromptLayer reads the request by it)."""
+    """The SDK's ``function_name`` for a call (PromptLayer reads the request by it).
+
+    Deprecated in favour of ``ProviderInfo.function_name_for``, which gives the same names.
+    """
     if provider == "openai":
         return _OPENAI_FUNCTIONS.get(api_type or "chat-completions", _OPENAI_FUNCTIONS["responses"])
     if provider == "anthropic" or (provider == "vertexai" and "claude" in model):
