@@ -14,6 +14,7 @@ import pl_magic
 from pl_magic.core.store import open_db
 from pl_magic.engine import results
 from pl_magic.providers.openai import OpenAIStream
+from pl_magic.runlog.sqlite import RunLog
 from tests.helpers import chat, model, publish, runs
 
 GREET = chat(("system", "Be brief."), ("user", "Hi {name}"))
@@ -98,9 +99,7 @@ def test_runs_frame_matches_the_row_by_row_build(greet, fake_provider):
             "UPDATE runs SET input_variables = NULL, prompt_version = NULL, cost_usd = NULL "
             "WHERE request_id = (SELECT request_id FROM runs ORDER BY started_at LIMIT 1)"
         )
-    rows = [
-        dict(r) for r in open_db().query(f"SELECT {results._SELECT} FROM runs ORDER BY started_at")
-    ]
+    rows = RunLog().query(columns=results.LOG_COLUMNS)
     df = pl_magic.runs()
     pd.testing.assert_frame_equal(df, _old_frame(rows))
     pd.testing.assert_frame_equal(results.frame_from_log_rows(rows), df)

@@ -69,8 +69,6 @@ LOG_COLUMNS = (
     "group_id",
     "repeat_index",
 )
-#: The same, as the column list of a read of the log of one's own (tests).
-_SELECT = ", ".join(LOG_COLUMNS)
 #: Frame column ← log column, where the names differ.
 _RENAMED = {"error": "error_message", "repeat": "repeat_index"}
 #: Frame columns decoded from JSON text.
