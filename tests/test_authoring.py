@@ -285,3 +285,76 @@ def test_plprompt_refuses_bad_yaml_and_publishes_nothing(ip, fake_provider):
     with pytest.raises(InvalidInputError, match="role 'usr'"):
         ip.run_cell_magic("plprompt", "p", "messages:\n  - usr: hi")
     assert pl_magic.prompts() == []
+
+
+# -- the YAML short forms and their errors ------------------------------------------------------
+
+
+def test_yaml_short_forms_completion_and_local_model():
+    body = authoring.body_from_yaml(
+        "name: c\ntemplate: 'Complete: {x}'\nmodel: local\nparameters: {max_tokens: 8}\n"
+    )
+    assert body["prompt_template"] == {
+        "type": "completion",
+        "content": [{"type": "text", "text": "Complete: {x}"}],
+        "template_format": "f-string",
+    }
+    assert body["metadata"]["model"] == {
+        "provider": "openai",
+        "name": local_target.LOCAL_MODEL_NAME,
+        "parameters": {"max_tokens": 8},
+    }
+    assert local_target.is_local(body["provider_base_url"])
+
+
+def test_yaml_overrides_win_and_bare_model_names_find_their_provider():
+    body = authoring.body_from_yaml(
+        "messages: [{user: hi}]\nmodel: gpt-4o\nlabels: [a]\ntags: [t]\n",
+        prompt_name="p",
+        labels=["b"],
+        model="openai/gpt-4o-mini",
+        parameters={"temperature": 0.5},
+        commit_message="c",
+        tags=["u"],
+    )
+    assert body["prompt_name"] == "p" and body["commit_message"] == "c"
+    assert body["release_labels"] == ["a", "b"] and body["tags"] == ["t", "u"]
+    assert body["metadata"]["model"] == {
+        "provider": "openai",
+        "name": "gpt-4o-mini",
+        "parameters": {"temperature": 0.5},
+    }
+
+
+def test_yaml_with_a_promptlayer_body_passes_through():
+    record = {"prompt_name": "p", "prompt_template": chat(("user", "x")), "metadata": model()}
+    body = authoring.body_from_mapping(record, labels=["prod"])
+    assert body["prompt_template"] == record["prompt_template"]
+    assert body["metadata"] == model() and body["release_labels"] == ["prod"]
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("messages: [{user: hi}]", "prompt_name"),
+        ("name: p", "either messages"),
+        ("name: p\nmessages: [{user: a}]\ntemplate: b", "either messages"),
+        ("name: p\nmessages: [{user: a, system: b}]", "several keys"),
+        ("name: p\nmessages: [{placeholder: ''}]", "placeholder without a name"),
+        ("name: p\nmessages: [{user: a}]\nmodel: nope/x", "Unknown provider"),
+        ("name: p\nmessages: [{user: a}]\nmodel: mystery", "provider/model"),
+        ("name: p\nmessages: [{user: a}]\nparameters: {t: 1}", "need a model"),
+        ("name: p\nmessages: [{user: a}]\nflavour: x", "Unknown key"),
+        ("name: p\ntemplate: a\ntemplate_format: mustache", "template_format"),
+        ("- a list", "must be a mapping"),
+    ],
+)
+def test_yaml_errors_name_the_fix(text, needle):
+    with pytest.raises(pl_magic.errors.PlMagicError) as info:
+        authoring.body_from_yaml(text)
+    assert needle in str(info.value) and "\n" not in str(info.value)
+
+
+def test_yaml_errors_are_invalid_input():
+    with pytest.raises(InvalidInputError):
+        authoring.body_from_yaml("name: p")

@@ -18,13 +18,11 @@ import pytest
 
 import pl_magic
 from pl_magic.core import local_target
-from pl_magic.core.errors import InvalidInputError
 from pl_magic.providers import local as local_model
 from pl_magic.registry import starters
-from pl_magic.surfaces import authoring
 from pl_magic.surfaces.cli import main
 from pl_magic.ui.footer import footer, reply_text
-from tests.helpers import chat, model, publish, runs
+from tests.helpers import chat, publish, runs
 
 SCRIPT = Path(sys.executable).parent / "pl-magic"
 
@@ -422,77 +420,7 @@ def _zombie(pid: int) -> bool:
         return True
 
 
-# -- authoring and the footer (the CLI's building blocks) ---------------------------------------
-
-
-def test_yaml_short_forms_completion_and_local_model():
-    body = authoring.body_from_yaml(
-        "name: c\ntemplate: 'Complete: {x}'\nmodel: local\nparameters: {max_tokens: 8}\n"
-    )
-    assert body["prompt_template"] == {
-        "type": "completion",
-        "content": [{"type": "text", "text": "Complete: {x}"}],
-        "template_format": "f-string",
-    }
-    assert body["metadata"]["model"] == {
-        "provider": "openai",
-        "name": local_target.LOCAL_MODEL_NAME,
-        "parameters": {"max_tokens": 8},
-    }
-    assert local_target.is_local(body["provider_base_url"])
-
-
-def test_yaml_overrides_win_and_bare_model_names_find_their_provider():
-    body = authoring.body_from_yaml(
-        "messages: [{user: hi}]\nmodel: gpt-4o\nlabels: [a]\ntags: [t]\n",
-        prompt_name="p",
-        labels=["b"],
-        model="openai/gpt-4o-mini",
-        parameters={"temperature": 0.5},
-        commit_message="c",
-        tags=["u"],
-    )
-    assert body["prompt_name"] == "p" and body["commit_message"] == "c"
-    assert body["release_labels"] == ["a", "b"] and body["tags"] == ["t", "u"]
-    assert body["metadata"]["model"] == {
-        "provider": "openai",
-        "name": "gpt-4o-mini",
-        "parameters": {"temperature": 0.5},
-    }
-
-
-def test_yaml_with_a_promptlayer_body_passes_through():
-    record = {"prompt_name": "p", "prompt_template": chat(("user", "x")), "metadata": model()}
-    body = authoring.body_from_mapping(record, labels=["prod"])
-    assert body["prompt_template"] == record["prompt_template"]
-    assert body["metadata"] == model() and body["release_labels"] == ["prod"]
-
-
-@pytest.mark.parametrize(
-    ("text", "needle"),
-    [
-        ("messages: [{user: hi}]", "prompt_name"),
-        ("name: p", "either messages"),
-        ("name: p\nmessages: [{user: a}]\ntemplate: b", "either messages"),
-        ("name: p\nmessages: [{user: a, system: b}]", "several keys"),
-        ("name: p\nmessages: [{placeholder: ''}]", "placeholder without a name"),
-        ("name: p\nmessages: [{user: a}]\nmodel: nope/x", "Unknown provider"),
-        ("name: p\nmessages: [{user: a}]\nmodel: mystery", "provider/model"),
-        ("name: p\nmessages: [{user: a}]\nparameters: {t: 1}", "need a model"),
-        ("name: p\nmessages: [{user: a}]\nflavour: x", "Unknown key"),
-        ("name: p\ntemplate: a\ntemplate_format: mustache", "template_format"),
-        ("- a list", "must be a mapping"),
-    ],
-)
-def test_yaml_errors_name_the_fix(text, needle):
-    with pytest.raises(pl_magic.errors.PlMagicError) as info:
-        authoring.body_from_yaml(text)
-    assert needle in str(info.value) and "\n" not in str(info.value)
-
-
-def test_yaml_errors_are_invalid_input():
-    with pytest.raises(InvalidInputError):
-        authoring.body_from_yaml("name: p")
+# -- the footer (a building block of the CLI) ---------------------------------------------------
 
 
 def test_footer_from_a_log_row_and_from_a_result(greet, fake_provider):
