@@ -14,6 +14,8 @@ from .client import default_client
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .core.types import RunChunk, RunResult
+
 
 def _refuse_unknown(function: str, unknown: dict[str, Any]) -> None:
     """A misspelled or foreign keyword is a one-line error naming it (not a TypeError)."""
@@ -39,7 +41,7 @@ def run(
     provider: str | None = None,
     model: str | None = None,
     **unknown: Any,
-) -> dict[str, Any] | Iterator[dict[str, Any]]:
+) -> RunResult | Iterator[RunChunk]:
     """Run a registry prompt, exactly as PromptLayer's ``run()``.
 
     Resolves ``prompt_name`` by ``prompt_release_label`` (which wins), ``prompt_version``
@@ -49,19 +51,7 @@ def run(
     iterator of such dicts whose last one alone carries the ``request_id``.
     """
     _refuse_unknown("run", unknown)
-    return default_client().run(
-        prompt_name,
-        prompt_version=prompt_version,
-        prompt_release_label=prompt_release_label,
-        input_variables=input_variables,
-        tags=tags,
-        metadata=metadata,
-        group_id=group_id,
-        model_parameter_overrides=model_parameter_overrides,
-        stream=stream,
-        provider=provider,
-        model=model,
-    )
+    return default_client()._run(locals())  # (its arguments by name: see client._run)
 
 
 async def arun(
@@ -77,22 +67,10 @@ async def arun(
     provider: str | None = None,
     model: str | None = None,
     **unknown: Any,
-) -> dict[str, Any] | AsyncIterator[dict[str, Any]]:
+) -> RunResult | AsyncIterator[RunChunk]:
     """Async twin of :func:`run`; with ``stream=True`` an async iterator."""
     _refuse_unknown("arun", unknown)
-    return await default_client().arun(
-        prompt_name,
-        prompt_version=prompt_version,
-        prompt_release_label=prompt_release_label,
-        input_variables=input_variables,
-        tags=tags,
-        metadata=metadata,
-        group_id=group_id,
-        model_parameter_overrides=model_parameter_overrides,
-        stream=stream,
-        provider=provider,
-        model=model,
-    )
+    return await default_client()._arun(locals())
 
 
 def publish(body: dict[str, Any]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from typing import Any
 
 from . import dropin
 from .client import PromptLayer
+from .core.types import RunChunk, RunResult
 
 
 class _AsyncTemplates:
@@ -148,22 +149,10 @@ class AsyncPromptLayer:
         stream: bool = False,
         provider: str | None = None,
         model: str | None = None,
-    ) -> dict[str, Any] | AsyncIterator[dict[str, Any]]:
+    ) -> RunResult | AsyncIterator[RunChunk]:
         """Run a registry prompt: the result dict, or (``stream=True``) an async iterator of
         chunk dicts whose last one carries the ``request_id``."""
-        return await self._sync.arun(
-            prompt_name,
-            prompt_version=prompt_version,
-            prompt_release_label=prompt_release_label,
-            input_variables=input_variables,
-            model_parameter_overrides=model_parameter_overrides,
-            tags=tags,
-            metadata=metadata,
-            group_id=group_id,
-            stream=stream,
-            provider=provider,
-            model=model,
-        )
+        return await self._sync._arun(locals())  # (its arguments by name: see client._run)
 
     async def log_request(
         self,

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import dropin
 from .core import blueprint, notices
 from .core.errors import ConfigurationError, InvalidInputError, RegistryError
+from .core.types import RunChunk, RunResult
 from .engine.engine import Engine, RunOptions, resolve_model
 from .providers import get_provider
 from .registry.local import LocalRegistry
@@ -378,43 +379,9 @@ class PromptLayer:
         provider: str | None = None,
         model: str | None = None,
         **extra: Any,
-    ) -> dict[str, Any] | Iterator[dict[str, Any]]:
+    ) -> RunResult | Iterator[RunChunk]:
         """Run a registry prompt; see :func:`pl_magic.run`."""
-        try:
-            result = self.engine.run(
-                _options(
-                    prompt_name,
-                    prompt_version,
-                    prompt_release_label,
-                    input_variables,
-                    model_parameter_overrides,
-                    tags,
-                    metadata,
-                    group_id,
-                    stream,
-                    provider,
-                    model,
-                    extra,
-                )
-            )
-        except RegistryError as exc:
-            dropin.reraise_as_sdk(exc)
-            raise  # not reached: for type checkers
-        return self._shaped(result)
-
-    def _shaped(self, result: Any) -> Any:
-        if not self.sdk_shapes:
-            return result
-        if isinstance(result, dict):
-            return dropin.sdk_result(result)
-        return dropin.sdk_stream(result)
-
-    def _ashaped(self, result: Any) -> Any:
-        if not self.sdk_shapes:
-            return result
-        if isinstance(result, dict):
-            return dropin.sdk_result(result)
-        return dropin.sdk_astream(result)
+        return self._run(locals(), extra)
 
     async def arun(
         self,
@@ -430,29 +397,43 @@ class PromptLayer:
         provider: str | None = None,
         model: str | None = None,
         **extra: Any,
-    ) -> dict[str, Any] | AsyncIterator[dict[str, Any]]:
+    ) -> RunResult | AsyncIterator[RunChunk]:
         """Async twin of :meth:`run`."""
+        return await self._arun(locals(), extra)
+
+    # Every run() and arun() of pl_magic (module functions, both clients) comes here with
+    # its arguments by name (its locals(): see RunOptions.from_call), so that each public
+    # signature, PromptLayer's contract, is the only place that spells them.
+
+    def _run(
+        self, arguments: Mapping[str, Any], extra: Mapping[str, Any] | None = None
+    ) -> RunResult | Iterator[RunChunk]:
         try:
-            result = await self.engine.arun(
-                _options(
-                    prompt_name,
-                    prompt_version,
-                    prompt_release_label,
-                    input_variables,
-                    model_parameter_overrides,
-                    tags,
-                    metadata,
-                    group_id,
-                    stream,
-                    provider,
-                    model,
-                    extra,
-                )
-            )
+            engine = self.engine
+            options = RunOptions.from_call(arguments, extra)
+            if options.stream:
+                chunks = engine.stream(options)
+                return dropin.sdk_stream(chunks) if self.sdk_shapes else chunks
+            result = engine.run(options)
         except RegistryError as exc:
             dropin.reraise_as_sdk(exc)
             raise  # not reached: for type checkers
-        return self._ashaped(result)
+        return dropin.sdk_result(result) if self.sdk_shapes else result
+
+    async def _arun(
+        self, arguments: Mapping[str, Any], extra: Mapping[str, Any] | None = None
+    ) -> RunResult | AsyncIterator[RunChunk]:
+        try:
+            engine = self.engine
+            options = RunOptions.from_call(arguments, extra)
+            if options.stream:
+                chunks = await engine.astream(options)
+                return dropin.sdk_astream(chunks) if self.sdk_shapes else chunks
+            result = await engine.arun(options)
+        except RegistryError as exc:
+            dropin.reraise_as_sdk(exc)
+            raise  # not reached: for type checkers
+        return dropin.sdk_result(result) if self.sdk_shapes else result
 
 
 class ModuleClient(PromptLayer):
@@ -461,44 +442,6 @@ class ModuleClient(PromptLayer):
     with the version number (asking PromptLayer when its answer lacks it)."""
 
     sdk_shapes = False
-
-
-_EXTRA_RUN_OPTIONS = ("repeat_index", "log", "default_provider", "default_model")
-
-
-def _options(
-    prompt_name: Any,
-    prompt_version: Any,
-    prompt_release_label: Any,
-    input_variables: Any,
-    model_parameter_overrides: Any,
-    tags: Any,
-    metadata: Any,
-    group_id: Any,
-    stream: Any,
-    provider: Any,
-    model: Any,
-    extra: dict[str, Any],
-) -> RunOptions:
-    unknown = sorted(set(extra) - set(_EXTRA_RUN_OPTIONS))
-    if unknown:
-        raise InvalidInputError(
-            f"run() got unknown argument(s) {', '.join(unknown)}: see help(pl_magic.run)"
-        )
-    return RunOptions.build(
-        prompt_name,
-        prompt_version=prompt_version,
-        prompt_release_label=prompt_release_label,
-        input_variables=input_variables,
-        model_parameter_overrides=model_parameter_overrides,
-        tags=tags,
-        metadata=metadata,
-        group_id=group_id,
-        stream=stream,
-        provider=provider,
-        model=model,
-        **extra,
-    )
 
 
 _default: tuple[tuple[str | None, ...], ModuleClient] | None = None

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from .core import notices
 from .core.errors import (
@@ -31,8 +31,11 @@ from .core.errors import (
     VersionNotFoundError,
     shown,
 )
+from .core.types import RunChunk, RunResult
 
 _T = TypeVar("_T")
+#: A run's result or one of its stream chunks (the same keys).
+_Shape = TypeVar("_Shape", RunResult, RunChunk)
 
 #: Blueprint keys pl_magic adds for its own surfaces; PromptLayer's results have none.
 PL_MAGIC_BLUEPRINT_KEYS = ("prompt_name", "prompt_version", "release_label")
@@ -50,16 +53,16 @@ _SDK_CLASS_BY_STATUS = {
 _COMBINED: dict[tuple[type, type], type] = {}
 
 
-def sdk_result(result: dict[str, Any]) -> dict[str, Any]:
+def sdk_result(result: _Shape) -> _Shape:
     """A run result (or stream chunk) with exactly the SDK's keys."""
     blueprint = result.get("prompt_blueprint")
     if isinstance(blueprint, Mapping) and any(k in blueprint for k in PL_MAGIC_BLUEPRINT_KEYS):
-        blueprint = {k: v for k, v in blueprint.items() if k not in PL_MAGIC_BLUEPRINT_KEYS}
-        result = {**result, "prompt_blueprint": blueprint}
+        sdk_blueprint = {k: v for k, v in blueprint.items() if k not in PL_MAGIC_BLUEPRINT_KEYS}
+        return cast("_Shape", {**result, "prompt_blueprint": sdk_blueprint})
     return result
 
 
-def sdk_stream(chunks: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+def sdk_stream(chunks: Iterator[RunChunk]) -> Iterator[RunChunk]:
     """The chunks of a streamed run, each with the SDK's keys."""
     try:
         for chunk in chunks:
@@ -70,7 +73,7 @@ def sdk_stream(chunks: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
             close()  # an early break logs the run as cancelled, as pl_magic's own stream
 
 
-async def sdk_astream(chunks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+async def sdk_astream(chunks: AsyncIterator[RunChunk]) -> AsyncIterator[RunChunk]:
     """The async twin of :func:`sdk_stream`."""
     try:
         async for chunk in chunks:

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import inspect
 import json
 import threading
+import typing
 
 import openai
 import pytest
 
 import pl_magic
+from pl_magic.client import default_client
 from pl_magic.core.errors import ProviderError, StreamTruncatedError
+from pl_magic.core.types import RUN_ARGUMENTS, RunArgs
+from pl_magic.engine.engine import RunOptions
 from tests.helpers import chat, completion, model, publish, runs
 
 SUPPORT = chat(("system", "You are terse."), ("user", "Say hi to {name}"))
@@ -223,6 +229,82 @@ def test_arun_not_streamed_and_streamed(openai_env, fake_provider):
     assert chunks[-1]["request_id"] and all(c["request_id"] is None for c in chunks[:-1])
     assert _last_text(chunks[-1]) == "echo: Say hi to Ed"
     assert [r["status"] for r in runs()] == ["ok", "ok"]
+
+
+# -- the engine's own calls ------------------------------------------------------------------
+
+
+def test_engine_run_returns_a_result_and_stream_the_chunks(openai_env, fake_provider):
+    publish("p", SUPPORT)
+    engine = default_client().engine
+    options = RunOptions.build("p", input_variables={"name": "Ada"})
+
+    result = engine.run(options)
+    chunks = list(engine.stream(options))  # streams though the options say stream=False
+    streamed_result = engine.run(RunOptions.build("p", input_variables={"name": "Ed"}, stream=True))
+
+    assert set(result) == {"request_id", "raw_response", "prompt_blueprint"}
+    assert _last_text(result) == "echo: Say hi to Ada"
+    assert options.stream is False  # the options are not changed by stream()
+    assert chunks[-1]["request_id"] and all(c["request_id"] is None for c in chunks[:-1])
+    assert _last_text(chunks[-1]) == "echo: Say hi to Ada"
+    # run() of stream options streams from the provider and returns the last chunk
+    assert streamed_result["request_id"] and _last_text(streamed_result) == "echo: Say hi to Ed"
+    assert [r.body.get("stream", False) for r in fake_provider.requests] == [False, True, True]
+    assert [r["status"] for r in runs()] == ["ok", "ok", "ok"]
+
+
+def test_engine_arun_returns_a_result_and_astream_the_chunks(openai_env, fake_provider):
+    publish("p", SUPPORT)
+    engine = default_client().engine
+
+    async def go():
+        result = await engine.arun(RunOptions.build("p", input_variables={"name": "Ada"}))
+        options = RunOptions.build("p", input_variables={"name": "Ed"})
+        chunks = [c async for c in await engine.astream(options)]
+        return result, chunks
+
+    result, chunks = asyncio.run(go())
+    assert _last_text(result) == "echo: Say hi to Ada"
+    assert chunks[-1]["request_id"] and all(c["request_id"] is None for c in chunks[:-1])
+    assert _last_text(chunks[-1]) == "echo: Say hi to Ed"
+
+
+def test_run_options_are_frozen():
+    options = RunOptions.build("p", tags=["a"])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.stream = True  # type: ignore[misc]
+
+
+def _named_parameters(function: typing.Callable[..., object]) -> dict[str, object]:
+    """A function's named parameters (not self, not **kwargs) with their evaluated types."""
+    return {
+        name: eval(p.annotation, {"Any": typing.Any})  # (annotations are strings here)
+        for name, p in inspect.signature(function).parameters.items()
+        if name != "self" and p.kind is not p.VAR_KEYWORD
+    }
+
+
+@pytest.mark.parametrize(
+    "function",
+    [
+        pl_magic.run,
+        pl_magic.arun,
+        pl_magic.PromptLayer.run,
+        pl_magic.PromptLayer.arun,
+        pl_magic.AsyncPromptLayer.run,
+    ],
+    ids=lambda f: f.__qualname__,
+)
+def test_every_public_run_takes_the_arguments_of_run_args(function):
+    """The public signatures are PromptLayer's contract, spelled out for IDEs and help();
+    RunArgs is the one list they forward by name (RunOptions.from_call): they must agree."""
+    types = typing.get_type_hints(RunArgs)
+    parameters = _named_parameters(function)
+    assert set(parameters) == set(RUN_ARGUMENTS)
+    assert parameters == {"prompt_name": str, **types}
+    if function.__qualname__.split(".")[0] in ("PromptLayer", "AsyncPromptLayer"):
+        assert list(parameters) == list(RUN_ARGUMENTS)  # PromptLayer's SDK order
 
 
 # -- faults at the wire ----------------------------------------------------------------------

@@ -28,6 +28,7 @@ from typing import Any
 from ..core import notices, render_budget
 from ..core.blueprint import reply_text
 from ..core.errors import InvalidInputError, PlMagicError, UnknownProviderError, shown
+from ..core.types import RunChunk, RunResult
 from ..providers import supported
 from .engine import Engine, RunOptions
 
@@ -218,9 +219,10 @@ class Progress:
     run: PlannedRun
     text: str = ""
     status: str = "pending"
-    request_id: str | None = None
+    #: The run's id: pl_magic's local one, or PromptLayer's once the run is logged there.
+    request_id: str | int | None = None
     error: PlMagicError | None = None
-    result: dict[str, Any] | None = None
+    result: RunResult | None = None
 
 
 @dataclass
@@ -260,12 +262,10 @@ class Batch:
                     **self.run_kwargs,
                 )
                 if not self.stream:
-                    result = self.engine.run(options)
-                    assert isinstance(result, dict) and result["request_id"]
-                    events.put(("ok", planned.index, result))
+                    events.put(("ok", planned.index, self.engine.run(options)))
                     return
                 stream = self.engine.stream(options)
-                final: dict[str, Any] | None = None
+                final: RunChunk | None = None
                 for chunk in stream:
                     if self.cancel.is_set():
                         stream.close()  # logs it as cancelled
@@ -274,7 +274,7 @@ class Batch:
                     text = reply_text(chunk["prompt_blueprint"])
                     events.put(("text", planned.index, text))
                     final = chunk
-                assert final is not None and final["request_id"]
+                assert final is not None and final["request_id"]  # (the last one: the result)
                 events.put(("ok", planned.index, final))
             except KeyboardInterrupt:  # the batch's interrupt stopped this run's render
                 events.put(("cancelled", planned.index, None))

@@ -1,9 +1,11 @@
 """The engine: resolve → render → call → stream → log → result.
 
 One code path for the Python API, the magic, the widget and the CLI. The contract is
-PromptLayer's ``run()``: a dict with ``request_id``, ``raw_response`` (the SDK's own object)
-and ``prompt_blueprint``; with ``stream=True`` an iterator of such dicts where only the
+PromptLayer's ``run()``: :meth:`Engine.run` returns a :class:`~pl_magic.core.types.RunResult`
+(``request_id``, ``raw_response``, the SDK's own object, and ``prompt_blueprint``);
+:meth:`Engine.stream` an iterator of :class:`~pl_magic.core.types.RunChunk` where only the
 last one carries the ``request_id`` and each ``prompt_blueprint`` holds the reply so far.
+The public ``run(stream=True)`` picks one or the other.
 
 Every run is logged, whatever happens: ``ok``, ``error`` (with its category and the
 partial text) or ``cancelled`` (KeyboardInterrupt, or a stream closed early).
@@ -13,18 +15,20 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping
+from collections.abc import AsyncGenerator, Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar, Unpack, cast
 
 from ..core import blueprint, config, local_target, notices, render_budget
 from ..core.blueprint import ModelSpec
 from ..core.errors import ConfigurationError, InvalidInputError, PlMagicError, shown
 from ..core.plain_data import plain_variables
 from ..core.store import KeptInMemory
+from ..core.types import RUN_ARGUMENTS, Blueprint, RunArgs, RunChunk, RunResult
 from ..providers import get_provider
 from ..providers import local as local_model
 from ..providers.base import Provider, Reply, StreamState
@@ -42,9 +46,26 @@ def new_request_id() -> str:
     return uuid.uuid4().hex
 
 
-@dataclass
+class RunOptionArgs(RunArgs, total=False):
+    """The keywords of :meth:`RunOptions.build`: ``run()``'s, and the surfaces' own."""
+
+    #: Which repeat of the same run this is (a comparison's ``--repeat``; part of its key).
+    repeat_index: int
+    #: False: not logged (``%%plrun --no-log``).
+    log: bool
+    #: The model for templates that name none (the magic's configured default).
+    default_provider: str | None
+    default_model: str | None
+
+
+#: The keywords a client's ``run()`` takes besides PromptLayer's (see :class:`RunOptionArgs`).
+SURFACE_ARGUMENTS = ("repeat_index", "log", "default_provider", "default_model")
+
+
+@dataclass(frozen=True, slots=True)
 class RunOptions:
-    """The arguments of ``run()``, checked."""
+    """The arguments of ``run()``, checked: made by :meth:`build` (or :meth:`from_call`),
+    which checks everything once, and never changed after (frozen)."""
 
     prompt_name: str
     prompt_version: int | None = None
@@ -59,12 +80,27 @@ class RunOptions:
     model: str | None = None
     repeat_index: int = 0
     log: bool = True
-    # The model for templates that name none (the magic's configured default).
     default_provider: str | None = None
     default_model: str | None = None
 
     @classmethod
-    def build(cls, prompt_name: Any, **kwargs: Any) -> RunOptions:
+    def from_call(
+        cls, arguments: Mapping[str, Any], extra: Mapping[str, Any] | None = None
+    ) -> RunOptions:
+        """The options of a public ``run()`` call: ``arguments`` holds its parameters by
+        name (its ``locals()``; the names of :data:`~pl_magic.core.types.RUN_ARGUMENTS` are
+        read), ``extra`` its keywords beyond PromptLayer's (:data:`SURFACE_ARGUMENTS`)."""
+        if extra:
+            unknown = sorted(set(extra) - set(SURFACE_ARGUMENTS))
+            if unknown:
+                raise InvalidInputError(
+                    f"run() got unknown argument(s) {', '.join(unknown)}: see help(pl_magic.run)"
+                )
+        named = {name: arguments[name] for name in RUN_ARGUMENTS}
+        return cls.build(**named, **(extra or {}))
+
+    @classmethod
+    def build(cls, prompt_name: Any, **kwargs: Unpack[RunOptionArgs]) -> RunOptions:
         """Check argument types and build options; bad input is a one-line error."""
         if not isinstance(prompt_name, str) or not prompt_name.strip():
             raise InvalidInputError("prompt_name must be the name of a registry prompt")
@@ -212,7 +248,7 @@ class PreparedRun:
 
     def blueprint(
         self, text: str, tool_calls: list[dict[str, Any]] | None = None, chunk: bool = False
-    ) -> dict[str, Any]:
+    ) -> Blueprint:
         """The ``prompt_blueprint`` with ``text`` as the assistant's reply.
 
         A final result's blueprint is a deep copy of its own. A stream chunk's (``chunk``)
@@ -222,13 +258,14 @@ class PreparedRun:
         if chunk:
             if self._chunk_template is None:
                 self._chunk_template = blueprint.copy_json(self.rendered)
-            out = blueprint.with_reply(
+            shared = blueprint.with_reply(
                 self._chunk_template, self.spec, text, None, self.extra_metadata, False
             )
         else:
-            out = blueprint.with_reply(
+            shared = blueprint.with_reply(
                 self.rendered, self.spec, text, tool_calls, self.extra_metadata
             )
+        out = cast("Blueprint", shared)  # (with_reply builds exactly that shape)
         out["prompt_name"] = self.record["prompt_name"]
         out["prompt_version"] = self.record["version"]
         out["release_label"] = self.options.prompt_release_label
@@ -450,16 +487,20 @@ class Engine:
 
     # -- running -------------------------------------------------------------------------
 
-    def run(self, options: RunOptions) -> dict[str, Any] | Iterator[dict[str, Any]]:
-        """Run synchronously: a result dict, or (``stream=True``) an iterator of chunk dicts."""
+    def run(self, options: RunOptions) -> RunResult:
+        """Run synchronously; the result. With ``options.stream`` the provider streams
+        its reply and the result is the stream's last chunk (:meth:`stream` yields them all).
+        """
         if options.stream:
-            return self.stream(options)
+            return _final(self.stream(options))
         run = self.prepare(options)
         return self._finish(run, self._call(run))
 
-    def stream(self, options: RunOptions) -> Generator[dict[str, Any], None, None]:
-        """Run streaming: chunk dicts; the provider call is made before this returns."""
-        options.stream = True
+    def stream(self, options: RunOptions) -> Generator[RunChunk, None, None]:
+        """Run streaming: the chunks; the provider call is made before this returns.
+        Closing the generator early logs the run as cancelled."""
+        if not options.stream:
+            options = dataclasses.replace(options, stream=True)
         run = self.prepare(options)
         gen = self._stream(run, self._call(run))
         next(gen)  # prime: from here on, closing the generator logs the run as cancelled
@@ -476,8 +517,27 @@ class Engine:
         except Exception as exc:
             _reraise(self._fail(run, exc, ""), exc)
 
-    async def arun(self, options: RunOptions) -> dict[str, Any] | AsyncIterator[dict[str, Any]]:
-        """Async twin of :meth:`run`; streams are async iterators."""
+    async def arun(self, options: RunOptions) -> RunResult:
+        """Async twin of :meth:`run`."""
+        if options.stream:
+            final = None
+            async for chunk in await self.astream(options):
+                final = chunk
+            return _checked_final(final)
+        run, response = await self._acall(options)
+        return await self._off_loop(self._finish, run, response)
+
+    async def astream(self, options: RunOptions) -> AsyncGenerator[RunChunk, None]:
+        """Async twin of :meth:`stream`: awaited, it makes the provider call and returns an
+        async iterator of the chunks."""
+        if not options.stream:
+            options = dataclasses.replace(options, stream=True)
+        run, response = await self._acall(options)
+        agen = self._astream(run, response)
+        await agen.__anext__()
+        return agen
+
+    async def _acall(self, options: RunOptions) -> tuple[PreparedRun, Any]:
         run = await self._off_loop(self.prepare, options)  # a template fetch may wait
         run.provider.warm(run.spec, True)
         run.begin()
@@ -488,11 +548,7 @@ class Engine:
             raise
         except Exception as exc:  # (logging it may wait on PromptLayer: off the loop)
             _reraise(await self._off_loop(self._fail, run, exc, ""), exc)
-        if options.stream:
-            agen = self._astream(run, response)
-            await agen.__anext__()
-            return agen
-        return await self._off_loop(self._finish, run, response)
+        return run, response
 
     async def _off_loop(self, fn: Callable[..., _T], *args: Any) -> _T:
         """Call ``fn`` in a worker thread when it may wait on PromptLayer (keeps the loop free)."""
@@ -500,28 +556,29 @@ class Engine:
             return fn(*args)
         return await asyncio.to_thread(fn, *args)
 
-    def _tracked(self, run: PreparedRun, result: dict[str, Any]) -> dict[str, Any]:
+    def _tracked(self, run: PreparedRun, result: RunResult) -> RunResult:
         """With the PromptLayer backend, log the run there too: the result then carries
         PromptLayer's request_id and prompt_blueprint (or, past a short wait, the local ones)."""
         if self.sink is None or run.logged is None:
             return result
-        return dict(self.sink.finalize(run.logged, result))
+        tracked = self.sink.finalize(run.logged, cast("dict[str, Any]", result))
+        return cast("RunResult", dict(tracked))
 
-    def _finish(self, run: PreparedRun, response: Any) -> dict[str, Any]:
+    def _finish(self, run: PreparedRun, response: Any) -> RunResult:
         try:
             reply = run.provider.parse(response, run.spec)
         except Exception as exc:
             _reraise(self._fail(run, exc, ""), exc)
         run.ttft_s = time.perf_counter() - run.t0
         self._log(run, "ok", reply.text, reply)
-        result = {
+        result: RunResult = {
             "request_id": run.request_id,
             "raw_response": response,
             "prompt_blueprint": run.blueprint(reply.text, reply.tool_calls),
         }
         return self._tracked(run, result)
 
-    def _on_chunk(self, run: PreparedRun, state: StreamState, chunk: Any) -> dict[str, Any]:
+    def _on_chunk(self, run: PreparedRun, state: StreamState, chunk: Any) -> RunChunk:
         added = state.feed(chunk)
         if added and run.ttft_s is None:
             run.ttft_s = time.perf_counter() - run.t0
@@ -531,28 +588,28 @@ class Engine:
             "prompt_blueprint": run.blueprint(state.text, chunk=True),
         }
 
-    def _complete(self, run: PreparedRun, state: StreamState, last: Any) -> dict[str, Any]:
+    def _complete(self, run: PreparedRun, state: StreamState, last: Any) -> RunResult:
         reply = state.finish()
         self._log(run, "ok", reply.text, reply)
-        result = {
+        result: RunResult = {
             "request_id": run.request_id,
             "raw_response": last,
             "prompt_blueprint": run.blueprint(reply.text, reply.tool_calls),
         }
         return self._tracked(run, result)
 
-    def _stream(self, run: PreparedRun, native: Any) -> Generator[dict[str, Any], None, None]:
+    def _stream(self, run: PreparedRun, native: Any) -> Generator[RunChunk, None, None]:
         state = run.provider.stream_state(run.spec)
         last = None
         done = False
         try:
-            yield {}  # priming point, consumed by run()
+            yield _PRIMING  # consumed by stream()
             for chunk in native:
                 last = chunk
                 yield self._on_chunk(run, state, chunk)
             final = self._complete(run, state, last)
             done = True
-            yield final
+            yield cast("RunChunk", final)  # (the last chunk is the result)
         except (GeneratorExit, KeyboardInterrupt):
             if not done:
                 self._log(run, "cancelled", state.text)
@@ -562,18 +619,18 @@ class Engine:
             run.provider.close_stream(native)
             _reraise(self._fail(run, exc, state.text), exc)
 
-    async def _astream(self, run: PreparedRun, native: Any) -> AsyncIterator[dict[str, Any]]:
+    async def _astream(self, run: PreparedRun, native: Any) -> AsyncGenerator[RunChunk, None]:
         state = run.provider.stream_state(run.spec)
         last = None
         done = False
         try:
-            yield {}
+            yield _PRIMING  # consumed by astream()
             async for chunk in native:
                 last = chunk
                 yield self._on_chunk(run, state, chunk)
             final = await self._off_loop(self._complete, run, state, last)
             done = True
-            yield final
+            yield cast("RunChunk", final)  # (the last chunk is the result)
         except (GeneratorExit, KeyboardInterrupt):
             if not done:
                 self._log(run, "cancelled", state.text)
@@ -582,6 +639,25 @@ class Engine:
         except Exception as exc:
             await run.provider.aclose_stream(native)
             _reraise(await self._off_loop(self._fail, run, exc, state.text), exc)
+
+
+#: What a stream yields first, before the provider's first chunk: its caller primes the
+#: generator with it and never passes it on.
+_PRIMING = cast("RunChunk", {})
+
+
+def _final(chunks: Iterator[RunChunk]) -> RunResult:
+    """A stream's last chunk: the run's result."""
+    final = None
+    for chunk in chunks:
+        final = chunk
+    return _checked_final(final)
+
+
+def _checked_final(final: RunChunk | None) -> RunResult:
+    if final is None or final["request_id"] is None:  # (a stream ends with its result)
+        raise PlMagicError("the stream ended without its result")
+    return cast("RunResult", final)
 
 
 def _reraise(error: PlMagicError, exc: BaseException) -> NoReturn:

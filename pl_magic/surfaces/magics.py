@@ -31,6 +31,7 @@ from ..core import config, inert
 from ..core.blueprint import reply_text
 from ..core.errors import InvalidInputError, PlMagicError
 from ..core.parsing import parse_body, parse_pairs, parse_target, positive_int
+from ..core.types import RunChunk, RunResult
 from ..engine.engine import RunOptions
 from ..ui import footer as footer_mod
 from ..ui.display import GridCell, GridView, RunView
@@ -209,18 +210,18 @@ class PlMagic(Magics, Configurable):
             self._user_ns[args.out] = result
         return None
 
-    def _run_one(self, options: RunOptions, fmt: str) -> dict[str, Any]:
+    def _run_one(self, options: RunOptions, fmt: str) -> RunResult | RunChunk:
         engine = default_client().engine
         view = RunView(fmt=fmt, refresh_hz=self.refresh_rate)
         if not options.stream:
             result = engine.run(options)
-            assert isinstance(result, dict)
             view.start()
             view.finish(reply_text(result["prompt_blueprint"]), footer_mod.footer(result))
             return result
         stream = engine.stream(options)
         view.start()
-        text, final = "", None
+        text = ""
+        final: RunChunk | None = None
         try:
             for chunk in stream:
                 text = reply_text(chunk["prompt_blueprint"])
