@@ -20,20 +20,13 @@ from ..core.blueprint import reply_text
 from ..core.errors import InvalidInputError, PlMagicError, PromptNotFoundError
 from ..core.parsing import parse_pairs
 from ..engine.engine import RunOptions
-from ..providers import get_provider, supported
+from ..providers import get_provider, suggested_models, supported
 from ..ui import footer as footer_mod
 from ..ui.display import Throttle
 
 if TYPE_CHECKING:
     import pandas as pd
 
-#: Models offered per provider (any other name can be typed into the model box).
-SUGGESTED_MODELS: dict[str, list[str]] = {
-    "openai": ["gpt-4o-mini", "gpt-4.1-mini", "gpt-4.1-nano", "gpt-4o", "o4-mini"],
-    "anthropic": ["claude-sonnet-4-6", "claude-haiku-4-5", "claude-opus-4-1"],
-    "google": ["gemini-2.5-flash", "gemini-2.5-pro", "gemini-2.5-flash-lite"],
-    "vertexai": ["gemini-2.5-flash", "gemini-2.5-pro", "claude-sonnet-4-5@20250929"],
-}
 _FORM_PARAMETERS = ("temperature", "max_tokens", "top_p")
 _LATEST = ("latest", None)
 
@@ -205,7 +198,7 @@ class PromptForm:
         self._rebuild_variables(record)
 
     def _on_provider(self, _: Any = None) -> None:
-        models = SUGGESTED_MODELS.get(self.provider.value, [])
+        models = suggested_models().get(self.provider.value, [])
         self.model.options = models
         if self.model.value not in models:
             self.model.value = models[0] if models else ""
