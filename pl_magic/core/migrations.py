@@ -154,7 +154,7 @@ def m002_runs(conn: sqlite3.Connection) -> None:
 
 @migration
 def m003_promptlayer_sync(conn: sqlite3.Connection) -> None:
-    # What the PromptLayer backend needs to never lose a run (see tracking.py), and the
+    # What the PromptLayer backend needs to never lose a run (see runlog/promptlayer.py), and the
     # scores pl_magic.score() gives a run with either backend.
     _script(
         conn,
