@@ -31,6 +31,10 @@ from .errors import (
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
+#: What a server on this machine gets instead of a real key: the SDKs insist on one, and
+#: OpenAI-, Anthropic- and Gemini-compatible local servers ignore it.
+LOCAL_SERVER_KEY = "no-key-needed"
+
 
 def openai_host(host: str) -> bool:
     """OpenAI's own API host (reached over https)."""

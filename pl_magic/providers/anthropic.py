@@ -25,7 +25,13 @@ from typing import Any
 from ..core.blueprint import ModelSpec
 from ..core.config import provider_max_retries, provider_timeout_s
 from ..core.errors import MissingApiKeyError, ProviderError, StreamTruncatedError
-from ..core.keys import anthropic_host, env_key, may_send_key, refuse_routing_parameters
+from ..core.keys import (
+    LOCAL_SERVER_KEY,
+    anthropic_host,
+    env_key,
+    may_send_key,
+    refuse_routing_parameters,
+)
 from ._sdk_errors import (
     category_for_status,
     classify_google_auth_error,
@@ -38,7 +44,6 @@ from .google_auth import require_google_cloud, vertex_keyless
 
 #: Max tokens when the template sets none (the Messages API requires a value).
 DEFAULT_MAX_TOKENS = 1024
-LOCAL_SERVER_KEY = "no-key-needed"  # Anthropic-compatible local servers ignore the key
 
 PARAMETERS = ParameterMap(
     names={

@@ -19,13 +19,7 @@ from typing import Any
 
 from ..core.blueprint import ModelSpec
 from ..core.errors import MissingApiKeyError, ProviderError
-from ..core.keys import is_loopback_url
 from . import _sdk_errors
-from ._sdk_errors import category_for_status, classify_transport_error
-
-# Re-exported for openai.py, which still imports them from here: their homes are
-# core/keys.py (the one loopback rule) and _sdk_errors.py (SDK error classification).
-__all__ = ["category_for_status", "classify_transport_error", "is_loopback_url"]
 
 # Canonical parameter names. Each provider maps them to its own names; a parameter with
 # no canonical name is provider-specific and is dropped when the provider changes.

@@ -31,7 +31,13 @@ from typing import Any
 from ..core.blueprint import ModelSpec
 from ..core.config import provider_max_retries, provider_timeout_s
 from ..core.errors import MissingApiKeyError, ProviderError, StreamTruncatedError
-from ..core.keys import env_key, gemini_host, may_send_key, refuse_routing_parameters
+from ..core.keys import (
+    LOCAL_SERVER_KEY,
+    env_key,
+    gemini_host,
+    may_send_key,
+    refuse_routing_parameters,
+)
 from ._sdk_errors import category_for_status, classify_google_auth_error, transport_error
 from ._turns import TurnShape, data_url, forced_function, function_tools, to_turns, tool_calls
 from .base import ParameterMap, Provider, Reply, StreamState, env_value, fingerprint
@@ -67,7 +73,6 @@ RETRY_INITIAL_DELAY_S = 0.5
 RETRY_MAX_DELAY_S = 8.0
 
 _TRUE = ("true", "1")
-LOCAL_SERVER_KEY = "no-key-needed"  # a server on this machine gets no real key
 
 
 def _placeholder_credentials() -> Any:

@@ -12,23 +12,19 @@ from typing import Any
 from ..core.blueprint import ModelSpec, content_text, prompt_text
 from ..core.config import provider_max_retries, provider_timeout_s
 from ..core.errors import MissingApiKeyError, ProviderError, StreamTruncatedError
-from ..core.keys import env_key, may_send_key, openai_host, refuse_routing_parameters
-from .base import (
-    ParameterMap,
-    Provider,
-    Reply,
-    StreamState,
-    category_for_status,
-    classify_transport_error,
-    env_value,
-    fingerprint,
+from ..core.keys import (
+    LOCAL_SERVER_KEY,
+    env_key,
     is_loopback_url,
+    may_send_key,
+    openai_host,
+    refuse_routing_parameters,
 )
+from ._sdk_errors import category_for_status, classify_transport_error
+from .base import ParameterMap, Provider, Reply, StreamState, env_value, fingerprint
 
 API_TYPES = ("chat-completions", "completions", "responses")
 
-
-LOCAL_SERVER_KEY = "no-key-needed"  # OpenAI-compatible local servers ignore the key
 
 _CHAT_PARAMS = ParameterMap(
     names={
