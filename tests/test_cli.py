@@ -21,7 +21,7 @@ from pl_magic.core import local_target
 from pl_magic.providers import local as local_model
 from pl_magic.registry import starters
 from pl_magic.surfaces.cli import main
-from pl_magic.ui.footer import footer, reply_text
+from pl_magic.ui.footer import footer, result_reply_text
 from tests.helpers import chat, publish, runs
 
 SCRIPT = Path(sys.executable).parent / "pl-magic"
@@ -220,7 +220,7 @@ def test_prompts_push_publishes_a_yaml_file(openai_env, fake_provider, tmp_path,
             "urgent": 1,
         },
     )
-    assert reply_text(result) == "echo: URGENT t"
+    assert result_reply_text(result) == "echo: URGENT t"
 
 
 def test_prompts_push_errors_are_one_line(tmp_path, capsys):

@@ -123,7 +123,7 @@ def _version_ranges(numbers: Sequence[int]) -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a prompt, streaming the reply to stdout; the footer goes to stderr."""
-    from ..ui.footer import footer, reply_text
+    from ..ui.footer import footer, result_reply_text
 
     kwargs: dict[str, Any] = {
         "prompt_version": args.version,
@@ -137,7 +137,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     client = _client()
     if args.no_stream:
         result = client.run(args.name, stream=False, **kwargs)
-        text = reply_text(result)
+        text = result_reply_text(result)
         _out(text)
         _err(footer(result, full_request_id=True))
         return 0
@@ -146,7 +146,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     final: dict[str, Any] | None = None
     try:
         for chunk in stream:
-            text = reply_text(chunk)
+            text = result_reply_text(chunk)
             delta = text[len(shown) :] if text.startswith(shown) else text
             if delta:  # (a control character is one code point: a delta never splits one)
                 sys.stdout.write(for_stream(delta, sys.stdout))

@@ -46,11 +46,13 @@ def short_id(request_id: Any, keep: int = 8) -> str:
     return text if len(text) <= keep else text[:keep] + "…"
 
 
-def reply_text(result: Mapping[str, Any]) -> str:
+def result_reply_text(result: Mapping[str, Any]) -> str:
     """The reply's text in a ``run()`` result or stream chunk (the text so far, for a chunk).
 
-    Chat: the last assistant message; completion: the last content block (where
-    PromptLayer's blueprint puts the completion).
+    Chat: every text block of the last assistant message, so a reply in several blocks is
+    printed whole (``core.blueprint.reply_text`` reads only the last block, the one the
+    engine grows while streaming); completion: the last content block (where PromptLayer's
+    blueprint puts the completion).
     """
     from ..core.blueprint import content_text
 
