@@ -31,7 +31,6 @@ from pl_magic.core.errors import (
     UnknownProviderError,
     is_secret_name,
 )
-from pl_magic.runlog import promptlayer_payload
 from tests.fakes.fixtures import VERTEX_CLAUDE_REGION, VERTEX_GEMINI_LOCATION, VERTEX_PROJECT
 from tests.helpers import chat, model, publish, runs
 
@@ -994,8 +993,6 @@ def test_suggested_models_per_provider():
 )
 def test_promptlayer_function_name_comes_from_the_descriptor(provider, model, api_type, expected):
     assert providers.info(provider).function_name_for(model, api_type) == expected
-    # the runlog's transitional copy of the rule (goes once the engine passes the name)
-    assert promptlayer_payload.function_name(provider, model, api_type) == expected
 
 
 def test_a_registered_entry_replaces_its_name_for_the_block_only():

@@ -29,19 +29,8 @@ from ..core import notices, render_budget
 from ..core.blueprint import reply_text
 from ..core.errors import InvalidInputError, PlMagicError, UnknownProviderError, shown
 from ..core.types import RunChunk, RunResult
-from ..providers import supported
+from ..providers import provider_for_model, supported
 from .engine import Engine, RunOptions
-
-# Bare model names whose provider follows from their prefix.
-MODEL_PREFIXES = (
-    ("gpt-", "openai"),
-    ("o1", "openai"),
-    ("o3", "openai"),
-    ("o4-", "openai"),
-    ("chatgpt-", "openai"),
-    ("claude-", "anthropic"),
-    ("gemini-", "google"),
-)
 
 
 def parse_model(value: str) -> tuple[str, str]:
@@ -52,9 +41,9 @@ def parse_model(value: str) -> tuple[str, str]:
         return head, tail
     if sep and head not in supported():
         raise UnknownProviderError(head, supported())
-    for prefix, provider in MODEL_PREFIXES:
-        if value.startswith(prefix):
-            return provider, value
+    provider = provider_for_model(value)
+    if provider is not None:
+        return provider, value
     raise InvalidInputError(
         f"Cannot tell the provider of model {value!r}: write it as provider/model, "
         f"e.g. openai/{value}"

@@ -16,29 +16,6 @@ from ..core.errors import PlMagicError
 from ..core.store import dumps
 from .base import ProviderCall, RunRecord
 
-# Transitional: the engine still asks this module for the function_name. Its home is the
-# provider's descriptor (``pl_magic.providers.info(name).function_name_for(model, api_type)``),
-# which the engine puts in ``ProviderCall.function_name``; once it does, this copy of the
-# rule (and its test in tests/test_providers.py) goes: a port must not know the providers.
-_OPENAI_FUNCTIONS = {
-    "chat-completions": "openai.chat.completions.create",
-    "completions": "openai.completions.create",
-    "responses": "openai.responses.create",
-}
-
-
-def function_name(provider: str, model: str, api_type: str | None) -> str:
-    """The SDK's ``function_name`` for a call (PromptLayer reads the request by it).
-
-    Deprecated in favour of ``ProviderInfo.function_name_for``, which gives the same names.
-    """
-    if provider == "openai":
-        return _OPENAI_FUNCTIONS.get(api_type or "chat-completions", _OPENAI_FUNCTIONS["responses"])
-    if provider == "anthropic" or (provider == "vertexai" and "claude" in model):
-        return "anthropic.messages.create"
-    # google and Gemini on Vertex: pl_magic sends generate_content's own arguments
-    return "google.model.generate_content"
-
 
 def error_type(error: PlMagicError | None) -> str:
     """The SDK's ``error_type`` category (``categorize_error``) for a failed run."""
