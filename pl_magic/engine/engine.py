@@ -29,12 +29,11 @@ from ..core.errors import ConfigurationError, InvalidInputError, PlMagicError, s
 from ..core.plain_data import plain_variables
 from ..core.store import KeptInMemory
 from ..core.types import RUN_ARGUMENTS, Blueprint, RunArgs, RunChunk, RunResult
-from ..providers import get_provider
+from ..providers import get_provider, info
 from ..providers import local as local_model
 from ..providers.base import Provider, Reply, StreamState
 from ..registry.base import PreRendered, Registry
 from ..runlog.base import ProviderCall, RunRecord, RunSink
-from ..runlog.promptlayer_payload import function_name
 from ..runlog.sqlite import RunLog, run_key
 from . import pricing
 
@@ -460,7 +459,7 @@ class Engine:
             call = ProviderCall(
                 run.request,
                 run.options.stream,
-                function_name(run.spec.provider, run.spec.name, run.spec.api_type),
+                info(run.spec.provider).function_name_for(run.spec.name, run.spec.api_type),
             )
             self.sink.record(record, call, error)
         run.logged = record
@@ -561,8 +560,7 @@ class Engine:
         PromptLayer's request_id and prompt_blueprint (or, past a short wait, the local ones)."""
         if self.sink is None or run.logged is None:
             return result
-        tracked = self.sink.finalize(run.logged, cast("dict[str, Any]", result))
-        return cast("RunResult", dict(tracked))
+        return self.sink.finalize(run.logged, result)
 
     def _finish(self, run: PreparedRun, response: Any) -> RunResult:
         try:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, overload
 
 from ..core.errors import InvalidInputError, PlMagicError
+from ..core.types import RunResult
 
 STATUSES = ("ok", "error", "cancelled")
 
@@ -98,11 +99,9 @@ class RunSink(Protocol):
     def finalize(self, record: RunRecord) -> None: ...
 
     @overload
-    def finalize(self, record: RunRecord, result: dict[str, Any]) -> dict[str, Any]: ...
+    def finalize(self, record: RunRecord, result: RunResult) -> RunResult: ...
 
-    def finalize(
-        self, record: RunRecord, result: dict[str, Any] | None = None
-    ) -> dict[str, Any] | None:
+    def finalize(self, record: RunRecord, result: RunResult | None = None) -> RunResult | None:
         """``record`` is in the local log (or kept in memory until the file takes it).
 
         An OK run is finalized with its ``result`` and this returns the result the caller

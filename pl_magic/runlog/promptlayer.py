@@ -40,7 +40,7 @@ import threading
 import time
 import weakref
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, cast, overload
 
 from ..core import notices
 from ..core.config import env_float
@@ -53,6 +53,7 @@ from ..core.errors import (
 )
 from ..core.promptlayer_api import DeliveryUnknownError
 from ..core.store import dumps
+from ..core.types import Blueprint, RunResult
 from .base import ProviderCall, RunRecord, unknown_request_id
 from .promptlayer_payload import track_payload
 from .sqlite import RunLog
@@ -183,11 +184,9 @@ class PromptLayerSink:
     def finalize(self, record: RunRecord) -> None: ...
 
     @overload
-    def finalize(self, record: RunRecord, result: dict[str, Any]) -> dict[str, Any]: ...
+    def finalize(self, record: RunRecord, result: RunResult) -> RunResult: ...
 
-    def finalize(
-        self, record: RunRecord, result: dict[str, Any] | None = None
-    ) -> dict[str, Any] | None:
+    def finalize(self, record: RunRecord, result: RunResult | None = None) -> RunResult | None:
         """The run is in the local log: an OK run is sent now (see :meth:`finish`) and its
         result returned with PromptLayer's id; a failed one is sent before its error is
         raised; a cancelled one goes in the background."""
@@ -199,7 +198,7 @@ class PromptLayerSink:
             self.send_unsent_soon()
         return result
 
-    def finish(self, record: RunRecord, result: dict[str, Any]) -> dict[str, Any]:
+    def finish(self, record: RunRecord, result: RunResult) -> RunResult:
         """Send an OK run now (briefly); the result with PromptLayer's id and blueprint.
 
         Past the budget, or on any failure, the result comes back as it is (the local
@@ -219,7 +218,8 @@ class PromptLayerSink:
                     blueprint.setdefault(key, result["prompt_blueprint"][key])
         else:  # older servers answer null
             blueprint = result["prompt_blueprint"]
-        return {**result, "request_id": remote_id, "prompt_blueprint": blueprint}
+        # PromptLayer's blueprint is handed on as it answered it, as its SDK does
+        return {**result, "request_id": remote_id, "prompt_blueprint": cast("Blueprint", blueprint)}
 
     def send_failure(self, record: RunRecord) -> None:
         """Send a failed run now, within the budget, before its error is raised (as the SDK
