@@ -87,17 +87,17 @@ def test_batch_row_for_a_run_that_failed_before_calling(ip, greet, fake_provider
         ("gemini-2.0-flash", ("google", "gemini-2.0-flash")),
     ],
 )
-def test_parse_model_finds_the_provider(value, expected):
-    assert batch.parse_model(value) == expected
+def test_provider_and_model_finds_the_provider(value, expected):
+    assert batch.provider_and_model(value) == expected
 
 
-def test_parse_model_refuses_what_it_cannot_place():
+def test_provider_and_model_refuses_what_it_cannot_place():
     with pytest.raises(UnknownProviderError, match="cohere"):
-        batch.parse_model("cohere/command-r")
+        batch.provider_and_model("cohere/command-r")
     with pytest.raises(
         InvalidInputError, match=r"write it as provider/model, e\.g\. openai/llama-3"
     ):
-        batch.parse_model("llama-3")
+        batch.provider_and_model("llama-3")
 
 
 def test_split_list_and_parse_version():

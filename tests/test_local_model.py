@@ -141,22 +141,24 @@ def _record() -> dict:
 
 def test_route_marks_the_placeholder_for_the_local_model():
     spec = _spec()
-    local_target.route(_record(), spec)
+    local_target.route_to_local_model(_record(), spec)
     assert spec.base_url == local_target.PLACEHOLDER_URL
 
 
 def test_route_leaves_other_templates_and_provider_overrides_alone():
     spec = _spec(base_url="http://127.0.0.1:9999/v1")
-    local_target.route({"provider_base_url": {"url": "http://127.0.0.1:9999/v1"}}, spec)
+    local_target.route_to_local_model(
+        {"provider_base_url": {"url": "http://127.0.0.1:9999/v1"}}, spec
+    )
     assert spec.base_url == "http://127.0.0.1:9999/v1"
     spec = _spec(base_url=None)  # resolve_model dropped it: another provider was asked for
-    local_target.route(_record(), spec)
+    local_target.route_to_local_model(_record(), spec)
     assert spec.base_url is None
 
 
 def test_route_sends_another_model_to_the_provider_itself():
     spec = _spec(name="gpt-4o-mini")
-    local_target.route(_record(), spec)
+    local_target.route_to_local_model(_record(), spec)
     assert spec.base_url is None
 
 
@@ -164,10 +166,10 @@ def test_route_uses_the_users_own_server(monkeypatch):
     monkeypatch.setenv(local_target.ENV_BASE_URL, "http://127.0.0.1:11434/v1/")
     monkeypatch.setenv(local_target.ENV_MODEL_NAME, "llama3.2")
     spec = _spec()
-    local_target.route(_record(), spec)
+    local_target.route_to_local_model(_record(), spec)
     assert (spec.base_url, spec.name) == ("http://127.0.0.1:11434/v1", "llama3.2")
     spec = _spec(name="qwen2.5")  # a model asked for explicitly is kept
-    local_target.route(_record(), spec)
+    local_target.route_to_local_model(_record(), spec)
     assert (spec.base_url, spec.name) == ("http://127.0.0.1:11434/v1", "qwen2.5")
 
 

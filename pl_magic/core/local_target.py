@@ -39,7 +39,7 @@ def is_local(provider_base_url: Any) -> bool:
     return isinstance(provider_base_url, Mapping) and provider_base_url.get("name") == LOCAL_NAME
 
 
-def route(record: Mapping[str, Any], spec: ModelSpec) -> None:
+def route_to_local_model(record: Mapping[str, Any], spec: ModelSpec) -> None:
     """Point ``spec`` at the right server when its template names the local model.
 
     - a provider override already dropped the template's base URL: nothing to do;

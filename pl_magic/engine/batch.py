@@ -33,7 +33,7 @@ from ..providers import provider_for_model, supported
 from .engine import Engine, RunOptions
 
 
-def parse_model(value: str) -> tuple[str, str]:
+def provider_and_model(value: str) -> tuple[str, str]:
     """``provider/model`` or a bare model name whose provider follows from its prefix."""
     value = value.strip()
     head, sep, tail = value.partition("/")
@@ -160,7 +160,7 @@ def plan(
         )
     version_list = [parse_version(v) for v in split_list(versions)] or [(None, None)]
     model_list: list[tuple[str | None, str | None]] = [
-        parse_model(m) for m in split_list(models)
+        provider_and_model(m) for m in split_list(models)
     ] or [(None, None)]
     shared = dict(input_variables or {})
     rows: list[tuple[int | None, dict[str, Any]]] = [

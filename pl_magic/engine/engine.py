@@ -367,7 +367,7 @@ class Engine:
         if prerendered is not None:
             return self._prepare_prerendered(options, record, prerendered)
         spec, dropped = resolve_model(record, options)
-        local_target.route(record, spec)  # a template marked as the local model (see there)
+        local_target.route_to_local_model(record, spec)
         provider = get_provider(spec.provider)
         provider.check_credentials(spec)
         with render_budget.render_budget():  # one size and time budget for all the messages

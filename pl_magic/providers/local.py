@@ -8,8 +8,9 @@
                           "url": "http://127.0.0.1:0/v1"}
 
 The ``url`` is a placeholder (port 0). At run time the engine calls
-:func:`pl_magic.core.local_target.route` and :func:`server_url`, which swap in the URL of
-the running server, starting it first when it is not running (with a one-line notice).
+:func:`pl_magic.core.local_target.route_to_local_model` and :func:`server_url`, which
+swap in the URL of the running server, starting it first when it is not running (with a
+one-line notice).
 Exported to PromptLayer, such a template keeps its name, so it is recognised again when
 imported back.
 

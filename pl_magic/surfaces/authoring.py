@@ -110,7 +110,7 @@ def _message(item: Any, index: int, default_format: str) -> dict[str, Any]:
     return msg
 
 
-def parse_model(value: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
+def model_metadata_of(value: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """``model:`` → (PromptLayer ``metadata.model`` without parameters, provider_base_url).
 
     ``"provider/name"``, a bare name whose provider its prefix tells (``gpt-…``,
@@ -128,9 +128,9 @@ def parse_model(value: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
     if text in ("local", local_target.LOCAL_NAME, local_target.LOCAL_MODEL_NAME):
         local = local_target.model_metadata()["model"]
         return local, local_target.base_url_spec()
-    from ..engine.batch import parse_model as provider_and_name
+    from ..engine.batch import provider_and_model
 
-    provider, name = provider_and_name(text)
+    provider, name = provider_and_model(text)
     return {"provider": provider, "name": name}, None
 
 
@@ -220,7 +220,7 @@ def body_from_mapping(
     metadata = dict(body.get("metadata") or {})
     model_meta = dict(metadata.get("model") or {})
     if chosen_model is not None:
-        new_model, base_url_of_model = parse_model(chosen_model)
+        new_model, base_url_of_model = model_metadata_of(chosen_model)
         params = {
             **dict(model_meta.get("parameters") or {}),
             **dict(new_model.get("parameters") or {}),
