@@ -42,6 +42,9 @@ What the fake does:
   templates marked as the embedded local model reach it too (instead of starting the
   model's server): unless set, ``PL_MAGIC_LOCAL_BASE_URL`` points at an unused loopback
   address for the block.
+- **One table per process**: the substitution is seen by every thread. While blocks
+  overlap (nested, or in threads), the newest open one answers for a provider; a block
+  that ends takes out only its own fake, whatever the order blocks end in.
 - **Streaming**: the reply comes in up to ``chunks`` pieces, cut between words; the last
   chunk carries the usage.
 - **Usage**: tokens are counted words: ``input_tokens`` the words of the prompt's texts,
@@ -338,8 +341,8 @@ def fake_provider(
         adapter = _FakeAdapter(fake, providers.get_provider(name), name)
         entries.append(dataclasses.replace(real_info, adapter=_constant(adapter)))
     with contextlib.ExitStack() as stack:
-        if "openai" in names and not os.environ.get(ENV_BASE_URL):
-            stack.enter_context(_environ(ENV_BASE_URL, _UNUSED_LOCAL_URL))
+        if "openai" in names:
+            stack.enter_context(_local_model_answered_here())
         stack.enter_context(providers.registered(*entries))
         yield fake
 
@@ -348,14 +351,29 @@ def _constant(adapter: Provider) -> Callable[[], Provider]:
     return lambda: adapter
 
 
+_local_url_lock = threading.Lock()
+_local_url_blocks = 0  # fake_provider blocks for openai open now
+_local_url_set_here = False
+
+
 @contextlib.contextmanager
-def _environ(name: str, value: str) -> Iterator[None]:
-    old = os.environ.get(name)
-    os.environ[name] = value
+def _local_model_answered_here() -> Iterator[None]:
+    """Templates of the embedded local model reach the fake, not a started server: unless
+    the user set it, ``PL_MAGIC_LOCAL_BASE_URL`` names an unused loopback address while any
+    block is open (counted, so blocks in threads may end in any order)."""
+    global _local_url_blocks, _local_url_set_here
+    with _local_url_lock:
+        if _local_url_blocks == 0:
+            _local_url_set_here = not os.environ.get(ENV_BASE_URL)
+            if _local_url_set_here:
+                os.environ[ENV_BASE_URL] = _UNUSED_LOCAL_URL
+        _local_url_blocks += 1
     try:
         yield
     finally:
-        if old is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = old
+        with _local_url_lock:
+            _local_url_blocks -= 1
+            if _local_url_blocks == 0 and _local_url_set_here:
+                if os.environ.get(ENV_BASE_URL) == _UNUSED_LOCAL_URL:
+                    del os.environ[ENV_BASE_URL]
+                _local_url_set_here = False

@@ -141,6 +141,49 @@ def test_the_table_is_restored_even_after_an_error(greet):
     assert providers.get_provider("openai") is real
 
 
+def test_blocks_in_threads_may_end_in_any_order(greet, monkeypatch):
+    # A opens, B opens, A ends, B runs: B's fake still answers (never the real provider),
+    # and once both end the table and the environment are as they were.
+    monkeypatch.delenv(local_target.ENV_BASE_URL, raising=False)
+    before = dict(providers.PROVIDERS)
+    real = providers.get_provider("openai")
+    a_open, b_open, a_closed, b_done = (threading.Event() for _ in range(4))
+    answers: list[str] = []
+
+    def block_a() -> None:
+        with fake_provider(["A"]):
+            a_open.set()
+            b_open.wait(5)
+        a_closed.set()
+
+    def block_b() -> None:
+        a_open.wait(5)
+        with fake_provider(["B"]) as fake:
+            b_open.set()
+            a_closed.wait(5)
+            result = pl_magic.run("greet", input_variables={"name": "Ada"})
+            answers.append(
+                result["prompt_blueprint"]["prompt_template"]["messages"][-1]["content"][0]["text"]
+            )
+            answers.append(str(len(fake.requests)))
+            answers.append(os.environ.get(local_target.ENV_BASE_URL, ""))
+        b_done.set()
+
+    threads = [threading.Thread(target=block_a), threading.Thread(target=block_b)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert b_done.is_set()
+    assert answers[:2] == ["B", "1"]
+    assert answers[2]  # the local model still pointed away from a real server inside B
+    assert (
+        all(providers.PROVIDERS[n] is before[n] for n in before) and before == providers.PROVIDERS
+    )
+    assert providers.get_provider("openai") is real
+    assert local_target.ENV_BASE_URL not in os.environ
+
+
 def test_standing_in_for_several_providers_and_only_those(greet):
     publish("claude", GREET, model("claude-sonnet-4-6", "anthropic"))
     with fake_provider(provider=["openai", "anthropic"]) as fake:

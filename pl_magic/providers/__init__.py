@@ -85,6 +85,10 @@ PROVIDERS: dict[str, ProviderInfo] = {
 
 _instances: dict[str, Provider] = {}
 _lock = threading.Lock()
+# The blocks of registered() open now, per name (oldest first), and what the table held
+# before the first of them.
+_overrides: dict[str, list[tuple[object, ProviderInfo]]] = {}
+_before_overrides: dict[str, tuple[ProviderInfo | None, Provider | None]] = {}
 
 
 def supported() -> list[str]:
@@ -136,22 +140,40 @@ def suggested_models() -> dict[str, list[str]]:
 @contextlib.contextmanager
 def registered(*entries: ProviderInfo) -> Iterator[None]:
     """The table with ``entries`` in it for the block (each replacing the entry of its
-    name, if any), then exactly as before, with the adapters made before the block.
+    name, if any), then as before, with the adapters made before the block.
 
     This is how :func:`pl_magic.testing.fake_provider` stands in for a provider: every
     surface finds providers here, so a substitute serves ``run``, ``%%plrun`` and
-    ``run_many`` alike.
+    ``run_many`` alike. The table is the process's: while blocks overlap (nested, or in
+    threads), the newest open one serves a name, and a block that ends removes only its
+    own entries, whatever the order the blocks end in.
     """
+    token = object()
+    names = [entry.name for entry in entries]
     with _lock:
-        saved = [(e.name, PROVIDERS.get(e.name), _instances.pop(e.name, None)) for e in entries]
         for entry in entries:
+            if entry.name not in _overrides:
+                _before_overrides[entry.name] = (
+                    PROVIDERS.get(entry.name),
+                    _instances.get(entry.name),
+                )
+                _overrides[entry.name] = []
+            _overrides[entry.name].append((token, entry))
             PROVIDERS[entry.name] = entry
+            _instances.pop(entry.name, None)
     try:
         yield
     finally:
         with _lock:
-            for name, old_entry, old_instance in reversed(saved):
+            for name in dict.fromkeys(names):
+                stack = [(t, e) for t, e in _overrides[name] if t is not token]
                 _instances.pop(name, None)
+                if stack:
+                    _overrides[name] = stack
+                    PROVIDERS[name] = stack[-1][1]
+                    continue
+                del _overrides[name]
+                old_entry, old_instance = _before_overrides.pop(name)
                 if old_entry is None:
                     PROVIDERS.pop(name, None)
                 else:
