@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 import pl_magic
@@ -169,10 +171,40 @@ def test_settings_that_are_not_secrets_are_left_alone(monkeypatch, name):
 
 
 def test_a_short_key_is_not_redacted_and_a_longer_one_wins(monkeypatch):
-    monkeypatch.setenv("SHORT_API_KEY", "abc")  # shorter than a word worth hiding
-    monkeypatch.setenv("A_API_KEY", "sk-abcd")
-    monkeypatch.setenv("B_API_KEY", "sk-abcd-and-more")
+    import pl_magic.providers  # noqa: F401  (registers the providers' key names)
+
+    monkeypatch.setenv("GEMINI_API_KEY", "abc")  # shorter than a word worth hiding
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-abcd")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-abcd-and-more")
     assert errors.redact("abc sk-abcd-and-more") == "abc ***"
+    assert errors.redact("abc sk-abcd.") == "abc ***."
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("MINIO_SECRET_KEY", "minioadmin"),
+        ("OLLAMA_API_KEY", "ollama"),
+    ],
+)
+def test_development_defaults_of_other_secret_names_do_not_blank_words(monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+    message = f"Unknown prompt '{value}-summary'"
+    assert errors.redact(message) == message
+    monkeypatch.setenv(name, value + "-a-real-key-0123456789")
+    assert errors.redact(f"k={value}-a-real-key-0123456789") == "k=***"
+
+
+@pytest.mark.parametrize("key", ["null", "true", "1234", 'ab"cd'])
+def test_redacted_json_is_still_json(monkeypatch, key):
+    import pl_magic.providers  # noqa: F401
+
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    text = json.dumps({"a": None, "b": True, "n": 1234, "text": f"x {key} y", key: [key]})
+    value = json.loads(errors.redact_json(text))
+    assert value["text"] == "x *** y" and value["***"] == ["***"]
+    assert value["a"] is None and value["b"] is True and value["n"] == 1234  # JSON's own words
 
 
 def test_the_local_server_gets_no_secret(monkeypatch):

@@ -68,6 +68,16 @@ def test_record_and_get_decode_json_and_take_either_id(log):
     assert log.get("nope") is None
 
 
+def test_a_key_that_is_a_json_word_leaves_the_stored_response_readable(log, monkeypatch):
+    import pl_magic.providers  # noqa: F401  (registers the providers' key names)
+
+    monkeypatch.setenv("OPENAI_API_KEY", "null")
+    log.record(_record(1, raw_response={"refusal": None, "text": "a null reply"}))
+    row = log.get("local-0001")
+    assert row is not None
+    assert row["raw_response"] == {"refusal": None, "text": "a *** reply"}
+
+
 def test_record_refuses_an_unknown_status(log):
     with pytest.raises(ValueError, match="status must be one of"):
         log.record(_record(1, status="done"))

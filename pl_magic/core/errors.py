@@ -18,6 +18,9 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import quote, quote_plus
 
+#: Where users import these classes from (``pl_magic.errors`` is this module).
+PUBLIC_MODULE = "pl_magic.errors"
+
 #: Endings of the names of environment variables whose values must never be shown anywhere.
 #: A rule on the name rather than a list of providers: every provider's key (``OPENAI_API_KEY``,
 #: ``ANTHROPIC_AUTH_TOKEN``, ``GEMINI_API_KEY``...) and PromptLayer's are secrets with no edit
@@ -41,8 +44,24 @@ def is_secret_name(name: str) -> bool:
     return name.upper().endswith(SECRET_NAME_SUFFIXES)
 
 
+#: The keys pl_magic itself sends (PromptLayer's here; each provider's, registered by the
+#: provider table): redacted from 4 characters on, so that even a short test key is hidden.
+_SENT_KEY_NAMES = {"PROMPTLAYER_API_KEY"}
+_sent_key_names_lock = threading.Lock()
+
+
+def register_key_names(names: Iterable[str]) -> None:
+    """Mark ``names`` as variables whose keys pl_magic sends (see :func:`secret_values`)."""
+    with _sent_key_names_lock:
+        _SENT_KEY_NAMES.update(name.upper() for name in names)
+
+
 #: The shortest value redacted: shorter ones would blank ordinary words.
 _MIN_SECRET = 4
+#: The shortest value redacted of other variables that are secrets by name: real keys are
+#: long, while development defaults (``AWS_SECRET_ACCESS_KEY=testing``, ``minioadmin``,
+#: ``OLLAMA_API_KEY=ollama``) are words that would be blanked in every message.
+_MIN_OTHER_SECRET = 16
 #: The shortest derived spelling (a piece of a base64 encoding) redacted.
 _MIN_DERIVED = 8
 
@@ -80,14 +99,30 @@ def spellings(value: str) -> tuple[str, ...]:
 
 def secret_values() -> list[str]:
     """The secret values set in the environment now (:func:`is_secret_name`), longest first
-    (a key that contains another is replaced whole)."""
+    (a key that contains another is replaced whole): from 4 characters for the keys pl_magic
+    sends (:func:`register_key_names`), from 16 for other variables named as secrets."""
     found = set()
     for name in os.environ:  # (names first: decoding every value would cost more)
         if is_secret_name(name):
             value = os.environ.get(name) or ""
-            if len(value.strip()) >= _MIN_SECRET:
+            shortest = _MIN_SECRET if name.upper() in _SENT_KEY_NAMES else _MIN_OTHER_SECRET
+            if len(value.strip()) >= shortest:
                 found.add(value)
     return sorted(found, key=len, reverse=True)
+
+
+def redact_json(text: str) -> str:
+    """JSON text with every secret replaced (:func:`redact`), still valid JSON: a secret
+    that is also a JSON word or number (``null``, ``1234``) is redacted in the strings of
+    the decoded value instead of in the text."""
+    redacted = redact(text)
+    if redacted == text:
+        return text
+    try:
+        json.loads(redacted)
+    except ValueError:
+        return json.dumps(redact_data(json.loads(text)), ensure_ascii=False)
+    return redacted
 
 
 def redact(text: str) -> str:
@@ -389,7 +424,7 @@ def provider_error_class(sdk_class: type[BaseException]) -> type[ProviderError] 
                     sdk_class.__name__,
                     (ProviderError, sdk_class),
                     {
-                        "__module__": __name__,
+                        "__module__": PUBLIC_MODULE,
                         "__qualname__": f"ProviderError.{sdk_class.__name__}",
                         "__doc__": f"A ProviderError that is also {sdk_class.__module__}."
                         f"{sdk_class.__qualname__} (what the provider's SDK raised).",
@@ -449,3 +484,10 @@ class PromptLayerAuthError(PromptLayerError):
 
 class PromptLayerUnavailableError(PromptLayerError):
     """PromptLayer could not be reached, timed out, or answered 429/5xx after every retry."""
+
+
+# Tracebacks, reprs and pickles name the classes where users import them from.
+for _class in list(globals().values()):
+    if isinstance(_class, type) and issubclass(_class, Exception) and _class.__module__ == __name__:
+        _class.__module__ = PUBLIC_MODULE
+del _class

@@ -12,7 +12,7 @@ import importlib
 import threading
 from collections.abc import Iterator
 
-from ..core.errors import UnknownProviderError
+from ..core.errors import UnknownProviderError, register_key_names
 from .base import Provider
 from .info import ProviderInfo
 
@@ -54,7 +54,7 @@ PROVIDERS: dict[str, ProviderInfo] = {
             name="anthropic",
             adapter="pl_magic.providers.anthropic:AnthropicProvider",
             default_model="claude-sonnet-4-6",
-            key_env_vars=("ANTHROPIC_API_KEY",),
+            key_env_vars=("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN"),
             base_url_env_vars=("ANTHROPIC_BASE_URL",),
             model_prefixes=("claude-",),
             suggested_models=("claude-sonnet-4-6", "claude-haiku-4-5", "claude-opus-4-1"),
@@ -82,6 +82,8 @@ PROVIDERS: dict[str, ProviderInfo] = {
         ),
     )
 }
+# Each provider's keys are redacted however short (a test key, say): see core.errors.
+register_key_names(name for entry in PROVIDERS.values() for name in entry.key_env_vars)
 
 _instances: dict[str, Provider] = {}
 _lock = threading.Lock()

@@ -49,7 +49,7 @@ from ..core.errors import (
     PromptLayerAuthError,
     PromptLayerError,
     PromptLayerUnavailableError,
-    redact,
+    redact_json,
 )
 from ..core.promptlayer_api import DeliveryUnknownError
 from ..core.store import dumps
@@ -173,7 +173,7 @@ class PromptLayerSink:
         """
         payload = track_payload(record, call, error)
         payload["metadata"] = {**(payload.get("metadata") or {}), METADATA_KEY: record.request_id}
-        record.sync_payload = redact(dumps({"account": self.api.account, "payload": payload}))
+        record.sync_payload = redact_json(dumps({"account": self.api.account, "payload": payload}))
         if record.status in ("ok", "error"):  # sent now by finish() / send_failure()
             record.sync_state, record.sync_attempted_at = "sending", time.time()
         else:  # cancelled: the SDK logs nothing; PromptLayer gets it in the background

@@ -7,7 +7,7 @@ the DataFrames, the CLI and the widget read through :meth:`RunLog.query`,
 rows through the ``sync`` methods. (:mod:`pl_magic.core.store` owns the connection and
 :mod:`pl_magic.core.migrations` the schema.)
 
-Secrets never get here: the provider's raw response is stored after :func:`errors.redact`.
+Secrets never get here: the provider's raw response is stored after :func:`errors.redact_json`.
 A row the file cannot take right now (locked, full, damaged) is kept in memory and written
 at the next chance (see :func:`store.write_or_keep`): a reply is never lost to the log.
 """
@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-from ..core.errors import ConfigurationError, redact
+from ..core.errors import ConfigurationError, redact, redact_json
 from ..core.store import (
     Database,
     KeptInMemory,
@@ -157,7 +157,9 @@ class RunLog:
         row = {f.name: getattr(run, f.name) for f in _FIELDS}
         for col in _JSON_COLUMNS:
             row[col] = dumps(row[col])
-        row["raw_response"] = None if run.raw_response is None else redact(dumps(run.raw_response))
+        row["raw_response"] = (
+            None if run.raw_response is None else redact_json(dumps(run.raw_response))
+        )
         if row["error_message"]:
             row["error_message"] = redact(row["error_message"])
         row["ended_at"] = row["ended_at"] or utcnow_iso()
