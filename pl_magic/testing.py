@@ -265,7 +265,6 @@ class _FakeAdapter(Provider):
     def __init__(self, fake: FakeProvider, real: Provider, name: str) -> None:
         super().__init__()
         self.name = name
-        self.default_model = real.default_model
         self.parameters: ParameterMap = real.parameters
         self.fake, self.real = fake, real
 

@@ -931,7 +931,7 @@ def test_the_table_names_every_adapter_and_agrees_with_it():
         entry = providers.info(name)
         adapter = providers.get_provider(name)
         assert entry.name == adapter.name == name
-        assert entry.default_model == adapter.default_model
+        assert entry.default_model and not hasattr(adapter, "default_model")  # one home
     with pytest.raises(UnknownProviderError) as info:
         providers.info("mistral")
     assert "use one of anthropic, google, openai, vertexai" in str(info.value)

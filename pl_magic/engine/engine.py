@@ -298,7 +298,7 @@ def resolve_model(record: Mapping[str, Any], options: RunOptions) -> tuple[Model
     source = get_provider(str(source_provider))
     spec = ModelSpec(
         provider=str(source_provider),
-        name=str(model_meta.get("name") or source.default_model),
+        name=str(model_meta.get("name") or info(str(source_provider)).default_model),
         parameters=dict(model_meta.get("parameters") or {}),
         api_type=model_meta.get("api_type"),
         base_url=base_url,
@@ -306,7 +306,7 @@ def resolve_model(record: Mapping[str, Any], options: RunOptions) -> tuple[Model
     dropped: list[str] = []
     if options.provider and options.provider != spec.provider:
         target = get_provider(options.provider)
-        name = options.model or target.default_model
+        name = options.model or info(options.provider).default_model
         source_map = source.parameters_for(spec.api_type, spec.name)
         canonical, unknown = source_map.to_canonical(spec.parameters)
         native, no_equivalent = target.parameters_for(None, name).from_canonical(canonical)
@@ -388,7 +388,7 @@ class Engine:
         one, is sent as it is."""
         provider = get_provider(pre.spec.provider)  # an unsupported one is a one-line error
         spec = copy.deepcopy(pre.spec)
-        spec.name = spec.name or provider.default_model
+        spec.name = spec.name or info(pre.spec.provider).default_model
         request = pre.request
         if request is None:
             request = provider.build_request(pre.template, spec, options.stream)

@@ -256,7 +256,6 @@ class AnthropicProvider(Provider):
     """The ``anthropic`` provider (``anthropic.Anthropic``)."""
 
     name = "anthropic"
-    default_model = "claude-sonnet-4-6"
     parameters = PARAMETERS
 
     def _base_url(self, spec: ModelSpec) -> str | None:

@@ -168,7 +168,6 @@ class Provider(ABC):
     """One provider family. Subclasses are imported lazily by ``providers.get_provider``."""
 
     name: str = ""
-    default_model: str = ""
     parameters: ParameterMap = ParameterMap(names={})
 
     def __init__(self) -> None:

@@ -333,7 +333,6 @@ class GoogleProvider(Provider):
     """The ``google`` provider: the Gemini API, or Vertex AI when the environment says so."""
 
     name = "google"
-    default_model = "gemini-2.5-flash"
     parameters = PARAMETERS
     why_vertex = "Gemini on Vertex AI, as GOOGLE_GENAI_USE_VERTEXAI is true"
     project_vars: tuple[str, ...] = ("GOOGLE_CLOUD_PROJECT",)

@@ -253,7 +253,6 @@ class OpenAIProvider(Provider):
     """The ``openai`` provider."""
 
     name = "openai"
-    default_model = "gpt-4o-mini"
     parameters = _CHAT_PARAMS
 
     def parameter_map(self, api_type: str | None) -> ParameterMap:

@@ -37,7 +37,6 @@ class VertexAIProvider(Provider):
     """The ``vertexai`` provider."""
 
     name = "vertexai"
-    default_model = "gemini-2.5-flash"
     parameters = GEMINI_PARAMETERS  # the default model's
 
     def __init__(self) -> None:

@@ -676,11 +676,11 @@ class FakePromptLayerServer(ThreadedServer):
     ) -> dict[str, Any] | None:
         current = copy.deepcopy(dict((metadata or {}).get("model") or {}))
         if provider and provider != current.get("provider"):
-            from pl_magic.providers import get_provider
+            from pl_magic.providers import info
 
             return {
                 "provider": provider,
-                "name": model or get_provider(provider).default_model,
+                "name": model or info(provider).default_model,
                 "parameters": {},
             }
         if model:
