@@ -33,8 +33,9 @@ class ProviderInfo:
     adapter: str | Callable[[], Provider]
     #: The model used when a template or a provider override names none.
     default_model: str = ""
-    #: The environment variables pl_magic reads the key from, in order (empty: no key, as
-    #: Vertex AI's Google credentials).
+    #: The environment variables that hold the provider's keys (the adapter reads the
+    #: first one set; the SDK may read others, as Anthropic's ``ANTHROPIC_AUTH_TOKEN``):
+    #: redacted however short. Empty: no key, as Vertex AI's Google credentials.
     key_env_vars: tuple[str, ...] = ()
     #: The environment variables that move the provider's endpoint (their origins are
     #: trusted with the key).
