@@ -2,29 +2,29 @@
 
 Code written for the official SDK's ``run()`` works by changing the import: the same
 arguments, the same requests to PromptLayer, the same result keys and exception classes
-(see :mod:`pl_magic.dropin`). The client picks its backend: PromptLayer's API when an API
-key is given or ``PROMPTLAYER_API_KEY`` is set, the embedded local registry otherwise.
-The module-level functions use a :class:`ModuleClient`, whose results keep pl_magic's
-extra blueprint keys. :class:`pl_magic.AsyncPromptLayer` is the async twin.
+(see :mod:`pl_magic.dropin`). The client picks its backend (:mod:`pl_magic.backends`):
+PromptLayer's API when an API key is given or ``PROMPTLAYER_API_KEY`` is set, the embedded
+local registry otherwise. The module-level functions use a :class:`ModuleClient`, whose
+results keep pl_magic's extra blueprint keys. :class:`pl_magic.AsyncPromptLayer` is the
+async twin.
 """
 
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import dropin
-from .core import blueprint, notices
+from .backends import Backend, make_backend
+from .core import notices
 from .core.errors import ConfigurationError, InvalidInputError, RegistryError
 from .core.types import RunChunk, RunResult
-from .engine.engine import Engine, RunOptions, resolve_model
-from .providers import get_provider
-from .registry.local import LocalRegistry
+from .engine.engine import Engine, RunOptions
 from .runlog.sqlite import RunLog
 
 if TYPE_CHECKING:
+    from .registry.local import LocalRegistry
     from .registry.promptlayer import PromptLayerRegistry
     from .runlog.annotations import RunAnnotations
     from .runlog.promptlayer import PromptLayerSink
@@ -60,27 +60,7 @@ class _Templates:
                 f"{type(params).__name__}"
             )
         params = dict(params or {})
-        registry = self._client.registry
-        if not isinstance(registry, LocalRegistry):  # PromptLayer answers itself
-            return registry.template(prompt_name, params)
-        record = registry.get(prompt_name, version=params.get("version"), label=params.get("label"))
-        options = RunOptions.build(
-            prompt_name,
-            provider=params.get("provider"),
-            model=params.get("model"),
-            model_parameter_overrides=params.get("model_parameter_overrides"),
-        )
-        out = {k: v for k, v in record.items() if k != "release_label"}
-        if not (record.get("metadata") or {}).get("model") and not options.provider:
-            out["llm_kwargs"] = None
-            return out
-        spec, _ = resolve_model(record, options)
-        template = record["prompt_template"]
-        if "input_variables" in params:
-            template = blueprint.render(template, params["input_variables"], prompt_name)
-        out["metadata"] = {**(record.get("metadata") or {}), "model": spec.as_metadata()}
-        out["llm_kwargs"] = get_provider(spec.provider).build_request(template, spec, False)
-        return out
+        return self._client._reading().template(prompt_name, params)
 
     def publish(self, body: dict[str, Any]) -> dict[str, Any]:
         """Publish a new version: ``prompt_name``, ``prompt_template``, ``metadata``,
@@ -114,21 +94,7 @@ class _Templates:
         self._client.invalidate(prompt_name)
 
     def _all(self, page: int, per_page: int, label: str | None) -> list[dict[str, Any]]:
-        registry = self._client.registry
-        if not isinstance(registry, LocalRegistry):
-            return registry.all(page, per_page, label)
-        items = []
-        for name in registry.names():
-            if label is not None:
-                if label not in registry.labels(name):
-                    continue
-                record = registry.get(name, label=label)
-            else:
-                record = registry.get(name)
-            record.pop("release_label", None)
-            items.append(record)
-        start = max(page - 1, 0) * per_page
-        return items[start : start + per_page]
+        return self._client._reading().all(page, per_page, label)
 
 
 class _Group:
@@ -143,10 +109,7 @@ class _Group:
         return dropin.guarded(self._client.throw_on_error, False, "creating a group", self._create)
 
     def _create(self) -> int:
-        registry = self._client.registry
-        if not isinstance(registry, LocalRegistry):
-            return registry.api.create_group()
-        return self._client.runlog.create_group()
+        return self._client._reading().create_group()
 
 
 class _Track:
@@ -242,31 +205,24 @@ class PromptLayer:
             )
         self.backend = "promptlayer" if key and backend != "local" else "local"
         self.runlog = RunLog()
-        self.tracker: PromptLayerSink | None = None
-        self._registry: LocalRegistry | PromptLayerRegistry
-        if self.backend == "promptlayer":
-            # imported here: httpx2 and the REST client load only for this backend
-            from .core.promptlayer_api import PromptLayerAPI
-            from .registry.promptlayer import PromptLayerRegistry
-            from .runlog.promptlayer import PromptLayerSink
-
-            api = PromptLayerAPI(api_key, base_url)  # it names the variable a bad key came from
-            self._registry = PromptLayerRegistry(api, cache_ttl_seconds=ttl)
-            self.tracker = PromptLayerSink(api, self.runlog)
-        else:
-            self._registry = LocalRegistry()
-        self._engine = Engine(self._registry, self.runlog, self.tracker)
+        # chosen once: every call that depends on where prompts live goes to it
+        self._backend: Backend = make_backend(self.backend, self.runlog, api_key, base_url, ttl)
+        self.tracker: PromptLayerSink | None = self._backend.tracker
+        self._engine = Engine(self._backend.registry, self.runlog, self.tracker)
         self.templates = _Templates(self)
         self.group = _Group(self)
         self.track = _Track(self, RunAnnotations(self.runlog, self.tracker))
-        self._starters_checked = False
-        self._starters_lock = threading.Lock()
 
     @property
     def registry(self) -> LocalRegistry | PromptLayerRegistry:
         """The prompt registry; an empty local one gets the starter prompts on first use."""
         self.ensure_starters()
-        return self._registry
+        return self._backend.registry
+
+    def _reading(self) -> Backend:
+        """The backend, for a read: an empty local registry gets its starters first."""
+        self.ensure_starters()
+        return self._backend
 
     def sync(self) -> dict[str, int]:
         """Send runs PromptLayer did not get yet (:mod:`pl_magic.runlog.promptlayer`); counts."""
@@ -278,8 +234,7 @@ class PromptLayer:
 
     def invalidate(self, prompt_name: str | None = None) -> None:
         """Forget cached PromptLayer templates (of one prompt, or all), as the SDK's."""
-        if not isinstance(self._registry, LocalRegistry):
-            self._registry.invalidate(prompt_name)
+        self._backend.invalidate(prompt_name)
 
     def log_request(
         self,
@@ -318,27 +273,12 @@ class PromptLayer:
         )
 
     def _log_request(self, body: dict[str, Any]) -> dict[str, Any]:
-        if isinstance(self._registry, LocalRegistry):
-            raise ConfigurationError(
-                "log_request() logs to PromptLayer: set PROMPTLAYER_API_KEY (local runs are "
-                "logged by run() itself)"
-            )
-        return self._registry.api.log_request(body)
+        return self._backend.log_request(body)  # shared with AsyncPromptLayer.log_request
 
     def _publish(self, body: Any) -> dict[str, Any]:
         """``templates.publish``: on PromptLayer with :attr:`sdk_shapes`, one request with
         the body as given and PromptLayer's answer as it is."""
-        registry = self._registry  # a write: no starter seeding
-        if isinstance(registry, LocalRegistry) or not self.sdk_shapes:
-            return registry.publish(body)
-        from .registry.base import check_publish_body
-
-        if isinstance(body, dict) and body.get("provider_base_url"):
-            return registry.publish(body)  # refused there, with the fix
-        checked = check_publish_body(body)
-        answer = registry.api.publish(body)
-        registry.invalidate(checked.name)
-        return answer
+        return self._backend.publish(body, self.sdk_shapes)  # a write: no starter seeding
 
     @property
     def engine(self) -> Engine:
@@ -354,16 +294,7 @@ class PromptLayer:
         keeps only its own prompts. Checked once per client (one query); see
         :mod:`pl_magic.registry.starters`.
         """
-        if self._starters_checked or not isinstance(self._registry, LocalRegistry):
-            return []
-        with self._starters_lock:
-            if self._starters_checked:
-                return []
-            from .registry import starters
-
-            seeded = starters.seed_if_empty(self._registry)
-            self._starters_checked = True
-            return seeded
+        return self._backend.seed_starters()
 
     def run(
         self,
