@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import dropin
 from .backends import Backend, make_backend
-from .core import notices
+from .core import config, notices
 from .core.errors import ConfigurationError, InvalidInputError, RegistryError
 from .core.types import RunChunk, RunResult
 from .engine.engine import Engine, RunOptions
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from .runlog.promptlayer import PromptLayerSink
 
 #: Backends a client can use; "auto" is PromptLayer when a key is set, else local.
-BACKENDS = ("auto", "local", "promptlayer")
+BACKENDS = config.REGISTRY_BACKENDS
 
 
 class _Templates:
@@ -376,16 +376,12 @@ class ModuleClient(PromptLayer):
 
 
 _default: tuple[tuple[str | None, ...], ModuleClient] | None = None
-_backend = "auto"
 
 
 def set_backend(backend: str) -> None:
     """The default client's backend: "auto" (PromptLayer when PROMPTLAYER_API_KEY is set),
     "local" or "promptlayer" (``%config PlMagic.registry`` sets it)."""
-    global _backend
-    if backend not in BACKENDS:
-        raise ConfigurationError(f"registry must be one of {', '.join(BACKENDS)}, not {backend!r}")
-    _backend = backend
+    config.set_registry_backend(backend)
 
 
 def default_client() -> ModuleClient:
@@ -396,8 +392,8 @@ def default_client() -> ModuleClient:
             os.environ.get(k)
             for k in ("PL_MAGIC_HOME", "PROMPTLAYER_API_KEY", "PROMPTLAYER_BASE_URL")
         ),
-        _backend,
+        config.registry_backend(),
     )
     if _default is None or _default[0] != env:
-        _default = (env, ModuleClient(backend=_backend))
+        _default = (env, ModuleClient(backend=config.registry_backend()))
     return _default[1]

@@ -92,3 +92,27 @@ def trusted_base_urls() -> list[tuple[str, str]]:
     ]
     entries += [("PlMagic.trusted_base_urls", url.strip()) for url in _trusted_base_urls]
     return entries
+
+
+#: Where the module-level API and the magics find prompts (``%config PlMagic.registry``):
+#: "auto" is PromptLayer when ``PROMPTLAYER_API_KEY`` is set, the embedded registry otherwise.
+#: Kept here, not in the client, so that ``%load_ext`` sets it without loading the engine.
+REGISTRY_BACKENDS = ("auto", "local", "promptlayer")
+_registry_backend = "auto"
+
+
+def set_registry_backend(backend: str) -> None:
+    """Choose the default client's registry: one of :data:`REGISTRY_BACKENDS`."""
+    from .errors import ConfigurationError
+
+    global _registry_backend
+    if backend not in REGISTRY_BACKENDS:
+        raise ConfigurationError(
+            f"registry must be one of {', '.join(REGISTRY_BACKENDS)}, not {backend!r}"
+        )
+    _registry_backend = backend
+
+
+def registry_backend() -> str:
+    """The default client's registry choice (see :func:`set_registry_backend`)."""
+    return _registry_backend

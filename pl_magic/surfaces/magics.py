@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import (
@@ -26,15 +26,17 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from traitlets import Bool, Enum, Float, Int, List, Unicode, observe
 from traitlets.config import Configurable
 
-from ..client import default_client, set_backend
 from ..core import config, inert
 from ..core.blueprint import reply_text
 from ..core.errors import InvalidInputError, PlMagicError
 from ..core.parsing import parse_body, parse_pairs, parse_target, positive_int
 from ..core.types import RunChunk, RunResult
-from ..engine.engine import RunOptions
 from ..ui import footer as footer_mod
 from ..ui.display import GridCell, GridView, RunView
+
+if TYPE_CHECKING:
+    from ..client import ModuleClient
+    from ..engine.engine import RunOptions
 
 
 class RunCancelledError(PlMagicError):
@@ -99,7 +101,7 @@ class PlMagic(Magics, Configurable):
         Configurable.__init__(self, config=shell.config)
         Magics.__init__(self, shell=shell)
         shell.configurables.append(self)
-        set_backend(self.registry)
+        config.set_registry_backend(self.registry)
         config.set_trusted_base_urls(self.trusted_base_urls)
 
     @observe("trusted_base_urls")
@@ -108,7 +110,7 @@ class PlMagic(Magics, Configurable):
 
     @observe("registry")
     def _registry_changed(self, change: Any) -> None:
-        set_backend(change["new"])  # a missing key shows at the next use, as one line
+        config.set_registry_backend(change["new"])  # a missing key shows at the next use
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -195,6 +197,8 @@ class PlMagic(Magics, Configurable):
             if args.out:
                 self._user_ns[args.out] = df
             return df
+        from ..engine.engine import RunOptions
+
         options = RunOptions.build(
             name,
             prompt_version=version,
@@ -211,7 +215,7 @@ class PlMagic(Magics, Configurable):
         return None
 
     def _run_one(self, options: RunOptions, fmt: str) -> RunResult | RunChunk:
-        engine = default_client().engine
+        engine = _client().engine
         view = RunView(fmt=fmt, refresh_hz=self.refresh_rate)
         if not options.stream:
             result = engine.run(options)
@@ -261,7 +265,7 @@ class PlMagic(Magics, Configurable):
         inputs = self._namespace_value(args.inputs, None, "--inputs") if args.inputs else None
         planned = plan(versions, models, args.repeat, inputs, variables)
         batch = Batch(
-            default_client().engine,
+            _client().engine,
             name,
             planned,
             run_kwargs,
@@ -323,7 +327,7 @@ class PlMagic(Magics, Configurable):
         from ..engine.results import runs
 
         def go() -> Any:
-            default_client()
+            _client()
             return runs(args.prompt, args.since, args.tag, args.group, args.limit)
 
         return self._guard(go)
@@ -334,7 +338,7 @@ class PlMagic(Magics, Configurable):
         import pandas as pd
 
         def go() -> Any:
-            rows = default_client().registry.list_prompts()
+            rows = _client().registry.list_prompts()
             df = pd.DataFrame(
                 rows,
                 columns=[
@@ -388,7 +392,7 @@ class PlMagic(Magics, Configurable):
             commit_message=args.commit,
             tags=args.tag,
         )
-        published = default_client().templates.publish(body)
+        published = _client().templates.publish(body)
         if published is None:  # a client that does not throw: its notice said why
             return
         labels = published.get("release_labels") or []
@@ -403,7 +407,7 @@ class PlMagic(Magics, Configurable):
         from .authoring import template_as_text
 
         name, version, label = parse_target(args.name)
-        registry = default_client().registry
+        registry = _client().registry
         record = registry.get(name, version=args.version or version, label=label)
         text = template_as_text(record)
         # template text is from the registry: on a terminal its control characters are escaped
@@ -428,10 +432,18 @@ def load(ip: Any) -> None:
 
 def unload(ip: Any) -> None:
     """Remove the magics from an IPython shell."""
-    set_backend("auto")
+    config.set_registry_backend("auto")
     magics = ip.magics_manager.magics
     for kind, names in PlMagic.magics.items():
         for name in names:
             magics[kind].pop(name, None)
     ip.magics_manager.registry.pop("PlMagic", None)
     ip.configurables[:] = [c for c in ip.configurables if not isinstance(c, PlMagic)]
+
+
+def _client() -> ModuleClient:
+    # The client, and with it the engine, loads at the first magic that runs, not at
+    # %load_ext: loading the extension stays cheap.
+    from ..client import default_client
+
+    return default_client()
