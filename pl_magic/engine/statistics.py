@@ -1,0 +1,635 @@
+"""Statistics over scored comparisons: per-cell summaries and the difference between two cells.
+
+A *cell* is one model × prompt version of a comparison DataFrame (``run_many``, ``runs()``),
+labelled as ``compare()`` labels its columns (``provider/model · vN (label)``). An *input* is
+one row of the comparison's inputs, identified by its ``var.*`` values; its repeats are the
+runs of a cell with those values. A score is a ``score.<name>`` column holding a float per
+run (1.0/0.0 for pass/fail scorers, NaN when the scorer failed or the run has no score).
+
+Repeats of one input are not independent samples (the same input is easy or hard for every
+repeat), so the unit of every interval and test here is the input: a cell's repeats of an
+input are averaged first. Only when a cell saw a single input are its runs the units.
+
+numpy and pandas are imported on first use, never by ``import pl_magic``; scipy is not needed.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import itertools
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..core.errors import InvalidInputError, shown
+from .results import _label, _run_label
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+#: The prefix of score columns.
+SCORE_PREFIX = "score."
+#: Values drawn per batch of resamples (resamples × units), to bound memory on large frames.
+_BATCH_VALUES = 1_000_000
+#: Above this many degrees of freedom the t quantile comes from its Cornish-Fisher expansion
+#: (error far below 1e-9 there); below, from the exact distribution function.
+_T_EXPANSION_DF = 200
+
+
+# -- the frame: cells, inputs, scores ------------------------------------------------------
+
+
+def _check_frame(df: Any, caller: str) -> None:
+    import pandas as pd
+
+    if not isinstance(df, pd.DataFrame) or not {"model", "prompt_version"} <= set(df.columns):
+        raise InvalidInputError(
+            f"{caller}() takes a runs DataFrame (from run_many or runs()) with model and "
+            "prompt_version columns"
+        )
+
+
+def cell_labels(df: pd.DataFrame) -> pd.Series:
+    """Each run's cell, labelled as ``compare()`` labels its columns:
+    ``provider/model · vN`` (``· vN (label)`` when a release label was asked for);
+    ``model · vN`` for a frame without a provider column."""
+    work = df if "release_label" in df.columns else df.assign(release_label=None)
+    if "provider" in work.columns:
+        return _run_label(work)
+    return work["model"].astype(str) + " · " + _label(work)
+
+
+def _plain(value: Any) -> Any:
+    """A var.* value as JSON sees it: every kind of missing (None, NaN, pd.NA, NaT) is null."""
+    if value is None or isinstance(value, list | dict | tuple | str | bool):
+        return value
+    try:
+        if value != value:  # NaN, NaT
+            return None
+    except (TypeError, ValueError):  # pd.NA, arrays
+        return None if str(value) == "<NA>" else value
+    return value
+
+
+def _json_default(value: Any) -> Any:
+    item = getattr(value, "item", None)  # numpy scalars
+    return item() if callable(item) else str(value)
+
+
+def input_keys(df: pd.DataFrame) -> list[str]:
+    """Each run's input: the JSON of its ``var.*`` values (sorted keys, missing as null), so
+    that runs of the same input row share a key whatever their cell."""
+    var_cols = sorted(c for c in df.columns if c.startswith("var."))
+    if not var_cols:
+        return ["{}"] * len(df)
+    columns = [df[c].tolist() for c in var_cols]
+    return [
+        json.dumps(
+            {c: _plain(v) for c, v in zip(var_cols, values, strict=True)},
+            sort_keys=True,
+            ensure_ascii=False,
+            default=_json_default,
+        )
+        for values in zip(*columns, strict=True)
+    ]
+
+
+def score_column(df: pd.DataFrame, score: str) -> str:
+    """The column of ``score`` (``"correct"`` or ``"score.correct"``); a one-line error
+    naming the score columns there are when it is missing."""
+    if not isinstance(score, str) or not score:
+        raise InvalidInputError(
+            f"score= takes the name of a score column, e.g. score='correct', not {shown(score, 40)}"
+        )
+    column = score if score.startswith(SCORE_PREFIX) else SCORE_PREFIX + score
+    if column in df.columns:
+        return column
+    available = [str(c) for c in df.columns if str(c).startswith(SCORE_PREFIX)]
+    if not available:
+        raise InvalidInputError(
+            f"No score column {column!r}: this DataFrame has no score.* columns; score its runs "
+            "first (run_many(..., scorers=[...]) or pl_magic.score(df, [...]))"
+        )
+    raise InvalidInputError(
+        f"No score column {column!r}: the score columns are {', '.join(available)}"
+    )
+
+
+def _scores(df: pd.DataFrame, column: str) -> pd.Series:
+    """The score column as floats: NaN for a missing or non-numeric score."""
+    import pandas as pd
+
+    values = df[column]
+    if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
+        return values.astype("float64")
+    return pd.to_numeric(
+        values.map(lambda v: float(v) if isinstance(v, bool) else v), errors="coerce"
+    ).astype("float64")
+
+
+def _is_pass_fail(scores: pd.Series) -> bool:
+    present = scores.dropna()
+    return bool(len(present)) and bool(present.isin((0.0, 1.0)).all())
+
+
+def _scored_frame(df: pd.DataFrame, column: str) -> pd.DataFrame:
+    """cell, input, score of every run (score NaN where there is none)."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        {
+            "cell": cell_labels(df).to_numpy(),
+            "input": input_keys(df),
+            "score": _scores(df, column).to_numpy(),
+        }
+    )
+
+
+# -- intervals ------------------------------------------------------------------------------
+
+
+def _t_two_sided_mass(t: float, dof: int) -> float:
+    """P(|T| ≤ t) for Student's t with ``dof`` (a whole number) degrees of freedom: the
+    closed forms of Abramowitz & Stegun 26.7.3–4."""
+    theta = math.atan(t / math.sqrt(dof))
+    cos2 = math.cos(theta) ** 2
+    if dof % 2:
+        total, term = 0.0, math.cos(theta)
+        for j in range(1, (dof - 1) // 2 + 1):
+            total += term
+            term *= cos2 * (2 * j) / (2 * j + 1)
+        return 2 / math.pi * (theta + math.sin(theta) * total)
+    total, term = 0.0, 1.0
+    for j in range(dof // 2):
+        total += term
+        term *= cos2 * (2 * j + 1) / (2 * j + 2)
+    return math.sin(theta) * total
+
+
+@functools.lru_cache(maxsize=256)
+def t_quantile(confidence: float, dof: int) -> float:
+    """The t multiplier of a two-sided ``confidence`` interval with ``dof`` degrees of freedom
+    (``scipy.stats.t.ppf((1 + confidence) / 2, dof)``, without scipy)."""
+    from statistics import NormalDist
+
+    if dof > _T_EXPANSION_DF:
+        z = NormalDist().inv_cdf((1 + confidence) / 2)
+        g = (
+            (z**3 + z) / 4,
+            (5 * z**5 + 16 * z**3 + 3 * z) / 96,
+            (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384,
+            (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / 92160,
+        )
+        return z + sum(gi / dof ** (i + 1) for i, gi in enumerate(g))
+    low, high = 0.0, 2.0
+    while _t_two_sided_mass(high, dof) < confidence:
+        low, high = high, high * 2
+    for _ in range(200):
+        mid = (low + high) / 2
+        if _t_two_sided_mass(mid, dof) < confidence:
+            low = mid
+        else:
+            high = mid
+        if high - low <= 1e-12 * high:
+            break
+    return (low + high) / 2
+
+
+def _t_interval(values: np.ndarray, confidence: float) -> tuple[float, float, float]:
+    """Mean and t interval of ``values``; NaN bounds for fewer than two values."""
+    n = len(values)
+    if not n:
+        return math.nan, math.nan, math.nan
+    mean = float(values.mean())
+    if n < 2:
+        return mean, math.nan, math.nan
+    half = t_quantile(confidence, n - 1) * float(values.std(ddof=1)) / math.sqrt(n)
+    return mean, mean - half, mean + half
+
+
+def _check_confidence(confidence: Any) -> float:
+    if (
+        isinstance(confidence, bool)
+        or not isinstance(confidence, int | float)
+        or not 0 < confidence < 1
+    ):
+        raise InvalidInputError(
+            f"confidence= takes a share between 0 and 1, e.g. 0.95, not {shown(confidence, 40)}"
+        )
+    return float(confidence)
+
+
+# -- cell_summary ---------------------------------------------------------------------------
+
+
+def cell_summary(
+    df: pd.DataFrame,
+    score: str,
+    *,
+    confidence: float = 0.95,
+    threshold: float | None = None,
+) -> pd.DataFrame:
+    """One row per model · version cell, best first: how well it scores on ``score``.
+
+    Columns:
+
+    - ``runs``: the cell's runs; ``scored``: those with a score; ``inputs``: its input rows
+      (distinct ``var.*`` values) with a score; ``k``: repeats per input (the most runs
+      any input has in the cell).
+    - ``mean``, ``ci_low``, ``ci_high``: the mean score and its ``confidence`` interval.
+      Method: each input's scored repeats are averaged, then the mean of these per-input
+      means gets a Student t interval (n = inputs, n − 1 degrees of freedom). Repeats of
+      one input are correlated, so treating them as independent runs would give intervals
+      too narrow. A cell that saw a single input uses its runs as the units instead; with
+      fewer than two units the bounds are NaN.
+    - ``pass rate``: the share of scored runs that pass; ``pass^k``: the share of inputs
+      whose scored repeats all pass; ``pass@k``: the share of inputs with at least one
+      passing repeat. A run passes when its score is 1 for a pass/fail score (every value of
+      the column is 0 or 1), or when it is ≥ ``threshold`` if one is given; for other
+      scores without a threshold these three are NaN.
+    - ``mean latency_s`` and ``total cost_usd`` over all the cell's runs (when the frame has
+      those columns).
+
+    Rows are ordered by ``mean``, highest first (cells without a score last; ties keep the
+    frame's order). The index is the cell label, as in ``compare()``'s columns.
+    """
+    import numpy as np
+    import pandas as pd
+
+    _check_frame(df, "cell_summary")
+    confidence = _check_confidence(confidence)
+    if threshold is not None and (
+        isinstance(threshold, bool) or not isinstance(threshold, int | float)
+    ):
+        raise InvalidInputError(
+            f"threshold= takes a number (a run passes when its score is at least that), not "
+            f"{shown(threshold, 40)}"
+        )
+    column = score_column(df, score)
+    work = _scored_frame(df, column)
+    pass_fail = threshold is not None or _is_pass_fail(work["score"])
+    if threshold is not None:
+        passed = (work["score"] >= threshold).astype("float64")
+    else:
+        passed = work["score"]
+    work["passed"] = passed.where(work["score"].notna())
+
+    rows: list[dict[str, Any]] = []
+    cells = list(dict.fromkeys(work["cell"]))
+    grouped = work.groupby("cell", sort=False)
+    for cell in cells:
+        group = grouped.get_group(cell)
+        scored = group[group["score"].notna()]
+        per_input = scored.groupby("input", sort=False)
+        means = per_input["score"].mean().to_numpy(dtype="float64")
+        units = scored["score"].to_numpy(dtype="float64") if len(means) == 1 else means
+        mean, low, high = _t_interval(units, confidence)
+        row: dict[str, Any] = {
+            "runs": len(group),
+            "scored": len(scored),
+            "inputs": len(means),
+            "k": int(group.groupby("input", sort=False).size().max()),
+            "mean": mean,
+            "ci_low": low,
+            "ci_high": high,
+            "pass rate": math.nan,
+            "pass^k": math.nan,
+            "pass@k": math.nan,
+        }
+        if pass_fail and len(scored):
+            row["pass rate"] = float(scored["passed"].mean())
+            row["pass^k"] = float((per_input["passed"].min() == 1.0).mean())
+            row["pass@k"] = float((per_input["passed"].max() == 1.0).mean())
+        rows.append(row)
+    out = pd.DataFrame(rows, index=pd.Index(cells, name="model · version"))
+    if "latency_s" in df.columns:
+        latency = pd.to_numeric(df["latency_s"], errors="coerce").astype("float64")
+        out["mean latency_s"] = latency.groupby(work["cell"].to_numpy(), sort=False).mean()
+    if "cost_usd" in df.columns:
+        cost = pd.to_numeric(df["cost_usd"], errors="coerce").astype("float64")
+        out["total cost_usd"] = cost.groupby(work["cell"].to_numpy(), sort=False).sum(min_count=1)
+    order = np.argsort(-out["mean"].fillna(-np.inf).to_numpy(), kind="stable")
+    out = out.iloc[order]
+    out.attrs.update(score=column, confidence=confidence)
+    return out
+
+
+# -- significance ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Significance:
+    """The difference between two cells on one score: ``b``'s mean minus ``a``'s.
+
+    ``difference`` = mean(b) − mean(a), with its ``confidence`` interval ``ci_low``–
+    ``ci_high`` (percentile bootstrap) and the two-sided ``p_value`` of a permutation test.
+    ``paired``: the units were input rows seen by both cells (``n`` pairs); otherwise
+    ``n = n_a + n_b`` units of the two cells. ``verdict`` says it in words; ``str()`` is it.
+    """
+
+    a: str
+    b: str
+    score: str
+    difference: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    n: int
+    n_a: int
+    n_b: int
+    paired: bool
+    unit: str
+    confidence: float
+    method: str
+    verdict: str
+
+    def __str__(self) -> str:
+        return self.verdict
+
+    def _repr_html_(self) -> str:
+        details = (
+            f"{self.score}: mean({self.b}) − mean({self.a}) = {self.difference:.4g}; {self.method}"
+        )
+        return (
+            f"<div><p>{html.escape(self.verdict)}</p>"
+            f'<p style="font-size:smaller">{html.escape(details)}</p></div>'
+        )
+
+
+def _resolve(df: pd.DataFrame, labels: pd.Series, which: str, name: Any) -> str:
+    """The cell ``name`` designates: a cell label, a version (3, "3", "v3"), a release label,
+    a model, ``provider/model`` or ``model · vN`` — whichever matches exactly one cell."""
+    cells = list(dict.fromkeys(labels))
+    listing = "; ".join(cells)
+    if isinstance(name, bool) or not isinstance(name, str | int) or name == "":
+        raise InvalidInputError(
+            f"{which}= takes a cell (a version number, a model or a label: {listing}), not "
+            f"{shown(name, 40)}"
+        )
+    firsts = [i for i, dup in enumerate(labels.duplicated().to_numpy()) if not dup]
+    heads = df.iloc[firsts]
+    heads = heads if "release_label" in heads.columns else heads.assign(release_label=None)
+    versions = _label(heads).tolist()
+    matches = []
+    for position, (index, version) in enumerate(zip(firsts, versions, strict=True)):
+        row = heads.iloc[position]
+        number = version.split(" ", 1)[0][1:]  # "v3 (prod)" → "3"
+        if isinstance(name, int):
+            hit = number == str(name)
+        else:
+            model, provider, tag = str(row["model"]), row.get("provider"), row["release_label"]
+            names = {labels.iloc[index], model, version, f"{model} · {version}", number}
+            names.add(f"v{number}")
+            if isinstance(provider, str):
+                names.add(f"{provider}/{model}")
+            if isinstance(tag, str) and tag:
+                names.add(tag)
+            hit = name in names
+        if hit:
+            matches.append(labels.iloc[index])
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise InvalidInputError(f"{which}={name!r} matches no cell: the cells are {listing}")
+    raise InvalidInputError(
+        f"{which}={name!r} matches {len(matches)} cells ({'; '.join(matches)}): give one of "
+        f"{listing}"
+    )
+
+
+def _short_names(a: str, b: str) -> tuple[str, str]:
+    """The parts of two labels that tell them apart (``v3`` and ``v2`` for one model)."""
+    pa, pb = a.split(" · ", 1), b.split(" · ", 1)
+    if len(pa) == len(pb) == 2:
+        if pa[0] == pb[0]:
+            return pa[1], pb[1]
+        if pa[1] == pb[1]:
+            return pa[0], pb[0]
+    return a, b
+
+
+def _units(scored: pd.DataFrame) -> pd.Series:
+    """A cell's per-input mean scores, indexed by input."""
+    return scored.groupby("input", sort=False)["score"].mean()
+
+
+def _p_value(null: np.ndarray, observed: float, exact: bool) -> float:
+    """Two-sided p: twice the smaller one-sided share (scipy's convention), with the +1 of a
+    random sample of the null distribution."""
+    gamma = 1e-10 * max(1.0, abs(observed))  # equal statistics computed in another order
+    greater = int((null >= observed - gamma).sum())
+    less = int((null <= observed + gamma).sum())
+    total = len(null)
+    if not exact:
+        greater, less, total = greater + 1, less + 1, total + 1
+    return min(1.0, 2 * min(greater, less) / total)
+
+
+def _batches(resamples: int, width: int) -> list[int]:
+    size = max(1, _BATCH_VALUES // max(1, width))
+    return [min(size, resamples - start) for start in range(0, resamples, size)]
+
+
+def _paired_test(
+    d: np.ndarray, resamples: int, rng: np.random.Generator
+) -> tuple[float, np.ndarray, bool]:
+    import numpy as np
+
+    n = len(d)
+    observed = float(d.mean())
+    if 2**n <= resamples:
+        signs = ((np.arange(2**n)[:, None] >> np.arange(n)) & 1) * 2 - 1
+        return _p_value(signs @ d / n, observed, exact=True), _paired_boot(d, resamples, rng), True
+    null = np.concatenate(
+        [(rng.integers(0, 2, size=(m, n)) * 2 - 1) @ d / n for m in _batches(resamples, n)]
+    )
+    return _p_value(null, observed, exact=False), _paired_boot(d, resamples, rng), False
+
+
+def _paired_boot(d: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
+    import numpy as np
+
+    n = len(d)
+    return np.concatenate(
+        [d[rng.integers(0, n, size=(m, n))].mean(axis=1) for m in _batches(resamples, n)]
+    )
+
+
+def _unpaired_test(
+    xa: np.ndarray, xb: np.ndarray, resamples: int, rng: np.random.Generator
+) -> tuple[float, np.ndarray, bool]:
+    import numpy as np
+
+    na, nb = len(xa), len(xb)
+    pooled = np.concatenate([xa, xb])
+    total = float(pooled.sum())
+    observed = float(xb.mean() - xa.mean())
+    exact = math.comb(na + nb, na) <= resamples
+    if exact:
+        picks = np.array(list(itertools.combinations(range(na + nb), na)), dtype=np.intp)
+        sum_a = pooled[picks].sum(axis=1)
+        null = (total - sum_a) / nb - sum_a / na
+    else:
+        parts = []
+        for m in _batches(resamples, na + nb):
+            shuffled = rng.permuted(np.broadcast_to(pooled, (m, na + nb)), axis=1)
+            parts.append(shuffled[:, na:].mean(axis=1) - shuffled[:, :na].mean(axis=1))
+        null = np.concatenate(parts)
+    boot = np.concatenate(
+        [
+            xb[rng.integers(0, nb, size=(m, nb))].mean(axis=1)
+            - xa[rng.integers(0, na, size=(m, na))].mean(axis=1)
+            for m in _batches(resamples, na + nb)
+        ]
+    )
+    return _p_value(null, observed, exact), boot, exact
+
+
+def _number(value: float) -> str:
+    if value == 0:
+        return "0.00"
+    return f"{value:.2f}" if abs(value) >= 0.01 else f"{value:.2g}"
+
+
+def _interval(low: float, high: float) -> str:
+    if low >= 0 and high >= 0:
+        return f"{_number(low)}–{_number(high)}"
+    return f"{_number(low)} to {_number(high)}"
+
+
+def _p_text(p: float) -> str:
+    return "p < 0.001" if p < 0.001 else f"p = {p:.2g}"
+
+
+def _verdict(result: dict[str, Any], short_a: str, short_b: str) -> str:
+    diff, low, high = result["difference"], result["ci_low"], result["ci_high"]
+    if diff > 0:
+        head = f"{short_b} scores {_number(diff)} higher than {short_a}"
+    elif diff < 0:
+        head = f"{short_b} scores {_number(-diff)} lower than {short_a}"
+        low, high = -high, -low  # the interval of how much lower
+    else:
+        head = f"{short_b} scores the same as {short_a}"
+    level = f"{result['confidence'] * 100:g} %"
+    if result["paired"]:
+        count = f"{result['n']} paired {result['unit']}{'s' if result['n'] != 1 else ''}"
+    else:
+        count = f"{result['n_a']} vs {result['n_b']} {result['unit']}s, unpaired"
+    return f"{head} ({level} CI {_interval(low, high)}, {_p_text(result['p_value'])}, {count})"
+
+
+def significance(
+    df: pd.DataFrame,
+    score: str,
+    a: str | int,
+    b: str | int,
+    *,
+    confidence: float = 0.95,
+    resamples: int = 10_000,
+    seed: int | None = 0,
+) -> Significance:
+    """How much higher cell ``b`` scores than cell ``a`` on ``score``, and how sure that is.
+
+    ``a``/``b``: a cell label as in ``compare()``'s columns, or anything that names exactly
+    one cell: a version (``3``, ``"v3"``), a release label, a model. The difference is
+    mean(b) − mean(a) over per-input mean scores (repeats of an input averaged first).
+
+    - **Paired** when both cells saw the same input rows (``var.*`` values): the units are
+      the inputs scored in both cells, d = b − a per input; the p-value comes from a
+      sign-flip permutation test of mean(d) (every sign pattern when there are at most
+      ``resamples`` of them, else ``resamples`` random ones), the interval from a percentile
+      bootstrap of mean(d) over inputs.
+    - **Unpaired** otherwise: a permutation test of the cell labels (exact when the
+      rearrangements are at most ``resamples``) and a percentile bootstrap resampling each
+      cell on its own. A cell that saw one input uses its runs as units.
+
+    p-values are two-sided (twice the smaller one-sided share, as
+    ``scipy.stats.permutation_test``; a random sample counts the observed statistic once
+    more). The same ``seed`` gives the same result; ``seed=None`` draws a fresh one.
+    """
+    import numpy as np
+
+    _check_frame(df, "significance")
+    confidence = _check_confidence(confidence)
+    if isinstance(resamples, bool) or not isinstance(resamples, int) or resamples < 1:
+        raise InvalidInputError(
+            f"resamples= takes a whole number ≥ 1, e.g. 10_000, not {shown(resamples, 40)}"
+        )
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise InvalidInputError(f"seed= takes a whole number or None, not {shown(seed, 40)}")
+    column = score_column(df, score)
+    work = _scored_frame(df, column)
+    labels = work["cell"]
+    cell_a = _resolve(df, labels, "a", a)
+    cell_b = _resolve(df, labels, "b", b)
+    if cell_a == cell_b:
+        raise InvalidInputError(
+            f"a={a!r} and b={b!r} are the same cell ({cell_a}): give two different cells"
+        )
+    seen_a = set(work.loc[labels == cell_a, "input"])
+    seen_b = set(work.loc[labels == cell_b, "input"])
+    scored = work[work["score"].notna()]
+    rows_a, rows_b = scored[scored["cell"] == cell_a], scored[scored["cell"] == cell_b]
+    for cell, rows in ((cell_a, rows_a), (cell_b, rows_b)):
+        if rows.empty:
+            raise InvalidInputError(f"Cell {cell} has no {column} scores to compare")
+    rng = np.random.default_rng(seed)
+    means_a, means_b = _units(rows_a), _units(rows_b)
+    paired = seen_a == seen_b and len(seen_a) > 1
+    common = [key for key in means_a.index if key in means_b.index] if paired else []
+    if paired and len(common) >= 1:
+        d = means_b[common].to_numpy(dtype="float64") - means_a[common].to_numpy(dtype="float64")
+        p, boot, exact = _paired_test(d, resamples, rng)
+        difference, n, n_a, n_b, unit = float(d.mean()), len(d), len(common), len(common), "input"
+        test = "paired sign-flip permutation test"
+    else:
+        paired = False
+        one_input = len(means_a) == 1 or len(means_b) == 1
+        unit = "run" if one_input else "input"
+        if one_input:
+            xa, xb = rows_a["score"].to_numpy("float64"), rows_b["score"].to_numpy("float64")
+        else:
+            xa, xb = means_a.to_numpy("float64"), means_b.to_numpy("float64")
+        p, boot, exact = _unpaired_test(xa, xb, resamples, rng)
+        difference, n_a, n_b = float(xb.mean() - xa.mean()), len(xa), len(xb)
+        n = n_a + n_b
+        test = "permutation test of the cell labels"
+    alpha = (1 - confidence) / 2
+    low, high = (float(v) for v in np.percentile(boot, [100 * alpha, 100 * (1 - alpha)]))
+    method = (
+        f"{test} ({'exact' if exact else f'{resamples} random rearrangements'}), "
+        f"{confidence * 100:g} % percentile bootstrap interval ({resamples} resamples), "
+        f"over per-{unit} mean scores"
+    )
+    result: dict[str, Any] = dict(
+        a=cell_a,
+        b=cell_b,
+        score=column,
+        difference=difference,
+        ci_low=low,
+        ci_high=high,
+        p_value=p,
+        n=n,
+        n_a=n_a,
+        n_b=n_b,
+        paired=paired,
+        unit=unit,
+        confidence=confidence,
+        method=method,
+    )
+    return Significance(**result, verdict=_verdict(result, *_short_names(cell_a, cell_b)))
+
+
+__all__: Sequence[str] = (
+    "Significance",
+    "cell_labels",
+    "cell_summary",
+    "input_keys",
+    "score_column",
+    "significance",
+    "t_quantile",
+)
