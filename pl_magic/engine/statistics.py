@@ -87,15 +87,27 @@ def input_keys(df: pd.DataFrame) -> list[str]:
     if not var_cols:
         return ["{}"] * len(df)
     columns = [df[c].tolist() for c in var_cols]
-    return [
-        json.dumps(
+
+    def key(values: tuple[Any, ...]) -> str:
+        return json.dumps(
             {c: _plain(v) for c, v in zip(var_cols, values, strict=True)},
             sort_keys=True,
             ensure_ascii=False,
             default=_json_default,
         )
-        for values in zip(*columns, strict=True)
-    ]
+
+    # Inputs repeat across cells and repeats: each distinct row is encoded once.
+    seen: dict[tuple[Any, ...], str] = {}
+    keys = []
+    for values in zip(*columns, strict=True):
+        try:
+            text = seen.get(values)
+            if text is None:
+                text = seen[values] = key(values)
+        except TypeError:  # a list or dict value: not hashable
+            text = key(values)
+        keys.append(text)
+    return keys
 
 
 def score_column(df: pd.DataFrame, score: str) -> str:
