@@ -114,12 +114,33 @@ def create_group() -> int:
     return default_client().group.create()
 
 
-def score(request_id: Any, score: int, name: str | None = None) -> bool:
-    """Score a run from 0 to 100 (optionally a named score), as ``track.score``.
+def score(
+    request_id: Any, score: Any = None, name: str | None = None, expected: str = "expected"
+) -> Any:
+    """Score a run from 0 to 100 (optionally a named score), as ``track.score``; or, given a
+    runs DataFrame, score its logged runs again with scorers.
 
-    Takes either id of a run (``run()``'s ``request_id``, local or PromptLayer's). With the
-    PromptLayer backend it goes to PromptLayer too (queued until the run is there).
+    ``score(request_id, 90, "accuracy")`` takes either id of a run (``run()``'s
+    ``request_id``, local or PromptLayer's). With the PromptLayer backend it goes to
+    PromptLayer too (queued until the run is there); returns True.
+
+    ``score(df, ["contains", "json"], expected="expected")`` applies the scorers (see
+    :func:`run_many`) to the runs of a ``run_many()`` or ``runs()`` frame, with no model call,
+    stores the scores and returns a copy of ``df`` with a ``score.<name>`` column per scorer.
+    The expected answer is the frame's ``expected`` column, else the run's input variable of
+    that name.
     """
+    if hasattr(request_id, "columns") and hasattr(request_id, "to_dict"):  # a DataFrame
+        from .engine.results import score_frame
+
+        default_client()  # the log lives where the default client's registry is
+        if name is not None:
+            from .core.errors import InvalidInputError
+
+            raise InvalidInputError(
+                "score(df, scorers) takes no name: each scorer names its column score.<name>"
+            )
+        return score_frame(request_id, score, expected=expected)
     return default_client().track.score(request_id, score, name)
 
 
@@ -136,7 +157,16 @@ def sync() -> dict[str, int]:
 
 #: The keywords run_many() passes on to every run, and what to use instead of run()'s others.
 _RUN_MANY_PASSED = ("tags", "metadata", "group_id", "model_parameter_overrides", "stream")
-_RUN_MANY_OWN = ("versions", "models", "repeat", "inputs", "input_variables", "concurrency")
+_RUN_MANY_OWN = (
+    "versions",
+    "models",
+    "repeat",
+    "inputs",
+    "input_variables",
+    "concurrency",
+    "scorers",
+    "expected",
+)
 _RUN_MANY_INSTEAD = {
     "prompt_version": "versions=[3]",
     "prompt_release_label": "versions=['prod']",
@@ -175,6 +205,8 @@ def run_many(
     inputs: Any = None,
     input_variables: dict[str, Any] | None = None,
     concurrency: int = 8,
+    scorers: Any = None,
+    expected: str = "expected",
     **run_kwargs: Any,
 ) -> pd.DataFrame:
     """Run every combination of versions × models × repeats × input rows; one row per run.
@@ -188,18 +220,37 @@ def run_many(
     shows them, and streams cost CPU): an interrupt lets the runs in flight finish and
     skips the rest; ``stream=True`` streams them, so that an interrupt stops them too.
 
+    ``scorers`` score each run that ends ok (a ``score.<name>`` column each, stored in the
+    log): ``equals``, ``contains``, ``icontains`` (the output holds the expected answer),
+    ``regex:PATTERN``, ``json``, ``json_schema:FILE.json`` (or ``("json_schema", schema)``),
+    ``length:MIN-MAX``, ``similarity`` (0..1), or a callable ``(output, row) -> bool | float |
+    dict(score=..., reason=...)``. Pass/fail scores are 1.0/0.0; a scorer that raises gives
+    that run NaN (the reason is stored). The expected answer is each input row's
+    ``expected`` column (``expected=`` names another); like every column it is an input
+    variable of the run, which a template that does not use it ignores.
+
     Arguments are checked before any run, as :func:`run` checks its own: a wrong type, an
-    input row ``run()`` would refuse, or an unknown keyword is a one-line
+    input row ``run()`` would refuse, an unknown keyword or a bad scorer is a one-line
     :class:`~pl_magic.core.errors.InvalidInputError`.
     """
     from .engine.batch import Batch, check_runs, plan
     from .engine.results import frame_from_progress
+    from .engine.scoring import check_expected, parse_scorers
 
     _check_run_many_keywords(run_kwargs)
     stream = run_kwargs.pop("stream", False)
+    parsed = parse_scorers(scorers)
+    expected = check_expected(expected)
     planned = plan(versions, models, repeat, inputs, input_variables)
     batch = Batch(
-        default_client().engine, prompt_name, planned, run_kwargs, concurrency, stream=stream
+        default_client().engine,
+        prompt_name,
+        planned,
+        run_kwargs,
+        concurrency,
+        stream=stream,
+        scorers=parsed,
+        expected=expected,
     )
     check_runs(batch)
     return frame_from_progress(batch.execute(), prompt_name)

@@ -206,3 +206,67 @@ def test_pl_magic_opens_an_older_file_and_reads_what_it_holds():
     assert columns(conn, "runs") >= SYNC_COLUMNS
     assert applied(conn) == [name for name, _ in migrations.MIGRATIONS]
     conn.close()
+
+
+#: Columns of the ``scores`` table (m004).
+SCORE_COLUMNS = {
+    "id",
+    "request_id",
+    "name",
+    "value",
+    "passed",
+    "reason",
+    "source",
+    "scorer_version",
+    "created_at",
+}
+
+
+def test_a_new_file_has_the_scores_table(fresh):
+    assert [n for n, _ in migrations.MIGRATIONS][3] == "m004_scores"
+    assert columns(fresh, "scores") == SCORE_COLUMNS
+    unique = [r for r in fresh.execute("PRAGMA index_list(scores)") if r[2]]
+    assert [[c[2] for c in fresh.execute(f"PRAGMA index_info({u[1]})")] for u in unique] == [
+        ["request_id", "name", "source"]
+    ]
+
+
+def test_a_file_from_before_scores_upgrades_keeping_its_runs_and_scores_work(tmp_path, fresh):
+    conn = connect(tmp_path / "old.db")
+    migrate_first(conn, 3)  # everything before the scores table
+    conn.execute(
+        "INSERT INTO runs (request_id, run_key, prompt_name, output, status, started_at, scores) "
+        "VALUES ('r1', 'k', 'greet', 'hello', 'ok', '2024-01-02', '{\"acc\": 90}')"
+    )
+    migrations.migrate(conn)
+    assert schema(conn) == schema(fresh) and applied(conn) == applied(fresh)
+    assert conn.execute("SELECT output, scores FROM runs").fetchall() == [("hello", '{"acc": 90}')]
+    row = "('r1', 'contains', 1.0, 1, NULL, 'rule', NULL, '2024-01-03')"
+    insert = (
+        "INSERT INTO scores (request_id, name, value, passed, reason, source, scorer_version, "
+        "created_at) VALUES "
+    )
+    conn.execute(insert + row)
+    with pytest.raises(sqlite3.IntegrityError):  # one score per run, name and source
+        conn.execute(insert + row)
+    conn.execute(insert + row.replace("'rule'", "'judge'"))
+    assert conn.execute("SELECT count(*) FROM scores").fetchone() == (2,)
+    conn.close()
+
+
+def test_pl_magic_reads_an_older_file_without_scores_through_runs():
+    path = config.db_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = connect(path)
+    migrate_first(conn, 3)
+    conn.execute(
+        "INSERT INTO runs (request_id, run_key, prompt_name, output, status, started_at) "
+        "VALUES ('r1', 'k', 'greet', 'hello', 'ok', '2024-01-02T00:00:00')"
+    )
+    conn.close()
+    df = pl_magic.runs()
+    assert list(df["output"]) == ["hello"]
+    assert not [c for c in df.columns if c.startswith("score.")]
+    conn = connect(path)
+    assert columns(conn, "scores") == SCORE_COLUMNS
+    conn.close()

@@ -170,3 +170,28 @@ def m003_promptlayer_sync(conn: sqlite3.Connection) -> None:
         CREATE INDEX runs_sync ON runs (sync_state)
         """,
     )
+
+
+@migration
+def m004_scores(conn: sqlite3.Connection) -> None:
+    # One row per run × score name × source (rule, judge, human): scoring a run again with
+    # the same scorer replaces its row, while a judge and a person may score it under the
+    # same name. The run's id is the local request_id (no foreign key: a run kept in memory
+    # while the file was locked may be written after its scores). See runlog/scores.py.
+    _script(
+        conn,
+        """
+        CREATE TABLE scores (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            request_id TEXT NOT NULL,        -- runs.request_id (the local id)
+            name TEXT NOT NULL,              -- the column score.<name>
+            value REAL,                      -- NULL when the scorer failed (see reason)
+            passed INTEGER,                  -- 1 / 0 for pass-fail scorers, else NULL
+            reason TEXT,
+            source TEXT NOT NULL,            -- rule | judge | human
+            scorer_version TEXT,             -- a judge's prompt version (NULL for rules)
+            created_at TEXT NOT NULL,        -- ISO-8601 UTC
+            UNIQUE (request_id, name, source) -- also the index reads by request_id use
+        )
+        """,
+    )

@@ -30,7 +30,9 @@ from ..core.blueprint import reply_text
 from ..core.errors import InvalidInputError, PlMagicError, UnknownProviderError, shown
 from ..core.types import RunChunk, RunResult
 from ..providers import provider_for_model, supported
+from ..runlog.scores import ScoreLog, ScoreRow
 from .engine import Engine, RunOptions
+from .scoring import Scorer, score_runs
 
 
 def provider_and_model(value: str) -> tuple[str, str]:
@@ -226,6 +228,10 @@ class Batch:
     cancel: threading.Event = field(default_factory=threading.Event)
     #: Stream each run (a live view shows the text; an interrupt stops runs mid-reply).
     stream: bool = True
+    #: Scorers applied to each run that ends ok (see :mod:`pl_magic.engine.scoring`).
+    scorers: Sequence[Scorer] = ()
+    #: The input column holding a row's expected answer.
+    expected: str = "expected"
 
     def _work(
         self,
@@ -312,9 +318,37 @@ class Batch:
                 "interrupted: runs in flight were cancelled"
                 + (f", {skipped} not started" if skipped else "")
             )
+        if self.scorers:
+            self.score(progress)
         if on_change:
             on_change(progress, True)
         return progress
+
+    def score(self, progress: Sequence[Progress]) -> int:
+        """Score every run that ended ok and was logged; store the scores under the runs'
+        local ids. A scorer that fails gives that run an error score, never an exception."""
+        done = [p for p in progress if p.status == "ok" and p.request_id is not None]
+        if not done:
+            return 0
+        local: dict[str, str] = {}  # either id of a run -> its local id
+        for row in self.engine.runlog.by_ids(
+            [p.request_id for p in done], ("request_id", "remote_request_id")
+        ):
+            local[row["request_id"]] = row["request_id"]
+            if row["remote_request_id"] is not None:
+                local[str(row["remote_request_id"])] = row["request_id"]
+        logged = [p for p in done if str(p.request_id) in local]
+        verdicts = score_runs(
+            self.scorers, [(p.text, p.run.input_variables) for p in logged], self.expected
+        )
+        rows = [
+            ScoreRow(
+                local[str(p.request_id)], s.name, s.value, s.passed, s.reason, s.source, s.version
+            )
+            for p, scores in zip(logged, verdicts, strict=True)
+            for s in scores
+        ]
+        return ScoreLog(self.engine.runlog.db).record(rows)
 
     def _drain(
         self, progress: list[Progress], events: queue.Queue[tuple[Any, ...]], pending: int

@@ -13,7 +13,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..core.errors import InvalidInputError, shown
+from ..runlog.scores import ScoreLog, ScoreRow
 from ..runlog.sqlite import RunFilter, RunLog
+from .scoring import Scorer, check_expected, parse_scorers, score_runs
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -151,8 +153,9 @@ def runs(
         status=status,
         limit=limit,
     )
-    columns = RunLog().columns(filters, LOG_COLUMNS)
-    return _frame_from_columns(columns, len(columns["request_id"]))
+    log = RunLog()
+    columns = log.columns(filters, LOG_COLUMNS)
+    return with_scores(_frame_from_columns(columns, len(columns["request_id"])), log)
 
 
 def frame_from_log_rows(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
@@ -233,7 +236,63 @@ def frame_from_progress(progress: Sequence[Progress], prompt_name: str) -> pd.Da
             }
         all_vars.append(variables)
         records.append(_row(values, variables))
-    return _frame(records, _variable_names(all_vars))
+    return with_scores(_frame(records, _variable_names(all_vars)))
+
+
+def with_scores(df: pd.DataFrame, log: RunLog | None = None) -> pd.DataFrame:
+    """``df`` with a ``score.<name>`` column per score its runs have (NaN where a run has
+    none or its scorer failed), read with one query for all the runs."""
+    if df.empty or "request_id" not in df.columns:
+        return df
+    ids = [i for i in df["request_id"] if isinstance(i, str)]
+    db = (log or RunLog()).db
+    values = ScoreLog(db).values(ids)
+    for name, by_id in values.items():
+        df[f"score.{name}"] = df["request_id"].map(by_id).astype("float64")
+    return df
+
+
+def score_frame(df: pd.DataFrame, scorers: Any, expected: str = "expected") -> pd.DataFrame:
+    """Score again the logged runs of a runs DataFrame (no model call); return a copy with
+    the ``score.<name>`` columns.
+
+    Each run's output and input variables are read from the log; its expected answer from
+    the frame's ``expected`` column if it has one, else the run's variable of that name.
+    Runs that did not end ok, or are not in the log, are not scored.
+    """
+    import pandas as pd
+
+    expected = check_expected(expected)
+    if not isinstance(df, pd.DataFrame) or "request_id" not in df.columns:
+        raise InvalidInputError(
+            "score() takes a runs DataFrame (from run_many() or runs()) and scorers, e.g. "
+            "pl_magic.score(df, ['contains'])"
+        )
+    parsed: list[Scorer] = parse_scorers(scorers)
+    if not parsed:
+        raise InvalidInputError("score() needs at least one scorer, e.g. ['contains']")
+    log = RunLog()
+    ids = [i for i in df["request_id"] if isinstance(i, str)]
+    logged = {
+        r["request_id"]: r
+        for r in log.by_ids(ids, ("request_id", "output", "status", "input_variables"))
+        if r["status"] == "ok"
+    }
+    given = dict(zip(df["request_id"], df[expected], strict=False)) if expected in df else {}
+    wanted = [i for i in dict.fromkeys(ids) if i in logged]
+    items = []
+    for rid in wanted:
+        row = json.loads(logged[rid]["input_variables"] or "{}")
+        if rid in given:
+            row[expected] = given[rid]
+        items.append((logged[rid]["output"], row))
+    verdicts = score_runs(parsed, items, expected)
+    ScoreLog(log.db).record(
+        ScoreRow(rid, s.name, s.value, s.passed, s.reason, s.source, s.version)
+        for rid, scores in zip(wanted, verdicts, strict=True)
+        for s in scores
+    )
+    return with_scores(df.copy(), log)
 
 
 def _iso(value: Any) -> str:

@@ -159,6 +159,13 @@ class PlMagic(Magics, Configurable):
     @argument("--repeat", type=int, default=1, help="Run each combination N times.")
     @argument("--inputs", help="Name of a DataFrame or list of dicts: one run per row.")
     @argument("--concurrency", type=positive_int, help="Runs at once per provider.")
+    @argument(
+        "--score",
+        action="append",
+        help="Score each run of a comparison: NAME[:ARG] (contains, regex:PATTERN, "
+        "json_schema:VAR, length:1-200...) or a function's name (repeatable).",
+    )
+    @argument("--expected", help="Column of --inputs with the expected answer (default expected).")
     def plrun(self, line: str, cell: str | None = None, local_ns: Any = None) -> Any:
         """Run a registry prompt; the cell body holds its input variables as YAML.
 
@@ -192,6 +199,11 @@ class PlMagic(Magics, Configurable):
         }
         fmt = args.format or self.output_format
         is_batch = bool(args.versions or args.models or args.inputs or args.repeat != 1)
+        if (args.score or args.expected) and not is_batch:
+            raise InvalidInputError(
+                "--score and --expected score a comparison: add --inputs, --versions, --models "
+                "or --repeat (or use pl_magic.score(df, scorers) on logged runs)"
+            )
         if is_batch:
             df = self._compare(name, version, label, variables, args, run_kwargs)
             if args.out:
@@ -254,6 +266,15 @@ class PlMagic(Magics, Configurable):
     ) -> Any:
         from ..engine.batch import Batch, plan
         from ..engine.results import frame_from_progress
+        from ..engine.scoring import BUILT_IN, check_expected, parse_scorers
+
+        specs: list[Any] = []
+        for spec in args.score or []:  # a function of the notebook, by its name
+            found = self._user_ns.get(spec)
+            known = spec.partition(":")[0] in BUILT_IN
+            specs.append((spec, found) if callable(found) and not known else spec)
+        scorers = parse_scorers(specs, namespace=self._user_ns)
+        expected = check_expected(args.expected or "expected")
 
         versions = args.versions or (label if label else version)
         if args.provider and not args.models:
@@ -270,6 +291,8 @@ class PlMagic(Magics, Configurable):
             planned,
             run_kwargs,
             args.concurrency if args.concurrency is not None else self.concurrency,
+            scorers=scorers,
+            expected=expected,
         )
         cells = [
             GridCell(

@@ -1,0 +1,120 @@
+"""The ``scores`` table: one row per run × score name × source.
+
+:class:`ScoreLog` owns every query on ``scores`` (the schema is migration
+``m004_scores`` in :mod:`pl_magic.core.migrations`). A run scored again by the same scorer
+(``pl_magic.score(df, ...)`` after ``run_many(scorers=...)``) replaces its row: the key is
+``(request_id, name, source)``, so a rule, a judge and a human may each score a run under
+one name.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..core.store import Database, dumps, open_db, utcnow_iso
+
+SOURCES = ("rule", "judge", "human")
+
+
+@dataclass(frozen=True)
+class ScoreRow:
+    """One stored score (``value`` None when the scorer failed: see ``reason``)."""
+
+    request_id: str
+    name: str
+    value: float | None
+    passed: bool | None
+    reason: str | None
+    source: str = "rule"
+    scorer_version: str | None = None
+
+
+class ScoreLog:
+    """Writes and reads the ``scores`` table."""
+
+    def __init__(self, db: Database | None = None) -> None:
+        self._db = db
+
+    @property
+    def db(self) -> Database:
+        """The database (opened on first use)."""
+        if self._db is None:
+            self._db = open_db()
+        return self._db
+
+    def record(self, rows: Iterable[ScoreRow]) -> int:
+        """Store scores (replacing a run's earlier score of the same name and source), in
+        one transaction; returns how many."""
+        now = utcnow_iso()
+        params = []
+        for r in rows:
+            if r.source not in SOURCES:
+                raise ValueError(f"source must be one of {SOURCES}")
+            value = None if r.value is None or math.isnan(r.value) else float(r.value)
+            passed = None if r.passed is None else int(bool(r.passed))
+            params.append(
+                (
+                    str(r.request_id),
+                    r.name,
+                    value,
+                    passed,
+                    r.reason,
+                    r.source,
+                    r.scorer_version,
+                    now,
+                )
+            )
+        if not params:
+            return 0
+        with self.db.write() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO scores (request_id, name, value, passed, reason, source, "
+                "scorer_version, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                params,
+            )
+        return len(params)
+
+    def for_runs(self, request_ids: Iterable[Any]) -> list[ScoreRow]:
+        """Every score of these runs (local ids), oldest first, read with one query however
+        many ids (they go as one JSON array)."""
+        wanted = list(dict.fromkeys(str(i) for i in request_ids if i is not None))
+        if not wanted:
+            return []
+        rows = self.db.query(
+            "SELECT request_id, name, value, passed, reason, source, scorer_version FROM scores "
+            "WHERE request_id IN (SELECT value FROM json_each(?)) ORDER BY created_at, id",
+            (dumps(wanted),),
+        )
+        return [
+            ScoreRow(
+                r["request_id"],
+                r["name"],
+                r["value"],
+                None if r["passed"] is None else bool(r["passed"]),
+                r["reason"],
+                r["source"],
+                r["scorer_version"],
+            )
+            for r in rows
+        ]
+
+    def values(self, request_ids: Sequence[Any]) -> dict[str, dict[str, float]]:
+        """``{name: {request_id: value}}`` for these runs (NaN for a failed scorer).
+
+        A name scored by several sources shows the latest score.
+        """
+        out: dict[str, dict[str, float]] = {}
+        for r in self.for_runs(request_ids):
+            out.setdefault(r.name, {})[r.request_id] = math.nan if r.value is None else r.value
+        return out
+
+    def delete_runs(self, request_ids: Iterable[Any]) -> None:
+        """Remove every score of these runs."""
+        ids = dumps([str(i) for i in request_ids])
+        with self.db.write() as conn:
+            conn.execute(
+                "DELETE FROM scores WHERE request_id IN (SELECT value FROM json_each(?))", (ids,)
+            )
