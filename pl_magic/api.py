@@ -115,7 +115,12 @@ def create_group() -> int:
 
 
 def score(
-    request_id: Any, score: Any = None, name: str | None = None, expected: str = "expected"
+    request_id: Any,
+    score: Any = None,
+    name: str | None = None,
+    expected: str = "expected",
+    *,
+    scorers: Any = None,
 ) -> Any:
     """Score a run from 0 to 100 (optionally a named score), as ``track.score``; or, given a
     runs DataFrame, score its logged runs again with scorers.
@@ -124,11 +129,11 @@ def score(
     ``request_id``, local or PromptLayer's). With the PromptLayer backend it goes to
     PromptLayer too (queued until the run is there); returns True.
 
-    ``score(df, ["contains", "json"], expected="expected")`` applies the scorers (see
-    :func:`run_many`) to the runs of a ``run_many()`` or ``runs()`` frame, with no model call,
-    stores the scores and returns a copy of ``df`` with a ``score.<name>`` column per scorer.
-    The expected answer is the frame's ``expected`` column, else the run's input variable of
-    that name.
+    ``score(df, ["contains", "json"], expected="expected")`` (or ``scorers=[...]``) applies
+    the scorers (see :func:`run_many`) to the runs of a ``run_many()`` or ``runs()`` frame,
+    with no model call, stores the scores and returns a copy of ``df`` with a
+    ``score.<name>`` column per scorer. The expected answer is the frame's ``expected``
+    column, else the run's input variable of that name.
     """
     if hasattr(request_id, "columns") and hasattr(request_id, "to_dict"):  # a DataFrame
         from .engine.results import score_frame
@@ -140,7 +145,7 @@ def score(
             raise InvalidInputError(
                 "score(df, scorers) takes no name: each scorer names its column score.<name>"
             )
-        return score_frame(request_id, score, expected=expected)
+        return score_frame(request_id, scorers if scorers is not None else score, expected)
     return default_client().track.score(request_id, score, name)
 
 

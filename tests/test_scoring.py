@@ -111,6 +111,8 @@ def test_callables_return_a_bool_a_number_or_a_dict():
 def test_a_row_without_the_expected_answer_is_an_error_row():
     score = one("contains", "4", {"answer": "4"})
     assert score.error and math.isnan(score.value) and "expected" in score.reason
+    for empty in (None, float("nan"), pd.NA):
+        assert one("equals", "4", {"expected": empty}).error
 
 
 @pytest.mark.parametrize(
@@ -180,7 +182,7 @@ def test_score_rescores_logged_runs_without_a_model_call_and_runs_shows_the_colu
     logged = pl_magic.runs().set_index("request_id").loc[df["request_id"]]
     assert list(logged["score.contains"]) == [1.0, 0.0]
     # scoring again replaces the scores; the frame's own expected column wins
-    again = pl_magic.score(df.assign(expected=["nope", "know"]), "contains")
+    again = pl_magic.score(df.assign(expected=["nope", "know"]), scorers="contains")
     assert list(again["score.contains"]) == [0.0, 1.0]
     assert len(stored()) == 4
 

@@ -303,7 +303,13 @@ def _error(scorer: Scorer, reason: str) -> Score:
 
 
 def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
+    """None, NaN or pandas' NA (an empty cell of the expected column)."""
+    if value is None:
+        return True
+    try:
+        return bool(value != value)
+    except (TypeError, ValueError):  # pd.NA: its comparisons are NA, which is not a bool
+        return True
 
 
 def score_output(
