@@ -27,6 +27,9 @@ _LAZY = {
     "run_many": "pl_magic.api",
     "runs": "pl_magic.api",
     "compare": "pl_magic.api",
+    "significance": "pl_magic.engine.statistics",
+    "cell_summary": "pl_magic.engine.statistics",
+    "diff": "pl_magic.ui.diff",
     "PromptLayer": "pl_magic.client",
     "AsyncPromptLayer": "pl_magic.async_client",
     "form": "pl_magic.surfaces.widget",
@@ -37,9 +40,11 @@ __all__ = [
     "PromptLayer",
     "add_metadata",
     "arun",
+    "cell_summary",
     "compare",
     "create_group",
     "delete_label",
+    "diff",
     "errors",
     "form",
     "get_template",
@@ -50,6 +55,7 @@ __all__ = [
     "runs",
     "score",
     "set_label",
+    "significance",
     "sync",
 ]
 
@@ -73,7 +79,9 @@ if TYPE_CHECKING:
     from .async_client import AsyncPromptLayer
     from .client import PromptLayer
     from .core import errors
+    from .engine.statistics import cell_summary, significance
     from .surfaces.widget import form
+    from .ui.diff import diff
 
 
 def load_ipython_extension(ip: Any) -> None:

@@ -214,3 +214,30 @@ def test_plrun_score_flags_score_a_comparison(shell, echo):
         assert list(df["score.regex:\\d"]) == [1.0, 0.0]
     finally:
         shell.run_line_magic("unload_ext", "pl_magic")
+
+
+def test_compare_adds_score_statistics_and_orders_cells_best_first(echo):
+    def reply(request):  # gpt-4o always right, gpt-4o-mini right on the first input only
+        right = request.model == "gpt-4o" or "first" in request.text
+        return "it is 4" if right else "no idea"
+
+    inputs = pd.DataFrame([{"q": "first", "expected": "4"}, {"q": "second", "expected": "4"}])
+    with fake_provider(reply):
+        df = pl_magic.run_many(
+            "echo",
+            models="openai/gpt-4o-mini,openai/gpt-4o",
+            inputs=inputs,
+            repeat=2,
+            scorers=["contains"],
+            concurrency=1,
+        )
+    table = pl_magic.compare(df)
+    assert list(table.columns) == ["openai/gpt-4o · v1", "openai/gpt-4o-mini · v1"]
+    assert table.loc["mean contains"].tolist() == [1.0, 0.5]
+    assert table.loc["pass rate contains"].tolist() == [1.0, 0.5]
+    assert table.loc["pass^k contains"].tolist() == [1.0, 0.5]
+    assert table.loc["pass@k contains"].tolist() == [1.0, 0.5]
+    assert table.loc["95% CI contains", "openai/gpt-4o · v1"] == "1–1"
+    assert "mean latency_s" in table.index  # the other summary rows stay
+    plain = pl_magic.compare(df.drop(columns=["score.contains"]))
+    assert "mean contains" not in plain.index

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ..core.errors import InvalidInputError, shown
 from ..runlog.scores import ScoreLog, ScoreRow
 from ..runlog.sqlite import RunFilter, RunLog
+from .labels import cell_label
 from .scoring import Scorer, check_expected, parse_scorers, score_runs
 
 if TYPE_CHECKING:
@@ -325,18 +326,15 @@ def _iso(value: Any) -> str:
     )
 
 
-def _label(df: pd.DataFrame) -> pd.Series:
-    version = df["release_label"].fillna("").astype(str)
-    number = df["prompt_version"].astype("string").fillna("?")
-    return "v" + number + version.where(version == "", " (" + version + ")")
-
-
 def compare(df: pd.DataFrame, chart: bool = False) -> pd.DataFrame:
     """Outputs side by side, one column per model × version, plus summary rows.
 
     Rows: one per input (its ``var.*`` values) and repeat; then ``mean latency_s``,
     ``p95 latency_s``, ``mean ttft_s``, ``mean output_tokens``, ``total cost_usd`` and
-    ``error rate``. With ``chart=True`` a bar chart of mean latency is drawn too.
+    ``error rate``; for each ``score.<name>`` column, ``mean <name>`` with its ``95% CI``,
+    and ``pass rate``, ``pass^k`` and ``pass@k`` for pass/fail scores (columns then ordered
+    best first, see :func:`pl_magic.engine.statistics.cell_summary`). With ``chart=True`` a
+    bar chart of mean latency is drawn too.
     """
     import pandas as pd
 
@@ -344,7 +342,7 @@ def compare(df: pd.DataFrame, chart: bool = False) -> pd.DataFrame:
     if not isinstance(df, pd.DataFrame) or not required <= set(df.columns):
         raise InvalidInputError("compare() takes a runs DataFrame (from run_many or runs())")
     work = df.copy()
-    work["run"] = _run_label(work)
+    work["run"] = cell_label(work)
     var_cols = [c for c in work.columns if c.startswith("var.")]
     inputs = work[var_cols].astype(str) if var_cols else None
     work["input"] = [
@@ -370,14 +368,42 @@ def compare(df: pd.DataFrame, chart: bool = False) -> pd.DataFrame:
         }
     ).T
     out = pd.concat([outputs.astype(object), summary[outputs.columns].astype(object)])
+    scores = [c for c in df.columns if c.startswith("score.") and df[c].notna().any()]
+    if scores:
+        out = _with_score_rows(out, df, scores)
     out.columns.name = "model · version"
     if chart:
         plot(df)
     return out
 
 
-def _run_label(df: pd.DataFrame) -> pd.Series:
-    return df["provider"].astype(str) + "/" + df["model"].astype(str) + " · " + _label(df)
+def _with_score_rows(out: pd.DataFrame, df: pd.DataFrame, scores: list[str]) -> pd.DataFrame:
+    """``out`` with each score's per-cell statistics as rows (mean with its 95 % interval,
+    pass rate, pass^k, pass@k), its columns ordered best first by the first score."""
+    import pandas as pd
+
+    from . import statistics
+
+    rows = {}
+    order: list[str] = []
+    for column in scores:
+        name = column.removeprefix("score.")
+        summary = statistics.cell_summary(df, column)
+        order = order or [c for c in summary.index if c in out.columns]
+        rows[f"mean {name}"] = summary["mean"]
+        rows[f"95% CI {name}"] = pd.Series(
+            [
+                "—" if pd.isna(low) else f"{low:.3g}–{high:.3g}"
+                for low, high in zip(summary["ci_low"], summary["ci_high"], strict=True)
+            ],
+            index=summary.index,
+        )
+        for key in ("pass rate", "pass^k", "pass@k"):
+            if summary[key].notna().any():
+                rows[f"{key} {name}"] = summary[key]
+    table = pd.DataFrame(rows).T.reindex(columns=out.columns)
+    out = pd.concat([out, table.astype(object)])
+    return out[order + [c for c in out.columns if c not in order]]
 
 
 def plot(df: pd.DataFrame, metric: str = "latency_s") -> Any:
@@ -385,6 +411,6 @@ def plot(df: pd.DataFrame, metric: str = "latency_s") -> Any:
     if metric not in df.columns:
         raise InvalidInputError(f"No column {metric!r} to chart: use e.g. latency_s or cost_usd")
     work = df.copy()
-    work["run"] = _run_label(work)
+    work["run"] = cell_label(work)
     means = work.groupby("run", sort=False)[metric].mean()
     return means.plot.barh(title=f"mean {metric} per model and version", xlabel=metric)

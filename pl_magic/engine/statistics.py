@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..core.errors import InvalidInputError, shown
-from .results import _label, _run_label
+from .labels import cell_label, version_label
 
 if TYPE_CHECKING:
     import numpy as np
@@ -59,8 +59,8 @@ def cell_labels(df: pd.DataFrame) -> pd.Series:
     ``model · vN`` for a frame without a provider column."""
     work = df if "release_label" in df.columns else df.assign(release_label=None)
     if "provider" in work.columns:
-        return _run_label(work)
-    return work["model"].astype(str) + " · " + _label(work)
+        return cell_label(work)
+    return work["model"].astype(str) + " · " + version_label(work)
 
 
 def _plain(value: Any) -> Any:
@@ -385,7 +385,7 @@ def _resolve(df: pd.DataFrame, labels: pd.Series, which: str, name: Any) -> str:
     firsts = [i for i, dup in enumerate(labels.duplicated().to_numpy()) if not dup]
     heads = df.iloc[firsts]
     heads = heads if "release_label" in heads.columns else heads.assign(release_label=None)
-    versions = _label(heads).tolist()
+    versions = version_label(heads).tolist()
     matches = []
     for position, (index, version) in enumerate(zip(firsts, versions, strict=True)):
         row = heads.iloc[position]

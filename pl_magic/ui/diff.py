@@ -66,7 +66,7 @@ def _column(df: Any, name: str, count: int) -> list[Any]:
 def _labels(df: Any, count: int) -> list[str]:
     """Each row's cell, as ``compare()`` names its columns.
 
-    The rule lives in :func:`pl_magic.engine.results._run_label` and ``_label`` (ui may not
+    The rule lives in :func:`pl_magic.engine.labels.cell_label` (ui may not
     import engine): ``provider/model · vVERSION``, `` (label)`` after it when the run had a
     release label, ``v?`` when the version is unknown.
     """
