@@ -30,7 +30,7 @@ from ..core.blueprint import reply_text
 from ..core.errors import InvalidInputError, PlMagicError, UnknownProviderError, shown
 from ..core.types import RunChunk, RunResult
 from ..providers import provider_for_model, supported
-from ..runlog.scores import ScoreLog, ScoreRow
+from ..runlog.scores import ScoreRow
 from .engine import Engine, RunOptions
 from .scoring import Scorer, score_runs
 
@@ -326,7 +326,10 @@ class Batch:
 
     def score(self, progress: Sequence[Progress]) -> int:
         """Score every run that ended ok and was logged; store the scores under the runs'
-        local ids. A scorer that fails gives that run an error score, never an exception."""
+        local ids (with the PromptLayer backend a run's result carries PromptLayer's id:
+        mapped back to the run's row) through :meth:`Engine.record_scores`, which also
+        sends them to PromptLayer. A scorer that fails gives that run an error score,
+        never an exception."""
         done = [p for p in progress if p.status == "ok" and p.request_id is not None]
         if not done:
             return 0
@@ -348,7 +351,7 @@ class Batch:
             for p, scores in zip(logged, verdicts, strict=True)
             for s in scores
         ]
-        return ScoreLog(self.engine.runlog.db).record(rows)
+        return self.engine.record_scores(rows)
 
     def _drain(
         self, progress: list[Progress], events: queue.Queue[tuple[Any, ...]], pending: int

@@ -16,9 +16,10 @@ from __future__ import annotations
 import asyncio
 import copy
 import dataclasses
+import math
 import time
 import uuid
-from collections.abc import AsyncGenerator, Callable, Generator, Iterator, Mapping
+from collections.abc import AsyncGenerator, Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NoReturn, TypeVar, Unpack, cast
@@ -34,6 +35,7 @@ from ..providers import local as local_model
 from ..providers.base import Provider, Reply, StreamState
 from ..registry.base import PreRendered, Registry
 from ..runlog.base import ProviderCall, RunRecord, RunSink
+from ..runlog.scores import ScoreLog, ScoreRow, percent
 from ..runlog.sqlite import RunLog, run_key
 from . import pricing
 
@@ -395,6 +397,35 @@ class Engine:
         provider.check_credentials(spec)
         spec.api_type = provider.resolve_api_type(spec, pre.template)
         return PreparedRun(options, record, spec, provider, pre.template, request, [])
+
+    # -- scores --------------------------------------------------------------------------
+
+    def record_scores(self, rows: Iterable[ScoreRow]) -> int:
+        """Store scores of logged runs (local request ids) in the ``scores`` table and,
+        with a sink (the PromptLayer backend), send each one there too; how many were stored.
+
+        The sink gets each score on the 0–100 scale (:func:`pl_magic.runlog.scores.percent`)
+        under its scorer's name. A failed scorer's score is not sent (it has no value); nor
+        is a value outside 0–1, with one notice naming the scorers that gave one.
+        """
+        rows = list(rows)
+        stored = ScoreLog(self.runlog.db).record(rows)
+        if self.sink is None:
+            return stored
+        unscaled: dict[str, None] = {}
+        for row in rows:
+            value = percent(row.value)
+            if value is not None:
+                self.sink.score(row.request_id, row.name, value)
+            elif row.value is not None and not math.isnan(row.value):
+                unscaled.setdefault(row.name, None)
+        if unscaled:
+            names = ", ".join(unscaled)
+            notices.warn(
+                f"scores of {names} are outside 0–1: kept in the local log, not sent to "
+                "PromptLayer (its scores are 0–100: return a value from 0 to 1)"
+            )
+        return stored
 
     # -- logging -------------------------------------------------------------------------
 

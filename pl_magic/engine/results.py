@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from .batch import Progress
+    from .engine import Engine
 
 #: Columns of every runs DataFrame, in order (``var.<name>`` columns go after ``parameters``).
 COLUMNS = (
@@ -240,26 +241,57 @@ def frame_from_progress(progress: Sequence[Progress], prompt_name: str) -> pd.Da
     return with_scores(_frame(records, _variable_names(all_vars)))
 
 
-def with_scores(df: pd.DataFrame, log: RunLog | None = None) -> pd.DataFrame:
+def with_scores(
+    df: pd.DataFrame, log: RunLog | None = None, local: Mapping[str, str] | None = None
+) -> pd.DataFrame:
     """``df`` with a ``score.<name>`` column per score its runs have (NaN where a run has
-    none or its scorer failed), read with one query for all the runs."""
+    none or its scorer failed), read with one query for all the runs.
+
+    ``local``: the local id of each of the frame's ids (given when the frame holds
+    PromptLayer's ids); without it the frame's ids are the local ones.
+    """
     if df.empty or "request_id" not in df.columns:
         return df
-    ids = [i for i in df["request_id"] if isinstance(i, str)]
+    if local is None:
+        keys = df["request_id"]
+        ids = [i for i in keys if isinstance(i, str)]
+    else:
+        keys = df["request_id"].map(lambda i: local.get(_id_text(i) or ""))
+        ids = list(local.values())
     db = (log or RunLog()).db
     values = ScoreLog(db).values(ids)
     for name, by_id in values.items():
-        df[f"score.{name}"] = df["request_id"].map(by_id).astype("float64")
+        df[f"score.{name}"] = keys.map(by_id).astype("float64")
     return df
 
 
-def score_frame(df: pd.DataFrame, scorers: Any, expected: str = "expected") -> pd.DataFrame:
+def _id_text(value: Any) -> str | None:
+    """A frame's request id as the log stores it: a local id, or PromptLayer's number
+    (an integer, or a float when the column also holds NaN); None for a missing one."""
+    if isinstance(value, str):
+        return value or None
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else None
+    try:
+        return str(int(value))  # numpy's integers
+    except (TypeError, ValueError):
+        return None
+
+
+def score_frame(
+    df: pd.DataFrame, scorers: Any, expected: str = "expected", engine: Engine | None = None
+) -> pd.DataFrame:
     """Score again the logged runs of a runs DataFrame (no model call); return a copy with
     the ``score.<name>`` columns.
 
     Each run's output and input variables are read from the log; its expected answer from
     the frame's ``expected`` column if it has one, else the run's variable of that name.
-    Runs that did not end ok, or are not in the log, are not scored.
+    The frame's ids may be local ones or PromptLayer's: the scores are stored under the
+    runs' local ids. Runs that did not end ok, or are not in the log, are not scored.
+    ``engine``: the scores go through :meth:`Engine.record_scores` (with the PromptLayer
+    backend they are sent there too); without one they are stored in the local log only.
     """
     import pandas as pd
 
@@ -272,15 +304,25 @@ def score_frame(df: pd.DataFrame, scorers: Any, expected: str = "expected") -> p
     parsed: list[Scorer] = parse_scorers(scorers)
     if not parsed:
         raise InvalidInputError("score() needs at least one scorer, e.g. ['contains']")
-    log = RunLog()
-    ids = [i for i in df["request_id"] if isinstance(i, str)]
-    logged = {
-        r["request_id"]: r
-        for r in log.by_ids(ids, ("request_id", "output", "status", "input_variables"))
-        if r["status"] == "ok"
-    }
-    given = dict(zip(df["request_id"], df[expected], strict=False)) if expected in df else {}
-    wanted = [i for i in dict.fromkeys(ids) if i in logged]
+    log = engine.runlog if engine is not None else RunLog()
+    texts = [_id_text(i) for i in df["request_id"]]
+    ids = [t for t in texts if t is not None]
+    local: dict[str, str] = {}  # either id of a run -> its local id
+    logged: dict[str, Mapping[str, Any]] = {}
+    for r in log.by_ids(
+        ids, ("request_id", "remote_request_id", "output", "status", "input_variables")
+    ):
+        local[r["request_id"]] = r["request_id"]
+        if r["remote_request_id"] is not None:
+            local[str(r["remote_request_id"])] = r["request_id"]
+        if r["status"] == "ok":
+            logged[r["request_id"]] = r
+    given: dict[str, Any] = {}
+    if expected in df:
+        for text, value in zip(texts, df[expected], strict=False):
+            if text in local:
+                given[local[text]] = value
+    wanted = [rid for rid in dict.fromkeys(local[t] for t in ids if t in local) if rid in logged]
     items = []
     for rid in wanted:
         row = json.loads(logged[rid]["input_variables"] or "{}")
@@ -288,12 +330,17 @@ def score_frame(df: pd.DataFrame, scorers: Any, expected: str = "expected") -> p
             row[expected] = given[rid]
         items.append((logged[rid]["output"], row))
     verdicts = score_runs(parsed, items, expected)
-    ScoreLog(log.db).record(
+    rows = [
         ScoreRow(rid, s.name, s.value, s.passed, s.reason, s.source, s.version)
         for rid, scores in zip(wanted, verdicts, strict=True)
         for s in scores
-    )
-    return with_scores(df.copy(), log)
+    ]
+    if engine is not None:
+        engine.record_scores(rows)
+    else:
+        ScoreLog(log.db).record(rows)
+    frame_is_local = all(local.get(t) == t for t in ids)
+    return with_scores(df.copy(), log, None if frame_is_local else local)
 
 
 def _iso(value: Any) -> str:

@@ -4,7 +4,8 @@
 (:class:`pl_magic.runlog.sqlite.RunLog` writes and reads it). A :class:`RunSink` is
 another destination: the PromptLayer backend's sink
 (:class:`pl_magic.runlog.promptlayer.PromptLayerSink`) sends each run to
-``/track-request``. The engine drives a sink through this protocol alone.
+``/track-request``, and each stored score to ``/library-track-score``. The engine drives
+a sink through this protocol alone.
 """
 
 from __future__ import annotations
@@ -76,9 +77,10 @@ class RunSink(Protocol):
     The order, for one run: :meth:`before_run` before the prompt is resolved; once the
     provider call ended (ok, error or cancelled), :meth:`record` just before the row is
     written to the local log; then :meth:`finalize` once it is written, before the run's
-    result is returned or its error raised. Nothing else of a sink is called by the engine.
-    A sink never raises for its destination being down: the run is in the local log, and
-    the sink sends it later.
+    result is returned or its error raised. Apart from these, the engine calls
+    :meth:`score` for each score it stores (``run_many(scorers=...)``, ``score(df, ...)``).
+    A sink never raises for its destination being down: the run (and its score) is in the
+    local log, and the sink sends it later.
     """
 
     def before_run(self) -> None:
@@ -108,6 +110,17 @@ class RunSink(Protocol):
         gets: as given, or as the destination wants it (PromptLayer's ``request_id`` and
         ``prompt_blueprint``). A failed or cancelled run is finalized without a result,
         before its error is raised, and this returns None.
+        """
+        ...
+
+    def score(self, request_id: str, name: str, score: int) -> None:
+        """A score of a logged run was stored: send it too (PromptLayer's ``track.score``).
+
+        ``request_id`` is the run's local id, ``name`` the scorer's name and ``score`` a
+        whole number from 0 to 100 (the engine converts and leaves out scores that have no
+        value: see :func:`pl_magic.runlog.scores.percent`). Must not wait on the
+        destination: the score is queued on the run's row and sent in the background, once
+        the destination has the run, and again later while it is down.
         """
         ...
 

@@ -27,7 +27,10 @@ its ``pl_magic_request_id``, and a hit is recorded as sent (after a timeout, the
 waits twice the per-call timeout, as PromptLayer may still be at work on it). A row is
 claimed before it is sent, so two threads or two kernels sharing the log never send it
 twice. Scores, metadata and groups given for a run PromptLayer does not have yet are queued
-on its row and sent right after it.
+on its row and sent right after it. The scores of scorers (``run_many(scorers=...)``,
+``pl_magic.score(df, ...)``) are always queued so (:meth:`PromptLayerSink.score`): a
+comparison never waits on ``/library-track-score``, the background thread sends them, and
+while PromptLayer is down they stay queued with the runs.
 """
 
 from __future__ import annotations
@@ -454,6 +457,21 @@ class PromptLayerSink:
         return state
 
     # -- scores, metadata and groups -----------------------------------------------------
+
+    def score(self, request_id: str, name: str, score: int) -> None:
+        """Queue a scorer's score (0–100) of a logged run for ``/library-track-score``.
+
+        Queued on the run's row, never sent from the caller's thread (a comparison scores
+        hundreds of runs): the background thread sends it under PromptLayer's id of the
+        run, once PromptLayer has the run, and retries it while PromptLayer is down, as
+        the run's own send. A run logged with the local backend is not sent.
+        """
+        rows = self.runlog.by_ids([request_id], ("backend",))
+        if not rows or rows[0]["backend"] != "promptlayer":
+            return
+        op = {"op": "score", "score": score, "name": name, "account": self.api.account}
+        self._queue_op(str(request_id), op)
+        self.send_unsent_soon(now=True)
 
     def apply(self, row: Mapping[str, Any] | None, request_id: Any, op: dict[str, Any]) -> bool:
         """Send ``op`` for a run: now if PromptLayer has it, else queued on its row."""

@@ -5,6 +5,8 @@
 (``pl_magic.score(df, ...)`` after ``run_many(scorers=...)``) replaces its row: the key is
 ``(request_id, name, source)``, so a rule, a judge and a human may each score a run under
 one name.
+
+:func:`percent` puts a stored value on PromptLayer's 0–100 scale (``track.score``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,26 @@ from typing import Any
 from ..core.store import Database, dumps, open_db, utcnow_iso
 
 SOURCES = ("rule", "judge", "human")
+
+
+def percent(value: float | None) -> int | None:
+    """A score value on PromptLayer's scale: a whole number from 0 to 100, or None when
+    it has none.
+
+    Scores are values from 0 to 1 (pass/fail is 1.0/0.0): ``round(100 * value)``. A
+    failed scorer's score (None or NaN) has none; nor has a value outside 0–1 (a callable
+    returning 7.5): it is kept locally as given but not sent, since clamping it to 100
+    would claim a perfect score its scorer never gave.
+    """
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    if math.isnan(number) or not 0.0 <= number <= 1.0:
+        return None
+    return round(100 * number)
 
 
 @dataclass(frozen=True)
