@@ -2,14 +2,16 @@
 
     .venv/bin/python scripts/execute_notebooks.py [--out build/notebooks] [NAME ...]
 
-(``./scripts/demo`` runs it for ``quickstart`` and ``compare``.) Each notebook runs top to
-bottom in a fresh kernel of this Python (nbclient), on whatever pl_magic is configured to use
-— with no key, the local registry and the local model. Written to ``--out``:
+(``./scripts/demo`` runs it for ``quickstart``, ``compare`` and ``evaluate``.) Each notebook
+runs top to bottom in a fresh kernel of this Python (nbclient), on whatever pl_magic is
+configured to use — with no key, the local registry and the local model. Written to ``--out``:
 
 * ``NAME.ipynb``: the executed copy, with its outputs (and widget state);
 * ``NAME.html``: the same, to open in a browser without Jupyter;
 * for ``compare``: ``compare.csv`` (the comparison DataFrame ``df``, one row per run) and
-  ``compare-chart.png`` (the chart ``pl_magic.compare(df, chart=True)`` drew).
+  ``compare-chart.png`` (the chart ``pl_magic.compare(df, chart=True)`` drew);
+* for ``evaluate``: ``evaluate.csv`` (the scored comparison ``df``, with its ``score.*``
+  columns).
 
 Prints the paths and a short summary of what ran. Exit status 1 when a cell fails (the
 error, and the executed copy up to it, are kept). Rerunning overwrites the outputs.
@@ -28,9 +30,10 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
-DEFAULT = ("quickstart", "compare")
-# Appended to compare.ipynb for the run (and removed from the saved copy): saves `df`.
+DEFAULT = ("quickstart", "compare", "evaluate")
+# Appended to these notebooks for the run (and removed from the saved copy): saves `df`.
 EXPORT_CELL = "df.to_csv({path!r}, index=False)"
+EXPORTS = ("compare", "evaluate")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -65,7 +68,30 @@ def _summary(name: str, nb: Any, out: Path) -> list[str]:
                 for v, s in df.groupby("prompt_version")["latency_s"].mean().items()
             )
         )
+    elif name == "evaluate":
+        lines.append(_evaluate_summary(nb, out))
     return lines
+
+
+def _evaluate_summary(nb: Any, out: Path) -> str:
+    """Runs, each version's icontains pass rate and the significance verdict, on one line."""
+    import pandas as pd
+
+    df = pd.read_csv(out / "evaluate.csv")
+    ok = int((df["status"] == "ok").sum())
+    version = "v" + df["prompt_version"].astype(str) + " (" + df["release_label"] + ")"
+    rates = df.groupby(version, sort=True)["score.icontains"].mean()
+    printed = "".join(
+        o.get("text", "")
+        for o in _first_cell(nb, "result = pl_magic.significance").get("outputs", [])
+        if o.get("output_type") == "stream" and o.get("name") == "stdout"
+    )
+    verdict = printed.splitlines()[0] if printed.strip() else "(no verdict)"
+    return (
+        f"{len(df)} runs, {ok} ok; icontains pass rate "
+        + ", ".join(f"{v} {r:.2f}" for v, r in rates.items())
+        + f"; {verdict}"
+    )
 
 
 def execute(name: str, out: Path, timeout: int) -> tuple[bool, list[str]]:
@@ -77,8 +103,8 @@ def execute(name: str, out: Path, timeout: int) -> tuple[bool, list[str]]:
     source = NOTEBOOKS / f"{name}.ipynb"
     nb = nbformat.read(source, as_version=4)
     export = None
-    if name == "compare":
-        export = nbformat.v4.new_code_cell(EXPORT_CELL.format(path=str(out / "compare.csv")))
+    if name in EXPORTS:
+        export = nbformat.v4.new_code_cell(EXPORT_CELL.format(path=str(out / f"{name}.csv")))
         nb.cells.append(export)
     client = NotebookClient(
         nb,
@@ -118,7 +144,8 @@ def execute(name: str, out: Path, timeout: int) -> tuple[bool, list[str]]:
         if images:
             (out / "compare-chart.png").write_bytes(base64.b64decode(images[-1]))
             written.append(out / "compare-chart.png")
-        written.insert(1, out / "compare.csv")
+    if name in EXPORTS:
+        written.insert(1, out / f"{name}.csv")
     lines = [f"{name}.ipynb ran in {took:.1f}s"]
     lines += ["  " + ln for ln in _summary(name, nb, out)]
     lines += [f"  wrote {_shown(p)}" for p in written]

@@ -26,6 +26,7 @@ import sys
 import time
 import tomllib
 from collections.abc import Callable, Iterator
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +110,47 @@ def table_rows(html: str) -> int:
     """Rows in the body of a pandas HTML table."""
     body = html.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
     return body.count("<tr>")
+
+
+class _Table(HTMLParser):
+    """The text of each row of the first table in some HTML, one string per th/td cell."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[list[str]] = []
+        self._cell: list[str] | None = None
+        self._tables = 0
+
+    def handle_starttag(self, tag: str, attrs: Any) -> None:
+        if tag == "table":
+            self._tables += 1
+        elif tag == "tr" and self._tables == 1:
+            self.rows.append([])
+        elif tag in ("th", "td") and self._tables == 1:
+            self._cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("th", "td") and self._cell is not None:
+            self.rows[-1].append("".join(self._cell).strip())
+            self._cell = None
+
+    def handle_data(self, text: str) -> None:
+        if self._cell is not None:
+            self._cell.append(text)
+
+
+def html_table(html: str) -> list[list[str]]:
+    """The rows of a pandas HTML table (header rows first), each a list of cell texts."""
+    parser = _Table()
+    parser.feed(html)
+    return parser.rows
+
+
+def column_values(html: str, column: str) -> list[str]:
+    """The body values of one column of a pandas HTML table (a RangeIndex in its first cell)."""
+    header, *body = html_table(html)
+    index = header.index(column)
+    return [row[index] for row in body]
 
 
 def widget_html_values(nb: nbformat.NotebookNode) -> list[str]:
@@ -224,12 +266,100 @@ def check_promptlayer(nb: nbformat.NotebookNode, echo: Callable[[str], str] | No
     assert table_rows(group) == 2 and "Norway" in group and "Egypt" in group
 
 
+#: What significance() prints: the verdict, in words.
+VERDICT = re.compile(
+    r"v\d+ \((?P<b>prod|staging)\) scores (?:(?P<diff>\d+\.\d+) (?:higher|lower) than|the same as)"
+    r" v\d+ \((?P<a>prod|staging)\) \(95 % CI (?P<ci>\S+(?: to \S+)?), p (?:< 0\.001|= [\d.e-]+),"
+    r" 3 paired inputs\)"
+)
+
+
+def _unit_scores(values: list[str]) -> list[float]:
+    """Score cells as floats, each checked to be within 0..1 (no NaN: every run ended ok)."""
+    scores = [float(v) for v in values]
+    assert all(0.0 <= v <= 1.0 for v in scores), values
+    return scores
+
+
+def check_evaluate(nb: nbformat.NotebookNode, echo: Callable[[str], str] | None) -> None:
+    published = stream(cell(nb, "%%plprompt capital-quiz --label prod"))
+    assert published == "Published capital-quiz version 1 (prod)\n"
+    published = stream(cell(nb, "%%plprompt capital-quiz --label staging"))
+    assert published == "Published capital-quiz version 2 (staging)\n"
+
+    comparison = cell(nb, "%plrun capital-quiz --versions prod,staging --repeat 2")
+    (grid,) = data(comparison, "text/html")[:1]
+    assert "pl-magic-grid" in grid and "12/12 runs" in grid
+    runs = cell(nb, "print(len(df)")
+    assert stream(runs).strip() == "12 runs"  # 2 versions × 3 inputs × 2 repeats
+    (table,) = data(runs, "text/html")
+    assert table_rows(table) == 12
+    contains = _unit_scores(column_values(table, "score.icontains"))
+    lengths = _unit_scores(column_values(table, "score.length:1-80"))
+    assert set(contains) <= {0.0, 1.0} and set(lengths) <= {0.0, 1.0}  # pass/fail scores
+    if echo:  # the echoed question never holds the capital, and is 1-80 characters long
+        assert contains == [0.0] * 12 and lengths == [1.0] * 12
+
+    (compared,) = data(cell(nb, "pl_magic.compare(df)"), "text/html")
+    rows = {row[0]: row[1:] for row in html_table(compared)}
+    header = next(row for row in html_table(compared) if row and row[0] == "model · version")
+    assert sorted(header[1:]) == [
+        "openai/smollm2-135m-instruct · v1 (prod)",
+        "openai/smollm2-135m-instruct · v2 (staging)",
+    ]
+    for name in ("icontains", "length:1-80"):
+        for statistic in ("mean", "pass rate", "pass^k", "pass@k"):
+            row = f"{statistic} {name}"
+            assert row in rows, f"compare() has no row {row}"
+            _unit_scores(rows[row])
+        assert all(re.fullmatch(r"\S+–\S+", ci) for ci in rows[f"95% CI {name}"])
+    means = [float(v) for v in rows["mean icontains"]]
+    assert means == sorted(means, reverse=True)  # best first
+    # pass^k ≤ pass rate ≤ pass@k, in each cell
+    for k_all, rate, k_any in zip(
+        rows["pass^k icontains"], rows["pass rate icontains"], rows["pass@k icontains"], strict=True
+    ):
+        assert float(k_all) <= float(rate) <= float(k_any)
+
+    (summary,) = data(cell(nb, "summary = pl_magic.cell_summary"), "text/html")
+    assert "pass^k" in summary and "ci_low" in summary
+
+    verdict, details = stream(cell(nb, "result = pl_magic.significance")).strip().splitlines()
+    match = VERDICT.fullmatch(verdict)
+    assert match, verdict
+    assert {match["a"], match["b"]} == {"prod", "staging"}
+    assert re.fullmatch(r"p = [\d.e-]+, paired: True, n = 3", details), details
+    if echo:  # every run scored 0
+        assert " scores the same as " in verdict
+
+    (diff_html,) = data(cell(nb, "best, runner_up = summary.index[:2]"), "text/html")
+    assert 'class="pl-magic-diff"' in diff_html and table_rows(diff_html) == 6
+    printed = stream(cell(nb, "differ = sum("))
+    differ = re.fullmatch(r"(\d) of 6 replies differ\n", printed)
+    assert differ, printed
+    marked = "<del" in diff_html or "<ins" in diff_html
+    assert marked == (int(differ[1]) > 0)
+    if echo:  # the two versions ask in different words
+        assert differ[1] == "6" and "<ins" in diff_html
+
+    (python_table,) = data(cell(nb, "def one_line(output, row):"), "text/html")
+    assert table_rows(python_table) == 4  # 2 versions × 2 inputs
+    _unit_scores(column_values(python_table, "score.icontains"))
+    _unit_scores(column_values(python_table, "score.one_line"))
+
+    (similarity,) = data(cell(nb, "rescored = pl_magic.score(df"), "text/plain")
+    found = dict(re.findall(r"^(prod|staging)\s+(\S+)$", similarity, re.M))
+    assert set(found) == {"prod", "staging"}, similarity
+    _unit_scores(list(found.values()))
+
+
 CHECKS: dict[str, Callable[[nbformat.NotebookNode, Callable[[str], str] | None], None]] = {
     "quickstart": check_quickstart,
     "compare": check_compare,
     "widget": check_widget,
     "authoring": check_authoring,
     "promptlayer": check_promptlayer,
+    "evaluate": check_evaluate,
 }
 
 
@@ -354,6 +484,17 @@ def test_the_demo_notebook_step_writes_executed_copies_csv_and_chart(on_fake_ser
     assert (out / "compare-chart.png").read_bytes().startswith(b"\x89PNG")
     assert "echo: What is the capital of France?" in proc.stdout  # the summary shows the reply
     assert "12 runs (3 versions × 2 inputs × 2 repeats), 12 ok" in proc.stdout
+    for path in ("evaluate.ipynb", "evaluate.csv", "evaluate.html"):
+        assert (out / path).is_file(), path
+        assert f"wrote out/{path}" in proc.stdout, f"{path} is not printed"
+    evaluate = nbformat.read(out / "evaluate.ipynb", as_version=4)
+    check_evaluate(evaluate, _echo)
+    assert "score.icontains" in (out / "evaluate.csv").read_text().splitlines()[0]
+    # the summary line: pass rates per version and the verdict
+    assert (
+        "12 runs, 12 ok; icontains pass rate v1 (prod) 0.00, v2 (staging) 0.00; "
+        "v2 (staging) scores the same as v1 (prod) (95 % CI 0.00–0.00, p = 1, 3 paired inputs)"
+    ) in proc.stdout
 
 
 def test_the_demo_reports_a_failing_cell_and_exits_1(with_starters, tmp_path, monkeypatch):
