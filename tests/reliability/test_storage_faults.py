@@ -200,7 +200,7 @@ def small_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
 def _fill(mount: Path) -> Path:
     """Fill the filesystem until the kernel says it is full (ENOSPC)."""
     filler = mount / "filler"
-    with open(filler, "wb") as handle:
+    with open(filler, "wb", buffering=0) as handle:  # unbuffered: nothing left to write at close
         try:
             while True:
                 handle.write(b"\0" * 65536)
