@@ -138,14 +138,16 @@ def score(
     if hasattr(request_id, "columns") and hasattr(request_id, "to_dict"):  # a DataFrame
         from .engine.results import score_frame
 
-        default_client()  # the log lives where the default client's registry is
+        client = default_client()  # the log lives where the default client's registry is
         if name is not None:
             from .core.errors import InvalidInputError
 
             raise InvalidInputError(
                 "score(df, scorers) takes no name: each scorer names its column score.<name>"
             )
-        return score_frame(request_id, scorers if scorers is not None else score, expected)
+        return score_frame(
+            request_id, scorers if scorers is not None else score, expected, engine=client.engine
+        )
     return default_client().track.score(request_id, score, name)
 
 

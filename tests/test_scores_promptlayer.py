@@ -90,7 +90,7 @@ def test_scoring_a_frame_again_sends_the_new_scores(greet, fake_provider):
     _wait_synced()
     assert greet.scores == []
 
-    scored = score_frame(df, ["icontains"], engine=default_client().engine)
+    scored = pl_magic.score(df, ["icontains"])
     _wait_synced()
 
     ada, bob = (_remote_ids()[rid] for rid in df["request_id"])
