@@ -241,3 +241,37 @@ def test_compare_adds_score_statistics_and_orders_cells_best_first(echo):
     assert "mean latency_s" in table.index  # the other summary rows stay
     plain = pl_magic.compare(df.drop(columns=["score.contains"]))
     assert "mean contains" not in plain.index
+
+
+def test_score_runs_gives_each_item_the_verdict_score_output_gives():
+    from pl_magic.engine.scoring import score_runs
+
+    def shaky(output, row):
+        if output == "boom":
+            raise ValueError("no")
+        return {"score": len(output) > 3, "reason": None} if output else 0.5
+
+    scorers = parse_scorers(["contains", "icontains", "equals", "regex:\\d", "json", shaky])
+    items = [
+        ("it is 4", {"expected": "4"}),
+        ("IT IS FOUR", {"expected": "four"}),
+        (" 4 ", {"expected": "4"}),
+        (None, {"expected": "4"}),
+        ("", {"expected": ""}),
+        ("it is 4", {"expected": 4}),
+        ("4", {"expected": float("nan")}),
+        ("4", {"expected": pd.NA}),
+        ("boom", {}),
+        ('{"a": 1}', {"expected": "a"}),
+    ]
+    got = score_runs(scorers, items)
+    want = [[score_output(s, out, row) for s in scorers] for out, row in items]
+    assert len(got) == len(want) == len(items)
+    for row_got, row_want in zip(got, want, strict=True):
+        for a, b in zip(row_got, row_want, strict=True):
+            assert (a.name, a.passed, a.reason, a.source, a.error) == (
+                b.name, b.passed, b.reason, b.source, b.error
+            )  # fmt: skip
+            assert a.value == b.value or (math.isnan(a.value) and math.isnan(b.value))
+    assert score_runs([], items[:2]) == [[], []]
+    assert score_runs(scorers, []) == []

@@ -363,3 +363,32 @@ def test_importing_the_module_loads_neither_numpy_nor_pandas():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_input_keys_and_cells_of_many_runs_are_each_runs_own():
+    import json
+
+    df = pd.DataFrame(
+        {
+            "provider": ["openai", "openai", "anthropic"] * 4,
+            "model": ["m", "m", "c"] * 4,
+            "prompt_version": pd.array([1, 2, None] * 4, dtype="Int64"),
+            "release_label": [None, "", "prod"] * 4,
+            "var.f": [0.5, float("nan"), 2.0, 0.5] * 3,
+            "var.s": ["x", None, "y", "x", float("nan"), "y"] * 2,
+            "var.o": [1, "1", [1], None] * 3,
+        }
+    )
+    for frame in (df, df.drop(columns=["var.o"])):
+        plain = [
+            json.dumps(
+                {c: (None if v is None or v != v else v) for c, v in row.items()},
+                sort_keys=True,
+                ensure_ascii=False,
+            )
+            for row in frame.filter(like="var.").astype(object).to_dict("records")
+        ]
+        assert st.input_keys(frame) == plain
+    labels = st.cell_labels(df)
+    assert labels.tolist()[:3] == ["openai/m · v1", "openai/m · v2", "anthropic/c · v? (prod)"]
+    assert labels.index.equals(df.index)

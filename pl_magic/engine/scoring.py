@@ -154,11 +154,11 @@ def _built_in(kind: str, arg: Any, name: str, namespace: Mapping[str, Any]) -> S
     needs = kind in NEEDS_EXPECTED
     fn: ScoreFn
     if kind == "equals":
-        fn = lambda out, exp, row: out.strip() == str(exp).strip()  # noqa: E731
+        fn = _equals
     elif kind == "contains":
-        fn = lambda out, exp, row: str(exp) in out  # noqa: E731
+        fn = _contains
     elif kind == "icontains":
-        fn = lambda out, exp, row: str(exp).casefold() in out.casefold()  # noqa: E731
+        fn = _icontains
     elif kind == "json":
         fn = _json_valid
     elif kind == "regex":
@@ -170,6 +170,18 @@ def _built_in(kind: str, arg: Any, name: str, namespace: Mapping[str, Any]) -> S
     else:
         fn = _similarity()
     return Scorer(name, fn, needs_expected=needs)
+
+
+def _equals(output: str, expected: Any, row: Mapping[str, Any]) -> Outcome:
+    return output.strip() == str(expected).strip()
+
+
+def _contains(output: str, expected: Any, row: Mapping[str, Any]) -> Outcome:
+    return str(expected) in output
+
+
+def _icontains(output: str, expected: Any, row: Mapping[str, Any]) -> Outcome:
+    return str(expected).casefold() in output.casefold()
 
 
 def _json_valid(output: str, expected: Any, row: Mapping[str, Any]) -> Outcome:
@@ -357,8 +369,59 @@ def score_runs(
     items: Sequence[tuple[str | None, Mapping[str, Any]]],
     expected: str = "expected",
 ) -> list[list[Score]]:
-    """Each scorer on each ``(output, row)``: one list of scores per item."""
-    return [[score_output(s, out, row, expected) for s in scorers] for out, row in items]
+    """Each scorer on each ``(output, row)``: one list of scores per item.
+
+    The same verdicts as :func:`score_output` item by item; a scorer's pass and fail
+    scores are immutable and shared between its runs, so a batch allocates none per run.
+    """
+    if not scorers:
+        return [[] for _ in items]
+    columns = [_score_column(s, items, expected) for s in scorers]
+    return [list(scores) for scores in zip(*columns, strict=True)]
+
+
+#: Built-in scorers that compare two strings with ``in`` or ``==`` and never raise on str.
+_STRING_RULES: dict[Any, Callable[[str, str], bool]] = {
+    _contains: lambda out, exp: exp in out,
+    _icontains: lambda out, exp: exp.casefold() in out.casefold(),
+    _equals: lambda out, exp: out.strip() == exp.strip(),
+}
+
+
+def _score_column(
+    scorer: Scorer, items: Sequence[tuple[str | None, Mapping[str, Any]]], expected: str
+) -> list[Score]:
+    """One scorer over every item, as :func:`score_output` scores each."""
+    verdicts = {
+        True: Score(scorer.name, 1.0, True, None, scorer.source, scorer.version),
+        False: Score(scorer.name, 0.0, False, None, scorer.source, scorer.version),
+    }
+    passed, failed = verdicts[True], verdicts[False]
+    out: list[Score] = []
+    append = out.append
+    rule = _STRING_RULES.get(scorer.fn)
+    if rule is _STRING_RULES[_contains]:  # the common case, inlined: a string in a string
+        for output, row in items:
+            exp = row.get(expected)
+            if type(exp) is str and type(output) is str:
+                append(passed if exp in output else failed)
+            else:
+                append(score_output(scorer, output, row, expected))
+        return out
+    if rule is not None:  # str(exp) is exp and ``output or ""`` is output for exact str
+        for output, row in items:
+            exp = row.get(expected)
+            if type(exp) is str and type(output) is str:
+                append(passed if rule(output, exp) else failed)
+            else:
+                append(score_output(scorer, output, row, expected))
+        return out
+    for output, row in items:
+        score = score_output(scorer, output, row, expected)
+        if score.reason is None and not score.error and score.passed is not None:
+            score = verdicts[score.passed]  # an equal, shared instance: less to keep alive
+        append(score)
+    return out
 
 
 def check_expected(expected: Any) -> str:

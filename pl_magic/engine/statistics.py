@@ -53,14 +53,105 @@ def _check_frame(df: Any, caller: str) -> None:
         )
 
 
-def cell_labels(df: pd.DataFrame) -> pd.Series:
-    """Each run's cell, labelled as ``compare()`` labels its columns:
-    ``provider/model · vN`` (``· vN (label)`` when a release label was asked for);
-    ``model · vN`` for a frame without a provider column."""
+def _codes(values: pd.Series, merge_missing: bool = True) -> np.ndarray | None:
+    """Integer codes of a column such that equal codes mean equal values (every missing
+    value shares code -1 when ``merge_missing``), for the kinds of column where pandas'
+    hashing agrees with that; None for other columns (mixed objects, lists)."""
+    import numpy as np
+    import pandas as pd
+
+    kind = values.dtype
+    types = pd.api.types
+    if isinstance(kind, np.dtype) and kind.kind == "f":
+        # By bit pattern: -0.0 and 0.0 stay apart (their JSON differs), NaN is missing.
+        floats = values.to_numpy(dtype="float64")
+        missing = np.isnan(floats)
+        if missing.any() and not merge_missing:
+            return None
+        codes = pd.factorize(np.where(missing, 0.0, floats).view("int64"))[0]
+        codes[missing] = -1
+        return codes
+    if types.is_bool_dtype(kind) or types.is_integer_dtype(kind):
+        codes = pd.factorize(values)[0]
+    elif isinstance(kind, pd.StringDtype) or (
+        types.is_object_dtype(kind)
+        and types.infer_dtype(values, skipna=True) in ("string", "empty")
+    ):
+        # Plain str objects hash faster than the string array's own factorize.
+        codes = pd.factorize(values.to_numpy(dtype=object))[0]
+    else:
+        return None
+    if not merge_missing and (codes < 0).any():
+        return None  # None, NaN and pd.NA print differently
+    return codes
+
+
+def _groups(df: pd.DataFrame, columns: Sequence[str], strict: Sequence[str] = ()) -> Any:
+    """``(codes, firsts)``: each row's group of equal values in ``columns`` (numbered in order
+    of first appearance) and the position of each group's first row; None when a column's
+    values cannot be compared by hashing (see :func:`_codes`). Missing values are alike,
+    except in the ``strict`` columns, where a missing value gives None."""
+    import numpy as np
+    import pandas as pd
+
+    combined = np.zeros(len(df), dtype="int64")
+    span = 1  # combined < span
+    for column in columns:
+        codes = _codes(df[column], merge_missing=column not in strict)
+        if codes is None:
+            return None
+        width = int(codes.max(initial=-1)) + 2
+        if span * width >= 2**62:  # numbered afresh so that the product never overflows
+            combined = pd.factorize(combined)[0]
+            span = int(combined.max(initial=0)) + 1
+        combined = combined * width + (codes + 1)
+        span *= width
+    combined = pd.factorize(combined)[0]
+    firsts = np.unique(combined, return_index=True)[1]
+    return combined, firsts
+
+
+def _label_rows(df: pd.DataFrame) -> pd.Series:
     work = df if "release_label" in df.columns else df.assign(release_label=None)
     if "provider" in work.columns:
         return cell_label(work)
     return work["model"].astype(str) + " · " + version_label(work)
+
+
+#: The columns a cell label is made of; provider and model print with str(), where None and
+#: NaN differ, so a missing value there is not merged with another.
+_CELL_COLUMNS = ("provider", "model", "prompt_version", "release_label")
+
+
+def _cells(df: pd.DataFrame) -> tuple[np.ndarray, pd.Series]:
+    """Each run's cell as ``(codes, labels)``: ``labels.iloc[codes]`` is
+    :func:`cell_labels`, codes number the labels in order of first appearance. The labels
+    are built once per distinct model · version, not once per run."""
+    import numpy as np
+    import pandas as pd
+
+    columns = [c for c in _CELL_COLUMNS if c in df.columns]
+    found = _groups(df, columns, strict=("provider", "model"))
+    if found is None:
+        labels = _label_rows(df)
+        codes = pd.factorize(labels, use_na_sentinel=False)[0]
+        firsts = np.unique(codes, return_index=True)[1]
+        return codes, labels.iloc[firsts].reset_index(drop=True)
+    codes, firsts = found
+    heads = _label_rows(df.iloc[firsts][columns])
+    merged = pd.factorize(heads, use_na_sentinel=False)[
+        0
+    ]  # two groups may print alike (a missing label and "")
+    keep = np.unique(merged, return_index=True)[1]
+    return merged[codes], heads.iloc[keep].reset_index(drop=True)
+
+
+def cell_labels(df: pd.DataFrame) -> pd.Series:
+    """Each run's cell, labelled as ``compare()`` labels its columns:
+    ``provider/model · vN`` (``· vN (label)`` when a release label was asked for);
+    ``model · vN`` for a frame without a provider column."""
+    codes, labels = _cells(df)
+    return labels.iloc[codes].set_axis(df.index)
 
 
 def _plain(value: Any) -> Any:
@@ -80,21 +171,18 @@ def _json_default(value: Any) -> Any:
     return item() if callable(item) else str(value)
 
 
-def input_keys(df: pd.DataFrame) -> list[str]:
-    """Each run's input: the JSON of its ``var.*`` values (sorted keys, missing as null), so
-    that runs of the same input row share a key whatever their cell."""
-    var_cols = sorted(c for c in df.columns if c.startswith("var."))
-    if not var_cols:
-        return ["{}"] * len(df)
+def _var_columns(df: pd.DataFrame) -> list[str]:
+    return sorted(c for c in df.columns if c.startswith("var."))
+
+
+def _encode_inputs(df: pd.DataFrame, var_cols: list[str]) -> list[str]:
+    """The JSON of each row's ``var.*`` values, encoding each distinct row once."""
     columns = [df[c].tolist() for c in var_cols]
+    # json.dumps(..., sort_keys=True, ...) builds this encoder anew at every call.
+    encode = json.JSONEncoder(sort_keys=True, ensure_ascii=False, default=_json_default).encode
 
     def key(values: tuple[Any, ...]) -> str:
-        return json.dumps(
-            {c: _plain(v) for c, v in zip(var_cols, values, strict=True)},
-            sort_keys=True,
-            ensure_ascii=False,
-            default=_json_default,
-        )
+        return encode({c: _plain(v) for c, v in zip(var_cols, values, strict=True)})
 
     # Inputs repeat across cells and repeats: each distinct row is encoded once.
     seen: dict[tuple[Any, ...], str] = {}
@@ -108,6 +196,40 @@ def input_keys(df: pd.DataFrame) -> list[str]:
             text = key(values)
         keys.append(text)
     return keys
+
+
+def input_keys(df: pd.DataFrame) -> list[str]:
+    """Each run's input: the JSON of its ``var.*`` values (sorted keys, missing as null), so
+    that runs of the same input row share a key whatever their cell."""
+    import numpy as np
+
+    var_cols = _var_columns(df)
+    if not var_cols:
+        return ["{}"] * len(df)
+    found = _groups(df, var_cols)
+    if found is None:
+        return _encode_inputs(df, var_cols)
+    # Rows of a group hold equal values: the group's first row speaks for all of them.
+    codes, firsts = found
+    heads = np.array(_encode_inputs(df.iloc[firsts], var_cols), dtype=object)
+    return list(heads[codes])
+
+
+def _input_codes(df: pd.DataFrame) -> np.ndarray:
+    """Each run's input as a number: equal exactly where :func:`input_keys` are equal."""
+    import numpy as np
+    import pandas as pd
+
+    var_cols = _var_columns(df)
+    if not var_cols:
+        return np.zeros(len(df), dtype="int64")
+    exact = all(not pd.api.types.is_float_dtype(df[c].dtype) for c in var_cols)
+    found = _groups(df, var_cols) if exact else None
+    # Strings, integers and booleans: equal values, equal JSON. Floats (-0.0) and mixed
+    # objects go through their JSON.
+    return (
+        found[0] if found is not None else pd.factorize(np.array(input_keys(df), dtype=object))[0]
+    )
 
 
 def score_column(df: pd.DataFrame, score: str) -> str:
@@ -143,9 +265,11 @@ def _scores(df: pd.DataFrame, column: str) -> pd.Series:
     ).astype("float64")
 
 
-def _is_pass_fail(scores: pd.Series) -> bool:
-    present = scores.dropna()
-    return bool(len(present)) and bool(present.isin((0.0, 1.0)).all())
+def _is_pass_fail(scores: np.ndarray) -> bool:
+    import numpy as np
+
+    present = scores[~np.isnan(scores)]
+    return bool(len(present)) and bool(((present == 0.0) | (present == 1.0)).all())
 
 
 def _scored_frame(df: pd.DataFrame, column: str) -> pd.DataFrame:
@@ -282,29 +406,46 @@ def cell_summary(
             f"{shown(threshold, 40)}"
         )
     column = score_column(df, score)
-    work = _scored_frame(df, column)
-    pass_fail = threshold is not None or _is_pass_fail(work["score"])
-    if threshold is not None:
-        passed = (work["score"] >= threshold).astype("float64")
-    else:
-        passed = work["score"]
-    work["passed"] = passed.where(work["score"].notna())
+    codes, labels = _cells(df)
+    cells = labels.tolist()
+    values = _scores(df, column).to_numpy()
+    pass_fail = threshold is not None or _is_pass_fail(values)
+    passed = (values >= threshold).astype("float64") if threshold is not None else values
+
+    # Cells and inputs are numbered once for the whole frame; each (cell, input) pair is an
+    # integer, so the per-cell work below is on small arrays.
+    inputs = _input_codes(df)
+    pair = pd.factorize(codes * (int(inputs.max(initial=0)) + 1) + inputs)[0]
+    firsts = np.unique(pair, return_index=True)[1]
+    size = len(cells)
+    runs = np.bincount(codes, minlength=size)
+    k = np.zeros(size, dtype="int64")
+    np.maximum.at(k, codes[firsts], np.bincount(pair, minlength=len(firsts)))
+
+    has = ~np.isnan(values)
+    scored_cell, scored_pair = codes[has], pair[has]
+    scored_values, scored_passed = values[has], passed[has]
+    rows_by_cell = np.argsort(scored_cell, kind="stable")  # each cell's scored runs, in order
+    bounds = np.searchsorted(scored_cell[rows_by_cell], np.arange(size + 1))
+    if pass_fail:  # passed is 0 or 1: a pair's repeats all pass when each of them does
+        wins = np.bincount(scored_pair, weights=scored_passed == 1.0, minlength=len(firsts))
+        tries = np.bincount(scored_pair, minlength=len(firsts))
 
     rows: list[dict[str, Any]] = []
-    cells = list(dict.fromkeys(work["cell"]))
-    grouped = work.groupby("cell", sort=False)
-    for cell in cells:
-        group = grouped.get_group(cell)
-        scored = group[group["score"].notna()]
-        per_input = scored.groupby("input", sort=False)
-        means = per_input["score"].mean().to_numpy(dtype="float64")
-        units = scored["score"].to_numpy(dtype="float64") if len(means) == 1 else means
+    for position in range(size):
+        cell_rows = rows_by_cell[bounds[position] : bounds[position + 1]]
+        # The same groupby over the same runs as one cell on its own: the same sums.
+        per_input = (
+            pd.Series(scored_values[cell_rows]).groupby(scored_pair[cell_rows], sort=False).mean()
+        )
+        means = per_input.to_numpy(dtype="float64")
+        units = scored_values[cell_rows] if len(means) == 1 else means
         mean, low, high = _t_interval(units, confidence)
         row: dict[str, Any] = {
-            "runs": len(group),
-            "scored": len(scored),
+            "runs": int(runs[position]),
+            "scored": len(cell_rows),
             "inputs": len(means),
-            "k": int(group.groupby("input", sort=False).size().max()),
+            "k": int(k[position]),
             "mean": mean,
             "ci_low": low,
             "ci_high": high,
@@ -312,18 +453,19 @@ def cell_summary(
             "pass^k": math.nan,
             "pass@k": math.nan,
         }
-        if pass_fail and len(scored):
-            row["pass rate"] = float(scored["passed"].mean())
-            row["pass^k"] = float((per_input["passed"].min() == 1.0).mean())
-            row["pass@k"] = float((per_input["passed"].max() == 1.0).mean())
+        if pass_fail and len(cell_rows):
+            ids = per_input.index.to_numpy()
+            row["pass rate"] = float(scored_passed[cell_rows].sum() / len(cell_rows))
+            row["pass^k"] = float((wins[ids] == tries[ids]).sum() / len(means))
+            row["pass@k"] = float((wins[ids] > 0).sum() / len(means))
         rows.append(row)
     out = pd.DataFrame(rows, index=pd.Index(cells, name="model · version"))
     if "latency_s" in df.columns:
         latency = pd.to_numeric(df["latency_s"], errors="coerce").astype("float64")
-        out["mean latency_s"] = latency.groupby(work["cell"].to_numpy(), sort=False).mean()
+        out["mean latency_s"] = latency.groupby(codes, sort=False).mean().to_numpy()
     if "cost_usd" in df.columns:
         cost = pd.to_numeric(df["cost_usd"], errors="coerce").astype("float64")
-        out["total cost_usd"] = cost.groupby(work["cell"].to_numpy(), sort=False).sum(min_count=1)
+        out["total cost_usd"] = cost.groupby(codes, sort=False).sum(min_count=1).to_numpy()
     order = np.argsort(-out["mean"].fillna(-np.inf).to_numpy(), kind="stable")
     out = out.iloc[order]
     out.attrs.update(score=column, confidence=confidence)
