@@ -1,6 +1,6 @@
 """Run the benchmarks: ``.venv/bin/python -m benchmarks [--only B1,B3] [--quick] [--out FILE]``.
 
-Each benchmark (B1–B7, one module each) measures pl_magic side by side with its baseline
+Each benchmark (B1–B9, one module each) measures pl_magic side by side with its baseline
 against the same fake servers on 127.0.0.1 and reports the ratio. A full run writes
 ``benchmarks/RESULTS.md``; ``--only`` and ``--quick`` runs just print (unless ``--out``).
 """
@@ -25,6 +25,8 @@ BENCHMARKS = {
     "B5": "b5_plrun_display",
     "B6": "b6_load_ext",
     "B7": "b7_runs_frame",
+    "B8": "b8_scorers",
+    "B9": "b9_compare_scores",
 }
 RESULTS = Path(__file__).with_name("RESULTS.md")
 FIXES = Path(__file__).with_name("fixes.md")
@@ -61,6 +63,10 @@ NOTES = """\
   the stream. The rate in the table leaves that final update out; over a stream this short
   (about half a second) counting it adds 2 a second (see the details).
 - B6: measured inside each fresh kernel with `time.perf_counter()` around the statement.
+- B8: the scoring inside `pl_magic.score(df, ["contains"])` (`engine.scoring.score_runs`,
+  no database) against a row-wise pandas check of the same 100,000 outputs.
+- B9: `cell_summary` (the score rows `compare()` adds) against a pandas
+  `groupby().agg(["mean", "std", "count"])`; B9b is `compare(df)` as a whole, reported.
 """
 
 
