@@ -252,14 +252,17 @@ def with_scores(
     """
     if df.empty or "request_id" not in df.columns:
         return df
+    db = (log or RunLog()).db
+    scores = ScoreLog(db)
+    if scores.empty():  # runs() reads scores on every call: most logs have none
+        return df
     if local is None:
         keys = df["request_id"]
         ids = [i for i in keys if isinstance(i, str)]
     else:
         keys = df["request_id"].map(lambda i: local.get(_id_text(i) or ""))
         ids = list(local.values())
-    db = (log or RunLog()).db
-    values = ScoreLog(db).values(ids)
+    values = scores.values(ids)
     for name, by_id in values.items():
         df[f"score.{name}"] = keys.map(by_id).astype("float64")
     return df

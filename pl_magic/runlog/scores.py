@@ -99,6 +99,10 @@ class ScoreLog:
             )
         return len(params)
 
+    def empty(self) -> bool:
+        """True when no run has a score (most logs: a probe cheaper than reading by ids)."""
+        return not self.db.query("SELECT 1 FROM scores LIMIT 1")
+
     def for_runs(self, request_ids: Iterable[Any]) -> list[ScoreRow]:
         """Every score of these runs (local ids), oldest first, read with one query however
         many ids (they go as one JSON array)."""
