@@ -277,9 +277,35 @@ def runs(
     return read_runs(prompt=prompt, since=since, tag=tag, group_id=group_id, limit=limit)
 
 
-def compare(df: pd.DataFrame, chart: bool = False) -> pd.DataFrame:
+def compare(
+    df: pd.DataFrame, chart: bool = False, diff: bool | tuple[str, str] = False
+) -> pd.DataFrame:
     """Outputs side by side by model and version, with summary rows (latency, tokens, cost,
-    error rate); ``chart=True`` also draws mean latency per model and version."""
+    error rate, and each score's statistics, cells best first); ``chart=True`` also draws
+    mean latency per model and version. ``diff=True`` also shows, word by word, the first
+    cell's outputs against each other cell's, ``diff=(a, b)`` one pair (see :func:`diff`)."""
     from .engine.results import compare as compare_runs
 
-    return compare_runs(df, chart=chart)
+    pairs: list[tuple[str, str]] = []
+    if isinstance(diff, tuple | list):
+        if len(diff) != 2 or not all(isinstance(c, str) for c in diff):
+            from .core.errors import InvalidInputError
+
+            raise InvalidInputError(
+                "compare(diff=...) takes True or two cell names, e.g. "
+                "diff=('openai/gpt-4o · v2', 'openai/gpt-4o · v3')"
+            )
+        pairs = [(diff[0], diff[1])]
+    out = compare_runs(df, chart=chart)
+    if diff is True:
+        cells = [str(c) for c in out.columns]
+        pairs = [(cells[0], other) for other in cells[1:]]
+    if pairs:
+        from IPython.display import display
+
+        from .ui.diff import diff as diff_view
+
+        views = [diff_view(df, a, b) for a, b in pairs]  # a bad name fails before any output
+        for view in views:
+            display(view)
+    return out

@@ -239,3 +239,38 @@ def test_repr_pretty_and_an_empty_view():
     p = Printer()
     view._repr_pretty_(p, cycle=False)
     assert p.out == str(view) == f"--- {A}\n+++ {B}"
+
+
+def test_compare_diff_shows_the_first_cell_against_each_other_or_one_pair(shell, capsys):
+    # (the test shell prints what is displayed in its plain-text form: the terminal diff)
+    import pandas as pd
+
+    import pl_magic
+    from pl_magic.testing import fake_provider
+    from tests.helpers import chat, model, publish
+
+    publish("echo-diff", chat(("user", "{q}")), model())
+
+    def reply(request):
+        return "the <b>old</b> answer" if request.model == "gpt-4o-mini" else "the new answer"
+
+    with fake_provider(reply):
+        df = pl_magic.run_many(
+            "echo-diff",
+            models="openai/gpt-4o-mini,openai/gpt-4o",
+            inputs=pd.DataFrame([{"q": "x"}]),
+            concurrency=1,
+        )
+    capsys.readouterr()
+    table = pl_magic.compare(df, diff=True)
+    assert list(table.columns) == ["openai/gpt-4o-mini · v1", "openai/gpt-4o · v1"]
+    shown = capsys.readouterr().out
+    assert shown.count("--- openai/gpt-4o-mini · v1") == 1
+    assert "+++ openai/gpt-4o · v1" in shown and "{+new+}" in shown and "[-<b>old</b>-]" in shown
+    pl_magic.compare(df, diff=("openai/gpt-4o · v1", "openai/gpt-4o-mini · v1"))
+    assert capsys.readouterr().out.count("--- openai/gpt-4o · v1") == 1
+    with pytest.raises(InvalidInputError, match="no such cell"):
+        pl_magic.compare(df, diff=("openai/gpt-4o · v1", "openai/gpt-4o · v9"))
+    assert "---" not in capsys.readouterr().out  # nothing shown before the error
+    with pytest.raises(InvalidInputError, match="two cell names"):
+        pl_magic.compare(df, diff=("only one",))
