@@ -206,6 +206,22 @@ def open_db(path: Path | None = None) -> Database:
     return db
 
 
+class OnDatabase:
+    """Base of what reads and writes the SQLite file (the run log, the score log, the local
+    registry): given a :class:`Database`, or opening the shared one on first use, so that
+    building one does no I/O."""
+
+    def __init__(self, db: Database | None = None) -> None:
+        self._db = db
+
+    @property
+    def db(self) -> Database:
+        """The database (opened on first use)."""
+        if self._db is None:
+            self._db = open_db()
+        return self._db
+
+
 # -- writes kept in memory --------------------------------------------------------------
 
 #: Per database file: groups of statements not written yet, oldest first.

@@ -18,7 +18,7 @@ from ..core.errors import (
     PromptNotFoundError,
     VersionNotFoundError,
 )
-from ..core.store import Database, dumps, open_db, utcnow_iso
+from ..core.store import OnDatabase, dumps, utcnow_iso
 from .base import (
     PreRendered,
     check_label,
@@ -37,20 +37,10 @@ _GET_SQL = (
 _MAX_VERSION = 2**63 - 1
 
 
-class LocalRegistry:
+class LocalRegistry(OnDatabase):
     """Prompt registry in the local SQLite file."""
 
     kind = "local"
-
-    def __init__(self, db: Database | None = None) -> None:
-        self._db = db
-
-    @property
-    def db(self) -> Database:
-        """The database (opened on first use, so building a registry does no I/O)."""
-        if self._db is None:
-            self._db = open_db()
-        return self._db
 
     # -- reading -------------------------------------------------------------------------
 

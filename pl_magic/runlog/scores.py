@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..core.store import Database, dumps, open_db, utcnow_iso
+from ..core.store import OnDatabase, dumps, utcnow_iso
 
 SOURCES = ("rule", "judge", "human")
 
@@ -54,18 +54,8 @@ class ScoreRow:
     scorer_version: str | None = None
 
 
-class ScoreLog:
+class ScoreLog(OnDatabase):
     """Writes and reads the ``scores`` table."""
-
-    def __init__(self, db: Database | None = None) -> None:
-        self._db = db
-
-    @property
-    def db(self) -> Database:
-        """The database (opened on first use)."""
-        if self._db is None:
-            self._db = open_db()
-        return self._db
 
     def record(self, rows: Iterable[ScoreRow]) -> int:
         """Store scores (replacing a run's earlier score of the same name and source), in

@@ -23,12 +23,11 @@ from typing import Any
 
 from ..core.errors import ConfigurationError, redact, redact_json
 from ..core.store import (
-    Database,
     KeptInMemory,
+    OnDatabase,
     Statement,
     dumps,
     flush_kept,
-    open_db,
     utcnow_iso,
     write_or_keep,
 )
@@ -117,18 +116,8 @@ def run_key(
     return hashlib.sha256(ident.encode()).hexdigest()[:32]
 
 
-class RunLog:
+class RunLog(OnDatabase):
     """Writes and reads the ``runs`` table."""
-
-    def __init__(self, db: Database | None = None) -> None:
-        self._db = db
-
-    @property
-    def db(self) -> Database:
-        """The database (opened on first use)."""
-        if self._db is None:
-            self._db = open_db()
-        return self._db
 
     def check(self) -> None:
         """Open the database now: a one-line :class:`ConfigurationError` naming the file and
