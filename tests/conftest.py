@@ -83,6 +83,15 @@ def shell():
     return start_ipython() or get_ipython()
 
 
+@pytest.fixture
+def ip(shell, openai_env):
+    """The IPython test shell with pl_magic loaded and one-line errors on."""
+    shell.run_line_magic("load_ext", "pl_magic")
+    shell.run_line_magic("config", "PlMagic.short_errors = True")
+    yield shell
+    shell.run_line_magic("unload_ext", "pl_magic")
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     """What passing tests printed (cell output, notices, CLI lines) goes to the audit too.
     (Failures are left out: pytest shows fixture values, keys included, when one fails.)"""

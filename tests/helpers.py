@@ -63,3 +63,13 @@ def runs() -> list[dict[str, Any]]:
         return [dict(r) for r in conn.execute("SELECT * FROM runs ORDER BY started_at")]
     finally:
         conn.close()
+
+
+def scores() -> list[dict[str, Any]]:
+    """Every row of the local scores table, in the order they were written."""
+    conn = sqlite3.connect(config.db_path())
+    conn.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in conn.execute("SELECT * FROM scores ORDER BY id")]
+    finally:
+        conn.close()

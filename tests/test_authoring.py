@@ -243,14 +243,6 @@ def test_template_as_text_of_a_completion_on_the_local_model():
 # -- %%plprompt -----------------------------------------------------------------------------
 
 
-@pytest.fixture
-def ip(shell, openai_env):
-    shell.run_line_magic("load_ext", "pl_magic")
-    shell.run_line_magic("config", "PlMagic.short_errors = True")
-    yield shell
-    shell.run_line_magic("unload_ext", "pl_magic")
-
-
 def test_plprompt_publishes_shows_and_diffs(ip, fake_provider, capsys):
     ip.run_cell_magic("plprompt", "haiku --label prod", "messages:\n  - user: A haiku on {topic}")
     ip.run_cell_magic(

@@ -16,14 +16,6 @@ from tests.helpers import chat, model, publish, runs
 
 
 @pytest.fixture
-def ip(shell, openai_env):
-    shell.run_line_magic("load_ext", "pl_magic")
-    shell.run_line_magic("config", "PlMagic.short_errors = True")
-    yield shell
-    shell.run_line_magic("unload_ext", "pl_magic")
-
-
-@pytest.fixture
 def greet(openai_env):
     publish("greet", chat(("user", "v1 hi {name}")), model(temperature=0.1))
     publish("greet", chat(("user", "v2 hello {name}")), model(temperature=0.1))

@@ -5,16 +5,14 @@ keeps the runs' local ids whichever id a frame carries. Against the fake PromptL
 from __future__ import annotations
 
 import math
-import sqlite3
 
 import pytest
 
 import pl_magic
 from pl_magic.client import default_client
-from pl_magic.core import config
 from pl_magic.engine.results import score_frame
 from pl_magic.runlog.scores import percent
-from tests.helpers import chat, model, publish, runs
+from tests.helpers import chat, model, publish, runs, scores
 
 GREET = chat(("system", "Be brief."), ("user", "hi {name}"))
 #: The fake provider answers "echo: hi <name>".
@@ -25,15 +23,6 @@ ROWS = [{"name": "Ada", "expected": "Ada"}, {"name": "Bob", "expected": "Zed"}]
 def greet(promptlayer_env, openai_env, fake_promptlayer):
     fake_promptlayer.add_prompt("greet", GREET, model(temperature=0.2), labels=["prod"])
     return fake_promptlayer
-
-
-def stored() -> list[dict]:
-    conn = sqlite3.connect(config.db_path())
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute("SELECT * FROM scores ORDER BY id")]
-    finally:
-        conn.close()
 
 
 def _wait_synced() -> None:
@@ -77,7 +66,7 @@ def test_run_many_sends_each_score_with_promptlayers_id(greet, fake_provider, ca
     err = capsys.readouterr().err
     assert "scores of ten_scale are outside 0–1" in err and "not sent" in err
     # the scores table keeps the local ids, as the frames and runs() show them
-    assert {r["request_id"] for r in stored()} == set(df["request_id"]) == set(remote)
+    assert {r["request_id"] for r in scores()} == set(df["request_id"]) == set(remote)
     assert list(df["score.contains"]) == [1.0, 0.0]
     assert list(df["score.ten_scale"]) == [7.5, 7.5]  # kept locally as given
     logged = pl_magic.runs().set_index("request_id").loc[df["request_id"]]
@@ -108,7 +97,7 @@ def test_a_frame_with_promptlayers_ids_is_scored_under_the_local_ids(greet, fake
 
     assert list(scored["request_id"]) == list(with_remote["request_id"])
     assert list(scored["score.contains"]) == [1.0, 0.0]
-    assert [r["request_id"] for r in stored()] == list(df["request_id"])  # local ids
+    assert [r["request_id"] for r in scores()] == list(df["request_id"])  # local ids
     assert _sent(greet) == sorted(
         [
             (remote[df["request_id"][0]], "contains", 100),
@@ -123,7 +112,7 @@ def test_scores_wait_while_promptlayer_is_down_and_go_at_the_next_sync(greet, fa
     _wait_synced()  # the background send failed: the scores stay queued on the runs' rows
     assert greet.scores == [] and greet.requests_for("track.score")  # tried, refused
     assert all(r["pending_ops"] for r in runs())
-    assert len(stored()) == 2
+    assert len(scores()) == 2
     greet.clear_faults()
 
     pl_magic.sync()
@@ -140,7 +129,7 @@ def test_scores_of_runs_promptlayer_does_not_have_yet_go_after_them(greet, fake_
     df = pl_magic.run_many("greet", inputs=ROWS, scorers=["contains"])
     _wait_synced()
     assert greet.tracked == {} and greet.scores == []
-    assert {r["request_id"] for r in stored()} == set(df["request_id"])
+    assert {r["request_id"] for r in scores()} == set(df["request_id"])
     greet.clear_faults()
 
     assert pl_magic.sync()["sent"] == 2
@@ -156,5 +145,5 @@ def test_the_local_backend_sends_no_score(openai_env, fake_provider, fake_prompt
 
     assert default_client().tracker is None
     assert list(scored["score.icontains"]) == [1.0, 0.0]
-    assert len(stored()) == 4 and fake_promptlayer.requests == []
+    assert len(scores()) == 4 and fake_promptlayer.requests == []
     assert all(r["pending_ops"] is None and r["sync_state"] is None for r in runs())

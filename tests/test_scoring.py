@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import json
 import math
-import sqlite3
 
 import pandas as pd
 import pytest
 
 import pl_magic
-from pl_magic.core import config
 from pl_magic.core.errors import InvalidInputError
 from pl_magic.engine.scoring import parse_scorers, score_output
 from pl_magic.testing import fake_provider
-from tests.helpers import chat, model, publish
+from tests.helpers import chat, model, publish, scores
 
 ROWS = [
     {"q": "The answer is 4.", "expected": "4"},
@@ -27,15 +25,6 @@ ROWS = [
 def one(spec, output, row=None, **kw):
     (scorer,) = parse_scorers([spec], **kw)
     return score_output(scorer, output, row or {})
-
-
-def stored() -> list[dict]:
-    conn = sqlite3.connect(config.db_path())
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute("SELECT * FROM scores ORDER BY id")]
-    finally:
-        conn.close()
 
 
 @pytest.fixture
@@ -152,7 +141,7 @@ def test_run_many_scores_each_run_and_stores_the_scores(echo):
     assert list(df["output"]) == ["The answer is 4.", "I do not know"]
     assert list(df["score.contains"]) == [1.0, 0.0]
     assert df["score.boom"].iloc[0] == 0.5 and math.isnan(df["score.boom"].iloc[1])
-    rows = stored()
+    rows = scores()
     assert len(rows) == 4 and {r["source"] for r in rows} == {"rule"}
     assert {r["request_id"] for r in rows} == set(df["request_id"])
     error = next(r for r in rows if r["name"] == "boom" and r["value"] is None)
@@ -184,7 +173,7 @@ def test_score_rescores_logged_runs_without_a_model_call_and_runs_shows_the_colu
     # scoring again replaces the scores; the frame's own expected column wins
     again = pl_magic.score(df.assign(expected=["nope", "know"]), scorers="contains")
     assert list(again["score.contains"]) == [0.0, 1.0]
-    assert len(stored()) == 4
+    assert len(scores()) == 4
 
 
 def test_score_still_scores_a_run_id_and_refuses_what_is_not_a_frame(echo):

@@ -21,12 +21,3 @@ def catalogue_prompts(openai_env, not_on_google_cloud) -> None:
                 **(more[0] if more else {}),  # other fields of the body (provider_base_url)
             }
         )
-
-
-@pytest.fixture
-def ip(shell, openai_env):
-    """The IPython test shell with pl_magic loaded and one-line errors on."""
-    shell.run_line_magic("load_ext", "pl_magic")
-    shell.run_line_magic("config", "PlMagic.short_errors = True")
-    yield shell
-    shell.run_line_magic("unload_ext", "pl_magic")
