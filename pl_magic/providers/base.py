@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.blueprint import ModelSpec
-from ..core.errors import MissingApiKeyError, ProviderError
+from ..core.errors import ProviderError
 from . import _sdk_errors
 
 # Canonical parameter names. Each provider maps them to its own names; a parameter with
@@ -144,14 +144,6 @@ def env_value(*names: str) -> str | None:
         if value:
             return value
     return None
-
-
-def require_env(provider: str, *names: str, why: str = "") -> str:
-    """The first set variable among ``names``, else :class:`MissingApiKeyError` naming them."""
-    value = env_value(*names)
-    if value is None:
-        raise MissingApiKeyError(provider, names, why)
-    return value
 
 
 def fingerprint(secret: str | None) -> str:
