@@ -1,6 +1,6 @@
 """Run the benchmarks: ``.venv/bin/python -m benchmarks [--only B1,B3] [--quick] [--out FILE]``.
 
-Each benchmark (B1–B9, one module each) measures pl_magic side by side with its baseline
+Each benchmark (B1–B10, one module each) measures pl_magic side by side with its baseline
 against the same fake servers on 127.0.0.1 and reports the ratio. A full run writes
 ``benchmarks/RESULTS.md``; ``--only`` and ``--quick`` runs just print (unless ``--out``).
 """
@@ -27,6 +27,7 @@ BENCHMARKS = {
     "B7": "b7_runs_frame",
     "B8": "b8_scorers",
     "B9": "b9_compare_scores",
+    "B10": "b10_judge",
 }
 RESULTS = Path(__file__).with_name("RESULTS.md")
 FIXES = Path(__file__).with_name("fixes.md")

@@ -121,6 +121,8 @@ def score(
     expected: str = "expected",
     *,
     scorers: Any = None,
+    judge_repeat: int = 1,
+    concurrency: int = 8,
 ) -> Any:
     """Score a run from 0 to 100 (optionally a named score), as ``track.score``; or, given a
     runs DataFrame, score its logged runs again with scorers.
@@ -133,7 +135,8 @@ def score(
     the scorers (see :func:`run_many`) to the runs of a ``run_many()`` or ``runs()`` frame,
     with no model call, stores the scores and returns a copy of ``df`` with a
     ``score.<name>`` column per scorer. The expected answer is the frame's ``expected``
-    column, else the run's input variable of that name.
+    column, else the run's input variable of that name. A judge (``judge:PROMPT``) calls
+    its model, ``concurrency`` runs at a time, ``judge_repeat`` times per run.
     """
     if hasattr(request_id, "columns") and hasattr(request_id, "to_dict"):  # a DataFrame
         from .engine.results import score_frame
@@ -145,9 +148,14 @@ def score(
             raise InvalidInputError(
                 "score(df, scorers) takes no name: each scorer names its column score.<name>"
             )
-        return score_frame(
-            request_id, scorers if scorers is not None else score, expected, engine=client.engine
+        from .engine.judges import judge_factory
+        from .engine.scoring import parse_scorers
+
+        parsed = parse_scorers(
+            scorers if scorers is not None else score,
+            judge=judge_factory(client.engine, judge_repeat, concurrency),
         )
+        return score_frame(request_id, parsed, expected, engine=client.engine)
     return default_client().track.score(request_id, score, name)
 
 
@@ -173,6 +181,7 @@ _RUN_MANY_OWN = (
     "concurrency",
     "scorers",
     "expected",
+    "judge_repeat",
 )
 _RUN_MANY_INSTEAD = {
     "prompt_version": "versions=[3]",
@@ -214,6 +223,7 @@ def run_many(
     concurrency: int = 8,
     scorers: Any = None,
     expected: str = "expected",
+    judge_repeat: int = 1,
     **run_kwargs: Any,
 ) -> pd.DataFrame:
     """Run every combination of versions × models × repeats × input rows; one row per run.
@@ -236,21 +246,29 @@ def run_many(
     ``expected`` column (``expected=`` names another); like every column it is an input
     variable of the run, which a template that does not use it ignores.
 
+    ``judge:PROMPT`` (``judge:PROMPT@label``, ``judge:PROMPT@3``) scores with a registry
+    prompt (e.g. the starter ``judge-correct``): its template sees ``output``, ``expected``
+    and the run's variables, and its reply is forced into ``{score, reason}`` (a score from
+    0 to 1; 0.5 or more passes). Judge runs are logged, linked to the run they judged.
+    ``judge_repeat=k`` asks each judge k times: the mean, and ``score.<judge>.agreement``.
+
     Arguments are checked before any run, as :func:`run` checks its own: a wrong type, an
     input row ``run()`` would refuse, an unknown keyword or a bad scorer is a one-line
     :class:`~pl_magic.core.errors.InvalidInputError`.
     """
     from .engine.batch import Batch, check_runs, plan
+    from .engine.judges import judge_factory
     from .engine.results import frame_from_progress
     from .engine.scoring import check_expected, parse_scorers
 
     _check_run_many_keywords(run_kwargs)
     stream = run_kwargs.pop("stream", False)
-    parsed = parse_scorers(scorers)
+    engine = default_client().engine
+    parsed = parse_scorers(scorers, judge=judge_factory(engine, judge_repeat, concurrency))
     expected = check_expected(expected)
     planned = plan(versions, models, repeat, inputs, input_variables)
     batch = Batch(
-        default_client().engine,
+        engine,
         prompt_name,
         planned,
         run_kwargs,

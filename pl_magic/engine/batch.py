@@ -342,7 +342,10 @@ class Batch:
                 local[str(row["remote_request_id"])] = row["request_id"]
         logged = [p for p in done if str(p.request_id) in local]
         verdicts = score_runs(
-            self.scorers, [(p.text, p.run.input_variables) for p in logged], self.expected
+            self.scorers,
+            [(p.text, p.run.input_variables) for p in logged],
+            self.expected,
+            request_ids=[local[str(p.request_id)] for p in logged],
         )
         rows = [
             ScoreRow(

@@ -23,6 +23,7 @@ which bounds a slow pattern's cost on a huge reply but not a catastrophic (expon
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import math
@@ -58,6 +59,12 @@ REGEX_TIMEOUT_S = 1.0
 Outcome = Any
 #: ``(output, expected, row) -> Outcome``; ``expected`` is None when the row has none.
 ScoreFn = Callable[[str, Any, Mapping[str, Any]], Outcome]
+#: One logged run to score: its local id (None when it has none), output and row.
+Item = tuple[str | None, str | None, Mapping[str, Any]]
+#: Scores every item at once (a judge: concurrently); one list of scores per item.
+ScoreMany = Callable[[Sequence[Item], str], list[list["Score"]]]
+#: Makes the scorer of a ``judge:NAME`` spec (see :mod:`pl_magic.engine.judges`).
+JudgeFactory = Callable[[str], "Scorer"]
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,8 @@ class Scorer:
     version: str | None = None
     #: The scorer compares with the expected answer (a row without one is an error row).
     needs_expected: bool = False
+    #: Scores a whole batch itself (a judge, which calls a model per run).
+    score_many: ScoreMany | None = None
 
 
 @dataclass(frozen=True)
@@ -87,16 +96,22 @@ class Score:
 
 def _unknown(spec: str) -> InvalidInputError:
     return InvalidInputError(
-        f"unknown scorer {spec!r}: use one of {', '.join(BUILT_IN)} (NAME or NAME:ARG) "
-        "or a callable (output, row) -> bool | float | dict"
+        f"unknown scorer {spec!r}: use one of {', '.join(BUILT_IN)} (NAME or NAME:ARG), "
+        "judge:PROMPT[@label] or a callable (output, row) -> bool | float | dict"
     )
 
 
-def parse_scorers(specs: Any, namespace: Mapping[str, Any] | None = None) -> list[Scorer]:
+def parse_scorers(
+    specs: Any,
+    namespace: Mapping[str, Any] | None = None,
+    judge: JudgeFactory | None = None,
+) -> list[Scorer]:
     """``specs`` (one spec or a list of them) → scorers, checked before any run.
 
     ``namespace`` is where ``json_schema:NAME`` looks for a variable NAME first (the user's
-    namespace in a notebook); otherwise NAME is a ``.json`` file.
+    namespace in a notebook); otherwise NAME is a ``.json`` file. ``judge`` makes the
+    scorer of a ``judge:NAME[@label]`` spec (it resolves the judge prompt now, so a
+    missing one fails before any run).
     """
     if specs is None:
         return []
@@ -106,7 +121,7 @@ def parse_scorers(specs: Any, namespace: Mapping[str, Any] | None = None) -> lis
         raise InvalidInputError(
             f"scorers must be a list, e.g. ['contains', 'json'], not {type(specs).__name__}"
         )
-    out = [_one(spec, namespace or {}) for spec in specs]
+    out = [_one(spec, namespace or {}, judge) for spec in specs]
     names = [s.name for s in out]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -116,16 +131,23 @@ def parse_scorers(specs: Any, namespace: Mapping[str, Any] | None = None) -> lis
     return out
 
 
-def _one(spec: Any, namespace: Mapping[str, Any]) -> Scorer:
+def _one(spec: Any, namespace: Mapping[str, Any], judge: JudgeFactory | None) -> Scorer:
     if isinstance(spec, Scorer):
         return spec
     if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], str):
         head, arg = spec
         if isinstance(arg, Scorer | str) or (callable(arg) and not isinstance(arg, type)):
-            inner = _one(arg, namespace)
-            return Scorer(head, inner.fn, inner.source, inner.version, inner.needs_expected)
+            inner = _one(arg, namespace, judge)
+            return dataclasses.replace(inner, name=head)
         return _built_in(head, arg, head, namespace)
     if isinstance(spec, str):
+        if spec.strip().startswith("judge:"):
+            if judge is None:
+                raise InvalidInputError(
+                    f"scorer {spec.strip()!r}: judges run through pl_magic's client; use "
+                    "pl_magic.run_many, pl_magic.score or %%plrun --score"
+                )
+            return judge(spec.strip())
         head, sep, arg = spec.strip().partition(":")
         return _built_in(head.strip(), arg if sep else None, spec.strip(), namespace)
     if callable(spec):
@@ -303,18 +325,17 @@ def _similarity() -> ScoreFn:
     return fn
 
 
-def _one_line(text: str, limit: int = 300) -> str:
+def one_line(text: str, limit: int = 300) -> str:
+    """``text`` on one line (whitespace runs become one space), at most ``limit`` long."""
     line = " ".join(str(text).split())
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def _error(scorer: Scorer, reason: str) -> Score:
-    return Score(
-        scorer.name, math.nan, None, _one_line(reason), scorer.source, scorer.version, True
-    )
+    return Score(scorer.name, math.nan, None, one_line(reason), scorer.source, scorer.version, True)
 
 
-def _missing(value: Any) -> bool:
+def missing(value: Any) -> bool:
     """None, NaN or pandas' NA (an empty cell of the expected column)."""
     if value is None:
         return True
@@ -330,7 +351,7 @@ def score_output(
     """Apply ``scorer`` to one run's ``output``; ``row`` holds its input variables (the
     expected answer under ``expected``). Never raises: a failure is an error :class:`Score`."""
     exp = row.get(expected)
-    if scorer.needs_expected and _missing(exp):
+    if scorer.needs_expected and missing(exp):
         return _error(
             scorer,
             f"no expected answer: add a column {expected!r} to inputs or choose one with "
@@ -348,7 +369,7 @@ def _outcome(scorer: Scorer, outcome: Any) -> Score:
     if isinstance(outcome, Mapping):
         if "score" not in outcome:
             return _error(scorer, f"returned a dict without 'score': {shown(outcome, 60)}")
-        reason = None if outcome.get("reason") is None else _one_line(outcome["reason"])
+        reason = None if outcome.get("reason") is None else one_line(outcome["reason"])
         outcome = outcome["score"]
     if isinstance(outcome, bool):
         passed: bool | None = outcome
@@ -368,16 +389,28 @@ def score_runs(
     scorers: Sequence[Scorer],
     items: Sequence[tuple[str | None, Mapping[str, Any]]],
     expected: str = "expected",
+    request_ids: Sequence[str | None] | None = None,
 ) -> list[list[Score]]:
     """Each scorer on each ``(output, row)``: one list of scores per item.
 
     The same verdicts as :func:`score_output` item by item; a scorer's pass and fail
     scores are immutable and shared between its runs, so a batch allocates none per run.
+    ``request_ids`` (the runs' local ids, in order) link a judge's runs to the runs they
+    judge. A judge may give more than one score per item (its agreement, when repeated).
     """
     if not scorers:
         return [[] for _ in items]
-    columns = [_score_column(s, items, expected) for s in scorers]
-    return [list(scores) for scores in zip(*columns, strict=True)]
+    out: list[list[Score]] = [[] for _ in items]
+    for scorer in scorers:
+        if scorer.score_many is not None:
+            ids = request_ids if request_ids is not None else [None] * len(items)
+            batch = [(rid, output, row) for rid, (output, row) in zip(ids, items, strict=True)]
+            for scores, more in zip(out, scorer.score_many(batch, expected), strict=True):
+                scores.extend(more)
+        else:
+            for scores, score in zip(out, _score_column(scorer, items, expected), strict=True):
+                scores.append(score)
+    return out
 
 
 #: Built-in scorers that compare two strings with ``in`` or ``==`` and never raise on str.

@@ -1,6 +1,6 @@
 """Starter prompts: what a fresh, empty local registry gets on first use.
 
-Three small prompts that run on the embedded local model (see :mod:`pl_magic.providers.local`),
+Small prompts that run on the embedded local model (see :mod:`pl_magic.providers.local`),
 each with two or three versions and ``prod`` / ``staging`` labels on different versions, so
 that running by label and comparing versions has something to show from the first minute.
 ``max_tokens`` stays small and ``temperature`` low: a CPU answers in about a second.
@@ -124,6 +124,24 @@ STARTERS: dict[str, list[dict[str, Any]]] = {
     ],
 }
 
+#: The judge starter: its reply is forced into ``{score, reason}`` when it runs as a judge
+#: (see :mod:`pl_magic.engine.judges`), so even a small local model answers valid JSON.
+JUDGE_STARTER = "judge-correct"
+STARTERS[JUDGE_STARTER] = [
+    _version(
+        _chat(
+            "You grade answers. Compare the answer with the expected answer. Give score 1 "
+            "when the answer states the expected answer (other wording is fine), 0 when it "
+            "does not. Give the score and a one-sentence reason.",
+            "Expected answer: {expected}\n\nAnswer to grade: {output}",
+        ),
+        "grade against the expected answer",
+        ["prod"],
+        temperature=0.0,
+        max_tokens=96,
+    ),
+]
+
 #: Input variables that make each starter run (the demo and the docs use them).
 EXAMPLE_INPUTS: dict[str, dict[str, str]] = {
     "capital-city": {"country": "France"},
@@ -132,6 +150,7 @@ EXAMPLE_INPUTS: dict[str, dict[str, str]] = {
         "reply into the cell, logs every run and compares versions and models side by side."
     },
     "support-reply": {"name": "Ada", "message": "I can't log in since this morning."},
+    JUDGE_STARTER: {"expected": "Paris", "output": "The capital of France is Paris."},
 }
 
 
@@ -146,6 +165,19 @@ def seed(registry: LocalRegistry) -> list[str]:
         for body in versions:
             registry.publish({"prompt_name": name, **body})
     return list(STARTERS)
+
+
+def seed_one(registry: Any, name: str) -> bool:
+    """Publish the starter ``name`` into ``registry`` if it is a starter; False otherwise.
+
+    A registry seeded before a starter existed (``judge-correct``) gets it when a run
+    asks for it by name (``PL_MAGIC_STARTERS`` is about seeding what nobody asked for).
+    """
+    if name not in STARTERS:
+        return False
+    for body in STARTERS[name]:
+        registry.publish({"prompt_name": name, **body})
+    return True
 
 
 def seed_if_empty(registry: LocalRegistry) -> list[str]:

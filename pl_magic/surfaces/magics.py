@@ -163,7 +163,11 @@ class PlMagic(Magics, Configurable):
         "--score",
         action="append",
         help="Score each run of a comparison: NAME[:ARG] (contains, regex:PATTERN, "
-        "json_schema:VAR, length:1-200...) or a function's name (repeatable).",
+        "json_schema:VAR, length:1-200...), judge:PROMPT[@label] or a function's name "
+        "(repeatable).",
+    )
+    @argument(
+        "--judge-repeat", type=positive_int, default=1, help="Ask each judge N times per run."
     )
     @argument("--expected", help="Column of --inputs with the expected answer (default expected).")
     def plrun(self, line: str, cell: str | None = None, local_ns: Any = None) -> Any:
@@ -199,10 +203,11 @@ class PlMagic(Magics, Configurable):
         }
         fmt = args.format or self.output_format
         is_batch = bool(args.versions or args.models or args.inputs or args.repeat != 1)
-        if (args.score or args.expected) and not is_batch:
+        if (args.score or args.expected or args.judge_repeat != 1) and not is_batch:
             raise InvalidInputError(
-                "--score and --expected score a comparison: add --inputs, --versions, --models "
-                "or --repeat (or use pl_magic.score(df, scorers) on logged runs)"
+                "--score, --expected and --judge-repeat score a comparison: add --inputs, "
+                "--versions, --models or --repeat (or use pl_magic.score(df, scorers) on "
+                "logged runs)"
             )
         if is_batch:
             df = self._compare(name, version, label, variables, args, run_kwargs)
@@ -265,6 +270,7 @@ class PlMagic(Magics, Configurable):
         run_kwargs: dict[str, Any],
     ) -> Any:
         from ..engine.batch import Batch, plan
+        from ..engine.judges import judge_factory
         from ..engine.results import frame_from_progress
         from ..engine.scoring import BUILT_IN, check_expected, parse_scorers
 
@@ -273,7 +279,9 @@ class PlMagic(Magics, Configurable):
             found = self._user_ns.get(spec)
             known = spec.partition(":")[0] in BUILT_IN
             specs.append((spec, found) if callable(found) and not known else spec)
-        scorers = parse_scorers(specs, namespace=self._user_ns)
+        concurrency = args.concurrency if args.concurrency is not None else self.concurrency
+        judge = judge_factory(_client().engine, args.judge_repeat, concurrency)
+        scorers = parse_scorers(specs, namespace=self._user_ns, judge=judge)
         expected = check_expected(args.expected or "expected")
 
         versions = args.versions or (label if label else version)
@@ -290,7 +298,7 @@ class PlMagic(Magics, Configurable):
             name,
             planned,
             run_kwargs,
-            args.concurrency if args.concurrency is not None else self.concurrency,
+            concurrency,
             scorers=scorers,
             expected=expected,
         )
