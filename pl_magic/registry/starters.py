@@ -130,15 +130,26 @@ JUDGE_STARTER = "judge-correct"
 STARTERS[JUDGE_STARTER] = [
     _version(
         _chat(
-            "You grade answers. Compare the answer with the expected answer. Give score 1 "
-            "when the answer states the expected answer (other wording is fine), 0 when it "
-            "does not. Give the score and a one-sentence reason.",
+            "You grade answers. Give score 1 when the answer to grade states the expected "
+            "answer, 0 when it does not. Give the score and a reason of at most eight words.",
             "Expected answer: {expected}\n\nAnswer to grade: {output}",
         ),
         "grade against the expected answer",
         ["prod"],
         temperature=0.0,
-        max_tokens=96,
+        max_tokens=64,
+    ),
+    _version(
+        _chat(
+            "You grade answers. Give score 1 when the answer to grade means the same as the "
+            "expected answer (other wording is fine), 0.5 when it is partly right, 0 when it "
+            "is wrong. Give the score and a reason of at most eight words.",
+            "Expected answer: {expected}\n\nAnswer to grade: {output}",
+        ),
+        "partial credit",
+        ["staging"],
+        temperature=0.0,
+        max_tokens=64,
     ),
 ]
 
