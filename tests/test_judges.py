@@ -181,3 +181,19 @@ def test_the_starter_judge_is_added_to_a_registry_seeded_before_it_existed(pl_ho
     assert df["score.judge:judge-correct"].notna().all()
     judge_call = next(r for r in fake.requests if is_judge(r))
     assert "Expected answer: Paris" in judge_call.texts[-1]
+
+
+def test_plrun_scores_with_a_judge_asked_twice(shell, prompts):
+    shell.run_line_magic("load_ext", "pl_magic")
+    try:
+        shell.user_ns["rows"] = ROWS
+        with fake_provider(by_substring):
+            shell.run_line_magic(
+                "plrun", "echo --inputs rows --score judge:grader --judge-repeat 2 --out cmp"
+            )
+        df = shell.user_ns["cmp"]
+        assert list(df["score.judge:grader"]) == [1.0, 0.0]
+        assert list(df["score.judge:grader.agreement"]) == [1.0, 1.0]
+        assert sum(r["prompt_name"] == "grader" for r in runs()) == 4
+    finally:
+        shell.run_line_magic("unload_ext", "pl_magic")
