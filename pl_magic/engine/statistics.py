@@ -73,12 +73,17 @@ def _codes(values: pd.Series, merge_missing: bool = True) -> np.ndarray | None:
         return codes
     if types.is_bool_dtype(kind) or types.is_integer_dtype(kind):
         codes = pd.factorize(values)[0]
-    elif isinstance(kind, pd.StringDtype) or (
-        types.is_object_dtype(kind)
-        and types.infer_dtype(values, skipna=True) in ("string", "empty")
-    ):
+    elif isinstance(kind, pd.StringDtype):
         # Plain str objects hash faster than the string array's own factorize.
         codes = pd.factorize(values.to_numpy(dtype=object))[0]
+    elif types.is_object_dtype(kind):
+        found = types.infer_dtype(values, skipna=True)
+        if found == "empty":  # every value missing (a release label nobody asked for)
+            codes = np.full(len(values), -1, dtype="int64")
+        elif found == "string":
+            codes = pd.factorize(values.to_numpy(dtype=object))[0]
+        else:
+            return None
     else:
         return None
     if not merge_missing and (codes < 0).any():
@@ -107,8 +112,21 @@ def _groups(df: pd.DataFrame, columns: Sequence[str], strict: Sequence[str] = ()
         combined = combined * width + (codes + 1)
         span *= width
     combined = pd.factorize(combined)[0]
-    firsts = np.unique(combined, return_index=True)[1]
-    return combined, firsts
+    return combined, _firsts(combined)
+
+
+def _firsts(codes: np.ndarray) -> np.ndarray:
+    """The position of each code's first row, for codes numbered in order of first
+    appearance: a row is the first of its code when its code is above every code before it
+    (one pass, no sort)."""
+    import numpy as np
+
+    if not len(codes):
+        return np.zeros(0, dtype="intp")
+    first = np.empty(len(codes), dtype=bool)
+    first[0] = True
+    np.greater(codes[1:], np.maximum.accumulate(codes)[:-1], out=first[1:])
+    return np.flatnonzero(first)
 
 
 def _label_rows(df: pd.DataFrame) -> pd.Series:
@@ -138,12 +156,42 @@ def _cells(df: pd.DataFrame) -> tuple[np.ndarray, pd.Series]:
         firsts = np.unique(codes, return_index=True)[1]
         return codes, labels.iloc[firsts].reset_index(drop=True)
     codes, firsts = found
-    heads = _label_rows(df.iloc[firsts][columns])
-    merged = pd.factorize(heads, use_na_sentinel=False)[
-        0
-    ]  # two groups may print alike (a missing label and "")
-    keep = np.unique(merged, return_index=True)[1]
-    return merged[codes], heads.iloc[keep].reset_index(drop=True)
+    plain = _plain_labels(df, columns, firsts)
+    heads = (
+        _label_rows(df.iloc[firsts][columns]) if plain is None else pd.Series(plain, dtype=object)
+    )
+    # Two groups may print alike (a missing release label and "").
+    merged = pd.factorize(heads.to_numpy(dtype=object), use_na_sentinel=False)[0]
+    return merged[codes], heads.iloc[_firsts(merged)].reset_index(drop=True)
+
+
+def _plain_labels(df: pd.DataFrame, columns: list[str], firsts: np.ndarray) -> list[str] | None:
+    """The labels of a few rows (one per cell) built in Python: what :func:`_label_rows`
+    gives for the plain kinds of value (str provider and model, str or missing release label,
+    integer version), without a dozen pandas string operations on a handful of rows. None
+    for any other kind of value, which goes through :func:`_label_rows`."""
+    import pandas as pd
+
+    if not pd.api.types.is_integer_dtype(df["prompt_version"].dtype):
+        return None
+    heads = {c: df[c].array[firsts].tolist() for c in columns}
+    numbers = ["?" if v is pd.NA else str(int(v)) for v in heads["prompt_version"]]
+    models = heads["model"]
+    providers = heads.get("provider")
+    tags = heads.get("release_label", [None] * len(models))
+    if not all(type(v) is str for v in models):
+        return None
+    if providers is not None and not all(type(v) is str for v in providers):
+        return None
+    labels = []
+    for position, (model, number, tag) in enumerate(zip(models, numbers, tags, strict=True)):
+        if tag is None or tag is pd.NA or (type(tag) is float and tag != tag):
+            tag = ""
+        elif type(tag) is not str:
+            return None
+        cell = model if providers is None else f"{providers[position]}/{model}"
+        labels.append(f"{cell} · v{number}" + (f" ({tag})" if tag else ""))
+    return labels
 
 
 def cell_labels(df: pd.DataFrame) -> pd.Series:
@@ -335,18 +383,6 @@ def t_quantile(confidence: float, dof: int) -> float:
     return (low + high) / 2
 
 
-def _t_interval(values: np.ndarray, confidence: float) -> tuple[float, float, float]:
-    """Mean and t interval of ``values``; NaN bounds for fewer than two values."""
-    n = len(values)
-    if not n:
-        return math.nan, math.nan, math.nan
-    mean = float(values.mean())
-    if n < 2:
-        return mean, math.nan, math.nan
-    half = t_quantile(confidence, n - 1) * float(values.std(ddof=1)) / math.sqrt(n)
-    return mean, mean - half, mean + half
-
-
 def _check_confidence(confidence: Any) -> float:
     if (
         isinstance(confidence, bool)
@@ -357,6 +393,65 @@ def _check_confidence(confidence: Any) -> float:
             f"confidence= takes a share between 0 and 1, e.g. 0.95, not {shown(confidence, 40)}"
         )
     return float(confidence)
+
+
+def _sums(groups: np.ndarray, weights: np.ndarray, size: int) -> np.ndarray:
+    """The sum of ``weights`` in each of ``size`` groups, as floats (bincount gives integers
+    when there is nothing to add)."""
+    import numpy as np
+
+    return np.bincount(groups, weights=weights, minlength=size).astype("float64", copy=False)
+
+
+def _unit_moments(
+    cells: np.ndarray, units: np.ndarray, size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per cell: the number of units, their mean and the sum of their squared deviations
+    from it (the two passes of a variance, over all cells at once)."""
+    import numpy as np
+
+    n = np.bincount(cells, minlength=size)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = _sums(cells, units, size) / n
+    squares = _sums(cells, (units - mean[cells]) ** 2, size)
+    return n, mean, squares
+
+
+def _t_bounds(
+    n: np.ndarray, mean: np.ndarray, squares: np.ndarray, confidence: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Student t bounds of each cell's mean (NaN for fewer than two units)."""
+    import numpy as np
+
+    low, high = np.full(len(n), np.nan), np.full(len(n), np.nan)
+    many = n >= 2
+    if many.any():
+        dof = n[many] - 1
+        quantiles = {int(d): t_quantile(confidence, int(d)) for d in np.unique(dof)}
+        q = np.array([quantiles[int(d)] for d in dof])
+        half = q * np.sqrt(squares[many] / dof) / np.sqrt(n[many])
+        low[many], high[many] = mean[many] - half, mean[many] + half
+    return low, high
+
+
+def _cell_totals(column: pd.Series, codes: np.ndarray, size: int, mean: bool) -> np.ndarray:
+    """Each cell's mean (``mean``) or sum of a numeric column over its runs, missing values
+    left out; NaN for a cell without any value."""
+    import numpy as np
+    import pandas as pd
+
+    values = (
+        column.to_numpy(dtype="float64", na_value=np.nan)
+        if pd.api.types.is_float_dtype(column.dtype)
+        else pd.to_numeric(column, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    )
+    present = ~np.isnan(values)
+    counts = np.bincount(codes[present], minlength=size)
+    totals = _sums(codes[present], values[present], size)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = totals / counts if mean else totals
+    out[counts == 0] = np.nan
+    return out
 
 
 # -- cell_summary ---------------------------------------------------------------------------
@@ -407,67 +502,71 @@ def cell_summary(
         )
     column = score_column(df, score)
     codes, labels = _cells(df)
-    cells = labels.tolist()
+    size = len(labels)
     values = _scores(df, column).to_numpy()
     pass_fail = threshold is not None or _is_pass_fail(values)
     passed = (values >= threshold).astype("float64") if threshold is not None else values
 
-    # Cells and inputs are numbered once for the whole frame; each (cell, input) pair is an
-    # integer, so the per-cell work below is on small arrays.
+    # Cells and inputs are numbered once for the whole frame and each (cell, input) pair is
+    # an integer: every statistic below is a weighted count over those numbers.
     inputs = _input_codes(df)
     pair = pd.factorize(codes * (int(inputs.max(initial=0)) + 1) + inputs)[0]
-    firsts = np.unique(pair, return_index=True)[1]
-    size = len(cells)
+    pairs = int(pair.max(initial=-1)) + 1
+    pair_cell = np.zeros(pairs, dtype="int64")
+    pair_cell[pair] = codes  # a pair lies in one cell
     runs = np.bincount(codes, minlength=size)
     k = np.zeros(size, dtype="int64")
-    np.maximum.at(k, codes[firsts], np.bincount(pair, minlength=len(firsts)))
+    np.maximum.at(k, pair_cell, np.bincount(pair, minlength=pairs))
 
     has = ~np.isnan(values)
-    scored_cell, scored_pair = codes[has], pair[has]
-    scored_values, scored_passed = values[has], passed[has]
-    rows_by_cell = np.argsort(scored_cell, kind="stable")  # each cell's scored runs, in order
-    bounds = np.searchsorted(scored_cell[rows_by_cell], np.arange(size + 1))
-    if pass_fail:  # passed is 0 or 1: a pair's repeats all pass when each of them does
-        wins = np.bincount(scored_pair, weights=scored_passed == 1.0, minlength=len(firsts))
-        tries = np.bincount(scored_pair, minlength=len(firsts))
-
-    rows: list[dict[str, Any]] = []
-    for position in range(size):
-        cell_rows = rows_by_cell[bounds[position] : bounds[position + 1]]
-        # The same groupby over the same runs as one cell on its own: the same sums.
-        per_input = (
-            pd.Series(scored_values[cell_rows]).groupby(scored_pair[cell_rows], sort=False).mean()
+    scored_cell, scored_pair, scored_values = codes[has], pair[has], values[has]
+    scored = np.bincount(scored_cell, minlength=size)
+    tries = np.bincount(scored_pair, minlength=pairs)  # scored repeats of each pair
+    seen = tries > 0
+    unit_cell = pair_cell[seen]
+    unit_means = _sums(scored_pair, scored_values, pairs)[seen] / tries[seen]
+    n_inputs = np.bincount(unit_cell, minlength=size)
+    units = _unit_moments(unit_cell, unit_means, size)
+    single = n_inputs == 1
+    if single.any():  # a cell that saw one input: its runs are the units
+        by_run = _unit_moments(scored_cell, scored_values, size)
+        units = (
+            np.where(single, by_run[0], units[0]),
+            np.where(single, by_run[1], units[1]),
+            np.where(single, by_run[2], units[2]),
         )
-        means = per_input.to_numpy(dtype="float64")
-        units = scored_values[cell_rows] if len(means) == 1 else means
-        mean, low, high = _t_interval(units, confidence)
-        row: dict[str, Any] = {
-            "runs": int(runs[position]),
-            "scored": len(cell_rows),
-            "inputs": len(means),
-            "k": int(k[position]),
-            "mean": mean,
-            "ci_low": low,
-            "ci_high": high,
-            "pass rate": math.nan,
-            "pass^k": math.nan,
-            "pass@k": math.nan,
-        }
-        if pass_fail and len(cell_rows):
-            ids = per_input.index.to_numpy()
-            row["pass rate"] = float(scored_passed[cell_rows].sum() / len(cell_rows))
-            row["pass^k"] = float((wins[ids] == tries[ids]).sum() / len(means))
-            row["pass@k"] = float((wins[ids] > 0).sum() / len(means))
-        rows.append(row)
-    out = pd.DataFrame(rows, index=pd.Index(cells, name="model · version"))
+    n, mean, squares = units
+    low, high = _t_bounds(n, mean, squares, confidence)
+
+    rates = np.full((3, size), np.nan)  # pass rate, pass^k, pass@k
+    if pass_fail:
+        wins = _sums(scored_pair, passed[has] == 1.0, pairs)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rates[0] = _sums(scored_cell, passed[has], size) / scored
+            rates[1] = np.bincount(pair_cell[seen & (wins == tries)], minlength=size) / n_inputs
+            rates[2] = np.bincount(pair_cell[wins > 0], minlength=size) / n_inputs
+        rates[:, scored == 0] = np.nan
+    columns: dict[str, Any] = {
+        "runs": runs.astype("int64"),
+        "scored": scored.astype("int64"),
+        "inputs": n_inputs.astype("int64"),
+        "k": k,
+        "mean": mean,
+        "ci_low": low,
+        "ci_high": high,
+        "pass rate": rates[0],
+        "pass^k": rates[1],
+        "pass@k": rates[2],
+    }
     if "latency_s" in df.columns:
-        latency = pd.to_numeric(df["latency_s"], errors="coerce").astype("float64")
-        out["mean latency_s"] = latency.groupby(codes, sort=False).mean().to_numpy()
+        columns["mean latency_s"] = _cell_totals(df["latency_s"], codes, size, mean=True)
     if "cost_usd" in df.columns:
-        cost = pd.to_numeric(df["cost_usd"], errors="coerce").astype("float64")
-        out["total cost_usd"] = cost.groupby(codes, sort=False).sum(min_count=1).to_numpy()
-    order = np.argsort(-out["mean"].fillna(-np.inf).to_numpy(), kind="stable")
-    out = out.iloc[order]
+        columns["total cost_usd"] = _cell_totals(df["cost_usd"], codes, size, mean=False)
+    order = np.argsort(-np.where(np.isnan(mean), -np.inf, mean), kind="stable")
+    out = pd.DataFrame(
+        {name: values[order] for name, values in columns.items()},
+        index=pd.Index(labels.to_numpy(dtype=object)[order], name="model · version"),
+    )
     out.attrs.update(score=column, confidence=confidence)
     return out
 
