@@ -364,3 +364,36 @@ def test_reviewer_is_a_widget_that_displays(df):
     assert reviewer.note in reviewer.widget.children
     assert reviewer.up.description == "Good" and reviewer.down.description == "Bad"
     assert [b.description for b in reviewer.ratings] == ["1", "2", "3", "4", "5"]
+
+
+# -- with the PromptLayer backend ------------------------------------------------------------------
+
+
+def test_labels_go_to_promptlayer_as_scores_and_promptlayers_ids_work(
+    promptlayer_env, openai_env, fake_promptlayer, fake_provider
+):
+    from pl_magic.client import default_client
+    from tests.helpers import runs
+
+    fake_promptlayer.add_prompt("qa", chat(("user", "v1 {q}")), model(), labels=["prod"])
+    df = pl_magic.run_many("qa", inputs=ROWS)
+    tracker = default_client().tracker
+    assert tracker is not None
+    tracker.wait_idle(5)
+    remote = {r["request_id"]: int(r["remote_request_id"]) for r in runs()}
+    with_remote = df.assign(request_id=[remote[rid] for rid in df["request_id"]])
+
+    reviewer = review(with_remote)
+    assert reviewer.current == remote[df["request_id"][0]]  # the frame's own ids
+    reviewer.up.click()
+    reviewer.label(remote[df["request_id"][1]], thumbs=False, score=3)
+    tracker.wait_idle(5)
+
+    sent = sorted((s["request_id"], s["name"], s["score"]) for s in fake_promptlayer.scores)
+    a, b = (remote[rid] for rid in df["request_id"])
+    assert sent == sorted([(a, "human", 100), (b, "human", 0), (b, "human.rating", 50)])
+    # stored under the local ids, as runs() shows them
+    assert {r["request_id"] for r in scores()} == set(df["request_id"])
+    assert list(reviewer.labels["request_id"]) == [a, b]
+    logged = pl_magic.runs().set_index("request_id").loc[df["request_id"]]
+    assert list(logged["score.human"]) == [1.0, 0.0]

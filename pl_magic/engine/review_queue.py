@@ -35,6 +35,8 @@ from ..core.errors import InvalidInputError, shown
 from ..runlog.scores import ScoreLog, ScoreRow
 from ..runlog.sqlite import RunLog
 from .labels import cell_label
+from .results import _id_text
+from .scoring import check_expected
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -169,20 +171,6 @@ class ReviewItem:
     others: tuple[Other, ...] = field(default_factory=tuple)
 
 
-def _id_text(value: Any) -> str | None:
-    """A frame's request id as the log stores it (a float NaN or a bool is none)."""
-    if isinstance(value, str):
-        return value or None
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, float):
-        return str(int(value)) if value.is_integer() else None
-    try:
-        return str(int(value))
-    except (TypeError, ValueError):
-        return None
-
-
 def _missing(value: Any) -> bool:
     if value is None:
         return True
@@ -224,11 +212,7 @@ class ReviewQueue:
                 "review() takes a runs DataFrame (from run_many() or runs()), not "
                 f"{type(df).__name__}: e.g. pl_magic.review(pl_magic.runs(prompt='greet'))"
             )
-        if not isinstance(expected, str) or not expected.strip():
-            raise InvalidInputError(
-                f"expected must name the column of the expected answer, e.g. "
-                f"expected='answer', not {shown(expected, 40)}"
-            )
+        expected = check_expected(expected)
         self.engine = engine
         self.log = log or (engine.runlog if engine is not None else RunLog())
         texts = [_id_text(i) for i in df["request_id"]]
