@@ -84,6 +84,70 @@ def test_cell_summary_single_input_uses_runs_and_one_unit_has_no_interval():
     assert one.iloc[0]["mean"] == 1.0 and math.isnan(one.iloc[0]["ci_low"])
 
 
+def wilson(k: int, n: int) -> tuple[float, float]:
+    stats = pytest.importorskip("scipy.stats")
+    interval = stats.binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+    return interval.low, interval.high
+
+
+@pytest.mark.parametrize(
+    ("scores", "k", "n"),
+    [
+        ({"q": [1.0, 1.0, 1.0]}, 3, 3),  # one input: its runs are the units
+        ({"q": [1.0, 0.0, 1.0, 1.0]}, 3, 4),
+        ({"q": [0.0, 0.0]}, 0, 2),
+        ({f"q{i}": [1.0] for i in range(5)}, 5, 5),  # one repeat per input
+        ({f"q{i}": [float(i % 3 == 0)] for i in range(10)}, 4, 10),
+        ({"q1": [1.0, 1.0], "q2": [1.0, 1.0], "q3": [0.0, 0.0]}, 2, 3),  # repeats agree
+    ],
+)
+def test_pass_fail_interval_is_wilsons_over_the_units(scores, k, n):
+    row = st.cell_summary(frame({("m", 1): scores}), "correct").iloc[0]
+    low, high = wilson(k, n)
+    assert row["mean"] == pytest.approx(k / n)
+    assert (row["ci_low"], row["ci_high"]) == (pytest.approx(low), pytest.approx(high))
+    assert 0.0 <= row["ci_low"] <= row["mean"] <= row["ci_high"] <= 1.0
+
+
+def test_pass_fail_interval_over_repeats_uses_the_effective_number_of_runs():
+    # Per-input shares 1, ½, ½, 0 (2 repeats): p = ½, s² = 1/8, n·p(1 − p)/s² = 8 = the runs,
+    # as if the 8 runs were independent.
+    scores = {"q1": [1.0, 1.0], "q2": [1.0, 0.0], "q3": [0.0, 1.0], "q4": [0.0, 0.0]}
+    row = st.cell_summary(frame({("m", 1): scores}), "correct").iloc[0]
+    low, high = wilson(4, 8)
+    assert (row["ci_low"], row["ci_high"]) == (pytest.approx(low), pytest.approx(high))
+    # Shares 1, 1, 0, ⅔, ⅓, 0 over 3 repeats: p = ½, s² = 19/108, 6·p(1 − p)/s² ≈ 8.5 trials,
+    # between the 6 inputs and the 18 runs.
+    shares = {"q1": 3, "q2": 3, "q3": 0, "q4": 2, "q5": 1, "q6": 0}
+    scores = {q: [1.0] * w + [0.0] * (3 - w) for q, w in shares.items()}
+    check_wilson(scores, trials=6 * 0.25 * 108 / 19)
+    # Shares ⅔ and ⅓ alternating: s² = 1/36 would make 54 trials, more than the 18 runs.
+    check_wilson({f"q{i}": [1.0, float(i % 2), 0.0] for i in range(6)}, trials=18)
+
+
+def check_wilson(scores: dict[str, list[float]], trials: float) -> None:
+    row = st.cell_summary(frame({("m", 1): scores}), "correct").iloc[0]
+    p = row["mean"]
+    assert p == 0.5
+    z = 1.959963984540054
+    centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z / (1 + z * z / trials) * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials**2))
+    assert (row["ci_low"], row["ci_high"]) == (
+        pytest.approx(centre - half),
+        pytest.approx(centre + half),
+    )
+
+
+def test_non_pass_fail_scores_keep_the_t_interval_even_with_a_threshold():
+    stats = pytest.importorskip("scipy.stats")
+    values = [0.9, 0.4, 0.7]
+    row = st.cell_summary(
+        frame({("m", 1): {f"q{i}": [v] for i, v in enumerate(values)}}), "correct", threshold=0.5
+    ).iloc[0]
+    low, high = stats.t.interval(0.95, 2, loc=np.mean(values), scale=stats.sem(values))
+    assert (row["ci_low"], row["ci_high"]) == (pytest.approx(low), pytest.approx(high))
+
+
 # -- cell_summary: pass^k, pass@k, ordering -------------------------------------------------
 
 

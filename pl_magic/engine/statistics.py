@@ -434,6 +434,40 @@ def _t_bounds(
     return low, high
 
 
+def _wilson_bounds(
+    n: np.ndarray,
+    mean: np.ndarray,
+    squares: np.ndarray,
+    runs: np.ndarray,
+    binary: np.ndarray,
+    confidence: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score bounds of each cell's pass share ``mean`` (NaN for fewer than two
+    units). ``binary`` cells have 0/1 units: n trials. Otherwise the units are per-input
+    shares and the trials are the effective sample size p(1 − p)/(s²/n) — never fewer than
+    the inputs (a share in 0–1 has s² ≤ p(1 − p)), capped at the ``runs``."""
+    from statistics import NormalDist
+
+    import numpy as np
+
+    low, high = np.full(len(n), np.nan), np.full(len(n), np.nan)
+    many = n >= 2
+    if not many.any():
+        return low, high
+    p, units = mean[many], n[many].astype("float64")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        effective = units * units * p * (1 - p) / squares[many]
+    trials = np.where(binary[many], units, np.clip(effective, units, runs[many]))
+    z = NormalDist().inv_cdf((1 + confidence) / 2)
+    denominator = 2 * (trials + z * z)
+    centre = (2 * trials * p + z * z) / denominator
+    half = z / denominator * np.sqrt(4 * trials * p * (1 - p) + z * z)
+    # All passes or none: the bound on that side is exactly 1 or 0.
+    low[many] = np.where(p == 0.0, 0.0, np.maximum(centre - half, 0.0))
+    high[many] = np.where(p == 1.0, 1.0, np.minimum(centre + half, 1.0))
+    return low, high
+
+
 def _cell_totals(column: pd.Series, codes: np.ndarray, size: int, mean: bool) -> np.ndarray:
     """Each cell's mean (``mean``) or sum of a numeric column over its runs, missing values
     left out; NaN for a cell without any value."""
@@ -476,7 +510,13 @@ def cell_summary(
       means gets a Student t interval (n = inputs, n − 1 degrees of freedom). Repeats of
       one input are correlated, so treating them as independent runs would give intervals
       too narrow. A cell that saw a single input uses its runs as the units instead; with
-      fewer than two units the bounds are NaN.
+      fewer than two units the bounds are NaN. For a pass/fail score (every value 0 or 1)
+      the interval is Wilson's score interval instead, which stays within 0–1 (3 passes of
+      3 give 0.44–1, not 1–1): k passing units of n when every unit is 0 or 1 (one repeat
+      per input, repeats that agree, or the runs of a single input); otherwise over the
+      effective number of runs n·p(1 − p)/s² (p the mean, s² the population variance of
+      the per-input means: Kish's design effect, kept between the inputs and the scored
+      runs, as Korn & Graubard do).
     - ``pass rate``: the share of scored runs that pass; ``pass^k``: the share of inputs
       whose scored repeats all pass; ``pass@k``: the share of inputs with at least one
       passing repeat. A run passes when its score is 1 for a pass/fail score (every value of
@@ -504,7 +544,8 @@ def cell_summary(
     codes, labels = _cells(df)
     size = len(labels)
     values = _scores(df, column).to_numpy()
-    pass_fail = threshold is not None or _is_pass_fail(values)
+    zero_one = _is_pass_fail(values)
+    pass_fail = threshold is not None or zero_one
     passed = (values >= threshold).astype("float64") if threshold is not None else values
 
     # Cells and inputs are numbered once for the whole frame and each (cell, input) pair is
@@ -536,7 +577,12 @@ def cell_summary(
             np.where(single, by_run[2], units[2]),
         )
     n, mean, squares = units
-    low, high = _t_bounds(n, mean, squares, confidence)
+    if zero_one:
+        binary = (unit_means == 0.0) | (unit_means == 1.0)
+        every_unit_binary = single | (np.bincount(unit_cell[~binary], minlength=size) == 0)
+        low, high = _wilson_bounds(n, mean, squares, scored, every_unit_binary, confidence)
+    else:
+        low, high = _t_bounds(n, mean, squares, confidence)
 
     rates = np.full((3, size), np.nan)  # pass rate, pass^k, pass@k
     if pass_fail:
