@@ -50,6 +50,10 @@ class ModelSpec:
     parameters: dict[str, Any] = field(default_factory=dict)
     api_type: str | None = None
     base_url: str | None = None
+    #: Set by :func:`pl_magic.core.local_target.route_to_local_model`: the run goes to the
+    #: local model's server (llama.cpp's OpenAI-compatible API, which differs in places,
+    #: e.g. its ``response_format``), not to OpenAI proper. Not part of the run's metadata.
+    local_model: bool = False
 
     def as_metadata(self) -> dict[str, Any]:
         """PromptLayer's ``metadata.model`` dict for this spec."""

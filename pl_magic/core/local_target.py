@@ -49,9 +49,13 @@ def route_to_local_model(record: Mapping[str, Any], spec: ModelSpec) -> None:
       so the run goes to the provider's own endpoint rather than silently answering with
       SmolLM2 under another name;
     - otherwise: the placeholder, replaced by :func:`server_url` once rendering succeeded.
+
+    A spec left pointing at a local server gets ``local_model=True`` (providers adapt the
+    request to llama.cpp's server with it).
     """
     if not is_local(record.get("provider_base_url")) or spec.base_url is None:
         return
+    spec.local_model = True
     template_model = ((record.get("metadata") or {}).get("model") or {}).get("name")
     own_url = os.environ.get(ENV_BASE_URL)
     if own_url:
@@ -61,5 +65,6 @@ def route_to_local_model(record: Mapping[str, Any], spec: ModelSpec) -> None:
             spec.name = own_model
     elif spec.name != template_model:
         spec.base_url = None
+        spec.local_model = False
     else:
         spec.base_url = PLACEHOLDER_URL

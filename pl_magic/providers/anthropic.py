@@ -11,6 +11,10 @@ Two things of the SDK shape the request (anthropic >= 1.0):
   puts them at the top level of the JSON body as before. Every parameter the installed
   SDK does not know goes that way, so the API (not a ``TypeError``) judges it.
 - ``max_tokens`` is required: the parameter map fills a default when the template has none.
+
+Structured output (``response_format``, see :mod:`._structured`) has no Messages API field:
+it becomes a forced tool whose ``input_schema`` is the schema. That tool's input is the
+reply text (streamed from its ``input_json_delta`` events), not a tool call.
 """
 
 from __future__ import annotations
@@ -24,7 +28,12 @@ from typing import Any
 
 from ..core.blueprint import ModelSpec
 from ..core.config import provider_max_retries, provider_timeout_s
-from ..core.errors import MissingApiKeyError, ProviderError, StreamTruncatedError
+from ..core.errors import (
+    InvalidInputError,
+    MissingApiKeyError,
+    ProviderError,
+    StreamTruncatedError,
+)
 from ..core.keys import (
     LOCAL_SERVER_KEY,
     anthropic_host,
@@ -32,6 +41,7 @@ from ..core.keys import (
     may_send_key,
     refuse_routing_parameters,
 )
+from . import _structured
 from ._sdk_errors import (
     category_for_status,
     classify_google_auth_error,
@@ -155,6 +165,38 @@ def _tools(rendered: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _output_tool(
+    structured: _structured.StructuredOutput, tools: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """``tools`` and ``tool_choice`` that make the reply a JSON object: a tool whose input
+    schema is the wanted one, forced, so that its input is the reply (the template's own
+    tools are kept, but no longer chosen)."""
+    schema = structured.schema_or_any
+    if schema.get("type", "object") != "object":
+        raise InvalidInputError(
+            f"response_format's schema has type {schema.get('type')!r}, and on Anthropic the "
+            "reply is a tool's input, which must be an object: wrap it in an object schema"
+        )
+    if any(t.get("name") == structured.name for t in tools):
+        raise InvalidInputError(
+            f"response_format's name {structured.name!r} is also the name of one of the "
+            "template's tools: give the json_schema another name"
+        )
+    tool = {
+        "name": structured.name,
+        "description": structured.description
+        or "Give your answer as this tool's input: a JSON object that matches its schema.",
+        "input_schema": schema,
+    }
+    return {"tools": [*tools, tool], "tool_choice": {"type": "tool", "name": structured.name}}
+
+
+def output_tool_name(spec: ModelSpec) -> str | None:
+    """The name of the forced tool whose input is the reply (see :func:`_output_tool`)."""
+    structured = _structured.of(spec.parameters)
+    return structured.name if structured is not None else None
+
+
 def tool_calls_of(blocks: list[Any]) -> list[dict[str, Any]] | None:
     """Anthropic ``tool_use`` blocks -> PromptLayer's (OpenAI-shaped) ``tool_calls``."""
     calls = [
@@ -175,9 +217,12 @@ def tool_calls_of(blocks: list[Any]) -> list[dict[str, Any]] | None:
 class AnthropicStream(StreamState):
     """Raw Messages stream events. Complete only with ``message_stop`` and a stop reason."""
 
-    def __init__(self, provider: str) -> None:
+    def __init__(self, provider: str, output_tool: str | None = None) -> None:
         super().__init__()
         self.provider = provider
+        #: The forced tool whose input is the reply (structured output), and its block index.
+        self.output_tool = output_tool
+        self.output_index: int | None = None
         self.message: dict[str, Any] = {}
         self.blocks: list[dict[str, Any]] = []
         self._json_parts: dict[int, list[str]] = {}
@@ -193,7 +238,14 @@ class AnthropicStream(StreamState):
         elif kind == "content_block_start":
             while len(self.blocks) <= event.index:
                 self.blocks.append({})
-            self.blocks[event.index] = event.content_block.model_dump(mode="json")
+            block = self.blocks[event.index] = event.content_block.model_dump(mode="json")
+            if (
+                self.output_tool is not None
+                and self.output_index is None
+                and block.get("type") == "tool_use"
+                and block.get("name") == self.output_tool
+            ):
+                self.output_index = event.index
         elif kind == "content_block_delta":
             return self._delta(event.index, event.delta)
         elif kind == "content_block_stop":
@@ -224,6 +276,9 @@ class AnthropicStream(StreamState):
             return str(delta.text)
         if kind == "input_json_delta":
             self._json_parts.setdefault(index, []).append(delta.partial_json)
+            if index == self.output_index and delta.partial_json:
+                self.parts.append(delta.partial_json)  # the structured reply, as text
+                return str(delta.partial_json)
         elif kind == "thinking_delta" and index < len(self.blocks):
             block = self.blocks[index]
             block["thinking"] = block.get("thinking", "") + delta.thinking
@@ -239,12 +294,13 @@ class AnthropicStream(StreamState):
             "stop_sequence": self.stop_sequence,
             "usage": {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens},
         }
+        calls = [b for i, b in enumerate(self.blocks) if i != self.output_index]
         return Reply(
             self.text,
             self.finish_reason,
             self.input_tokens,
             self.output_tokens,
-            tool_calls_of(self.blocks),
+            tool_calls_of(calls),
             raw,
         )
 
@@ -302,14 +358,18 @@ class AnthropicProvider(Provider):
         self, rendered: Mapping[str, Any], spec: ModelSpec, stream: bool
     ) -> dict[str, Any]:
         refuse_routing_parameters(self.name, spec.parameters)
+        parameters = dict(spec.parameters)
+        structured = _structured.take(parameters)  # a malformed one fails here
         system, messages = build_messages(rendered)
         request: dict[str, Any] = {"model": spec.name, "messages": messages}
         if system:
             request["system"] = system
         request.update(_tools(rendered))
+        if structured is not None:
+            request.update(_output_tool(structured, request.get("tools", [])))
         known = _sdk_arguments()
         extra: dict[str, Any] = {}
-        for key, value in spec.parameters.items():
+        for key, value in parameters.items():
             if key in known and key not in _STRUCTURAL:
                 request[key] = value
             else:
@@ -331,6 +391,21 @@ class AnthropicProvider(Provider):
         raw = response.model_dump(mode="json")
         blocks = raw.get("content") or []
         text = "".join(b.get("text", "") for b in blocks if b.get("type") == "text")
+        # Structured output: the forced tool's input is the reply, not a tool call.
+        output_tool = output_tool_name(spec)
+        output = next(
+            (
+                b
+                for b in blocks
+                if output_tool is not None
+                and b.get("type") == "tool_use"
+                and b.get("name") == output_tool
+            ),
+            None,
+        )
+        if output is not None:
+            text = json.dumps(output.get("input"), ensure_ascii=False)
+            blocks = [b for b in blocks if b is not output]
         usage = response.usage
         return Reply(
             text,
@@ -342,7 +417,7 @@ class AnthropicProvider(Provider):
         )
 
     def stream_state(self, spec: ModelSpec) -> StreamState:
-        return AnthropicStream(self.name)
+        return AnthropicStream(self.name, output_tool_name(spec))
 
     def classify(self, exc: BaseException) -> ProviderError | None:
         import anthropic

@@ -38,6 +38,7 @@ from ..core.keys import (
     may_send_key,
     refuse_routing_parameters,
 )
+from . import _structured
 from ._sdk_errors import category_for_status, classify_google_auth_error, transport_error
 from ._turns import TurnShape, data_url, forced_function, function_tools, to_turns, tool_calls
 from .base import ParameterMap, Provider, Reply, StreamState, env_value, fingerprint
@@ -441,6 +442,15 @@ class GoogleProvider(Provider):
         refuse_routing_parameters(self.name, spec.parameters)
         system, contents = build_contents(rendered)
         config: dict[str, Any] = dict(spec.parameters)
+        structured = _structured.take(config)  # a malformed one fails here
+        if structured is not None:
+            # The reply is JSON text: the mime type, with the JSON Schema as is (genai's
+            # ``response_schema`` is an OpenAPI subset; ``response_json_schema`` takes it whole).
+            config["response_mime_type"] = "application/json"
+            config.pop("response_schema", None)
+            config.pop("responseSchema", None)
+            if structured.schema is not None:
+                config["response_json_schema"] = structured.schema
         if system:
             config["system_instruction"] = system
         config.update(_tools(rendered))

@@ -11,7 +11,12 @@ from typing import Any
 
 from ..core.blueprint import ModelSpec, content_text, prompt_text
 from ..core.config import provider_max_retries, provider_timeout_s
-from ..core.errors import MissingApiKeyError, ProviderError, StreamTruncatedError
+from ..core.errors import (
+    InvalidInputError,
+    MissingApiKeyError,
+    ProviderError,
+    StreamTruncatedError,
+)
 from ..core.keys import (
     LOCAL_SERVER_KEY,
     env_key,
@@ -20,6 +25,7 @@ from ..core.keys import (
     openai_host,
     refuse_routing_parameters,
 )
+from . import _structured
 from ._sdk_errors import category_for_status, classify_transport_error
 from .base import ParameterMap, Provider, Reply, StreamState, env_value, fingerprint
 
@@ -131,6 +137,46 @@ def _tools(rendered: Mapping[str, Any]) -> dict[str, Any]:
         if rendered.get("tool_choice"):
             out["tool_choice"] = rendered["tool_choice"]
     return out
+
+
+def _chat_response_format(
+    given: Any, structured: _structured.StructuredOutput | None, local_model: bool
+) -> Any:
+    """Chat completions' ``response_format`` for ``given`` (already read as ``structured``).
+
+    OpenAI takes PromptLayer's (its own) shape as is. llama-cpp-python's server accepts only
+    ``{"type": "json_object", "schema": ...}``, which it turns into a grammar; other local
+    servers (Ollama, vLLM) read that as JSON mode.
+    """
+    if structured is None:
+        return given  # {"type": "text"}
+    if local_model:
+        out: dict[str, Any] = {"type": "json_object"}
+        if structured.schema is not None:
+            out["schema"] = structured.schema
+        return out
+    if given.get("type") == "json_object" and structured.schema is not None:
+        return {"type": "json_schema", "json_schema": _json_schema_fields(structured)}
+    return given
+
+
+def _json_schema_fields(structured: _structured.StructuredOutput) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": structured.name, "schema": structured.schema}
+    if structured.description is not None:
+        out["description"] = structured.description
+    if structured.strict is not None:
+        out["strict"] = structured.strict
+    return out
+
+
+def _responses_format(structured: _structured.StructuredOutput | None) -> dict[str, Any]:
+    """The Responses API's ``text.format`` for a ``response_format``: the json_schema fields
+    sit beside ``type`` there, not under ``json_schema``."""
+    if structured is None:
+        return {"type": "text"}
+    if structured.schema is None:
+        return {"type": "json_object"}
+    return {"type": "json_schema", **_json_schema_fields(structured)}
 
 
 class OpenAIStream(StreamState):
@@ -310,6 +356,8 @@ class OpenAIProvider(Provider):
         api = api_type_of(spec, rendered)
         params = dict(spec.parameters)
         stored_messages = params.pop("messages", None)
+        response_format = params.get(_structured.PARAMETER)
+        structured = _structured.take(params)  # a malformed one fails here, before any call
         request: dict[str, Any] = {"model": spec.name, **params}
         if api == "chat-completions":
             # PromptLayer's llm_kwargs: {messages, model, **parameters}; a ``messages`` list
@@ -321,7 +369,18 @@ class OpenAIProvider(Provider):
             plain = is_loopback_url(spec.base_url)
             request = {"messages": messages or chat_messages(rendered, plain), **request}
             request.update(_tools(rendered))
+            if response_format is not None:
+                request["response_format"] = _chat_response_format(
+                    response_format, structured, spec.local_model
+                )
         elif api == "completions":
+            if structured is not None:
+                raise InvalidInputError(
+                    "response_format needs the chat-completions or responses API, and this "
+                    "template uses the completions API: set api_type to 'chat-completions'"
+                )
+            if response_format is not None:
+                request["response_format"] = response_format
             if rendered.get("type") == "completion":
                 request["prompt"] = prompt_text(rendered)
             else:
@@ -331,6 +390,10 @@ class OpenAIProvider(Provider):
         else:
             request["input"] = _responses_input(rendered)
             request.update(_tools(rendered))
+            if response_format is not None:
+                text = request.get("text")
+                text = dict(text) if isinstance(text, Mapping) else {}
+                request["text"] = {**text, "format": _responses_format(structured)}
         request["stream"] = stream  # the SDK spells out "stream": false too
         if stream and api != "responses":
             request["stream_options"] = {"include_usage": True}

@@ -19,6 +19,20 @@ the ``Recorded.kind`` each gets and what decides streaming:
   the same under ``/v1beta1/…/publishers/google/models/{m}`` → ``vertex.gemini``.
 * ``POST /token`` → ``token``: the OAuth endpoint a fake service account points at.
 * anything else → ``unknown``, answered 404.
+
+Structured output: a request that asks for a JSON reply gets a JSON object that conforms to
+its schema (by default generated from it; ``structured_replies`` scripts it, see
+:class:`FakeProviderServer`). The four wire forms it recognises:
+
+* OpenAI chat: ``response_format`` ``{"type": "json_schema", "json_schema": {"schema": ...}}``,
+  or ``{"type": "json_object"}`` (llama.cpp's server form: with a ``"schema"`` beside it);
+* OpenAI Responses: ``text.format`` ``{"type": "json_schema", "schema": ...}`` or
+  ``{"type": "json_object"}``;
+* Anthropic (and its Vertex route): ``tool_choice`` ``{"type": "tool", "name": N}``: the answer
+  is a ``tool_use`` block for tool N whose input conforms to N's ``input_schema`` (streamed as
+  ``input_json_delta`` events), with ``stop_reason`` ``"tool_use"``;
+* Gemini (API and Vertex): ``generationConfig.responseMimeType == "application/json"``, with
+  the schema in ``responseJsonSchema`` (or ``responseSchema``); the JSON is the reply text.
 """
 
 from __future__ import annotations
@@ -26,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import math
 import re
 import threading
 import time
@@ -48,6 +63,9 @@ __all__ = [
     "PROVIDER_KINDS",
     "FakeProviderServer",
     "Recorded",
+    "StructuredRequest",
+    "example_for",
+    "structured_request",
 ]
 
 #: Fault names. Selected by ``fail_next()`` or by a model name that contains one of them.
@@ -152,6 +170,19 @@ class _Reply:
     input_tokens: int
     include_usage: bool  # OpenAI streams only: the ``stream_options.include_usage`` flag
     seq: Iterator[int]  # Responses API ``sequence_number`` source
+    tool_name: str | None = None  # Anthropic: the forced tool whose input ``text`` is
+
+    @property
+    def tool_input(self) -> dict[str, Any] | None:
+        """``text`` as a ``tool_use`` input (an object), or None when it is not one: a
+        non-streamed answer then carries it as text, as a tool input cannot be anything else."""
+        if self.tool_name is None:
+            return None
+        try:
+            value = json.loads(self.text)
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
 
     @property
     def output_tokens(self) -> int:
@@ -182,6 +213,143 @@ class _Plan:
             text = self.reply_text if self.reply_text is not None else "echo: " + last_user
             chunks = [text[i : i + self.chunk_size] for i in range(0, len(text), self.chunk_size)]
         return chunks or [""]
+
+
+@dataclass(frozen=True)
+class StructuredRequest:
+    """What a structured-output request asks for (see the module docstring)."""
+
+    schema: dict[str, Any] | None  # None: any JSON object
+    tool_name: str | None = None  # Anthropic: the forced tool that carries the reply
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def structured_request(kind: str, body: dict[str, Any]) -> StructuredRequest | None:
+    """The structured output a provider request of ``kind`` asks for, or None."""
+    if kind == "openai.chat":
+        fmt = _dict(body.get("response_format"))
+        if fmt.get("type") == "json_schema":
+            schema = _dict(fmt.get("json_schema")).get("schema")
+            return StructuredRequest(schema if isinstance(schema, dict) else None)
+        if fmt.get("type") == "json_object":  # llama.cpp's server takes a schema beside it
+            schema = fmt.get("schema")
+            return StructuredRequest(schema if isinstance(schema, dict) else None)
+    elif kind == "openai.responses":
+        fmt = _dict(_dict(body.get("text")).get("format"))
+        if fmt.get("type") in ("json_schema", "json_object"):
+            schema = fmt.get("schema")
+            return StructuredRequest(schema if isinstance(schema, dict) else None)
+    elif kind in ("anthropic.messages", "anthropic.vertex"):
+        choice = _dict(body.get("tool_choice"))
+        if choice.get("type") == "tool" and isinstance(choice.get("name"), str):
+            name = choice["name"]
+            tool = next(
+                (t for t in _as_list(body.get("tools")) if _dict(t).get("name") == name), {}
+            )
+            schema = tool.get("input_schema")
+            return StructuredRequest(schema if isinstance(schema, dict) else None, name)
+    elif kind in ("gemini", "vertex.gemini"):
+        config = _dict(body.get("generationConfig"))
+        if config.get("responseMimeType") == "application/json":
+            schema = config.get("responseJsonSchema") or config.get("responseSchema")
+            return StructuredRequest(schema if isinstance(schema, dict) else None)
+    return None
+
+
+_EXAMPLE_STRINGS = {
+    "date": "2024-01-01",
+    "date-time": "2024-01-01T00:00:00Z",
+    "time": "00:00:00Z",
+    "email": "ada@example.com",
+    "uri": "https://example.com",
+    "uuid": "00000000-0000-4000-8000-000000000000",
+}
+
+
+def example_for(schema: dict[str, Any], root: dict[str, Any] | None = None, depth: int = 0) -> Any:
+    """A small JSON value that conforms to ``schema`` (JSON Schema, or genai's OpenAPI subset
+    with upper-case types): every declared property of an object (and every required one),
+    ``minItems`` (at least one) items of an array, the first ``enum`` value or ``const``, the
+    first branch of ``anyOf``/``oneOf``/``allOf``, local ``$ref``s, numbers within their bounds,
+    strings within their lengths (a known ``format`` gets a value of that format)."""
+    root = schema if root is None else root
+    if not isinstance(schema, dict) or depth > 32:
+        return None
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#"):
+        target: Any = root
+        for part in ref.lstrip("#").strip("/").split("/") if ref != "#" else []:
+            target = _dict(target).get(part.replace("~1", "/").replace("~0", "~"))
+        return example_for(_dict(target), root, depth + 1)
+    if "const" in schema:
+        return schema["const"]
+    enum = schema.get("enum")
+    if isinstance(enum, list) and enum:
+        return enum[0]
+    for key in ("anyOf", "oneOf", "allOf"):
+        options = [o for o in _as_list(schema.get(key)) if isinstance(o, dict)]
+        non_null = [o for o in options if str(o.get("type", "")).lower() != "null"]
+        if options:
+            return example_for((non_null or options)[0], root, depth + 1)
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if str(k).lower() != "null"), "null")
+    kind = str(kind).lower() if kind is not None else None
+    if kind is None:
+        if "properties" in schema or "required" in schema or depth == 0:
+            kind = "object"
+        elif "items" in schema:
+            kind = "array"
+        else:
+            kind = "string"
+    if kind == "object":
+        properties = _dict(schema.get("properties"))
+        out = {name: example_for(_dict(sub), root, depth + 1) for name, sub in properties.items()}
+        for name in _as_list(schema.get("required")):
+            if isinstance(name, str) and name not in out:
+                out[name] = "example"
+        return out
+    if kind == "array":
+        count = max(1, int(schema.get("minItems") or 0))
+        if isinstance(schema.get("maxItems"), int):
+            count = min(count, schema["maxItems"])
+        prefix = [p for p in _as_list(schema.get("prefixItems")) if isinstance(p, dict)]
+        items = _dict(schema.get("items"))
+        return [
+            example_for(prefix[i] if i < len(prefix) else items, root, depth + 1)
+            for i in range(count)
+        ]
+    if kind in ("integer", "number"):
+        return _number_within(schema, integer=kind == "integer")
+    if kind == "boolean":
+        return True
+    if kind == "null":
+        return None
+    text = _EXAMPLE_STRINGS.get(str(schema.get("format")), "example")
+    if isinstance(schema.get("minLength"), int) and len(text) < schema["minLength"]:
+        text = text.ljust(schema["minLength"], "x")
+    if isinstance(schema.get("maxLength"), int):
+        text = text[: schema["maxLength"]]
+    return text
+
+
+def _number_within(schema: dict[str, Any], integer: bool) -> int | float:
+    """1, moved inside the schema's bounds."""
+    value: float = 1
+    low, high = schema.get("minimum"), schema.get("maximum")
+    ex_low, ex_high = schema.get("exclusiveMinimum"), schema.get("exclusiveMaximum")
+    if isinstance(low, int | float) and not isinstance(low, bool):
+        value = max(value, low)
+    if isinstance(ex_low, int | float) and not isinstance(ex_low, bool) and value <= ex_low:
+        value = ex_low + (1 if integer else 0.5)
+    if isinstance(high, int | float) and not isinstance(high, bool):
+        value = min(value, high)
+    if isinstance(ex_high, int | float) and not isinstance(ex_high, bool) and value >= ex_high:
+        value = ex_high - (1 if integer else 0.5)
+    return math.ceil(value) if integer else value
 
 
 def _first_half(chunks: list[str]) -> list[str]:
@@ -538,39 +706,49 @@ class _AnthropicDialect(_Dialect):
             "usage": {"input_tokens": r.input_tokens, "output_tokens": output_tokens},
         }
 
+    def _tool_use(self, r: _Reply, tool_input: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "type": "tool_use",
+            "id": "toolu_" + r.id.removeprefix(self.id_prefix),
+            "name": r.tool_name,
+            "input": tool_input,
+        }
+
     def complete(self, r: _Reply, finished: bool) -> dict[str, Any]:
+        tool_input = r.tool_input
+        if tool_input is not None:
+            content = [self._tool_use(r, tool_input)]
+            return self._message(r, content, "tool_use" if finished else None, r.output_tokens)
         content = [{"type": "text", "text": r.text}]
         return self._message(r, content, "end_turn" if finished else None, r.output_tokens)
 
     def stream_start(self, r: _Reply) -> list[bytes]:
         # The accumulator needs usage in message_start and content_block_start before deltas.
+        block = {"type": "text", "text": ""} if r.tool_name is None else self._tool_use(r, {})
         return [
             _sse_event(
                 "message_start", {"type": "message_start", "message": self._message(r, [], None, 1)}
             ),
             _sse_event(
                 "content_block_start",
-                {
-                    "type": "content_block_start",
-                    "index": 0,
-                    "content_block": {"type": "text", "text": ""},
-                },
+                {"type": "content_block_start", "index": 0, "content_block": block},
             ),
             _sse_event("ping", {"type": "ping"}),
         ]
 
     def stream_delta(self, r: _Reply, text: str, last: bool) -> bytes:
-        delta = {
-            "type": "content_block_delta",
-            "index": 0,
-            "delta": {"type": "text_delta", "text": text},
-        }
+        if r.tool_name is None:
+            inner = {"type": "text_delta", "text": text}
+        else:
+            inner = {"type": "input_json_delta", "partial_json": text}
+        delta = {"type": "content_block_delta", "index": 0, "delta": inner}
         return _sse_event("content_block_delta", delta)
 
     def stream_end(self, r: _Reply) -> list[bytes]:
+        stop = "end_turn" if r.tool_name is None else "tool_use"
         message_delta = {
             "type": "message_delta",
-            "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+            "delta": {"stop_reason": stop, "stop_sequence": None},
             "usage": {"output_tokens": r.output_tokens},
         }
         return [
@@ -723,6 +901,17 @@ class FakeProviderServer(ThreadedServer):
     * ``hold_before_last``: a ``threading.Event``; complete streams stop before their final
       text delta until it is set (10 s at most). ``final_sent_count`` counts streams whose
       final delta went out, so a test can prove the client saw chunks before the end.
+    * ``structured_replies``: a list consumed in order (one entry per request) by
+      structured-output requests only (see the module docstring for the four wire forms;
+      other requests neither use nor consume it). A dict entry is sent as its JSON
+      (``json.dumps`` with default separators); a str entry is sent raw as the reply text,
+      so a test can send invalid JSON. When the list is empty the reply is generated from the
+      request's schema (:func:`example_for`; ``{}`` when the request has no schema). A
+      structured reply ignores ``reply_text`` and ``stream_chunks``: it is streamed in
+      ``chunk_size`` pieces. Anthropic carries it as the forced tool's ``tool_use`` input
+      (streamed as ``input_json_delta``); a non-streamed Anthropic reply whose entry is not
+      a JSON object is sent as a text block instead (a tool input is always an object).
+      Faults apply to structured replies as to any other.
 
     Faults (see ``FAULTS``), from ``fail_next()`` first, else from the model name containing a
     fault name (``"gpt-x-err-401"``, ``"flaky-429-model"``):
@@ -761,6 +950,7 @@ class FakeProviderServer(ThreadedServer):
         self.chunk_delay_s: float = 0.0
         self.hold_before_last: threading.Event | None = None
         self.echo_headers: bool = False
+        self.structured_replies: list[dict[str, Any] | str] = []
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -916,6 +1106,11 @@ class FakeProviderServer(ThreadedServer):
         dialect = _DIALECTS[route.kind]
         last_user, all_texts = dialect.texts(rec.body)
         chunks = plan.chunks(last_user)
+        structured = structured_request(route.kind, rec.body)
+        if structured is not None:
+            text = self._structured_text(structured)
+            size = plan.chunk_size
+            chunks = [text[i : i + size] for i in range(0, len(text), size)] or [""]
         stream_options = rec.body.get("stream_options")
         reply = _Reply(
             id=f"{dialect.id_prefix}{next(self._ids)}",
@@ -925,6 +1120,7 @@ class FakeProviderServer(ThreadedServer):
             include_usage=isinstance(stream_options, dict)
             and stream_options.get("include_usage") is True,
             seq=itertools.count(),
+            tool_name=structured.tool_name if structured is not None else None,
         )
 
         if route.stream:
@@ -939,6 +1135,16 @@ class FakeProviderServer(ThreadedServer):
             truncated = replace(reply, text="".join(_first_half(chunks)))
             return JSONResponse(dialect.complete(truncated, finished=False))
         return JSONResponse(dialect.complete(reply, finished=True))
+
+    def _structured_text(self, structured: StructuredRequest) -> str:
+        """The next scripted structured reply, or one generated from the request's schema."""
+        with self._lock:
+            scripted = self.structured_replies.pop(0) if self.structured_replies else None
+        if isinstance(scripted, str):
+            return scripted
+        if scripted is None:
+            scripted = example_for(structured.schema) if structured.schema is not None else {}
+        return json.dumps(scripted)
 
     async def _stream(
         self, dialect: _Dialect, r: _Reply, chunks: list[str], plan: _Plan
