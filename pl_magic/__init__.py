@@ -33,6 +33,7 @@ _LAZY = {
     "PromptLayer": "pl_magic.client",
     "AsyncPromptLayer": "pl_magic.async_client",
     "form": "pl_magic.surfaces.widget",
+    "review": "pl_magic.surfaces.review",
 }
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "get_template",
     "prompts",
     "publish",
+    "review",
     "run",
     "run_many",
     "runs",
@@ -80,6 +82,7 @@ if TYPE_CHECKING:
     from .client import PromptLayer
     from .core import errors
     from .engine.statistics import cell_summary, significance
+    from .surfaces.review import review
     from .surfaces.widget import form
     from .ui.diff import diff
 

@@ -89,9 +89,7 @@ def test_an_invalid_reply_is_asked_for_again_once_then_is_an_error_row(prompts):
         return next(answers) if is_judge(request) else request.texts[-1]
 
     with fake_provider(reply) as fake:
-        df = pl_magic.run_many(
-            "echo", inputs=ROWS, scorers=["judge:grader"], concurrency=1
-        )
+        df = pl_magic.run_many("echo", inputs=ROWS, scorers=["judge:grader"], concurrency=1)
     assert sum(is_judge(r) for r in fake.requests) == 4
     values = list(df["score.judge:grader"])
     assert values[0] == 0.75 and math.isnan(values[1])
@@ -121,7 +119,7 @@ def test_a_failing_judge_call_is_that_rows_error(prompts):
 
 
 def test_judge_repeat_reports_the_mean_and_how_much_the_judge_agrees_with_itself(prompts):
-    verdicts = iter([1, 1, 0] + [0, 0, 0])
+    verdicts = iter([1, 1, 0, 0, 0, 0])  # row 1: 2 of 3 pass; row 2: none
 
     def reply(request):
         if not is_judge(request):
@@ -144,9 +142,7 @@ def test_score_df_rejudges_logged_runs_linking_each_judge_run(prompts):
         scored = pl_magic.score(df, ["judge:grader"])
     assert list(scored["score.judge:grader"]) == [1.0, 0.0]
     links = {
-        json.loads(r["metadata"])[JUDGED_RUN_KEY]
-        for r in runs()
-        if r["prompt_name"] == "grader"
+        json.loads(r["metadata"])[JUDGED_RUN_KEY] for r in runs() if r["prompt_name"] == "grader"
     }
     assert links == set(df["request_id"])
 

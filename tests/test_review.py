@@ -275,7 +275,7 @@ def test_labels_survive_a_new_process(df, tmp_path):
     df[["request_id"]].to_json(tmp_path / "frame.json")
     code = (
         "import json, pandas as pd, sys\n"
-        "from pl_magic.surfaces.review import review\n"
+        "import pl_magic\nreview = pl_magic.review\n"
         f"df = pd.read_json({str(tmp_path / 'frame.json')!r})\n"
         "r = review(df)\n"
         "print(json.dumps({'progress': r.progress, 'current': r.current,\n"
@@ -397,3 +397,8 @@ def test_labels_go_to_promptlayer_as_scores_and_promptlayers_ids_work(
     assert list(reviewer.labels["request_id"]) == [a, b]
     logged = pl_magic.runs().set_index("request_id").loc[df["request_id"]]
     assert list(logged["score.human"]) == [1.0, 0.0]
+
+
+def test_review_is_part_of_the_public_api_and_loaded_lazily():
+    assert pl_magic.review is review
+    assert "review" in pl_magic.__all__

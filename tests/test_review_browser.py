@@ -25,12 +25,7 @@ ROWS = [
     {"q": f"{ATTACK} hi", "expected": "<script>window.__pwned=2</script>"},
     {"q": "2+2?", "expected": "4"},
 ]
-CELL = (
-    "import pl_magic\n"
-    "from pl_magic.surfaces.review import review\n"
-    "reviewer = review(pl_magic.runs(prompt='qa'))\n"
-    "reviewer"
-)
+CELL = "import pl_magic\nreviewer = pl_magic.review(pl_magic.runs(prompt='qa'))\nreviewer"
 
 
 @pytest.fixture
