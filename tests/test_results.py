@@ -199,3 +199,92 @@ def test_plot_charts_a_metric_per_model_and_version(greet, fake_provider):
     assert len(ax.patches) == 2
     with pytest.raises(InvalidInputError, match="No column 'speed' to chart"):
         results.plot(df, "speed")
+
+
+def scored_runs() -> pd.DataFrame:
+    """Three cells of a scored comparison (two inputs, repeats), built by hand: a pass/fail
+    score, a graded one and a score nobody gave."""
+    nan = float("nan")
+    cells = {
+        ("gpt-4o-mini", 1): ([1.0, 0.0, 1.0, 0.0], [0.2, 0.4, 0.3, 0.5]),
+        ("gpt-4o-mini", 2): ([1.0, 1.0, 1.0, 1.0], [0.9, 0.7, 0.8, 0.6]),
+        ("gpt-4o", 1): ([1.0, 1.0, 0.0, nan], [0.5, nan, 0.6, 0.4]),
+    }
+    rows = []
+    for (name, version), (passes, grades) in cells.items():
+        for i, (passed, grade) in enumerate(zip(passes, grades, strict=True)):
+            rows.append(
+                {
+                    "provider": "openai",
+                    "model": name,
+                    "prompt_version": version,
+                    "release_label": None,
+                    "var.name": ["Ada", "Bo"][i % 2],
+                    "output": f"reply {i}",
+                    "status": "ok",
+                    "latency_s": 0.1 * (i + 1),
+                    "ttft_s": 0.05,
+                    "output_tokens": 3,
+                    "cost_usd": 0.001,
+                    "repeat": i // 2,
+                    "score.contains": passed,
+                    "score.similar": grade,
+                    "score.judge": nan,
+                }
+            )
+    df = pd.DataFrame(rows)
+    for column in ("prompt_version", "output_tokens", "repeat"):
+        df[column] = df[column].astype("Int64")
+    return df
+
+
+def test_compare_chart_draws_each_score_with_its_interval_in_compares_order():
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.container import BarContainer
+
+    from pl_magic.engine.statistics import cell_summary
+
+    df = scored_runs()
+    plt.close("all")
+    try:
+        table = pl_magic.compare(df, chart=True)
+        latency, scores = (plt.figure(n) for n in plt.get_fignums())
+        assert latency.axes[0].get_title() == "mean latency_s per model and version"
+        axes = scores.axes
+        assert len(axes) == 2  # score.judge has no value: no chart
+        cells = list(table.columns)
+        assert cells[0] == "openai/gpt-4o-mini · v2"  # best first, as compare orders them
+        for ax, name in zip(axes, ("contains", "similar"), strict=True):
+            summary = cell_summary(df, name).reindex(cells)
+            assert ax.get_title() == f"mean {name} per model and version (95 % CI)"
+            assert ax.get_xlabel() == f"mean {name}" and ax.get_ylabel() == "model · version"
+            (bars,) = (c for c in ax.containers if isinstance(c, BarContainer))
+            # Cells at y = 0, 1, 2 from the top (the axis is inverted), one bar each.
+            shown = sorted(bars.patches, key=lambda bar: bar.get_y())
+            assert [t.get_text() for t in ax.get_yticklabels()] == cells
+            assert ax.yaxis_inverted()
+            assert [bar.get_width() for bar in shown] == pytest.approx(list(summary["mean"]))
+            segments = bars.errorbar.lines[2][0].get_segments()
+            spans = sorted((s[0][1], s[0][0], s[1][0]) for s in segments)
+            assert [(low, high) for _, low, high in spans] == [
+                (pytest.approx(lo), pytest.approx(hi))
+                for lo, hi in zip(summary["ci_low"], summary["ci_high"], strict=True)
+            ]
+        # The pass/fail score's interval stays within 0–1 (4 passes of 4 on v2).
+        v2 = cell_summary(df, "contains").loc["openai/gpt-4o-mini · v2"]
+        assert v2["ci_high"] == 1.0 and 0 < v2["ci_low"] < 1
+    finally:
+        plt.close("all")
+
+
+def test_plot_scores_refuses_a_frame_without_scores():
+    pytest.importorskip("matplotlib")
+    df = scored_runs().drop(columns=["score.contains", "score.similar"])
+    with pytest.raises(InvalidInputError, match="No scores to chart"):
+        results.plot_scores(df)
+    with pytest.raises(InvalidInputError, match="plot_scores\\(\\) takes a runs DataFrame"):
+        results.plot_scores([1])

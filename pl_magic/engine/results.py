@@ -384,7 +384,8 @@ def compare(df: pd.DataFrame, chart: bool = False) -> pd.DataFrame:
     ``error rate``; for each ``score.<name>`` column, ``mean <name>`` with its ``95% CI``,
     and ``pass rate``, ``pass^k`` and ``pass@k`` for pass/fail scores (columns then ordered
     best first, see :func:`pl_magic.engine.statistics.cell_summary`). With ``chart=True`` a
-    bar chart of mean latency is drawn too.
+    bar chart of mean latency is drawn too and, when the frame has scores, a chart of each
+    score's mean per cell with its 95 % interval (see :func:`plot_scores`).
     """
     import pandas as pd
 
@@ -418,27 +419,39 @@ def compare(df: pd.DataFrame, chart: bool = False) -> pd.DataFrame:
         }
     ).T
     out = pd.concat([outputs.astype(object), summary[outputs.columns].astype(object)])
-    scores = [c for c in df.columns if c.startswith("score.") and df[c].notna().any()]
+    scores = _score_columns(df)
+    summaries: dict[str, pd.DataFrame] = {}
     if scores:
-        out = _with_score_rows(out, df, scores)
+        out, summaries = _with_score_rows(out, df, scores)
     out.columns.name = "model · version"
     if chart:
         plot(df)
+        if summaries:
+            _chart_scores(summaries, [str(c) for c in out.columns])
     return out
 
 
-def _with_score_rows(out: pd.DataFrame, df: pd.DataFrame, scores: list[str]) -> pd.DataFrame:
+def _score_columns(df: pd.DataFrame) -> list[str]:
+    """The score columns that hold at least one score."""
+    return [c for c in df.columns if str(c).startswith("score.") and df[c].notna().any()]
+
+
+def _with_score_rows(
+    out: pd.DataFrame, df: pd.DataFrame, scores: list[str]
+) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
     """``out`` with each score's per-cell statistics as rows (mean with its 95 % interval,
-    pass rate, pass^k, pass@k), its columns ordered best first by the first score."""
+    pass rate, pass^k, pass@k), its columns ordered best first by the first score; and each
+    score's :func:`~pl_magic.engine.statistics.cell_summary`."""
     import pandas as pd
 
     from . import statistics
 
     rows = {}
     order: list[str] = []
+    summaries = {}
     for column in scores:
         name = column.removeprefix("score.")
-        summary = statistics.cell_summary(df, column)
+        summary = summaries[column] = statistics.cell_summary(df, column)
         order = order or [c for c in summary.index if c in out.columns]
         rows[f"mean {name}"] = summary["mean"]
         rows[f"95% CI {name}"] = pd.Series(
@@ -453,7 +466,7 @@ def _with_score_rows(out: pd.DataFrame, df: pd.DataFrame, scores: list[str]) -> 
                 rows[f"{key} {name}"] = summary[key]
     table = pd.DataFrame(rows).T.reindex(columns=out.columns)
     out = pd.concat([out, table.astype(object)])
-    return out[order + [c for c in out.columns if c not in order]]
+    return out[order + [c for c in out.columns if c not in order]], summaries
 
 
 def plot(df: pd.DataFrame, metric: str = "latency_s") -> Any:
@@ -464,3 +477,51 @@ def plot(df: pd.DataFrame, metric: str = "latency_s") -> Any:
     work["run"] = cell_label(work)
     means = work.groupby("run", sort=False)[metric].mean()
     return means.plot.barh(title=f"mean {metric} per model and version", xlabel=metric)
+
+
+def plot_scores(df: pd.DataFrame) -> list[Any]:
+    """Each score's mean per model × version with its 95 % interval as error bars, one
+    Axes per ``score.<name>`` column (scores without any value are left out), cells in
+    ``compare()``'s order (best first on the first score, at the top); returns the Axes.
+    The interval is :func:`~pl_magic.engine.statistics.cell_summary`'s: Student t over
+    per-input means, Wilson's for pass/fail scores; a cell without one has no error bar."""
+    import pandas as pd
+
+    from . import statistics
+
+    if not isinstance(df, pd.DataFrame) or not {"model", "prompt_version"} <= set(df.columns):
+        raise InvalidInputError("plot_scores() takes a runs DataFrame (from run_many or runs())")
+    scores = _score_columns(df)
+    if not scores:
+        raise InvalidInputError(
+            "No scores to chart: this DataFrame has no score.* column with a value; score its "
+            "runs first (run_many(..., scorers=[...]) or pl_magic.score(df, [...]))"
+        )
+    summaries = {column: statistics.cell_summary(df, column) for column in scores}
+    return _chart_scores(summaries, [str(c) for c in summaries[scores[0]].index])
+
+
+def _chart_scores(summaries: Mapping[str, pd.DataFrame], cells: list[str]) -> list[Any]:
+    """One horizontal bar chart per score, of ``cells`` in that order from the top."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    height = 1.2 + 0.4 * len(cells)
+    figure, axes = plt.subplots(
+        len(summaries), 1, figsize=(7.0, height * len(summaries)), squeeze=False
+    )
+    for ax, (column, summary) in zip(axes[:, 0], summaries.items(), strict=True):
+        rows = summary.reindex(cells)
+        means = rows["mean"].to_numpy(dtype="float64")
+        # Distances from the mean to each bound; NaN (no interval) draws no error bar.
+        below = means - rows["ci_low"].to_numpy(dtype="float64")
+        above = rows["ci_high"].to_numpy(dtype="float64") - means
+        ax.barh(cells, np.nan_to_num(means), xerr=np.vstack([below, above]), capsize=3)
+        ax.invert_yaxis()  # the first cell (the best) at the top
+        name = column.removeprefix("score.")
+        level = f"{summary.attrs.get('confidence', 0.95) * 100:g} %"
+        ax.set_title(f"mean {name} per model and version ({level} CI)")
+        ax.set_xlabel(f"mean {name}")
+        ax.set_ylabel("model · version")
+    figure.tight_layout()
+    return list(axes[:, 0])
