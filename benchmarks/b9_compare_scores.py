@@ -5,7 +5,8 @@ versions), 500 input rows (a question and an expected answer), 5 repeats each, a
 ``score.contains`` column (NaN for the 3 % of runs that failed), latency and cost.
 
 Two rows. ``cell_summary(df, "contains")`` is what ``compare()`` adds for a score: per cell
-the mean with its 95 % t interval over per-input means, pass rate, pass^k and pass@k; it is
+the mean with its 95 % interval over per-input means (Wilson's, the score being pass/fail),
+pass rate, pass^k and pass@k; it is
 set against ``df.groupby(["provider", "model", "prompt_version", "release_label"],
 dropna=False, sort=False)["score.contains"].agg(["mean", "std", "count"])`` (per-run mean,
 standard deviation and count: no per-input units, no intervals, no labels). ``compare(df)``
