@@ -300,7 +300,8 @@ def compare(
 ) -> pd.DataFrame:
     """Outputs side by side by model and version, with summary rows (latency, tokens, cost,
     error rate, and each score's statistics, cells best first); ``chart=True`` also draws
-    mean latency per model and version. ``diff=True`` also shows, word by word, the first
+    mean latency per model and version and, when the frame has scores, each score's mean
+    per cell with its 95 % interval. ``diff=True`` also shows, word by word, the first
     cell's outputs against each other cell's, ``diff=(a, b)`` one pair (see :func:`diff`)."""
     from .engine.results import compare as compare_runs
 

@@ -332,7 +332,7 @@ def score_frame(
         if rid in given:
             row[expected] = given[rid]
         items.append((logged[rid]["output"], row))
-    verdicts = score_runs(parsed, items, expected)
+    verdicts = score_runs(parsed, items, expected, request_ids=wanted)
     rows = [
         ScoreRow(rid, s.name, s.value, s.passed, s.reason, s.source, s.version)
         for rid, scores in zip(wanted, verdicts, strict=True)
