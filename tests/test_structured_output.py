@@ -303,6 +303,20 @@ def test_a_response_format_stored_in_the_template_works_too(request, fake_provid
     assert _wire_body(fake_provider, BY_ID["anthropic"])["tool_choice"]["name"] == "judgement"
 
 
+@pytest.mark.parametrize("route_id", ["anthropic", "gemini", "claude-vertex"])
+def test_a_template_response_format_follows_a_provider_switch(request, fake_provider, route_id):
+    route = BY_ID[route_id]
+    request.getfixturevalue(route.env)
+    publish("judge", JUDGE, model("gpt-4o-mini", "openai", response_format=RESPONSE_FORMAT))
+    fake_provider.structured_replies = [VERDICT]
+    result = pl_magic.run(
+        "judge", input_variables=INPUTS, provider=route.provider, model=route.model
+    )
+    _check_wire(route, _wire_body(fake_provider, route), SCHEMA)
+    assert json.loads(_reply_text(result)) == VERDICT
+    assert "dropped_parameters" not in result["prompt_blueprint"]["metadata"]
+
+
 def test_a_plain_run_neither_uses_nor_consumes_the_scripted_replies(request, fake_provider):
     request.getfixturevalue("openai_env")
     publish("judge", JUDGE, model("gpt-4o-mini"))

@@ -62,6 +62,7 @@ PARAMETERS = ParameterMap(
         "top_k": "top_k",
         "max_tokens": "max_tokens",
         "stop": "stop_sequences",
+        "response_format": "response_format",  # sent as a forced tool (_output_tool)
     },
     aliases={
         "max_completion_tokens": "max_tokens",

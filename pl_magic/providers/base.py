@@ -32,6 +32,7 @@ CANONICAL_PARAMETERS = (
     "seed",
     "presence_penalty",
     "frequency_penalty",
+    "response_format",  # structured output: every provider has a form of it (_structured.py)
 )
 
 

@@ -54,6 +54,7 @@ PARAMETERS = ParameterMap(
         "seed": "seed",
         "presence_penalty": "presence_penalty",
         "frequency_penalty": "frequency_penalty",
+        "response_format": "response_format",  # sent as response_mime_type + schema
     },
     aliases={
         "max_completion_tokens": "max_tokens",

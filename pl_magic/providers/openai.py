@@ -41,12 +41,18 @@ _CHAT_PARAMS = ParameterMap(
         "seed": "seed",
         "presence_penalty": "presence_penalty",
         "frequency_penalty": "frequency_penalty",
+        "response_format": "response_format",
     },
     aliases={"max_completion_tokens": "max_tokens", "max_output_tokens": "max_tokens"},
     keep=frozenset({"max_completion_tokens"}),  # reasoning models need this name
 )
 _RESPONSES_PARAMS = ParameterMap(
-    names={"temperature": "temperature", "top_p": "top_p", "max_tokens": "max_output_tokens"},
+    names={
+        "temperature": "temperature",
+        "top_p": "top_p",
+        "max_tokens": "max_output_tokens",
+        "response_format": "response_format",  # sent as text.format (_responses_format)
+    },
     aliases={"max_completion_tokens": "max_tokens"},
 )
 
