@@ -911,7 +911,9 @@ class FakeProviderServer(ThreadedServer):
       ``chunk_size`` pieces. Anthropic carries it as the forced tool's ``tool_use`` input
       (streamed as ``input_json_delta``); a non-streamed Anthropic reply whose entry is not
       a JSON object is sent as a text block instead (a tool input is always an object).
-      Faults apply to structured replies as to any other.
+      Faults apply to structured replies as to any other; an entry is consumed only by a
+      request that gets a body (not by a status fault or a 401 for missing credentials, so
+      a retried request gets the entry), and ``reset()`` empties the list.
 
     Faults (see ``FAULTS``), from ``fail_next()`` first, else from the model name containing a
     fault name (``"gpt-x-err-401"``, ``"flaky-429-model"``):
