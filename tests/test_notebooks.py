@@ -352,6 +352,32 @@ def check_evaluate(nb: nbformat.NotebookNode, echo: Callable[[str], str] | None)
     assert set(found) == {"prod", "staging"}, similarity
     _unit_scores(list(found.values()))
 
+    (judged,) = data(cell(nb, "judged = pl_magic.score(df"), "text/html")
+    assert table_rows(judged) == 12
+    verdicts = [float(v) for v in column_values(judged, "score.judge:judge-correct")]
+    agreement = [float(v) for v in column_values(judged, "score.judge:judge-correct.agreement")]
+    # a tiny model may fail a judgement (NaN, its reason stored); most are scores
+    assert sum(0.0 <= v <= 1.0 for v in verdicts) >= 9, verdicts
+    assert {a for a in agreement if a == a} <= {0.5, 1.0}, agreement
+    if echo:  # the fake answers the judgement schema with a score of 1
+        assert verdicts == [1.0] * 12 and agreement == [1.0] * 12
+    (judge_rows,) = data(cell(nb, "pl_magic.compare(judged).filter("), "text/html")
+    labels = [row[0] for row in html_table(judge_rows)]
+    assert "mean judge:judge-correct" in labels and "95% CI judge:judge-correct" in labels
+    logged = stream(cell(nb, 'judge_runs = pl_magic.runs(prompt="judge-correct")'))
+    assert re.fullmatch(
+        r"(2[4-9]|[3-4]\d) judge runs logged; the first judged [0-9a-f]{8}\n", logged
+    )
+
+    reviewer = cell(nb, "reviewer = pl_magic.review(df)")
+    assert "application/vnd.jupyter.widget-view+json" in str(reviewer.outputs)
+    labelled = cell(nb, 'first, second = df["request_id"][:2]')
+    assert stream(labelled) == "2/12 reviewed\n"
+    (human,) = data(labelled, "text/html")
+    assert table_rows(human) == 2
+    assert sorted(float(v) for v in column_values(human, "score.human")) == [0.0, 1.0]
+    assert sorted(float(v) for v in column_values(human, "score.human.rating")) == [0.25, 1.0]
+
 
 CHECKS: dict[str, Callable[[nbformat.NotebookNode, Callable[[str], str] | None], None]] = {
     "quickstart": check_quickstart,
