@@ -147,3 +147,23 @@ def test_the_local_backend_sends_no_score(openai_env, fake_provider, fake_prompt
     assert list(scored["score.icontains"]) == [1.0, 0.0]
     assert len(scores()) == 4 and fake_promptlayer.requests == []
     assert all(r["pending_ops"] is None and r["sync_state"] is None for r in runs())
+
+
+def test_a_judge_from_promptlayers_registry_is_asked_for_json_and_its_scores_are_sent(
+    greet, fake_provider
+):
+    greet.add_prompt("grader", chat(("user", "want {expected} got {output}")), model())
+    fake_provider.structured_replies = [{"score": 1, "reason": "ok"}, {"score": 0, "reason": "no"}]
+    df = pl_magic.run_many("greet", inputs=ROWS, scorers=["judge:grader"], concurrency=1)
+    _wait_synced()
+
+    assert list(df["score.judge:grader"]) == [1.0, 0.0]
+    bodies = [r.body for r in fake_provider.requests_for("openai.chat")]
+    assert [b.get("response_format", {}).get("type") for b in bodies].count("json_schema") == 2
+    remote = _remote_ids()
+    ada, bob = (remote[rid] for rid in df["request_id"])
+    assert _sent(greet) == sorted([(ada, "judge:grader", 100), (bob, "judge:grader", 0)])
+    judge_runs = [r for r in runs() if r["prompt_name"] == "grader"]
+    assert len(judge_runs) == 2 and all(r["remote_request_id"] for r in judge_runs)
+    tracked = [greet.tracked[int(r["remote_request_id"])] for r in judge_runs]
+    assert {t["metadata"]["pl_magic_judged_run"] for t in tracked} == set(df["request_id"])
