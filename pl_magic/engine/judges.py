@@ -23,12 +23,12 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from ..core import notices
 from ..core.blueprint import reply_text
-from ..core.errors import InvalidInputError, PlMagicError, shown
+from ..core.errors import InvalidInputError, PlMagicError, redact, redact_data, shown
 from ..registry import starters
 from .scoring import Item, Score, Scorer, missing, one_line
 
@@ -71,24 +71,25 @@ def parse_judge_target(arg: str) -> tuple[str, int | None, str | None]:
         )
     if not sep:
         return name, None, None
-    if at.isdigit():
+    if at.isascii() and at.isdigit():  # "²".isdigit() is True too, and int() refuses it
         return name, int(at), None
     return name, None, at
 
 
 def judgement_of(text: str) -> tuple[float, str | None]:
-    """A judge's reply → (score, reason); ValueError naming what is wrong."""
+    """A judge's reply → (score, reason); ValueError naming what is wrong (quoting the
+    reply with secrets redacted before it is cut, so no part of a key is quoted)."""
     try:
         data = json.loads(text)
     except ValueError:
-        raise ValueError(f"not JSON: {shown(text, 60)}") from None
+        raise ValueError(f"not JSON: {shown(redact(text), 60)}") from None
     if not isinstance(data, Mapping) or "score" not in data:
-        raise ValueError(f"not an object with a score: {shown(text, 60)}")
+        raise ValueError(f"not an object with a score: {shown(redact(text), 60)}")
     value = data["score"]
     if isinstance(value, bool):
         value = 1.0 if value else 0.0
     if not isinstance(value, int | float) or math.isnan(value) or not 0 <= value <= 1:
-        raise ValueError(f"score {shown(value, 20)} is not a number from 0 to 1")
+        raise ValueError(f"score {shown(redact_data(value), 20)} is not a number from 0 to 1")
     reason = data.get("reason")
     return float(value), None if reason is None else one_line(str(reason))
 
@@ -217,7 +218,10 @@ class Judge:
                     if isinstance(exc, PlMagicError | ValueError)
                     else (f"{type(exc).__name__}: {exc}")
                 )
-                error = Score(self.name, math.nan, None, one_line(message), "judge", version, True)
+                # the message may quote the judge's reply, which may quote anything it saw
+                error = Score(
+                    self.name, math.nan, None, one_line(redact(message)), "judge", version, True
+                )
                 return [error] if self.repeat == 1 else [error, self._agreement(None)]
             values.append(outcome["score"])
             reasons.append(outcome["reason"])
@@ -248,8 +252,32 @@ class Judge:
         if not items:
             return []
         workers = min(self.concurrency, len(items))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pl_magic-judge") as pool:
-            return list(pool.map(lambda item: self._verdict(item, expected), items))
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pl_magic-judge")
+        futures = [pool.submit(self._verdict, item, expected) for item in items]
+        interrupted = False
+        try:
+            return [future.result() for future in futures]
+        except KeyboardInterrupt:
+            # The kernel's interrupt (or a call that raised it) stops the pass, not the
+            # comparison: the runs and the other scorers' scores are kept with what the judge
+            # said so far; calls not started are cancelled, those in flight are not awaited.
+            interrupted = True
+        finally:
+            pool.shutdown(wait=not interrupted, cancel_futures=True)
+        out = [_done(future) for future in futures]
+        missed = sum(1 for scores in out if not scores)
+        notices.warn(
+            f"interrupted: {self.name} judged {len(out) - missed} of {len(out)} runs; "
+            "pl_magic.score(df, [...]) judges them again"
+        )
+        return out
+
+
+def _done(future: Future[list[Score]]) -> list[Score]:
+    """A judgement that ended before the interrupt; no score for one that did not."""
+    if not future.done() or future.cancelled() or future.exception() is not None:
+        return []
+    return future.result()
 
 
 def judge_factory(

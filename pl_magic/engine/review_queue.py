@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -82,14 +83,17 @@ class Label:
 
 def check_label(thumbs: Any = None, score: Any = None, note: Any = None) -> Label:
     """What the person gave as a :class:`Label`; a one-line error naming the fix otherwise."""
-    if thumbs is not None and not isinstance(thumbs, bool):
+    if thumbs is not None and not _is_bool(thumbs):
         raise InvalidInputError(
             f"thumbs= takes True (up), False (down) or None, not {shown(thumbs, 40)}"
         )
     rating: int | None = None
     if score is not None:
-        whole = isinstance(score, int) or (isinstance(score, float) and score.is_integer())
-        if isinstance(score, bool) or not whole or not 1 <= score <= 5:
+        # numpy's numbers too: a rating read back from a DataFrame is np.int64, not int
+        whole = isinstance(score, numbers.Integral) or (
+            isinstance(score, numbers.Real) and float(score).is_integer()
+        )
+        if _is_bool(score) or not whole or not 1 <= score <= 5:
             raise InvalidInputError(
                 f"score= takes a whole number from 1 to 5 (or None), not {shown(score, 40)}: "
                 "e.g. score=4"
@@ -102,13 +106,20 @@ def check_label(thumbs: Any = None, score: Any = None, note: Any = None) -> Labe
             f"note= is {len(note)} characters: keep a note under {MAX_NOTE_CHARS} characters"
         )
     text = note.strip() if note else None
-    label = Label(thumbs, rating, text or None)
+    label = Label(None if thumbs is None else bool(thumbs), rating, text or None)
     if label.empty:
         raise InvalidInputError(
             "label() needs thumbs=True/False, score=1..5 or a note, e.g. "
             "reviewer.label(request_id, thumbs=True, score=4, note='clear')"
         )
     return label
+
+
+def _is_bool(value: Any) -> bool:
+    """True for True and False, and numpy's (a thumbs column of a DataFrame holds those)."""
+    if isinstance(value, bool):
+        return True
+    return type(value).__module__ == "numpy" and getattr(value, "dtype", None) == "bool"
 
 
 def label_rows(request_id: str, label: Label, earlier: Label | None = None) -> list[ScoreRow]:
