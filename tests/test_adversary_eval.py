@@ -241,3 +241,26 @@ def test_a_dollar_in_a_model_or_scorer_name_does_not_break_compare_chart(prompts
     finally:
         plt.close("all")
     assert len(table.columns) == 2
+
+
+# -- naming ----------------------------------------------------------------------------------
+
+
+def test_a_judge_named_with_a_tuple_scores_under_that_name(prompts):
+    with fake_provider(judge_says(1)):
+        df = pl_magic.run_many("echo", inputs=ROWS, scorers=[("strict", "judge:grader")])
+    assert "score.strict" in df and "score.judge:grader" not in df
+    assert {s["name"] for s in scores()} == {"strict"}
+
+
+def test_two_names_for_one_judge_keep_both_columns_and_agreements(prompts):
+    with fake_provider(judge_says(1)):
+        df = pl_magic.run_many(
+            "echo",
+            inputs=ROWS,
+            scorers=[("a", "judge:grader"), ("b", "judge:grader")],
+            judge_repeat=2,
+        )
+    names = {c for c in df.columns if c.startswith("score.")}
+    assert names == {"score.a", "score.a.agreement", "score.b", "score.b.agreement"}
+    assert len(scores()) == 8  # two runs × (score + agreement) × two names

@@ -20,10 +20,12 @@ with the majority) shows a judge that cannot make up its mind.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..core import notices
@@ -94,6 +96,31 @@ def judgement_of(text: str) -> tuple[float, str | None]:
     return float(value), None if reason is None else one_line(str(reason))
 
 
+@dataclass(frozen=True)
+class JudgeScorer(Scorer):
+    """A judge as a scorer. Its scores carry the scorer's name, also once renamed with
+    ``("strict", "judge:NAME")`` (``dataclasses.replace`` builds a new one, and
+    :meth:`__post_init__` binds the batch to the new name)."""
+
+    judge: Judge | None = None
+
+    def __post_init__(self) -> None:
+        if self.judge is not None:
+            object.__setattr__(self, "score_many", self._score_many)
+
+    def _score_many(self, items: Sequence[Item], expected: str) -> list[list[Score]]:
+        assert self.judge is not None
+        verdicts = self.judge.score_many(items, expected)
+        spec = self.judge.name
+        if self.name == spec:
+            return verdicts
+        # "judge:NAME" -> "strict", "judge:NAME.agreement" -> "strict.agreement"
+        return [
+            [dataclasses.replace(s, name=self.name + s.name[len(spec) :]) for s in scores]
+            for scores in verdicts
+        ]
+
+
 class Judge:
     """One judge prompt, pinned to a version, scoring outputs through the engine."""
 
@@ -142,12 +169,12 @@ class Judge:
 
     def scorer(self) -> Scorer:
         """This judge as a scorer (``source`` judge, ``version`` the prompt version)."""
-        return Scorer(
+        return JudgeScorer(
             self.name,
             lambda output, expected, row: self._judge_once(None, output, expected, row),
             source="judge",
             version=None if self.version is None else str(self.version),
-            score_many=self.score_many,
+            judge=self,
         )
 
     def _run(
