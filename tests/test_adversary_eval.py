@@ -2,8 +2,7 @@
 hostile model output, hostile names, odd inputs and an interrupt in the middle of a judge pass.
 
 The provider is the public test double (pl_magic.testing.fake_provider); nothing here touches
-the network. Tests marked xfail(strict=True) are defects outside the files their fix may
-touch: each reason names the fix.
+the network.
 """
 
 from __future__ import annotations
@@ -140,11 +139,6 @@ def test_a_judges_error_reason_never_holds_a_key(prompts, monkeypatch):
     assert reasons and all("***" in r and KEY not in r for r in reasons)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine/scoring.py score_output stores f'{type(exc).__name__}: {exc}' unredacted: "
-    "wrap it in core.errors.redact (in _error, so every rule error reason is redacted)",
-)
 def test_a_rule_scorers_exception_never_stores_a_key(prompts, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
 
@@ -194,13 +188,6 @@ def test_numbers_are_not_thumbs(reviewer):
 # -- re-scoring ---------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a judge asked once gives no '<judge>.agreement' score, so the agreement of an earlier "
-    "judge_repeat=k pass stays beside the new score: Engine.record_scores (or ScoreLog.record) "
-    "should delete a run's '<name>.agreement' row of source judge when it records '<name>' "
-    "without one",
-)
 def test_rejudging_once_does_not_keep_the_agreement_of_an_earlier_repeated_pass(prompts):
     with fake_provider(judge_says(1)):
         df = pl_magic.run_many("echo", inputs=ROWS, scorers=["judge:grader"], judge_repeat=3)
@@ -217,12 +204,6 @@ def test_rejudging_once_does_not_keep_the_agreement_of_an_earlier_repeated_pass(
 # -- the score chart ----------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine/results.py hands cell names and score names to matplotlib, which parses "
-    "'$...$' as mathtext and raises on a bad one: escape '$' as r'\\$' in _chart_scores (cells, "
-    "title, xlabel) and in plot() (the index of means, the title)",
-)
 @pytest.mark.parametrize("where", ["model", "scorer"])
 def test_a_dollar_in_a_model_or_scorer_name_does_not_break_compare_chart(prompts, where):
     matplotlib = pytest.importorskip("matplotlib")

@@ -32,6 +32,7 @@ from ..core import notices
 from ..core.blueprint import reply_text
 from ..core.errors import InvalidInputError, PlMagicError, redact, redact_data, shown
 from ..registry import starters
+from ..runlog.scores import AGREEMENT_SUFFIX
 from .scoring import Item, Score, Scorer, missing, one_line
 
 if TYPE_CHECKING:
@@ -269,9 +270,15 @@ class Judge:
         version = None if self.version is None else str(self.version)
         if share is None:
             return Score(
-                f"{self.name}.agreement", math.nan, None, "the judge failed", "judge", version, True
+                f"{self.name}{AGREEMENT_SUFFIX}",
+                math.nan,
+                None,
+                "the judge failed",
+                "judge",
+                version,
+                True,
             )
-        return Score(f"{self.name}.agreement", share, None, None, "judge", version)
+        return Score(f"{self.name}{AGREEMENT_SUFFIX}", share, None, None, "judge", version)
 
     def score_many(self, items: Sequence[Item], expected: str) -> list[list[Score]]:
         """Judge every item, :attr:`concurrency` at a time; one list of scores per item

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..core.errors import InvalidInputError, shown
-from ..runlog.scores import ScoreLog, ScoreRow
+from ..runlog.scores import AGREEMENT_SUFFIX, ScoreLog, ScoreRow
 from ..runlog.sqlite import RunFilter, RunLog
 from .labels import cell_label
 from .scoring import Scorer, check_expected, parse_scorers, score_runs
@@ -343,7 +343,11 @@ def score_frame(
     else:
         ScoreLog(log.db).record(rows)
     frame_is_local = all(local.get(t) == t for t in ids)
-    return with_scores(df.copy(), log, None if frame_is_local else local)
+    # A judge asked once replaces the agreement of an earlier repeated pass (the log drops
+    # it): so does the frame.
+    stale = [f"score.{s.name}{AGREEMENT_SUFFIX}" for s in parsed if s.source == "judge"]
+    out = df.drop(columns=[c for c in stale if c in df.columns])
+    return with_scores(out, log, None if frame_is_local else local)
 
 
 def _iso(value: Any) -> str:
@@ -469,6 +473,12 @@ def _with_score_rows(
     return out[order + [c for c in out.columns if c not in order]], summaries
 
 
+def _literal(text: str) -> str:
+    """``text`` as matplotlib draws it literally: a ``$`` in a model, prompt or scorer name
+    would otherwise start mathtext (which renders, or raises on an unbalanced one)."""
+    return str(text).replace("$", r"\$")
+
+
 def plot(df: pd.DataFrame, metric: str = "latency_s") -> Any:
     """A bar chart of a metric's mean per model × version (pandas plotting); returns the Axes."""
     if metric not in df.columns:
@@ -476,7 +486,10 @@ def plot(df: pd.DataFrame, metric: str = "latency_s") -> Any:
     work = df.copy()
     work["run"] = cell_label(work)
     means = work.groupby("run", sort=False)[metric].mean()
-    return means.plot.barh(title=f"mean {metric} per model and version", xlabel=metric)
+    means.index = [_literal(c) for c in means.index]
+    return means.plot.barh(
+        title=_literal(f"mean {metric} per model and version"), xlabel=_literal(metric)
+    )
 
 
 def plot_scores(df: pd.DataFrame) -> list[Any]:
@@ -516,12 +529,13 @@ def _chart_scores(summaries: Mapping[str, pd.DataFrame], cells: list[str]) -> li
         # Distances from the mean to each bound; NaN (no interval) draws no error bar.
         below = means - rows["ci_low"].to_numpy(dtype="float64")
         above = rows["ci_high"].to_numpy(dtype="float64") - means
-        ax.barh(cells, np.nan_to_num(means), xerr=np.vstack([below, above]), capsize=3)
+        labels = [_literal(c) for c in cells]
+        ax.barh(labels, np.nan_to_num(means), xerr=np.vstack([below, above]), capsize=3)
         ax.invert_yaxis()  # the first cell (the best) at the top
         name = column.removeprefix("score.")
         level = f"{summary.attrs.get('confidence', 0.95) * 100:g} %"
-        ax.set_title(f"mean {name} per model and version ({level} CI)")
-        ax.set_xlabel(f"mean {name}")
+        ax.set_title(_literal(f"mean {name} per model and version ({level} CI)"))
+        ax.set_xlabel(_literal(f"mean {name}"))
         ax.set_ylabel("model · version")
     figure.tight_layout()
     return list(axes[:, 0])

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import InvalidInputError, shown
+from ..core.errors import InvalidInputError, redact, shown
 
 #: The built-in scorers (``NAME`` or ``NAME:ARG``).
 BUILT_IN = (
@@ -332,7 +332,10 @@ def one_line(text: str, limit: int = 300) -> str:
 
 
 def _error(scorer: Scorer, reason: str) -> Score:
-    return Score(scorer.name, math.nan, None, one_line(reason), scorer.source, scorer.version, True)
+    # A scorer's exception may quote anything it saw, a key included: redacted before it is
+    # cut to one line (a cut key no longer matches any spelling redact() knows).
+    reason = one_line(redact(reason))
+    return Score(scorer.name, math.nan, None, reason, scorer.source, scorer.version, True)
 
 
 def missing(value: Any) -> bool:

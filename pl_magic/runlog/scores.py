@@ -19,6 +19,8 @@ from typing import Any
 from ..core.store import OnDatabase, dumps, utcnow_iso
 
 SOURCES = ("rule", "judge", "human")
+#: The name of a repeated judge's agreement score: ``<judge name>.agreement``.
+AGREEMENT_SUFFIX = ".agreement"
 
 
 def percent(value: float | None) -> int | None:
@@ -59,8 +61,20 @@ class ScoreLog(OnDatabase):
 
     def record(self, rows: Iterable[ScoreRow]) -> int:
         """Store scores (replacing a run's earlier score of the same name and source), in
-        one transaction; returns how many."""
+        one transaction; returns how many.
+
+        A judge's score replaces the run's earlier ``<name>.agreement`` too when it comes
+        without one (judged once after a ``judge_repeat`` pass): an agreement left beside
+        it would describe verdicts that are no longer the score's.
+        """
+        rows = list(rows)
         now = utcnow_iso()
+        given = {(str(r.request_id), r.name) for r in rows if r.source == "judge"}
+        stale = [
+            (rid, f"{name}{AGREEMENT_SUFFIX}")
+            for rid, name in given
+            if not name.endswith(AGREEMENT_SUFFIX) and (rid, name + AGREEMENT_SUFFIX) not in given
+        ]
         params = []
         for r in rows:
             if r.source not in SOURCES:
@@ -82,6 +96,9 @@ class ScoreLog(OnDatabase):
         if not params:
             return 0
         with self.db.write() as conn:
+            conn.executemany(
+                "DELETE FROM scores WHERE request_id = ? AND name = ? AND source = 'judge'", stale
+            )
             conn.executemany(
                 "INSERT OR REPLACE INTO scores (request_id, name, value, passed, reason, source, "
                 "scorer_version, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
