@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ..client import PromptLayer, default_client
 from ..core.errors import InvalidInputError, PlMagicError
 from ..engine.review_queue import MAX_NOTE_CHARS, Label, ReviewItem, ReviewQueue, check_label
+from .widget import error_html
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -43,14 +44,6 @@ def _text(value: Any) -> str:
 def _block(text: str, css_class: str, color: str = "#1976d2", height: str = "24em") -> str:
     style = _BOX.format(color=color, height=height)
     return f'<div class="{css_class}" style="{style}">{_text(text)}</div>'
-
-
-def _error_html(message: str) -> str:
-    return (
-        '<div class="pl-magic-error" style="color:#c62828">'
-        + html.escape(" ".join(message.split()))
-        + "</div>"
-    )
 
 
 def _item_html(item: ReviewItem) -> str:
@@ -253,7 +246,7 @@ class Reviewer:
             self.queue.save(self.queue.items[self.index].request_id, label)
         except PlMagicError as exc:
             self.last_error = exc
-            self.status.value = _error_html(str(exc))
+            self.status.value = error_html(str(exc))
             return
         self.last_error, self.status.value = None, ""
         self._paint(label)
@@ -282,7 +275,7 @@ class Reviewer:
             if typed is not None and len(typed) > MAX_NOTE_CHARS:
                 message = f"the note is too long: keep it under {MAX_NOTE_CHARS} characters"
                 self.last_error = InvalidInputError(message)
-                self.status.value = _error_html(message)
+                self.status.value = error_html(message)
                 return
             self._save_shown(Label(now.thumbs, now.rating, typed))
 

@@ -41,7 +41,8 @@ def _reply_html(text: str, footer: str = "", status: str = "ok", streaming: bool
     return run_bundle(text, footer, "text", status, streaming)["text/html"]
 
 
-def _error_html(message: str) -> str:
+def error_html(message: str) -> str:
+    """A one-line error for a widget's status line, escaped (it may quote a reply)."""
     return (
         '<div class="pl-magic-error" style="color:#c62828">'
         + html.escape(" ".join(message.split()))
@@ -130,7 +131,7 @@ class PromptForm:
     def _show_error(self, exc: Exception) -> None:
         """The error as the form's one-line status."""
         self.last_error = exc
-        self.status.value = _error_html(str(exc))
+        self.status.value = error_html(str(exc))
 
     def _ipython_display_(self) -> None:
         from IPython.display import display
@@ -377,7 +378,7 @@ class PromptForm:
             view = _reply_html(partial, "failed", "error") if exc.request_id else ""
         except Exception as exc:  # a surprise must not leave the form stuck in "running"
             self.last_error = exc
-            self.status.value = _error_html(f"{type(exc).__name__}: {exc}")
+            self.status.value = error_html(f"{type(exc).__name__}: {exc}")
             view = ""
         self.reply.value = "".join([*before, view])
         return view
