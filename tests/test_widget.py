@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 
@@ -195,3 +196,55 @@ def test_a_click_during_a_run_is_refused_visibly(prompts, fake_provider):
     form.wait()
     assert len(fake_provider.requests) == 1 and len(form.runs) == 1
     assert not form.run_button.disabled
+
+
+# -- what a newcomer sees (issue 19) -------------------------------------------------------------
+
+
+def test_a_bare_form_selects_the_last_used_prompt_and_its_model(prompts, fake_provider):
+    first = PromptForm()
+    assert first.prompt.value == "greet"  # nothing run yet: the first prompt
+    assert (first.provider.value, first.model.value) == ("openai", "gpt-4o-mini")
+    pl_magic.run("other", input_variables={"topic": "tea"})
+    assert PromptForm().prompt.value == "other"  # the prompt of the newest run
+
+
+def test_a_bare_form_on_an_empty_registry_says_how_to_make_a_prompt(openai_env):
+    form = PromptForm()
+    assert form.prompt.value is None
+    assert "%%plprompt NAME" in form.status.value
+    form.run()
+    assert "Choose a prompt" in form.status.value and "prompt name is required" not in (
+        form.status.value
+    )
+
+
+def test_a_stopped_run_is_in_the_forms_runs(prompts, fake_provider):
+    fake_provider.stream_chunks = [f"w{i} " for i in range(300)]
+    fake_provider.chunk_delay_s = 0.01
+    form = PromptForm("greet")
+    form.variables.children[0].value = "Ada"
+    form.start()
+    deadline = time.monotonic() + 10
+    while "w5 " not in form.reply.value and time.monotonic() < deadline:
+        time.sleep(0.01)
+    form.stop()
+    form._worker.join(10)
+    assert list(form.runs["status"]) == ["cancelled"]
+    assert ">cancelled<" in form.table.value
+
+
+def test_the_runs_table_shows_the_last_20_with_seconds_and_dollars(prompts, fake_provider):
+    form = PromptForm("greet")
+    form.variables.children[0].value = "Ada"
+    form.stream.value = False
+    form.repeat.value = 23
+    form.run()
+    assert len(form.runs) == 23
+    table = form.table.value
+    assert "3 earlier runs not shown" in table
+    assert table.count("<tr") == 1 + 20  # the header and the newest 20
+    latencies = re.findall(r"<td>(\d+\.\d\ds)</td>", table)
+    assert len(latencies) == 20
+    assert "overflow-x:auto" in table
+    assert form.temperature.style.description_width == "7em"

@@ -92,3 +92,35 @@ def test_form_streams_in_the_browser_and_shows_one_line_errors(lab, fake_provide
             raise
         finally:
             browser.close()
+
+
+@pytest.fixture
+def bare_lab(tmp_path, pl_home, openai_env, fake_provider) -> Iterator[str]:
+    """JupyterLab with a notebook showing a form opened with no prompt name."""
+    conftest.audit_dir(tmp_path)
+    with jupyterlab(tmp_path, ["import pl_magic\npl_magic.form()"]) as url:
+        yield url
+
+
+def test_a_bare_form_opens_on_a_prompt_with_labels_in_full(bare_lab):
+    from playwright.sync_api import expect, sync_playwright
+
+    publish("greet", chat(("user", "hi {name}")), model(temperature=0.2))
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        try:
+            page.goto(bare_lab)
+            run_all_cells(page)
+            output = page.locator(".jp-OutputArea-output")
+            selects = output.locator(".widget-dropdown select")
+            expect(selects.first).to_be_visible(timeout=60_000)
+            expect(selects.nth(0).locator("option:checked")).to_have_text("greet")
+            expect(selects.nth(2).locator("option:checked")).to_have_text("openai")
+            label = output.locator(".widget-label", has_text="temperature").first
+            cut = label.evaluate("e => e.scrollWidth > e.clientWidth")
+            assert not cut, "the label 'temperature' is cut"
+            page.screenshot(path=str(ARTIFACTS / "widget-bare.png"), full_page=True)
+        finally:
+            browser.close()

@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import html
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..client import PromptLayer, default_client
 from ..core.blueprint import reply_text
 from ..core.errors import InvalidInputError, PlMagicError, PromptNotFoundError
 from ..core.parsing import parse_pairs
+from ..core.store import utcnow_iso
 from ..engine.engine import RunOptions
 from ..providers import get_provider, suggested_models, supported
+from ..runlog.sqlite import RunFilter
 from ..ui import footer as footer_mod
 from ..ui.display import Throttle
 
@@ -28,6 +30,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 _FORM_PARAMETERS = ("temperature", "max_tokens", "top_p")
+#: Runs the form's table shows (the newest); ``form.runs`` has them all.
+TABLE_ROWS = 20
 _LATEST = ("latest", None)
 
 
@@ -75,23 +79,38 @@ class PromptForm:
         self._typed: dict[str, str] = {}
         self._template_params: dict[str, Any] = {}
         wide = w.Layout(width="32em")
+        # One label width for every field: the default (about 8 characters) cuts
+        # "temperature" to "temperat…".
+        label = {"description_width": "7em"}
 
-        self.prompt = w.Dropdown(description="Prompt", layout=wide)
+        self.prompt = w.Dropdown(description="Prompt", layout=wide, style=label)
         self.refresh_button = w.Button(
             description="↻", tooltip="Reload the prompt list", layout=w.Layout(width="3em")
         )
-        self.version = w.Dropdown(description="Version", layout=wide)
-        self.provider = w.Dropdown(description="Provider", options=supported(), layout=wide)
-        self.model = w.Combobox(description="Model", ensure_option=False, layout=wide)
-        self.temperature = w.FloatSlider(
-            description="temperature", min=0.0, max=2.0, step=0.05, value=1.0, readout_format=".2f"
+        self.version = w.Dropdown(description="Version", layout=wide, style=label)
+        self.provider = w.Dropdown(
+            description="Provider", options=supported(), layout=wide, style=label
         )
-        self.max_tokens = w.IntText(description="max tokens", value=256)
-        self.top_p = w.FloatSlider(description="top_p", min=0.0, max=1.0, step=0.05, value=1.0)
-        self.extras = w.Text(description="extras", placeholder="k=v, k=v", layout=wide)
+        self.model = w.Combobox(description="Model", ensure_option=False, layout=wide, style=label)
+        self.temperature = w.FloatSlider(
+            description="temperature",
+            min=0.0,
+            max=2.0,
+            step=0.05,
+            value=1.0,
+            readout_format=".2f",
+            style=label,
+        )
+        self.max_tokens = w.IntText(description="max tokens", value=256, style=label)
+        self.top_p = w.FloatSlider(
+            description="top_p", min=0.0, max=1.0, step=0.05, value=1.0, style=label
+        )
+        self.extras = w.Text(description="extras", placeholder="k=v, k=v", layout=wide, style=label)
         self.variables = w.VBox()
-        self.tags = w.Text(description="tags", placeholder="a, b", layout=wide)
-        self.metadata = w.Text(description="metadata", placeholder="k=v, k=v", layout=wide)
+        self.tags = w.Text(description="tags", placeholder="a, b", layout=wide, style=label)
+        self.metadata = w.Text(
+            description="metadata", placeholder="k=v, k=v", layout=wide, style=label
+        )
         self.stream = w.Checkbox(description="stream", value=True)
         self.repeat = w.BoundedIntText(description="repeat", value=1, min=1, max=100)
         self.run_button = w.Button(description="Run", button_style="primary", icon="play")
@@ -153,8 +172,24 @@ class PromptForm:
             self.prompt.value = current
         elif select:
             self._show_error(PromptNotFoundError(select, names))
+        elif names:
+            self.prompt.value = self._last_used(names) or names[0]
+        else:
+            self.status.value = _notice_html(
+                "The registry has no prompt yet: publish one with %%plprompt NAME in a cell "
+                "(or pl_magic.publish(...)), then click ↻"
+            )
         if self.prompt.value is not None:
             self._on_prompt()
+
+    def _last_used(self, names: Sequence[str]) -> str | None:
+        """The prompt of the newest logged run, when it is still in the registry."""
+        try:
+            newest = self.client.engine.runlog.query(RunFilter(limit=1), ("prompt_name",))
+        except PlMagicError:
+            return None
+        name = newest[0]["prompt_name"] if newest else None
+        return name if name in names else None
 
     def _on_prompt(self, _: Any = None) -> None:
         name = self.prompt.value
@@ -217,6 +252,7 @@ class PromptForm:
                 description=n,
                 value=self._typed.get(n, ""),
                 layout=w.Layout(width="32em", height="3.5em"),
+                style={"description_width": "7em"},
             )
             for n in names
         ]
@@ -287,6 +323,11 @@ class PromptForm:
         try:
             self._cancel.clear()
             self.status.value, self.last_error = "", None
+            if self.prompt.value is None:
+                raise InvalidInputError(
+                    "Choose a prompt in the Prompt list first (none yet? publish one with "
+                    "%%plprompt NAME, then click ↻)"
+                )
             planned = [self.options(i) for i in range(self.repeat.value)]
             self.run_button.disabled, self.stop_button.disabled = True, False
             self._worker = threading.Thread(
@@ -346,6 +387,7 @@ class PromptForm:
         engine = self.client.engine
         throttle = Throttle(self.refresh_hz)
         text = ""
+        started = utcnow_iso()
         try:
             if options.stream:
                 stream = engine.stream(options)
@@ -353,6 +395,7 @@ class PromptForm:
                 for chunk in stream:
                     if self._cancel.is_set():
                         stream.close()  # logged as cancelled, with the partial text
+                        self._note_cancelled(options.prompt_name, started)
                         view = _reply_html(
                             text, "cancelled — the partial reply is logged", "cancelled"
                         )
@@ -383,6 +426,17 @@ class PromptForm:
         self.reply.value = "".join([*before, view])
         return view
 
+    def _note_cancelled(self, prompt_name: str, started: str) -> None:
+        """Add the run just stopped to this form's runs: a closed stream returns no result,
+        so its id is read from the log (the newest cancelled run of this prompt since the
+        click; the form runs one at a time)."""
+        rows = self.client.engine.runlog.query(
+            RunFilter(prompt=prompt_name, since=started, status="cancelled", limit=1),
+            ("request_id",),
+        )
+        if rows and rows[-1]["request_id"] not in self.request_ids:
+            self.request_ids.append(rows[-1]["request_id"])
+
     # -- the runs table ------------------------------------------------------------------
 
     @property
@@ -412,18 +466,37 @@ class PromptForm:
             "cost_usd",
             "output",
         ]
-        shown = df[columns].copy()
+        older = max(0, len(df) - TABLE_ROWS)
+        shown = df[columns].tail(TABLE_ROWS).copy()
         shown["started_at"] = shown["started_at"].dt.strftime("%H:%M:%S")
         shown["output"] = (
             shown["output"].fillna("").map(lambda t: t if len(t) <= 48 else t[:47] + "…")
         )
+        shown["latency_s"] = shown["latency_s"].map(_seconds)
+        shown["cost_usd"] = shown["cost_usd"].map(footer_mod.format_cost)
         shown = shown.astype(object).where(shown.notna(), "—")  # pandas NA shows as <NA>
-        table = shown.to_html(
-            index=False, escape=True, na_rep="—", float_format=lambda v: f"{v:.3g}"
+        shown = shown.rename(columns={"prompt_version": "version", "release_label": "label"})
+        table = shown.to_html(index=False, escape=True, na_rep="—")
+        more = (
+            f'<div class="pl-magic-runs-more">{older} earlier runs not shown: form.runs has '
+            "them all</div>"
+            if older
+            else ""
         )
+        # Scrolls inside the output area rather than widening it past the cell.
         self.table.value = (
-            f'<div class="pl-magic-runs" style="font-size:0.85em;white-space:nowrap">{table}</div>'
+            '<div class="pl-magic-runs" style="font-size:0.85em;max-width:100%;'
+            f'overflow-x:auto">{more}{table}</div>'
         )
+
+
+def _seconds(value: Any) -> str:
+    """Seconds as the footer writes them (``0.36s``); a dash when unknown."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return "—"
+    return "—" if number != number else f"{number:.2f}s"
 
 
 def form(name: str | None = None) -> PromptForm:
