@@ -111,6 +111,9 @@ def execute(name: str, out: Path, timeout: int) -> tuple[bool, list[str]]:
         timeout=timeout,
         kernel_name="python3",
         store_widget_state=True,
+        # A streamed reply printed piece by piece is one output, as the live notebook shows
+        # it, not one line of the saved HTML per piece.
+        coalesce_streams=True,
         resources={"metadata": {"path": str(out)}},
     )
     started = time.monotonic()

@@ -501,6 +501,9 @@ def test_the_demo_notebook_step_writes_executed_copies_csv_and_chart(on_fake_ser
         assert f"wrote out/{path}" in proc.stdout, f"{path} is not printed"
     quickstart = nbformat.read(out / "quickstart.ipynb", as_version=4)
     check_quickstart(quickstart, _echo)
+    for nb_cell in quickstart.cells:  # streamed pieces are coalesced into one output each
+        names = [o.get("name") for o in nb_cell.get("outputs", []) if o.output_type == "stream"]
+        assert len(names) == len(set(names)), nb_cell.source
     compare = nbformat.read(out / "compare.ipynb", as_version=4)
     check_compare(compare, _echo)
     original = nbformat.read(NOTEBOOKS / "compare.ipynb", as_version=4)
