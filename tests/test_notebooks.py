@@ -246,7 +246,7 @@ def check_authoring(nb: nbformat.NotebookNode, echo: Callable[[str], str] | None
     (grid,) = data(cell(nb, "%%plrun haiku --versions prod,staging"), "text/html")[:1]
     assert "2/2 runs" in grid
     (listing,) = data(cell(nb, 'staging = pl_magic.get_template("haiku"'), "text/plain")
-    assert re.search(r"haiku\s+2\s+\[1, 2\]\s+\{'prod': 2, 'staging': 2\}", listing), listing
+    assert re.search(r"haiku\s+2\s+1, 2\s+prod→v2, staging→v2", listing), listing
     (view,) = data(cell(nb, "%%plrun haiku@prod"), "text/plain")
     assert_run_view(view, "haiku v2 (prod)", echo("Write a haiku about the sea.") if echo else None)
     assert "published version 3 ['experiment']" in stream(cell(nb, "published = "))

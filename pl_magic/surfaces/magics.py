@@ -358,8 +358,10 @@ class PlMagic(Magics, Configurable):
         from ..engine.results import runs
 
         def go() -> Any:
+            from ..ui.compact import compact
+
             _client()
-            return runs(args.prompt, args.since, args.tag, args.group, args.limit)
+            return compact(runs(args.prompt, args.since, args.tag, args.group, args.limit))
 
         return self._guard(go)
 
@@ -385,7 +387,9 @@ class PlMagic(Magics, Configurable):
                     "commit_message",
                 ],
             )
-            return df.set_index("prompt_name")
+            from ..ui.compact import compact
+
+            return compact(df.set_index("prompt_name"))
 
         return self._guard(go)
 

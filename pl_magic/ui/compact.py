@@ -1,0 +1,83 @@
+"""Compact display of a DataFrame for a notebook cell, the data left as it is.
+
+``%plprompts`` and ``%plruns`` return DataFrames a person reads first and computes with
+second. Shown as pandas shows them, a ``provider/model`` name wraps one fragment per line
+and a dict of labels prints raw (``{'prod': 2, 'staging': 3}``). :func:`compact` returns
+a frame of the same values and dtypes (``df["labels"]`` is still dicts) whose notebook
+and text display writes values the way the CLI and the footer do: labels as
+``prod→v2, staging→v3``, lists comma-separated, seconds as ``0.36s``, dollars as the
+footer writes them, unknown values as ``—``; cells do not wrap, long text is cut.
+
+Values are escaped in the HTML (``to_html(escape=True)``): a model's output or a
+registry's record is text, never markup.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd  # this module is imported only by what already shows a DataFrame
+
+from .footer import DASH, format_cost
+
+#: Characters of a text cell shown (the frame keeps the whole text).
+TEXT_LIMIT = 60
+
+
+def _missing(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float):
+        return math.isnan(value)
+    try:
+        return bool(value != value)  # NaT, pandas' NA
+    except (TypeError, ValueError):
+        return True
+
+
+def cell_text(value: Any, column: str = "") -> str:
+    """One value as a compact, one-line text."""
+    if isinstance(value, Mapping):
+        if not value:
+            return DASH
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in value.values()):
+            return ", ".join(f"{k}→v{v}" for k, v in value.items())
+        return ", ".join(f"{k}={cell_text(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(cell_text(v) for v in value) if value else DASH
+    if _missing(value):
+        return DASH
+    if column == "cost_usd":
+        return format_cost(value)
+    if column.endswith("_s") and isinstance(value, int | float):
+        return f"{float(value):.2f}s"
+    if hasattr(value, "strftime"):
+        return str(value.strftime("%Y-%m-%d %H:%M:%S"))
+    text = " ".join(str(value).split())
+    return text if len(text) <= TEXT_LIMIT else text[: TEXT_LIMIT - 1] + "…"
+
+
+class CompactFrame(pd.DataFrame):
+    """A DataFrame whose display is compact; what it computes (a slice, a sum) is a plain
+    DataFrame again, since pandas builds results with ``DataFrame``."""
+
+    def _shown(self) -> pd.DataFrame:
+        plain = pd.DataFrame(self)
+        out = plain.astype(object).copy()
+        for column in out.columns:
+            out[column] = [cell_text(v, str(column)) for v in plain[column]]
+        return out
+
+    def _repr_html_(self) -> str:
+        table = self._shown().to_html(escape=True)
+        return f'<div class="pl-magic-compact" style="white-space:nowrap">{table}</div>'
+
+    def __repr__(self) -> str:
+        return repr(self._shown())
+
+
+def compact(df: pd.DataFrame) -> CompactFrame:
+    """``df``'s data as a :class:`CompactFrame` (no copy of the values)."""
+    return CompactFrame(df)
