@@ -302,7 +302,10 @@ def compare(
     error rate, and each score's statistics, cells best first); ``chart=True`` also draws
     mean latency per model and version and, when the frame has scores, each score's mean
     per cell with its 95 % interval. ``diff=True`` also shows, word by word, the first
-    cell's outputs against each other cell's, ``diff=(a, b)`` one pair (see :func:`diff`)."""
+    cell's outputs against each other cell's, ``diff=(a, b)`` one pair (see :func:`diff`).
+
+    The table shows seconds, tokens, dollars and rates for reading and ``—`` for unknown;
+    ``compare(df).data`` is the same table with its numbers as numbers."""
     from .engine.results import compare as compare_runs
 
     pairs: list[tuple[str, str]] = []
@@ -315,7 +318,9 @@ def compare(
                 "diff=('openai/gpt-4o · v2', 'openai/gpt-4o · v3')"
             )
         pairs = [(diff[0], diff[1])]
-    out = compare_runs(df, chart=chart)
+    from .ui.compact import CompareFrame
+
+    out = CompareFrame(compare_runs(df, chart=chart))
     if diff is True:
         cells = [str(c) for c in out.columns]
         pairs = [(cells[0], other) for other in cells[1:]]

@@ -4,6 +4,7 @@ plot(), over runs logged through the engine against the fake provider."""
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
@@ -164,9 +165,37 @@ def test_compare_puts_outputs_side_by_side_with_summary_rows(greet, fake_provide
         "mean output_tokens",
         "total cost_usd",
         "error rate",
+        "first error",
     ]
     assert (table.loc["error rate"] == 0.0).all()
+    assert table.loc["first error"].isna().all()
     assert (table.loc["mean latency_s"] > 0).all()
+
+
+def test_compare_keeps_a_cell_whose_runs_all_failed_with_its_first_error(greet, fake_provider):
+    publish("greet", chat(("user", "Hey {name}, {topic}?")), model())  # v3 needs a topic
+    df = pl_magic.run_many("greet", versions=[1, 3], inputs=[{"name": "Ada"}, {"name": "Bo"}])
+    failed = df[df["prompt_version"] == 3]
+    assert (failed["status"] == "error").all() and not failed["output"].fillna("").any()
+    table = pl_magic.compare(df)
+    assert list(table.columns) == ["openai/gpt-4o-mini · v1", "— · v3"]
+    assert table.loc["error rate", "— · v3"] == 1.0
+    first = table.loc["first error", "— · v3"]
+    assert isinstance(first, str) and "topic" in first and "\n" not in first
+
+
+def test_compare_reads_for_a_person_and_keeps_its_numbers_in_data(greet, fake_provider):
+    df = pl_magic.run_many("greet", versions=[1, 2], inputs=[{"name": "Ada"}])
+    table = pl_magic.compare(df)
+    shown = table._shown()
+    cell = "openai/gpt-4o-mini · v1"
+    assert re.fullmatch(r"\d+\.\d\ds", shown.loc["mean latency_s", cell])
+    assert shown.loc["total cost_usd", cell].startswith("$")
+    assert shown.loc["error rate", cell] == "0%"
+    assert shown.loc["first error", cell] == "—"
+    data = table.data
+    assert type(data) is pd.DataFrame and data.loc["error rate", cell] == 0.0
+    assert "nan" not in table._repr_html_().lower() and "none" not in table._repr_html_().lower()
 
 
 def test_compare_counts_errors_and_refuses_other_frames(greet, fake_provider):

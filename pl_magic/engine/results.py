@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ..core.errors import InvalidInputError, shown
 from ..runlog.scores import AGREEMENT_SUFFIX, ScoreLog, ScoreRow
 from ..runlog.sqlite import RunFilter, RunLog
-from .labels import cell_label
+from .labels import cell_label, version_label
 from .scoring import Scorer, check_expected, parse_scorers, score_runs
 
 if TYPE_CHECKING:
@@ -384,12 +384,14 @@ def compare(df: pd.DataFrame, chart: bool = False) -> pd.DataFrame:
     """Outputs side by side, one column per model × version, plus summary rows.
 
     Rows: one per input (its ``var.*`` values) and repeat; then ``mean latency_s``,
-    ``p95 latency_s``, ``mean ttft_s``, ``mean output_tokens``, ``total cost_usd`` and
-    ``error rate``; for each ``score.<name>`` column, ``mean <name>`` with its ``95% CI``,
-    and ``pass rate``, ``pass^k`` and ``pass@k`` for pass/fail scores (columns then ordered
-    best first, see :func:`pl_magic.engine.statistics.cell_summary`). With ``chart=True`` a
-    bar chart of mean latency is drawn too and, when the frame has scores, a chart of each
-    score's mean per cell with its 95 % interval (see :func:`plot_scores`).
+    ``p95 latency_s``, ``mean ttft_s``, ``mean output_tokens``, ``total cost_usd``,
+    ``error rate`` and ``first error``; every planned cell has a column, even one whose
+    runs all failed before the call; for each ``score.<name>`` column, ``mean <name>`` with
+    its ``95% CI``, and ``pass rate``, ``pass^k`` and ``pass@k`` for pass/fail scores
+    (columns then ordered best first, see :func:`pl_magic.engine.statistics.cell_summary`).
+    With ``chart=True`` a bar chart of mean latency is drawn too and, when the frame has
+    scores, a chart of each score's mean per cell with its 95 % interval (see
+    :func:`plot_scores`).
     """
     import pandas as pd
 
@@ -397,7 +399,7 @@ def compare(df: pd.DataFrame, chart: bool = False) -> pd.DataFrame:
     if not isinstance(df, pd.DataFrame) or not required <= set(df.columns):
         raise InvalidInputError("compare() takes a runs DataFrame (from run_many or runs())")
     work = df.copy()
-    work["run"] = cell_label(work)
+    work["run"] = _cells_of_every_run(work)
     var_cols = [c for c in work.columns if c.startswith("var.")]
     inputs = work[var_cols].astype(str) if var_cols else None
     work["input"] = [
@@ -408,8 +410,9 @@ def compare(df: pd.DataFrame, chart: bool = False) -> pd.DataFrame:
             strict=True,
         )
     ]
+    # dropna=False: a cell whose runs all failed before the call (no output) still shows
     outputs = work.pivot_table(
-        index="input", columns="run", values="output", aggfunc="first", sort=False
+        index="input", columns="run", values="output", aggfunc="first", sort=False, dropna=False
     )
     grouped = work.groupby("run", sort=False)
     summary = pd.DataFrame(
@@ -420,6 +423,9 @@ def compare(df: pd.DataFrame, chart: bool = False) -> pd.DataFrame:
             "mean output_tokens": grouped["output_tokens"].mean(),
             "total cost_usd": grouped["cost_usd"].sum(min_count=1),
             "error rate": grouped["status"].apply(lambda s: float((s != "ok").mean())),
+            "first error": grouped["error"].agg(_first_error)
+            if "error" in work.columns
+            else grouped["status"].agg(lambda _: None),
         }
     ).T
     out = pd.concat([outputs.astype(object), summary[outputs.columns].astype(object)])
@@ -433,6 +439,28 @@ def compare(df: pd.DataFrame, chart: bool = False) -> pd.DataFrame:
         if summaries:
             _chart_scores(summaries, [str(c) for c in out.columns])
     return out
+
+
+def _cells_of_every_run(work: pd.DataFrame) -> pd.Series:
+    """Each run's cell; a run that failed before its call has no provider or model in the
+    frame: it joins the cell of its version's other runs, else a cell named ``— · vN``, so
+    that a version whose runs all failed still shows (with its errors)."""
+    cells = cell_label(work)
+    lost = cells.isna()
+    if not lost.any():
+        return cells
+    versions = version_label(work)
+    known = dict(zip(versions[~lost], cells[~lost], strict=True))
+    return cells.where(~lost, versions.map(lambda v: known.get(v, f"— · {v}")))
+
+
+def _first_error(errors: pd.Series) -> str | None:
+    """A cell's first error message, on one line (None when its runs had none)."""
+    for message in errors:
+        if isinstance(message, str) and message.strip():
+            line = " ".join(message.split())
+            return line if len(line) <= 120 else line[:119] + "…"
+    return None
 
 
 def _score_columns(df: pd.DataFrame) -> list[str]:

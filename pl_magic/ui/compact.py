@@ -81,3 +81,37 @@ class CompactFrame(pd.DataFrame):
 def compact(df: pd.DataFrame) -> CompactFrame:
     """``df``'s data as a :class:`CompactFrame` (no copy of the values)."""
     return CompactFrame(df)
+
+
+def _compare_cell(value: Any, row: str) -> str:
+    """One value of ``compare()``'s table, formatted by what its row holds."""
+    if _missing(value):
+        return DASH
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return cell_text(value)
+    if row.endswith("_s"):
+        return f"{float(value):.2f}s"
+    if row.endswith("cost_usd"):
+        return format_cost(value)
+    if row.endswith("tokens"):
+        return f"{float(value):,.0f}" if float(value).is_integer() else f"{float(value):,.1f}"
+    if row == "error rate":
+        return f"{100 * float(value):.0f}%"
+    return f"{float(value):.3g}"
+
+
+class CompareFrame(CompactFrame):
+    """``compare()``'s table: seconds, tokens, dollars and rates written for reading, ``—``
+    for unknown; :attr:`data` is the same table as a plain DataFrame of numbers."""
+
+    @property
+    def data(self) -> pd.DataFrame:
+        """The table's values, unformatted (a plain DataFrame)."""
+        return pd.DataFrame(self)
+
+    def _shown(self) -> pd.DataFrame:
+        plain = pd.DataFrame(self)
+        out = plain.astype(object).copy()
+        for row in out.index:
+            out.loc[row] = [_compare_cell(v, str(row)) for v in plain.loc[row]]
+        return out
