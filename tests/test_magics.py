@@ -197,3 +197,11 @@ def test_overrides_cannot_change_the_model_or_streaming(ip, greet, fake_provider
     pl_magic.run("greet", input_variables={"name": "A"}, model="gpt-4o")
     assert fake_provider.requests[-1].body["model"] == "gpt-4o"
     assert runs()[-1]["model"] == "gpt-4o"
+
+
+def test_an_error_names_the_fix_in_the_cells_words(ip, greet):
+    result = ip.run_cell("%%plrun zzzzzz\nname: x\n")
+    (line,) = result.error_in_exec._render_traceback_()
+    assert "%plprompts" in line and "pl_magic.prompts()" not in line
+    with pytest.raises(PlMagicError, match=r"pl_magic\.prompts\(\)"):  # Python keeps its words
+        pl_magic.run("zzzzzz")

@@ -161,6 +161,24 @@ def _one_line(text: str) -> str:
     return line
 
 
+#: The fixes that messages name in Python's words, as a terminal (``cli``) and a notebook
+#: cell's magics (``magic``) say them: an error names the fix in the words of the surface
+#: where it appears.
+SURFACE_WORDS: dict[str, dict[str, str]] = {
+    "pl_magic.prompts()": {"cli": "`pl-magic prompts list`", "magic": "%plprompts"},
+    "pl_magic.runs()": {"cli": "`pl-magic runs`", "magic": "%plruns"},
+}
+
+
+def in_words_of(message: str, surface: str) -> str:
+    """``message`` with the fixes it names in Python's words said as ``surface`` says them
+    (``cli`` or ``magic``; any other surface keeps Python's words)."""
+    for python, said in SURFACE_WORDS.items():
+        if surface in said:
+            message = message.replace(python, said[surface])
+    return message
+
+
 def shown(value: object, limit: int = 80) -> str:
     """``repr(value)`` for a message, cut to about ``limit`` characters (a 100 kB name
     given by mistake must not make a 100 kB message)."""

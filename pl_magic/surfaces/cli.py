@@ -24,7 +24,13 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from ..core import __version__
-from ..core.errors import InvalidInputError, MissingVariablesError, PlMagicError, redact
+from ..core.errors import (
+    InvalidInputError,
+    MissingVariablesError,
+    PlMagicError,
+    in_words_of,
+    redact,
+)
 from ..core.inert import csv_cell, for_stream, json_text
 from ..core.parsing import positive_int
 
@@ -59,7 +65,8 @@ def _err(text: str) -> None:
 def _error(exc: BaseException) -> None:
     """An error as one line: control and invisible characters (an argument may hold them)
     are shown escaped, so the line stays one line and shows what was typed."""
-    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(exc))
+    said = in_words_of(str(exc), "cli")
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in said)
     _err(f"{PROG}: error: {text}")
 
 

@@ -28,7 +28,7 @@ from traitlets.config import Configurable
 
 from ..core import config, inert
 from ..core.blueprint import reply_text
-from ..core.errors import InvalidInputError, PlMagicError
+from ..core.errors import InvalidInputError, PlMagicError, in_words_of
 from ..core.parsing import parse_body, parse_pairs, parse_target, positive_int
 from ..core.types import RunChunk, RunResult
 from ..ui import footer as footer_mod
@@ -59,7 +59,7 @@ def _parse(magic: Callable[..., Any], line: str, name: str) -> Any:
 
 def _short(exc: PlMagicError) -> PlMagicError:
     """Make IPython show ``exc`` as one red line (IPython honours ``_render_traceback_``)."""
-    line = f"\x1b[0;31m{type(exc).__name__}: {exc}\x1b[0m"
+    line = f"\x1b[0;31m{type(exc).__name__}: {in_words_of(str(exc), 'magic')}\x1b[0m"
     exc._render_traceback_ = lambda: [line]  # type: ignore[attr-defined]
     return exc
 
