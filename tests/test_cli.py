@@ -448,6 +448,6 @@ def test_footer_from_a_log_row_and_from_a_result(greet, fake_provider):
 
 
 def test_an_error_names_the_fix_in_the_terminals_words(capsys, greet):
-    code, out, err = cli(capsys, "run", "zzzzzz")
+    code, _out, err = cli(capsys, "run", "zzzzzz")
     assert code == 1
     assert "`pl-magic prompts list`" in err and "pl_magic.prompts()" not in err
