@@ -35,6 +35,8 @@ from .base import STATUSES, RunRecord
 
 _FIELDS = fields(RunRecord)
 _JSON_COLUMNS = ("parameters", "input_variables", "rendered_input", "tags", "metadata")
+#: JSON columns where None is stored as NULL (not as the text ``null``).
+_NULLABLE_JSON_COLUMNS = ("chunk_sizes", "reply_tool_calls")
 #: Every column of ``runs`` a read may name (a name is never taken from elsewhere into SQL).
 _COLUMNS = frozenset(
     {f.name for f in _FIELDS} | {"scores", "sync_error", "pending_ops", "remote_request_id"}
@@ -116,6 +118,14 @@ def run_key(
     return hashlib.sha256(ident.encode()).hexdigest()[:32]
 
 
+def _decoded(row: dict[str, Any]) -> dict[str, Any]:
+    """A stored row with its JSON columns decoded."""
+    for col in (*_JSON_COLUMNS, *_NULLABLE_JSON_COLUMNS, "raw_response"):
+        if row.get(col) is not None:
+            row[col] = json.loads(row[col])
+    return row
+
+
 class RunLog(OnDatabase):
     """Writes and reads the ``runs`` table."""
 
@@ -146,6 +156,8 @@ class RunLog(OnDatabase):
         row = {f.name: getattr(run, f.name) for f in _FIELDS}
         for col in _JSON_COLUMNS:
             row[col] = dumps(row[col])
+        for col in _NULLABLE_JSON_COLUMNS:
+            row[col] = None if row[col] is None else dumps(row[col])
         row["raw_response"] = (
             None if run.raw_response is None else redact_json(dumps(run.raw_response))
         )
@@ -191,11 +203,18 @@ class RunLog(OnDatabase):
         )
         if not rows:
             return None
-        out = dict(rows[0])
-        for col in (*_JSON_COLUMNS, "raw_response"):
-            if out.get(col) is not None:
-                out[col] = json.loads(out[col])
-        return out
+        return _decoded(dict(rows[0]))
+
+    def latest_ok(self, cache_key: str) -> dict[str, Any] | None:
+        """The newest ``ok`` run recorded with this replay-cache key (runs served by the
+        cache are left out: each served run names the recorded one), decoded as
+        :meth:`get`'s; None when there is none."""
+        rows = self.db.query(
+            "SELECT * FROM runs WHERE cache_key = ? AND status = 'ok' AND cached_from IS NULL "
+            "ORDER BY started_at DESC LIMIT 1",
+            (cache_key,),
+        )
+        return _decoded(dict(rows[0])) if rows else None
 
     # -- reads -----------------------------------------------------------------------------
 
