@@ -132,9 +132,7 @@ def check_cache_mode(mode: object, setting: str = "cache") -> str:
 
     text = mode.strip().lower() if isinstance(mode, str) else mode
     if text not in CACHE_MODES:
-        raise InvalidInputError(
-            f"{setting} must be one of {', '.join(CACHE_MODES)}, not {mode!r}"
-        )
+        raise InvalidInputError(f"{setting} must be one of {', '.join(CACHE_MODES)}, not {mode!r}")
     return str(text)
 
 
