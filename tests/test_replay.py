@@ -289,3 +289,57 @@ def test_a_hit_on_anthropic_needs_no_key(anthropic_env, fake_provider, monkeypat
     assert len(fake_provider.requests) == calls
     with pytest.raises(MissingApiKeyError):
         _run(input_variables={"name": "Bo"})
+
+
+# -- export / import ----------------------------------------------------------------------
+
+
+def test_export_import_round_trip_replays_elsewhere(
+    openai_env, fake_provider, tmp_path, monkeypatch, capsys
+):
+    from pl_magic.surfaces.cli import main
+
+    publish("greet", GREET)
+    fake_provider.chunk_size = 4
+    _run(stream=True)
+    _run()  # the same key, newer: the one exported
+    _run(input_variables={"name": "Bo"})
+    config.set_cache_mode("replay")
+    _run()  # a served run: not exported
+    path = tmp_path / "recording.jsonl"
+
+    assert main(["replay", "export", str(path)]) == 0
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(lines) == 2
+    rows = runs()
+    assert [r["request_id"] for r in lines] == [rows[1]["request_id"], rows[2]["request_id"]]
+
+    # someone else: a fresh home, the same prompt, no key
+    monkeypatch.setenv("PL_MAGIC_HOME", str(tmp_path / "elsewhere"))
+    monkeypatch.delenv("OPENAI_API_KEY")
+    publish("greet", GREET)
+    assert main(["replay", "import", str(path)]) == 0
+    assert "Imported 2 recorded run(s)" in capsys.readouterr().out
+    assert main(["replay", "import", str(path)]) == 0
+    assert "Imported 0 recorded run(s) (2 already there)" in capsys.readouterr().out
+
+    calls = len(fake_provider.requests)
+    config.set_cache_mode("replay-only")
+    assert _text(_run()) == lines[0]["output"]
+    assert _text(_run(input_variables={"name": "Bo"})) == lines[1]["output"]
+    assert len(fake_provider.requests) == calls
+    imported = runs()[0]
+    assert imported["sync_state"] is None and imported["cached_from"] is None
+
+
+def test_a_bad_import_line_is_one_line_naming_it(tmp_path, capsys):
+    from pl_magic.surfaces.cli import main
+
+    path = tmp_path / "bad.jsonl"
+    path.write_text(
+        '{"request_id": "a", "cache_key": "k", "output": "x", "started_at": "t"}\n[1]\n'
+    )
+    assert main(["replay", "import", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "line 2" in err
+    assert pl_magic.runs().empty  # nothing stored when a line is bad

@@ -33,10 +33,11 @@ import hashlib
 import json
 import time
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping
+from pathlib import Path
 from typing import Any, cast
 
 from ..core import config
-from ..core.errors import ConfigurationError, ReplayMissError
+from ..core.errors import ConfigurationError, InvalidInputError, ReplayMissError
 from ..core.types import RunChunk, RunResult
 from ..providers.base import Reply
 from ..runlog.sqlite import RunLog
@@ -179,3 +180,60 @@ async def aserve(chunks: Generator[RunChunk, None, None]) -> AsyncGenerator[RunC
 
 def _elapsed(run: Any) -> float:
     return time.perf_counter() - run.t0
+
+
+# -- shipping recordings next to a notebook (pl-magic replay export / import) ------------------
+
+#: What each line of an import must hold, and its type.
+_REQUIRED = {"request_id": str, "cache_key": str, "output": str, "started_at": str}
+
+
+def export_recordings(path: str | Path, runlog: RunLog, prompt: str | None = None) -> int:
+    """Write the recorded runs a replay serves (the newest ok run of each key; only
+    ``prompt``'s when given) to ``path`` as JSON Lines; how many were written."""
+    rows = runlog.recordings(prompt)
+    with open(path, "w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n")
+    return len(rows)
+
+
+def import_recordings(path: str | Path, runlog: RunLog) -> tuple[int, int]:
+    """Add the recorded runs of a JSON Lines file (as :func:`export_recordings` writes it)
+    to the log: ``(added, already there)``. Every line is checked before any is stored; a
+    bad one is a one-line InvalidInputError naming its line."""
+    rows: list[dict[str, Any]] = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError as exc:
+                raise InvalidInputError(
+                    f"{str(path)!r} line {number} is not JSON ({exc}): give a file "
+                    "`pl-magic replay export` wrote"
+                ) from None
+            rows.append(_checked_recording(row, path, number))
+    added = runlog.add_recordings(rows)
+    return added, len(rows) - added
+
+
+def _checked_recording(row: Any, path: str | Path, number: int) -> dict[str, Any]:
+    where = f"{str(path)!r} line {number}"
+    if not isinstance(row, dict):
+        raise InvalidInputError(f"{where} is not a recorded run (a JSON object)")
+    for key, kind in _REQUIRED.items():
+        if not isinstance(row.get(key), kind):
+            raise InvalidInputError(
+                f"{where} has no {key}: give a file `pl-magic replay export` wrote"
+            )
+    if row.get("status", "ok") != "ok":
+        raise InvalidInputError(f"{where} is not an ok run: only those are replayed")
+    sizes = row.get("chunk_sizes")
+    if sizes is not None and not (
+        isinstance(sizes, list)
+        and all(isinstance(n, int) and not isinstance(n, bool) for n in sizes)
+    ):
+        raise InvalidInputError(f"{where}: chunk_sizes must be a list of integers")
+    return {**row, "status": "ok"}
