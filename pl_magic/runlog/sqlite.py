@@ -72,6 +72,18 @@ RECORDING_COLUMNS = (
     "chunk_sizes",
     "reply_tool_calls",
 )
+#: What serving a recorded run needs (the rest comes from the run being served).
+_SERVED_COLUMNS = (
+    "request_id",
+    "started_at",
+    "output",
+    "finish_reason",
+    "input_tokens",
+    "output_tokens",
+    "raw_response",
+    "chunk_sizes",
+    "reply_tool_calls",
+)
 #: What an imported row's JSON column holds when the file has none.
 _EMPTY: dict[str, Any] = {"tags": [], "metadata": {}, "parameters": {}, "input_variables": {}}
 #: Ids per ``IN (...)`` list: twice this many parameters stay under SQLite's limit (999 in
@@ -240,11 +252,11 @@ class RunLog(OnDatabase):
 
     def latest_ok(self, cache_key: str) -> dict[str, Any] | None:
         """The newest ``ok`` run recorded with this replay-cache key (runs served by the
-        cache are left out: each served run names the recorded one), decoded as
-        :meth:`get`'s; None when there is none."""
+        cache are left out: each served run names the recorded one): what serving it needs
+        (:data:`_SERVED_COLUMNS`), decoded as :meth:`get`'s; None when there is none."""
         rows = self.db.query(
-            "SELECT * FROM runs WHERE cache_key = ? AND status = 'ok' AND cached_from IS NULL "
-            "ORDER BY started_at DESC LIMIT 1",
+            f"SELECT {', '.join(_SERVED_COLUMNS)} FROM runs WHERE cache_key = ? AND status = 'ok' "
+            "AND cached_from IS NULL ORDER BY started_at DESC LIMIT 1",
             (cache_key,),
         )
         return _decoded(dict(rows[0])) if rows else None
