@@ -551,7 +551,8 @@ class Engine:
                 input_tokens,
                 output_tokens,
             ),
-            raw_response=reply.raw if reply else None,
+            # (a served run's raw response is its recording's: not stored twice)
+            raw_response=reply.raw if reply and run.served is None else None,
             backend=self.registry.kind,
             cache_key=run.cache_key,
             chunk_sizes=run.chunk_sizes,

@@ -20,7 +20,8 @@ would be sent, and the repeat index (repeats are distinct runs). The request is 
 so a notebook recorded with ``--no-stream`` replays streamed, and the reverse.
 
 A served run is logged as a new row whose ``cached_from`` names the recorded run, with cost 0
-(its tokens are the recorded ones); it is never sent to PromptLayer. Its result has the shape
+(its tokens are the recorded ones) and no raw response (the recording's row has it); it is
+never sent to PromptLayer. Its result has the shape
 of a live one: ``raw_response`` is the recorded JSON dump of the provider's response (a dict,
 redacted as stored; None when none was stored), not the SDK's object, and a streamed replay
 yields the recorded text in the recorded chunk sizes (not with the recorded delays), each
@@ -138,12 +139,10 @@ def serve(run: Any, log: Callable[[Reply], None]) -> Generator[RunChunk, None, N
     """Serve ``run`` (a hit: ``run.served`` is the recorded row) as a stream would: a chunk per
     recorded piece, then the result; ``log`` logs the served run (before the result is
     yielded, as a live run is logged). Closing it early logs nothing: nothing was called."""
-    row = run.served
-    assert row is not None  # (only called for a hit)
-    reply = reply_of(row)
+    reply = reply_of(run.served)
     run.begin()
     so_far = ""
-    for piece in pieces(reply.text, row.get("chunk_sizes")):
+    for piece in pieces(reply.text, run.served.get("chunk_sizes")):
         so_far += piece
         if run.ttft_s is None:
             run.ttft_s = _elapsed(run)
@@ -152,24 +151,27 @@ def serve(run: Any, log: Callable[[Reply], None]) -> Generator[RunChunk, None, N
             "raw_response": None,
             "prompt_blueprint": run.blueprint(so_far, chunk=True),
         }
-    if run.ttft_s is None:
-        run.ttft_s = _elapsed(run)
-    run.chunk_sizes = row.get("chunk_sizes")
-    log(reply)
-    result: RunResult = {
-        "request_id": run.request_id,
-        "raw_response": reply.raw,
-        "prompt_blueprint": run.blueprint(reply.text, reply.tool_calls),
-    }
-    yield cast("RunChunk", result)  # (the last chunk is the result)
+    yield cast("RunChunk", _served(run, reply, log))  # (the last chunk is the result)
 
 
 def result(run: Any, log: Callable[[Reply], None]) -> RunResult:
     """A hit served as ``run()``'s result (no chunks)."""
-    final: RunChunk | None = None
-    for chunk in serve(run, log):
-        final = chunk
-    return cast("RunResult", final)
+    reply = reply_of(run.served)
+    run.begin()
+    return _served(run, reply, log)
+
+
+def _served(run: Any, reply: Reply, log: Callable[[Reply], None]) -> RunResult:
+    """Log the served run; its result."""
+    if run.ttft_s is None:
+        run.ttft_s = _elapsed(run)
+    run.chunk_sizes = run.served.get("chunk_sizes")
+    log(reply)
+    return {
+        "request_id": run.request_id,
+        "raw_response": reply.raw,
+        "prompt_blueprint": run.blueprint(reply.text, reply.tool_calls),
+    }
 
 
 async def aserve(chunks: Generator[RunChunk, None, None]) -> AsyncGenerator[RunChunk, None]:
