@@ -1,6 +1,6 @@
 """Run the benchmarks: ``.venv/bin/python -m benchmarks [--only B1,B3] [--quick] [--out FILE]``.
 
-Each benchmark (B1–B10, one module each) measures pl_magic side by side with its baseline
+Each benchmark (B1–B11, one module each) measures pl_magic side by side with its baseline
 against the same fake servers on 127.0.0.1 and reports the ratio. A full run writes
 ``benchmarks/RESULTS.md``; ``--only`` and ``--quick`` runs just print (unless ``--out``).
 """
@@ -28,6 +28,7 @@ BENCHMARKS = {
     "B8": "b8_scorers",
     "B9": "b9_compare_scores",
     "B10": "b10_judge",
+    "B11": "b11_replay",
 }
 RESULTS = Path(__file__).with_name("RESULTS.md")
 FIXES = Path(__file__).with_name("fixes.md")
@@ -66,6 +67,9 @@ NOTES = """\
 - B6: measured inside each fresh kernel with `time.perf_counter()` around the statement.
 - B8: the scoring inside `pl_magic.score(df, ["contains"])` (`engine.scoring.score_runs`,
   no database) against a row-wise pandas check of the same 100,000 outputs.
+- B11: both sides are `pl_magic.run()`: replayed (`cache` mode `replay`, a hit) against live
+  (`off`), interleaved; B11b times `run_many(repeat=1000, cache="replay")` once every repeat is
+  recorded (each served run is still resolved, rendered, looked up and logged).
 - B9: `cell_summary` (the score rows `compare()` adds) against a pandas
   `groupby().agg(["mean", "std", "count"])`; B9b is `compare(df)` as a whole, reported.
 """

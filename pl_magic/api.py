@@ -171,7 +171,14 @@ def sync() -> dict[str, int]:
 
 
 #: The keywords run_many() passes on to every run, and what to use instead of run()'s others.
-_RUN_MANY_PASSED = ("tags", "metadata", "group_id", "model_parameter_overrides", "stream")
+_RUN_MANY_PASSED = (
+    "tags",
+    "metadata",
+    "group_id",
+    "model_parameter_overrides",
+    "stream",
+    "cache",
+)
 _RUN_MANY_OWN = (
     "versions",
     "models",

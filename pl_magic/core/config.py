@@ -116,3 +116,37 @@ def set_registry_backend(backend: str) -> None:
 def registry_backend() -> str:
     """The default client's registry choice (see :func:`set_registry_backend`)."""
     return _registry_backend
+
+
+#: The replay cache's modes (see :mod:`pl_magic.engine.replay`): ``off`` and ``record`` call
+#: the model every time; ``replay`` serves a run recorded in the log when there is one and
+#: calls the model otherwise; ``replay-only`` never calls a model (a miss is an error).
+CACHE_MODES = ("off", "record", "replay", "replay-only")
+#: ``%config PlMagic.cache`` (or :func:`set_cache_mode`); None: ``PL_MAGIC_CACHE`` decides.
+_cache_mode: str | None = None
+
+
+def check_cache_mode(mode: object, setting: str = "cache") -> str:
+    """``mode`` if it is one of :data:`CACHE_MODES`, else a one-line InvalidInputError."""
+    from .errors import InvalidInputError
+
+    text = mode.strip().lower() if isinstance(mode, str) else mode
+    if text not in CACHE_MODES:
+        raise InvalidInputError(f"{setting} must be one of {', '.join(CACHE_MODES)}, not {mode!r}")
+    return str(text)
+
+
+def set_cache_mode(mode: str | None) -> None:
+    """Set the process-wide cache mode (what ``%config PlMagic.cache`` sets); None goes back
+    to ``PL_MAGIC_CACHE`` (default ``off``)."""
+    global _cache_mode
+    _cache_mode = None if mode is None else check_cache_mode(mode)
+
+
+def cache_mode() -> str:
+    """The process-wide cache mode: :func:`set_cache_mode`'s, else ``PL_MAGIC_CACHE``'s, else
+    ``off``. A bad ``PL_MAGIC_CACHE`` is a one-line error naming the valid modes."""
+    if _cache_mode is not None:
+        return _cache_mode
+    raw = os.environ.get("PL_MAGIC_CACHE", "").strip()
+    return check_cache_mode(raw, "PL_MAGIC_CACHE") if raw else "off"

@@ -216,6 +216,10 @@ class InvalidInputError(PlMagicError, ValueError):
     """An argument, option or cell body could not be understood."""
 
 
+class ReplayMissError(ConfigurationError, LookupError):
+    """``replay-only``: the log holds no recorded run for this request (no model is called)."""
+
+
 # -- registry ----------------------------------------------------------------------------
 
 

@@ -195,3 +195,20 @@ def m004_scores(conn: sqlite3.Connection) -> None:
         )
         """,
     )
+
+
+@migration
+def m005_replay(conn: sqlite3.Connection) -> None:
+    # The replay cache (see engine/replay.py): every logged run keeps the key of the request it
+    # sent, the lengths of its streamed text pieces and its reply's tool calls, so that it can
+    # be served again; a served run names the run it was served from.
+    _script(
+        conn,
+        """
+        ALTER TABLE runs ADD COLUMN cache_key TEXT;        -- sha256 of the native request
+        ALTER TABLE runs ADD COLUMN chunk_sizes TEXT;      -- JSON list of ints, or NULL
+        ALTER TABLE runs ADD COLUMN reply_tool_calls TEXT; -- JSON list, or NULL
+        ALTER TABLE runs ADD COLUMN cached_from TEXT;      -- request_id of the run served
+        CREATE INDEX runs_cache_key ON runs (cache_key, started_at)
+        """,
+    )

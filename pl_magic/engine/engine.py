@@ -37,7 +37,7 @@ from ..registry.base import PreRendered, Registry
 from ..runlog.base import ProviderCall, RunRecord, RunSink
 from ..runlog.scores import ScoreLog, ScoreRow, percent
 from ..runlog.sqlite import RunLog, run_key
-from . import pricing
+from . import pricing, replay
 
 _T = TypeVar("_T")
 
@@ -57,10 +57,12 @@ class RunOptionArgs(RunArgs, total=False):
     #: The model for templates that name none (the magic's configured default).
     default_provider: str | None
     default_model: str | None
+    #: The replay cache's mode for this run (None: the configured one; see engine/replay.py).
+    cache: str | None
 
 
 #: The keywords a client's ``run()`` takes besides PromptLayer's (see :class:`RunOptionArgs`).
-SURFACE_ARGUMENTS = ("repeat_index", "log", "default_provider", "default_model")
+SURFACE_ARGUMENTS = ("repeat_index", "log", "default_provider", "default_model", "cache")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +85,7 @@ class RunOptions:
     log: bool = True
     default_provider: str | None = None
     default_model: str | None = None
+    cache: str | None = None
 
     @classmethod
     def from_call(
@@ -166,6 +169,7 @@ class RunOptions:
             log=bool(kwargs.get("log", True)),
             default_provider=kwargs.get("default_provider"),
             default_model=kwargs.get("default_model"),
+            cache=None if kwargs.get("cache") is None else config.check_cache_mode(kwargs["cache"]),
         )
 
 
@@ -227,6 +231,12 @@ class PreparedRun:
     _started_wall: float = field(default=0.0, init=False, repr=False)
     #: The run's log row once logged (what is sent to PromptLayer comes from it).
     logged: RunRecord | None = field(default=None, init=False, repr=False)
+    #: The replay cache's key of this request (see engine/replay.py).
+    cache_key: str | None = field(default=None, init=False, repr=False)
+    #: A replay hit: the recorded row served instead of a call.
+    served: dict[str, Any] | None = field(default=None, init=False, repr=False)
+    #: The lengths of the streamed text pieces, once the stream completed.
+    chunk_sizes: list[int] | None = field(default=None, init=False, repr=False)
 
     @property
     def request_id(self) -> str:
@@ -371,16 +381,62 @@ class Engine:
         spec, dropped = resolve_model(record, options)
         local_target.route_to_local_model(record, spec)
         provider = get_provider(spec.provider)
-        provider.check_credentials(spec)
+        replaying = replay.mode(options.cache) in replay.REPLAYING
+        if not replaying:  # (a replay hit needs no key: checked on a miss, below)
+            provider.check_credentials(spec)
         with render_budget.render_budget():  # one size and time budget for all the messages
             rendered = blueprint.render(
                 record["prompt_template"], options.input_variables, options.prompt_name
             )
+        # The key holds the template's base URL, not the local model's port (see replay.py).
+        key_url = spec.base_url
+        if replaying:
+            request = provider.build_request(rendered, spec, options.stream)
+            hit = self._replayed(options, record, spec, provider, rendered, request, key_url)
+            if hit is not None:
+                hit.dropped_parameters = dropped
+                return hit
+            provider.check_credentials(spec)
         # Started only now, so that a bad variable fails fast instead of after a start.
         spec.base_url = local_model.server_url(spec.base_url)
         request = provider.build_request(rendered, spec, options.stream)
         spec.api_type = provider.resolve_api_type(spec, rendered)
-        return PreparedRun(options, record, spec, provider, rendered, request, dropped)
+        run = PreparedRun(options, record, spec, provider, rendered, request, dropped)
+        run.cache_key = replay.cache_key(
+            spec.provider, spec.name, key_url, request, options.repeat_index
+        )
+        return run
+
+    def _replayed(
+        self,
+        options: RunOptions,
+        record: dict[str, Any],
+        spec: ModelSpec,
+        provider: Provider,
+        rendered: dict[str, Any],
+        request: dict[str, Any],
+        key_url: str | None,
+    ) -> PreparedRun | None:
+        """In a replaying mode: the run served from the log on a hit; None on a miss in
+        ``replay`` (the model is called); a miss in ``replay-only`` raises."""
+        key = replay.cache_key(spec.provider, spec.name, key_url, request, options.repeat_index)
+        row = replay.lookup(self.runlog, key)
+        if row is None:
+            if replay.mode(options.cache) == "replay-only":
+                raise replay.miss_error(
+                    record["prompt_name"],
+                    record.get("version"),
+                    options.prompt_release_label,
+                    spec.provider,
+                    spec.name,
+                    options.repeat_index,
+                )
+            return None
+        spec.api_type = provider.resolve_api_type(spec, rendered)
+        run = PreparedRun(options, record, spec, provider, rendered, request, [])
+        run.cache_key = key
+        run.served = row
+        return run
 
     def _prepare_prerendered(
         self, options: RunOptions, record: dict[str, Any], pre: PreRendered
@@ -394,9 +450,19 @@ class Engine:
         request = pre.request
         if request is None:
             request = provider.build_request(pre.template, spec, options.stream)
+        if replay.mode(options.cache) in replay.REPLAYING:
+            hit = self._replayed(
+                options, record, spec, provider, pre.template, request, spec.base_url
+            )
+            if hit is not None:
+                return hit
         provider.check_credentials(spec)
         spec.api_type = provider.resolve_api_type(spec, pre.template)
-        return PreparedRun(options, record, spec, provider, pre.template, request, [])
+        run = PreparedRun(options, record, spec, provider, pre.template, request, [])
+        run.cache_key = replay.cache_key(
+            spec.provider, spec.name, spec.base_url, request, options.repeat_index
+        )
+        return run
 
     # -- scores --------------------------------------------------------------------------
 
@@ -477,22 +543,30 @@ class Engine:
             latency_s=latency,
             input_tokens=input_tokens,
             output_tokens=output_tokens,
-            cost_usd=pricing.cost_usd(
+            cost_usd=0.0
+            if run.served is not None  # (served from the log: nothing was paid)
+            else pricing.cost_usd(
                 run.provider.pricing_provider_id(run.spec),
                 run.spec.name,
                 input_tokens,
                 output_tokens,
             ),
-            raw_response=reply.raw if reply else None,
+            # (a served run's raw response is its recording's: not stored twice)
+            raw_response=reply.raw if reply and run.served is None else None,
             backend=self.registry.kind,
+            cache_key=run.cache_key,
+            chunk_sizes=run.chunk_sizes,
+            reply_tool_calls=reply.tool_calls if reply and reply.tool_calls else None,
+            cached_from=run.served["request_id"] if run.served is not None else None,
         )
-        if self.sink is not None:
+        sink = self.sink if run.served is None else None  # a served run is not sent again
+        if sink is not None:
             call = ProviderCall(
                 run.request,
                 run.options.stream,
                 info(run.spec.provider).function_name_for(run.spec.name, run.spec.api_type),
             )
-            self.sink.record(record, call, error)
+            sink.record(record, call, error)
         run.logged = record
         try:
             self.runlog.record(record)
@@ -502,9 +576,9 @@ class Engine:
                 "its result is returned and the run is kept in memory, to be written at the "
                 "next run or pl_magic.runs()"
             )
-        if self.sink is not None and status != "ok":
+        if sink is not None and status != "ok":
             # a failed run is on PromptLayer before its error is raised, as with the SDK
-            self.sink.finalize(record)
+            sink.finalize(record)
 
     def _fail(self, run: PreparedRun, exc: BaseException, text: str) -> PlMagicError:
         """Log a failed run; return the typed error to raise (SDK error kept as cause)."""
@@ -524,6 +598,8 @@ class Engine:
         if options.stream:
             return _final(self.stream(options))
         run = self.prepare(options)
+        if run.served is not None:
+            return replay.result(run, self._served_logger(run))
         return self._finish(run, self._call(run))
 
     def stream(self, options: RunOptions) -> Generator[RunChunk, None, None]:
@@ -532,9 +608,15 @@ class Engine:
         if not options.stream:
             options = dataclasses.replace(options, stream=True)
         run = self.prepare(options)
+        if run.served is not None:
+            return replay.serve(run, self._served_logger(run))
         gen = self._stream(run, self._call(run))
         next(gen)  # prime: from here on, closing the generator logs the run as cancelled
         return gen
+
+    def _served_logger(self, run: PreparedRun) -> Callable[[Reply], None]:
+        """How a replay hit logs itself (as a new row marked ``cached_from``)."""
+        return lambda reply: self._log(run, "ok", reply.text, reply)
 
     def _call(self, run: PreparedRun) -> Any:
         run.provider.warm(run.spec, False)
@@ -555,6 +637,8 @@ class Engine:
                 final = chunk
             return _checked_final(final)
         run, response = await self._acall(options)
+        if run.served is not None:
+            return replay.result(run, self._served_logger(run))
         return await self._off_loop(self._finish, run, response)
 
     async def astream(self, options: RunOptions) -> AsyncGenerator[RunChunk, None]:
@@ -563,12 +647,16 @@ class Engine:
         if not options.stream:
             options = dataclasses.replace(options, stream=True)
         run, response = await self._acall(options)
+        if run.served is not None:
+            return replay.aserve(replay.serve(run, self._served_logger(run)))
         agen = self._astream(run, response)
         await agen.__anext__()
         return agen
 
     async def _acall(self, options: RunOptions) -> tuple[PreparedRun, Any]:
         run = await self._off_loop(self.prepare, options)  # a template fetch may wait
+        if run.served is not None:
+            return run, None  # a replay hit: no call
         run.provider.warm(run.spec, True)
         run.begin()
         try:
@@ -619,6 +707,7 @@ class Engine:
 
     def _complete(self, run: PreparedRun, state: StreamState, last: Any) -> RunResult:
         reply = state.finish()
+        run.chunk_sizes = [len(part) for part in state.parts if part]
         self._log(run, "ok", reply.text, reply)
         result: RunResult = {
             "request_id": run.request_id,

@@ -47,6 +47,7 @@ COLUMNS = (
     "metadata",
     "group_id",
     "repeat",
+    "cached",
 )
 #: The log columns a runs DataFrame is built from, in order.
 LOG_COLUMNS = (
@@ -72,9 +73,10 @@ LOG_COLUMNS = (
     "metadata",
     "group_id",
     "repeat_index",
+    "cached_from",
 )
 #: Frame column ← log column, where the names differ.
-_RENAMED = {"error": "error_message", "repeat": "repeat_index"}
+_RENAMED = {"error": "error_message", "repeat": "repeat_index", "cached": "cached_from"}
 #: Frame columns decoded from JSON text.
 _JSON_FRAME_COLUMNS = ("parameters", "tags", "metadata")
 #: A variable a run did not have (as DataFrame.from_records leaves it).
@@ -98,6 +100,8 @@ def _typed(df: pd.DataFrame) -> pd.DataFrame:
         df[col] = df[col].astype("Int64")
     for col in ("ttft_s", "latency_s", "cost_usd"):
         df[col] = df[col].astype("float64")
+    # served by the replay cache: the log's cached_from (the recorded run's id) is set
+    df["cached"] = df["cached"].notna().astype(bool)
     return df
 
 
@@ -221,6 +225,7 @@ def frame_from_progress(progress: Sequence[Progress], prompt_name: str) -> pd.Da
             values = dict(log_row)
             values["error"] = log_row.get("error_message")
             values["repeat"] = log_row.get("repeat_index")
+            values["cached"] = log_row.get("cached_from")
             for col in ("parameters", "tags", "metadata"):
                 values[col] = json.loads(values[col]) if values.get(col) else values.get(col)
         else:  # failed before any call (bad variables, missing key...): nothing was logged

@@ -58,6 +58,14 @@ class RunRecord:
     sync_state: str | None = None
     sync_payload: str | None = None  # PromptLayer backend: the /track-request body (no key)
     sync_attempted_at: float | None = None
+    #: The replay cache's key of the request sent (see :mod:`pl_magic.engine.replay`).
+    cache_key: str | None = None
+    #: The lengths of the streamed text pieces, in order (None: not streamed).
+    chunk_sizes: list[int] | None = None
+    #: The reply's tool calls (None: none), so that a replay returns them too.
+    reply_tool_calls: list[dict[str, Any]] | None = None
+    #: A run served by the replay cache: the request_id of the logged run it came from.
+    cached_from: str | None = None
 
 
 @dataclass(frozen=True)

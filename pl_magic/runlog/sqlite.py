@@ -35,10 +35,57 @@ from .base import STATUSES, RunRecord
 
 _FIELDS = fields(RunRecord)
 _JSON_COLUMNS = ("parameters", "input_variables", "rendered_input", "tags", "metadata")
+#: JSON columns where None is stored as NULL (not as the text ``null``).
+_NULLABLE_JSON_COLUMNS = ("chunk_sizes", "reply_tool_calls")
 #: Every column of ``runs`` a read may name (a name is never taken from elsewhere into SQL).
 _COLUMNS = frozenset(
     {f.name for f in _FIELDS} | {"scores", "sync_error", "pending_ops", "remote_request_id"}
 )
+#: The columns of a recorded run a replay needs (``pl-magic replay export``): no sync state,
+#: no scores, no error (a recording is an ``ok`` run).
+RECORDING_COLUMNS = (
+    "request_id",
+    "cache_key",
+    "prompt_name",
+    "prompt_version",
+    "release_label",
+    "provider",
+    "model",
+    "api_type",
+    "parameters",
+    "input_variables",
+    "rendered_input",
+    "tags",
+    "metadata",
+    "status",
+    "output",
+    "finish_reason",
+    "repeat_index",
+    "started_at",
+    "ended_at",
+    "ttft_s",
+    "latency_s",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "raw_response",
+    "chunk_sizes",
+    "reply_tool_calls",
+)
+#: What serving a recorded run needs (the rest comes from the run being served).
+_SERVED_COLUMNS = (
+    "request_id",
+    "started_at",
+    "output",
+    "finish_reason",
+    "input_tokens",
+    "output_tokens",
+    "raw_response",
+    "chunk_sizes",
+    "reply_tool_calls",
+)
+#: What an imported row's JSON column holds when the file has none.
+_EMPTY: dict[str, Any] = {"tags": [], "metadata": {}, "parameters": {}, "input_variables": {}}
 #: Ids per ``IN (...)`` list: twice this many parameters stay under SQLite's limit (999 in
 #: older builds).
 _IDS_PER_QUERY = 400
@@ -116,6 +163,14 @@ def run_key(
     return hashlib.sha256(ident.encode()).hexdigest()[:32]
 
 
+def _decoded(row: dict[str, Any]) -> dict[str, Any]:
+    """A stored row with its JSON columns decoded."""
+    for col in (*_JSON_COLUMNS, *_NULLABLE_JSON_COLUMNS, "raw_response"):
+        if row.get(col) is not None:
+            row[col] = json.loads(row[col])
+    return row
+
+
 class RunLog(OnDatabase):
     """Writes and reads the ``runs`` table."""
 
@@ -146,6 +201,8 @@ class RunLog(OnDatabase):
         row = {f.name: getattr(run, f.name) for f in _FIELDS}
         for col in _JSON_COLUMNS:
             row[col] = dumps(row[col])
+        for col in _NULLABLE_JSON_COLUMNS:
+            row[col] = None if row[col] is None else dumps(row[col])
         row["raw_response"] = (
             None if run.raw_response is None else redact_json(dumps(run.raw_response))
         )
@@ -191,11 +248,55 @@ class RunLog(OnDatabase):
         )
         if not rows:
             return None
-        out = dict(rows[0])
-        for col in (*_JSON_COLUMNS, "raw_response"):
-            if out.get(col) is not None:
-                out[col] = json.loads(out[col])
-        return out
+        return _decoded(dict(rows[0]))
+
+    def latest_ok(self, cache_key: str) -> dict[str, Any] | None:
+        """The newest ``ok`` run recorded with this replay-cache key (runs served by the
+        cache are left out: each served run names the recorded one): what serving it needs
+        (:data:`_SERVED_COLUMNS`), decoded as :meth:`get`'s; None when there is none."""
+        rows = self.db.query(
+            f"SELECT {', '.join(_SERVED_COLUMNS)} FROM runs WHERE cache_key = ? AND status = 'ok' "
+            "AND cached_from IS NULL ORDER BY started_at DESC LIMIT 1",
+            (cache_key,),
+        )
+        return _decoded(dict(rows[0])) if rows else None
+
+    # -- the replay cache (see pl_magic.engine.replay) ---------------------------------------
+
+    def recordings(self, prompt: str | None = None) -> list[dict[str, Any]]:
+        """What a replay serves: for each cache key, the newest ``ok`` recorded run (runs
+        served by the cache left out), oldest first, with the columns of
+        :data:`RECORDING_COLUMNS` decoded as :meth:`get`'s; only ``prompt``'s when given."""
+        where = "" if prompt is None else " AND prompt_name = ?"
+        rows = self.db.query(
+            f"SELECT {', '.join(RECORDING_COLUMNS)} FROM runs AS r WHERE status = 'ok' "
+            f"AND cached_from IS NULL AND cache_key IS NOT NULL{where} AND NOT EXISTS ("
+            "SELECT 1 FROM runs AS n WHERE n.cache_key = r.cache_key AND n.status = 'ok' "
+            "AND n.cached_from IS NULL AND n.started_at > r.started_at) ORDER BY started_at",
+            () if prompt is None else (prompt,),
+        )
+        return [_decoded(dict(r)) for r in rows]
+
+    def add_recordings(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Store recorded runs (as :meth:`recordings` returns them) that the log does not hold
+        yet (by ``request_id``); how many were added. They are local runs: never sent to
+        PromptLayer."""
+        added = 0
+        with self.db.write() as conn:
+            for given in rows:
+                row = {c: given.get(c) for c in RECORDING_COLUMNS}
+                for col in _JSON_COLUMNS:
+                    row[col] = dumps(row[col] if row[col] is not None else _EMPTY.get(col))
+                for col in (*_NULLABLE_JSON_COLUMNS, "raw_response"):
+                    row[col] = None if row[col] is None else dumps(row[col])
+                if row["raw_response"] is not None:
+                    row["raw_response"] = redact_json(row["raw_response"])
+                row["run_key"] = row["cache_key"]  # (NOT NULL; the local identity is not kept)
+                cols = ", ".join(row)
+                marks = ", ".join(f":{c}" for c in row)
+                cur = conn.execute(f"INSERT OR IGNORE INTO runs ({cols}) VALUES ({marks})", row)
+                added += cur.rowcount
+        return added
 
     # -- reads -----------------------------------------------------------------------------
 

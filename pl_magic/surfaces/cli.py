@@ -5,6 +5,7 @@
     pl-magic prompts list | show NAME | push FILE.yaml | export NAME | import FILE.json
     pl-magic labels set NAME LABEL VERSION | delete NAME LABEL
     pl-magic runs [--limit N] [--prompt NAME] [--csv FILE]
+    pl-magic replay export FILE [--prompt NAME] | import FILE
     pl-magic local start | stop | status
 
 ``run`` streams the reply to stdout and prints the footer line (version, model, time to
@@ -353,6 +354,28 @@ def cmd_runs(args: argparse.Namespace) -> int:
 # -- local ----------------------------------------------------------------------------------
 
 
+def cmd_replay_export(args: argparse.Namespace) -> int:
+    """Write the recorded runs a replay serves to FILE (JSON Lines), to ship with a notebook."""
+    from ..engine.replay import export_recordings
+    from ..runlog.sqlite import RunLog
+
+    _client()  # the backend check, and the log of the same PL_MAGIC_HOME
+    count = export_recordings(args.file, RunLog(), args.prompt or None)
+    _err(f"Wrote {count} recorded run(s) to {args.file}")
+    return 0
+
+
+def cmd_replay_import(args: argparse.Namespace) -> int:
+    """Add the recorded runs of FILE (as `replay export` wrote it) to the run log."""
+    from ..engine.replay import import_recordings
+    from ..runlog.sqlite import RunLog
+
+    _client()
+    added, present = import_recordings(args.file, RunLog())
+    _out(f"Imported {added} recorded run(s)" + (f" ({present} already there)" if present else ""))
+    return 0
+
+
 def cmd_local(args: argparse.Namespace) -> int:
     """Start, stop or report the local model's server."""
     from ..core import local_target
@@ -456,6 +479,16 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--prompt", help="only runs of this prompt")
     runs.add_argument("--csv", metavar="FILE", help="write the runs (all, unless --limit) as CSV")
     runs.set_defaults(func=cmd_runs)
+
+    replay = commands.add_parser("replay", help="ship recorded runs to replay a notebook")
+    sub = replay.add_subparsers(dest="action", metavar="ACTION", required=True)
+    p = sub.add_parser("export", help="the recorded runs a replay serves, as JSON Lines")
+    p.add_argument("file")
+    p.add_argument("--prompt", help="only runs of this prompt")
+    p.set_defaults(func=cmd_replay_export)
+    p = sub.add_parser("import", help="add recorded runs (JSON Lines) to the run log")
+    p.add_argument("file")
+    p.set_defaults(func=cmd_replay_import)
 
     local = commands.add_parser("local", help="the local model's server")
     local.add_argument("action", choices=("start", "stop", "status"))

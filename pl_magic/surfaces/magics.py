@@ -23,7 +23,7 @@ from IPython.core.magic import (
     no_var_expand,
 )
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
-from traitlets import Bool, Enum, Float, Int, List, Unicode, observe
+from traitlets import Bool, Enum, Float, Int, List, Unicode, observe, validate
 from traitlets.config import Configurable
 
 from ..core import config, inert
@@ -96,6 +96,12 @@ class PlMagic(Magics, Configurable):
         help="Origins (https://host[:port]) a template's provider_base_url may send your "
         "provider keys to, besides PL_MAGIC_TRUSTED_BASE_URLS.",
     ).tag(config=True)
+    cache = Unicode(
+        None,
+        allow_none=True,
+        help="Replay cache: off, record, replay (serve recorded runs, call on a miss) or "
+        "replay-only (never call a model); unset, PL_MAGIC_CACHE decides (default off).",
+    ).tag(config=True)
 
     def __init__(self, shell: Any) -> None:
         Configurable.__init__(self, config=shell.config)
@@ -103,6 +109,17 @@ class PlMagic(Magics, Configurable):
         shell.configurables.append(self)
         config.set_registry_backend(self.registry)
         config.set_trusted_base_urls(self.trusted_base_urls)
+        if self.cache is not None:
+            config.set_cache_mode(self.cache)
+
+    @validate("cache")
+    def _valid_cache(self, proposal: Any) -> str | None:
+        value = proposal["value"]
+        return None if value is None else config.check_cache_mode(value, "PlMagic.cache")
+
+    @observe("cache")
+    def _cache_changed(self, change: Any) -> None:
+        config.set_cache_mode(change["new"])
 
     @observe("trusted_base_urls")
     def _trusted_base_urls_changed(self, change: Any) -> None:
@@ -152,6 +169,11 @@ class PlMagic(Magics, Configurable):
     @argument("--group", type=int, help="Group id (pl_magic.create_group()).")
     @argument("--no-stream", action="store_true", help="Show the reply only when complete.")
     @argument("--no-log", action="store_true", help="Do not log this run.")
+    @argument(
+        "--cache",
+        metavar="MODE",
+        help="Replay cache for this cell: off, record, replay or replay-only.",
+    )
     @argument("--out", help="Store the result (or the comparison DataFrame) in this variable.")
     @argument("--format", choices=["text", "markdown"], help="Show the reply as text or Markdown.")
     @argument("--versions", help="Compare versions/labels, e.g. 2,3,prod.")
@@ -200,6 +222,7 @@ class PlMagic(Magics, Configurable):
             "log": not args.no_log,
             "default_provider": self.default_provider,
             "default_model": self.default_model,
+            "cache": args.cache,
         }
         fmt = args.format or self.output_format
         is_batch = bool(args.versions or args.models or args.inputs or args.repeat != 1)

@@ -88,6 +88,18 @@ def _row_from_result(result: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _recorded_date(request_id: str) -> str:
+    """When the run a replayed one was served from ran (``2026-12-03 11:22`` UTC)."""
+    from ..runlog.sqlite import RunLog
+
+    try:
+        source = RunLog().get(request_id)
+    except Exception:  # (the footer never fails a run that succeeded)
+        source = None
+    started = str((source or {}).get("started_at") or "")
+    return started[:16].replace("T", " ") + " UTC" if started else DASH
+
+
 def footer(run: Mapping[str, Any], full_request_id: bool = False) -> str:
     """The footer line of one run: a run-log row, or ``run()``'s final result dict.
 
@@ -100,6 +112,8 @@ def footer(run: Mapping[str, Any], full_request_id: bool = False) -> str:
     if row.get("release_label"):
         title += f" ({row['release_label']})"
     parts = [f"{DASH} {title}", f"{row.get('provider') or DASH}/{row.get('model') or DASH}"]
+    if row.get("cached_from"):
+        parts.append(f"replayed from {_recorded_date(str(row['cached_from']))}")
     status = row.get("status") or "ok"
     if status != "ok":
         category = row.get("error_category")
