@@ -89,11 +89,12 @@ def tokens_text(n: int) -> str:
 
 
 def usd_text(value: float) -> str:
-    """Dollars with cents, or four significant decimals under a cent (``$0.0012``)."""
-    if value == 0:
+    """Dollars with cents, or two significant digits under a cent (``$0.0012``)."""
+    if value <= 0:
         return "$0"
     if value < 0.01:
-        return f"${value:.2g}" if value < 0.0001 else f"${value:.4f}".rstrip("0")
+        digits = 1 - math.floor(math.log10(value))
+        return f"${value:.{digits}f}".rstrip("0")
     return f"${value:,.2f}"
 
 
