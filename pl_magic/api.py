@@ -257,6 +257,8 @@ def run_many(
     Before the runs start, their input tokens and cost range are estimated (see
     :mod:`pl_magic.engine.estimate`) and shown as one notice ("48 runs · ≈ 31k input tokens ·
     $0.04–$0.19") when the cost is known and above $0; otherwise nothing is printed.
+    Without a budget it is scaled from a sample of the input rows (at most 16 per version ×
+    model), so that it adds little to a large comparison.
     ``budget=USD``: a comparison whose estimated upper bound exceeds it (or whose cost is
     unknown) does not start; while running, once the logged cost of finished runs reaches it,
     the runs not yet started are skipped (status ``skipped``, error ``budget``).
@@ -267,7 +269,7 @@ def run_many(
     """
     from .core import notices
     from .engine.batch import Batch, check_runs, plan
-    from .engine.estimate import check_budget, check_budget_value, estimate
+    from .engine.estimate import ESTIMATE_SAMPLE, check_budget, check_budget_value, estimate
     from .engine.judges import judge_factory
     from .engine.results import frame_from_progress
     from .engine.scoring import check_expected, parse_scorers
@@ -291,7 +293,9 @@ def run_many(
     )
     check_runs(batch)
     batch.budget = limit
-    cost = estimate(batch)
+    # without a budget the estimate is only shown: a sample of each version × model's rows
+    # keeps it from adding a render of every row to a large comparison
+    cost = estimate(batch, sample=None if limit is not None else ESTIMATE_SAMPLE)
     check_budget(cost, batch.budget)
     if cost.high_usd:  # a known, nonzero cost: worth a line; free or unknown: quiet
         notices.warn(f"estimate: {cost.summary()}")

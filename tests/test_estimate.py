@@ -168,3 +168,15 @@ def test_summary_forms():
         .summary()
         .endswith("cost unknown (no price for x/y)")
     )
+
+
+def test_a_sampled_estimate_scales_to_every_run(long_prompt):
+    rows = [{"name": "x" * (i % 7)} for i in range(100)]
+    full = est.estimate(_batch("long", inputs=rows, models="gpt-4o-mini,gpt-4.1-mini"))
+    sampled = est.estimate(
+        _batch("long", inputs=rows, models="gpt-4o-mini,gpt-4.1-mini"), sample=10
+    )
+    assert sampled.runs == full.runs == 200
+    assert sampled.output_tokens == full.output_tokens
+    assert abs(sampled.input_tokens - full.input_tokens) <= 0.02 * full.input_tokens
+    assert full.high_usd is not None and sampled.high_usd == pytest.approx(full.high_usd, rel=0.02)

@@ -17,6 +17,9 @@ call) and its input counted; repeats of it cost the same.
   plus the maximum output. The embedded local model costs $0; a model with no known price
   (or a template pointing at its own server) makes the cost unknown. A run whose preparation
   fails (a missing variable or key) fails the same way before any call and costs nothing.
+- ``run_many`` without a budget prepares at most :data:`ESTIMATE_SAMPLE` input rows of each
+  version × model and scales them (the estimate is then only shown, and preparing every row
+  would add a render per run); with a budget, and in ``%%plrun``, every row is prepared.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.errors import InvalidInputError, PlMagicError, shown
 from . import pricing
-from .engine import RunOptions
+from .engine import PreparedRun, RunOptions
 
 if TYPE_CHECKING:
     from .batch import Batch, PlannedRun
@@ -40,6 +43,9 @@ CHARS_PER_TOKEN = 4
 TOKENS_PER_MESSAGE = 3
 #: The output tokens assumed for a template that sets no maximum.
 DEFAULT_MAX_OUTPUT = 4096
+#: The input rows of each version × model that ``run_many`` without a budget prepares for
+#: its estimate (the rest are scaled from them).
+ESTIMATE_SAMPLE = 16
 
 _TEXT_KEYS = frozenset({"text", "content", "template"})
 _JSON_KEYS = frozenset({"tools", "functions", "tool_choice", "function_call", "output_schema"})
@@ -138,49 +144,71 @@ def max_output(provider: Any, spec: Any) -> int:
     return DEFAULT_MAX_OUTPUT
 
 
-def estimate(batch: Batch) -> Estimate:
-    """Estimate ``batch``'s tokens and cost; no provider is called."""
-    groups: dict[tuple[Any, ...], tuple[PlannedRun, int]] = {}
+def estimate(batch: Batch, sample: int | None = None) -> Estimate:
+    """Estimate ``batch``'s tokens and cost; no provider is called.
+
+    ``sample``: prepare at most this many input rows (evenly spaced) of each version ×
+    model and scale their tokens and cost to all its runs, so that a large comparison is
+    estimated in a bounded time (``run_many`` without a budget); None: every row.
+    """
+    strata: dict[tuple[Any, ...], dict[Any, tuple[PlannedRun, int]]] = {}
     for planned in batch.runs:  # repeats of a run cost the same: prepared once
-        key = (planned.version, planned.label, planned.provider, planned.model, planned.input_index)
-        seen = groups.get(key)
-        groups[key] = (planned, 1) if seen is None else (seen[0], seen[1] + 1)
-    total_in = total_out = 0
+        rows = strata.setdefault(
+            (planned.version, planned.label, planned.provider, planned.model), {}
+        )
+        seen = rows.get(planned.input_index)
+        rows[planned.input_index] = (planned, 1) if seen is None else (seen[0], seen[1] + 1)
+    total_in = total_out = 0.0
     low: float | None = 0.0
     high: float | None = 0.0
     unpriced: list[str] = []
-    for planned, count in groups.values():
-        try:
-            options = RunOptions.build(
-                batch.prompt_name,
-                prompt_version=planned.version,
-                prompt_release_label=planned.label,
-                input_variables=planned.input_variables,
-                provider=planned.provider,
-                model=planned.model,
-                **batch.run_kwargs,
-            )
-            prepared = batch.engine.prepare(options)
-        except PlMagicError:  # fails the same way when run, before any call: costs nothing
-            continue
-        in_tokens = count_tokens(prepared.rendered)
-        out_tokens = max_output(prepared.provider, prepared.spec)
-        total_in += in_tokens * count
-        total_out += out_tokens * count
-        if getattr(prepared.spec, "local_model", False):
-            continue  # the embedded local model: $0
-        price_id = prepared.provider.pricing_provider_id(prepared.spec)
-        cheap = pricing.cost_usd(price_id, prepared.spec.name, in_tokens, 0)
-        dear = pricing.cost_usd(price_id, prepared.spec.name, in_tokens, out_tokens)
-        if cheap is None or dear is None:
-            name = f"{prepared.spec.provider}/{prepared.spec.name}"
-            if name not in unpriced:
-                unpriced.append(name)
-            low = high = None
-        elif low is not None and high is not None:
-            low += cheap * count
-            high += dear * count
-    return Estimate(len(batch.runs), total_in, total_out, low, high, tuple(unpriced))
+    for rows in strata.values():
+        chosen = list(rows.values())
+        if sample is not None and len(chosen) > sample:
+            step = len(chosen) / sample
+            chosen = [chosen[int(i * step)] for i in range(sample)]
+        # each chosen row stands for its share of the stratum's runs
+        scale = sum(n for _, n in rows.values()) / sum(n for _, n in chosen)
+        for planned, n in chosen:
+            count = n * scale
+            prepared = _prepare(batch, planned)
+            if prepared is None:  # fails the same way when run, before any call: costs nothing
+                continue
+            in_tokens = count_tokens(prepared.rendered)
+            out_tokens = max_output(prepared.provider, prepared.spec)
+            total_in += in_tokens * count
+            total_out += out_tokens * count
+            if getattr(prepared.spec, "local_model", False):
+                continue  # the embedded local model: $0
+            price_id = prepared.provider.pricing_provider_id(prepared.spec)
+            cheap = pricing.cost_usd(price_id, prepared.spec.name, in_tokens, 0)
+            dear = pricing.cost_usd(price_id, prepared.spec.name, in_tokens, out_tokens)
+            if cheap is None or dear is None:
+                name = f"{prepared.spec.provider}/{prepared.spec.name}"
+                if name not in unpriced:
+                    unpriced.append(name)
+                low = high = None
+            elif low is not None and high is not None:
+                low += cheap * count
+                high += dear * count
+    return Estimate(len(batch.runs), round(total_in), round(total_out), low, high, tuple(unpriced))
+
+
+def _prepare(batch: Batch, planned: PlannedRun) -> PreparedRun | None:
+    """``planned`` prepared as its run will be, or None when that fails (no call made)."""
+    try:
+        options = RunOptions.build(
+            batch.prompt_name,
+            prompt_version=planned.version,
+            prompt_release_label=planned.label,
+            input_variables=planned.input_variables,
+            provider=planned.provider,
+            model=planned.model,
+            **batch.run_kwargs,
+        )
+        return batch.engine.prepare(options)
+    except PlMagicError:
+        return None
 
 
 def check_budget_value(budget: Any) -> float | None:
