@@ -180,3 +180,25 @@ def test_a_sampled_estimate_scales_to_every_run(long_prompt):
     assert sampled.output_tokens == full.output_tokens
     assert abs(sampled.input_tokens - full.input_tokens) <= 0.02 * full.input_tokens
     assert full.high_usd is not None and sampled.high_usd == pytest.approx(full.high_usd, rel=0.02)
+
+
+def test_the_local_model_costs_nothing_and_fits_any_budget(fake_provider, monkeypatch):
+    from pl_magic.core import local_target
+    from pl_magic.registry import starters
+
+    monkeypatch.setenv(starters.ENV_SWITCH, "1")
+    monkeypatch.setenv(local_target.ENV_BASE_URL, fake_provider.openai_base_url)
+    batch = _batch("capital-city", versions="prod", input_variables={"country": "Peru"}, repeat=3)
+    estimate = est.estimate(batch)
+    assert estimate.known and estimate.low_usd == estimate.high_usd == 0
+    assert estimate.summary().endswith(" · $0") and estimate.input_tokens > 0
+    df = pl_magic.run_many(
+        "capital-city", versions="prod", input_variables={"country": "Peru"}, repeat=3, budget=0
+    )
+    assert list(df["status"]) == ["ok"] * 3
+
+
+def test_magic_budget_on_one_run_shows_its_estimate(ip, long_prompt, capsys):
+    df = ip.run_line_magic("plrun", "long --var name=Ada --budget 1")
+    assert list(df["status"]) == ["ok"]
+    assert "Estimate: 1 run · ≈ 204 input tokens" in capsys.readouterr().out

@@ -249,7 +249,8 @@ class Batch:
 
     def _over_budget(self) -> bool:
         with self._spend_lock:
-            return self.budget is not None and self.spent >= self.budget
+            # budget=0 runs only what is free (the local model): nothing spent, nothing reached
+            return self.budget is not None and self.spent > 0 and self.spent >= self.budget
 
     def _add_cost(self, request_id: Any) -> None:
         """Add a finished run's logged cost to :attr:`spent` (in the worker, before its slot

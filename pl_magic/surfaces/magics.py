@@ -208,6 +208,7 @@ class PlMagic(Magics, Configurable):
         }
         fmt = args.format or self.output_format
         is_batch = bool(args.versions or args.models or args.inputs or args.repeat != 1)
+        is_batch = is_batch or args.budget is not None  # a budget: estimated as a comparison
         if (args.score or args.expected or args.judge_repeat != 1) and not is_batch:
             raise InvalidInputError(
                 "--score, --expected and --judge-repeat score a comparison: add --inputs, "
