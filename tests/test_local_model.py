@@ -428,3 +428,25 @@ def test_concurrent_starts_share_one_server(local_home):
     for t in threads:
         t.join()
     assert len({s.pid for s in results}) == 1
+
+
+@pytest.mark.local_model
+@needs_model
+def test_streamed_tokens_on_the_real_model_match_its_own_count(local_home):
+    # with and without a system message: SmolLM2's template adds a default one when absent
+    meta = local_target.model_metadata(max_tokens=16, temperature=0)
+    base = local_target.base_url_spec()
+    publish("bare", chat(("user", "What is the capital of Spain?")), meta, provider_base_url=base)
+    publish(
+        "sys",
+        chat(("system", "Be brief."), ("user", "What is the capital of Spain?")),
+        meta,
+        provider_base_url=base,
+    )
+    for name in ("bare", "sys"):
+        pl_magic.run(name)  # not streamed: the server reports usage itself
+        list(pl_magic.run(name, stream=True))
+    rows = runs()
+    counts = [(r["prompt_name"], r["input_tokens"], r["output_tokens"]) for r in rows]
+    assert counts[0] == counts[1] and counts[2] == counts[3], counts
+    assert counts[0][1] > counts[2][1] > 5  # the default system message is counted
