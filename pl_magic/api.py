@@ -189,6 +189,7 @@ _RUN_MANY_OWN = (
     "scorers",
     "expected",
     "judge_repeat",
+    "budget",
 )
 _RUN_MANY_INSTEAD = {
     "prompt_version": "versions=[3]",
@@ -231,6 +232,7 @@ def run_many(
     scorers: Any = None,
     expected: str = "expected",
     judge_repeat: int = 1,
+    budget: float | None = None,
     **run_kwargs: Any,
 ) -> pd.DataFrame:
     """Run every combination of versions × models × repeats × input rows; one row per run.
@@ -259,11 +261,22 @@ def run_many(
     0 to 1; 0.5 or more passes). Judge runs are logged, linked to the run they judged.
     ``judge_repeat=k`` asks each judge k times: the mean, and ``score.<judge>.agreement``.
 
+    Before the runs start, their input tokens and cost range are estimated (see
+    :mod:`pl_magic.engine.estimate`) and shown as one notice ("48 runs · ≈ 31k input tokens ·
+    $0.04–$0.19") when the cost is known and above $0; otherwise nothing is printed.
+    Without a budget it is scaled from a sample of the input rows (at most 16 per version ×
+    model), so that it adds little to a large comparison.
+    ``budget=USD``: a comparison whose estimated upper bound exceeds it (or whose cost is
+    unknown) does not start; while running, once the logged cost of finished runs reaches it,
+    the runs not yet started are skipped (status ``skipped``, error ``budget``).
+
     Arguments are checked before any run, as :func:`run` checks its own: a wrong type, an
     input row ``run()`` would refuse, an unknown keyword or a bad scorer is a one-line
     :class:`~pl_magic.core.errors.InvalidInputError`.
     """
+    from .core import notices
     from .engine.batch import Batch, check_runs, plan
+    from .engine.estimate import ESTIMATE_SAMPLE, check_budget, check_budget_value, estimate
     from .engine.judges import judge_factory
     from .engine.results import frame_from_progress
     from .engine.scoring import check_expected, parse_scorers
@@ -273,6 +286,7 @@ def run_many(
     engine = default_client().engine
     parsed = parse_scorers(scorers, judge=judge_factory(engine, judge_repeat, concurrency))
     expected = check_expected(expected)
+    limit = check_budget_value(budget)
     planned = plan(versions, models, repeat, inputs, input_variables)
     batch = Batch(
         engine,
@@ -285,6 +299,13 @@ def run_many(
         expected=expected,
     )
     check_runs(batch)
+    batch.budget = limit
+    # without a budget the estimate is only shown: a sample of each version × model's rows
+    # keeps it from adding a render of every row to a large comparison
+    cost = estimate(batch, sample=None if limit is not None else ESTIMATE_SAMPLE)
+    check_budget(cost, batch.budget)
+    if cost.high_usd:  # a known, nonzero cost: worth a line; free or unknown: quiet
+        notices.warn(f"estimate: {cost.summary()}")
     return frame_from_progress(batch.execute(), prompt_name)
 
 

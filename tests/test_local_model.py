@@ -189,6 +189,65 @@ def test_starter_runs_on_the_users_own_server_without_starting_one(
     assert row["prompt_version"] == 2 and row["cost_usd"] is None
 
 
+def test_a_streamed_run_on_a_server_that_sends_no_usage_logs_counted_tokens(
+    with_starters, fake_provider, monkeypatch, local_home
+):
+    monkeypatch.setenv(local_target.ENV_BASE_URL, fake_provider.openai_base_url)
+    fake_provider.stream_usage = False  # as llama-cpp-python's server: include_usage ignored
+    fake_provider.reply_text = "Lima is the capital"
+    chunks = list(
+        pl_magic.run(
+            "capital-city",
+            prompt_release_label="prod",
+            input_variables={"country": "Peru"},
+            stream=True,
+        )
+    )
+    assert _text(chunks[-1]) == "Lima is the capital"
+    assert chunks[-1]["raw_response"].usage.completion_tokens == 4
+    counted = fake_provider.requests_for("tokenize")
+    assert [r.path for r in counted] == ["/extras/tokenize/count"] * 2
+    assert counted[0].body["input"].endswith("<|im_start|>assistant\n")
+    assert "What is the capital of Peru?" in counted[0].body["input"]
+    (row,) = runs()
+    # the fake counts words: the ChatML prompt's, then the reply's
+    assert row["output_tokens"] == 4
+    assert row["input_tokens"] == len(counted[0].body["input"].split())
+
+
+def test_an_async_stream_without_usage_is_counted_too(
+    with_starters, fake_provider, monkeypatch, local_home
+):
+    import asyncio
+
+    monkeypatch.setenv(local_target.ENV_BASE_URL, fake_provider.openai_base_url)
+    fake_provider.stream_usage = False
+    fake_provider.reply_text = "Santiago"
+
+    async def go() -> list:
+        stream = await pl_magic.arun(
+            "capital-city",
+            prompt_release_label="prod",
+            input_variables={"country": "Chile"},
+            stream=True,
+        )
+        return [c async for c in stream]
+
+    chunks = asyncio.run(go())
+    assert _text(chunks[-1]) == "Santiago"
+    (row,) = runs()
+    assert row["output_tokens"] == 1 and row["input_tokens"] > 5
+
+
+def test_a_server_without_a_tokenizer_leaves_tokens_unknown(fake_provider):
+    from pl_magic.providers import _local_tokens
+
+    # nothing listens on port 9: no count, no error
+
+    assert _local_tokens.count_text("http://127.0.0.1:9/v1", "a b c") is None
+    assert _local_tokens.count_text(fake_provider.openai_base_url, "a b c") == 3
+
+
 def test_another_model_on_a_starter_goes_to_that_provider(
     with_starters, openai_env, fake_provider, local_home
 ):
@@ -298,6 +357,8 @@ def test_a_starter_streams_from_the_real_model_started_on_demand(with_starters, 
     assert row["status"] == "ok" and row["output"] == answer
     assert row["model"] == local_target.LOCAL_MODEL_NAME and row["prompt_version"] == 2
     assert row["ttft_s"] > 0 and row["cost_usd"] is None
+    # llama-cpp-python's stream sends no usage: counted with the server's tokenizer
+    assert row["input_tokens"] > 5 and row["output_tokens"] >= 1
 
 
 @pytest.mark.local_model
@@ -367,3 +428,25 @@ def test_concurrent_starts_share_one_server(local_home):
     for t in threads:
         t.join()
     assert len({s.pid for s in results}) == 1
+
+
+@pytest.mark.local_model
+@needs_model
+def test_streamed_tokens_on_the_real_model_match_its_own_count(local_home):
+    # with and without a system message: SmolLM2's template adds a default one when absent
+    meta = local_target.model_metadata(max_tokens=16, temperature=0)
+    base = local_target.base_url_spec()
+    publish("bare", chat(("user", "What is the capital of Spain?")), meta, provider_base_url=base)
+    publish(
+        "sys",
+        chat(("system", "Be brief."), ("user", "What is the capital of Spain?")),
+        meta,
+        provider_base_url=base,
+    )
+    for name in ("bare", "sys"):
+        pl_magic.run(name)  # not streamed: the server reports usage itself
+        list(pl_magic.run(name, stream=True))
+    rows = runs()
+    counts = [(r["prompt_name"], r["input_tokens"], r["output_tokens"]) for r in rows]
+    assert counts[0] == counts[1] and counts[2] == counts[3], counts
+    assert counts[0][1] > counts[2][1] > 5  # the default system message is counted

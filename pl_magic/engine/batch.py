@@ -203,6 +203,12 @@ def check_runs(batch: Batch) -> None:
         )
 
 
+class BudgetSkipped(PlMagicError):
+    """Why a run of a comparison was not started: the budget was spent."""
+
+    category = "budget"
+
+
 @dataclass
 class Progress:
     """What the calling thread knows of one planned run."""
@@ -232,6 +238,33 @@ class Batch:
     scorers: Sequence[Scorer] = ()
     #: The input column holding a row's expected answer.
     expected: str = "expected"
+    #: USD: once the logged cost of finished runs reaches it, runs not yet started are
+    #: skipped (status ``skipped``, error ``budget``). None: no limit.
+    budget: float | None = None
+    #: Add up the logged cost of finished runs in :attr:`spent` (always on with a budget).
+    track_spend: bool = False
+    #: USD spent so far by this batch's finished runs (their logged ``cost_usd``).
+    spent: float = 0.0
+    _spend_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def _over_budget(self) -> bool:
+        with self._spend_lock:
+            # budget=0 runs only what is free (the local model): nothing spent, nothing reached
+            return self.budget is not None and self.spent > 0 and self.spent >= self.budget
+
+    def _add_cost(self, request_id: Any) -> None:
+        """Add a finished run's logged cost to :attr:`spent` (in the worker, before its slot
+        is released, so that the next run sees it)."""
+        if request_id is None or not (self.track_spend or self.budget is not None):
+            return
+        try:
+            rows = self.engine.runlog.by_ids([request_id], ("cost_usd",))
+        except Exception:  # a log that cannot be read must not turn the run into an error
+            return
+        cost = rows[0]["cost_usd"] if rows else None
+        if cost:
+            with self._spend_lock:
+                self.spent += float(cost)
 
     def _work(
         self,
@@ -243,6 +276,9 @@ class Batch:
         with limit, render_budget.cancel_on(self.cancel):
             if self.cancel.is_set():
                 events.put(("skipped", planned.index))
+                return
+            if self._over_budget():
+                events.put(("budget", planned.index))
                 return
             events.put(("started", planned.index))
             try:
@@ -257,7 +293,9 @@ class Batch:
                     **self.run_kwargs,
                 )
                 if not self.stream:
-                    events.put(("ok", planned.index, self.engine.run(options)))
+                    result = self.engine.run(options)
+                    self._add_cost(result["request_id"])
+                    events.put(("ok", planned.index, result))
                     return
                 stream = self.engine.stream(options)
                 final: RunChunk | None = None
@@ -270,10 +308,12 @@ class Batch:
                     events.put(("text", planned.index, text))
                     final = chunk
                 assert final is not None and final["request_id"]  # (the last one: the result)
+                self._add_cost(final["request_id"])
                 events.put(("ok", planned.index, final))
             except KeyboardInterrupt:  # the batch's interrupt stopped this run's render
                 events.put(("cancelled", planned.index, None))
             except PlMagicError as exc:
+                self._add_cost(getattr(exc, "request_id", None))  # a failed stream may bill
                 events.put(("error", planned.index, exc))
             except Exception as exc:  # never lose the other runs to one surprise
                 events.put(("error", planned.index, PlMagicError(f"{type(exc).__name__}: {exc}")))
@@ -394,5 +434,7 @@ class Batch:
             item.text = getattr(event[2], "partial_text", "") or item.text
         elif kind == "cancelled":
             item.status = "cancelled"
+        elif kind == "budget":
+            item.status, item.error = "skipped", BudgetSkipped("budget")
         # "skipped": never started, stays pending
         return 1

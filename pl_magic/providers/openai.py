@@ -26,6 +26,7 @@ from ..core.keys import (
     refuse_routing_parameters,
 )
 from . import _structured
+from ._local_tokens import AsyncCountingStream, CountingStream
 from ._sdk_errors import category_for_status, classify_transport_error
 from .base import ParameterMap, Provider, Reply, StreamState, env_value, fingerprint
 
@@ -412,11 +413,22 @@ class OpenAIProvider(Provider):
             return client.completions.create
         return client.responses.create
 
+    def _counted_at(self, request: Mapping[str, Any], spec: ModelSpec, stream: bool) -> str | None:
+        """The local server whose stream gets its tokens counted (it sends no usage; see
+        :mod:`._local_tokens`), or None."""
+        if not (stream and spec.local_model and "input" not in request):
+            return None
+        return self._base_url(spec)
+
     def call(self, request: dict[str, Any], spec: ModelSpec, stream: bool) -> Any:
-        return self._endpoint(self._client(spec, False), spec, request)(**request)
+        native = self._endpoint(self._client(spec, False), spec, request)(**request)
+        base_url = self._counted_at(request, spec, stream)
+        return native if base_url is None else CountingStream(native, base_url, request)
 
     async def acall(self, request: dict[str, Any], spec: ModelSpec, stream: bool) -> Any:
-        return await self._endpoint(self._client(spec, True), spec, request)(**request)
+        native = await self._endpoint(self._client(spec, True), spec, request)(**request)
+        base_url = self._counted_at(request, spec, stream)
+        return native if base_url is None else AsyncCountingStream(native, base_url, request)
 
     def parse(self, response: Any, spec: ModelSpec) -> Reply:
         raw = response.model_dump(mode="json")

@@ -192,6 +192,11 @@ class PlMagic(Magics, Configurable):
         "--judge-repeat", type=positive_int, default=1, help="Ask each judge N times per run."
     )
     @argument("--expected", help="Column of --inputs with the expected answer (default expected).")
+    @argument(
+        "--budget",
+        type=float,
+        help="USD: do not start a comparison that may cost more; skip runs once it is spent.",
+    )
     def plrun(self, line: str, cell: str | None = None, local_ns: Any = None) -> Any:
         """Run a registry prompt; the cell body holds its input variables as YAML.
 
@@ -226,6 +231,7 @@ class PlMagic(Magics, Configurable):
         }
         fmt = args.format or self.output_format
         is_batch = bool(args.versions or args.models or args.inputs or args.repeat != 1)
+        is_batch = is_batch or args.budget is not None  # a budget: estimated as a comparison
         if (args.score or args.expected or args.judge_repeat != 1) and not is_batch:
             raise InvalidInputError(
                 "--score, --expected and --judge-repeat score a comparison: add --inputs, "
@@ -293,6 +299,7 @@ class PlMagic(Magics, Configurable):
         run_kwargs: dict[str, Any],
     ) -> Any:
         from ..engine.batch import Batch, plan
+        from ..engine.estimate import check_budget, check_budget_value, estimate
         from ..engine.judges import judge_factory
         from ..engine.results import frame_from_progress
         from ..engine.scoring import BUILT_IN, check_expected, parse_scorers
@@ -324,7 +331,11 @@ class PlMagic(Magics, Configurable):
             concurrency,
             scorers=scorers,
             expected=expected,
+            budget=check_budget_value(args.budget),
+            track_spend=True,
         )
+        cost = estimate(batch)
+        check_budget(cost, batch.budget, "--budget ")
         cells = [
             GridCell(
                 row=" · ".join(
@@ -341,6 +352,10 @@ class PlMagic(Magics, Configurable):
             for p in planned
         ]
         grid = GridView(cells, refresh_hz=min(self.refresh_rate, 10.0))
+        grid.header = f"Estimate: {cost.summary()}"
+        grid.spent = 0.0
+        if not grid.live:
+            print(grid.header)
         grid.start()
         started = time.monotonic()
 
@@ -349,6 +364,9 @@ class PlMagic(Magics, Configurable):
                 cell.text, cell.status = item.text, item.status
                 if item.status == "error" and item.error is not None:
                     cell.footer = str(item.error)
+                elif item.status == "skipped":
+                    cell.footer = "skipped: budget"
+            grid.spent = batch.spent
             grid.refresh(force=final)
             if not grid.live and final:
                 done = sum(p.status != "pending" for p in progress)

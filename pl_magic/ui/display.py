@@ -28,7 +28,16 @@ from ..core.inert import for_stream
 
 FORMATS = ("text", "markdown")
 _CURSOR = "▌"
-_STATUS_ICONS = {"pending": "·", "running": "…", "ok": "✓", "error": "✗", "cancelled": "⊘"}
+#: The statuses of a run that has ended (or will never start).
+_ENDED = ("ok", "error", "cancelled", "skipped")
+_STATUS_ICONS = {
+    "pending": "·",
+    "running": "…",
+    "ok": "✓",
+    "error": "✗",
+    "cancelled": "⊘",
+    "skipped": "–",
+}
 
 
 def can_update_display() -> bool:
@@ -196,6 +205,20 @@ class GridView:
         self.throttle = Throttle(refresh_hz)
         self.max_chars = max_chars
         self.handle: Any = None
+        #: A line above the progress bar (the comparison's estimate).
+        self.header = ""
+        #: USD spent so far by finished runs, shown beside the progress; None: not shown.
+        self.spent: float | None = None
+
+    def _spent_text(self) -> str:
+        if self.spent is None:
+            return ""
+        amount = f"{self.spent:.4f}" if 0 < self.spent < 0.01 else f"{self.spent:,.2f}"
+        return f" · spent ${amount}"
+
+    def _status_line(self) -> str:
+        done = sum(c.status in _ENDED for c in self.cells)
+        return f"{done}/{len(self.cells)} runs{self._spent_text()}"
 
     def _html(self) -> str:
         rows: dict[str, dict[str, GridCell]] = {}
@@ -204,8 +227,9 @@ class GridView:
             rows.setdefault(cell.row, {})[cell.column] = cell
             if cell.column not in columns:
                 columns.append(cell.column)
-        done = sum(c.status in ("ok", "error", "cancelled") for c in self.cells)
+        done = sum(c.status in _ENDED for c in self.cells)
         errors = sum(c.status == "error" for c in self.cells)
+        skipped = sum(c.status == "skipped" for c in self.cells)
         pct = int(100 * done / len(self.cells)) if self.cells else 100
         head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
         body = []
@@ -236,16 +260,19 @@ class GridView:
             f'<div style="margin-bottom:4px"><progress value="{done}" max="{len(self.cells)}">'
             f"</progress> {done}/{len(self.cells)} runs ({pct}%)"
             + (f", {errors} failed" if errors else "")
+            + (f", {skipped} skipped (budget)" if skipped else "")
+            + html.escape(self._spent_text())
             + "</div>"
         )
+        if self.header:
+            progress = f'<div class="pl-magic-estimate">{html.escape(self.header)}</div>' + progress
         return (
             f'<div class="pl-magic-grid">{progress}<table><thead><tr><th></th>{head}</tr></thead>'
             f"<tbody>{''.join(body)}</tbody></table></div>"
         )
 
     def _plain(self) -> str:
-        done = sum(c.status in ("ok", "error", "cancelled") for c in self.cells)
-        return f"{done}/{len(self.cells)} runs"
+        return (self.header + "\n" if self.header else "") + self._status_line()
 
     def start(self) -> None:
         """Show the grid."""

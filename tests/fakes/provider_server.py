@@ -96,7 +96,7 @@ PROVIDER_KINDS: tuple[str, ...] = (
 )
 
 #: Every value ``Recorded.kind`` can take.
-KINDS: tuple[str, ...] = (*PROVIDER_KINDS, "token", "unknown")
+KINDS: tuple[str, ...] = (*PROVIDER_KINDS, "token", "tokenize", "unknown")
 
 #: HTTP status answered by each status fault. ``flaky-*`` answer it once per model name.
 _STATUS_FAULTS: dict[str, int] = {
@@ -881,6 +881,8 @@ def _classify(method: str, path: str, body: Any) -> _Route:
                 return _Route(kind, model, body_stream)
         if path == "/token":
             return _Route("token", "", False)
+        if path in ("/extras/tokenize/count", "/tokenize"):
+            return _Route("tokenize", model, False)
     return _Route("unknown", model, False)
 
 
@@ -898,6 +900,9 @@ class FakeProviderServer(ThreadedServer):
     * ``chunk_delay_s``: sleep between streamed text deltas.
     * ``echo_headers``: status faults' error bodies repeat the request's headers, keys
       included (as some gateways' 401 bodies do).
+    * ``stream_usage``: False makes OpenAI streams end without usage even when
+      ``stream_options.include_usage`` asks for it, as llama-cpp-python's server does; its
+      tokenizer endpoints (``/extras/tokenize/count``, llama.cpp's ``/tokenize``) count words.
     * ``hold_before_last``: a ``threading.Event``; complete streams stop before their final
       text delta until it is set (10 s at most). ``final_sent_count`` counts streams whose
       final delta went out, so a test can prove the client saw chunks before the end.
@@ -953,6 +958,7 @@ class FakeProviderServer(ThreadedServer):
         self.hold_before_last: threading.Event | None = None
         self.echo_headers: bool = False
         self.structured_replies: list[dict[str, Any] | str] = []
+        self.stream_usage: bool = True
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -1067,6 +1073,8 @@ class FakeProviderServer(ThreadedServer):
             return JSONResponse(
                 {"access_token": "ya29.fake", "expires_in": 3600, "token_type": "Bearer"}
             )
+        if route.kind == "tokenize":
+            return self._tokenize(rec)
         if route.kind == "unknown":
             return JSONResponse(
                 {
@@ -1078,6 +1086,15 @@ class FakeProviderServer(ThreadedServer):
                 status_code=404,
             )
         return await self._provider(route, rec)
+
+    def _tokenize(self, rec: Recorded) -> JSONResponse:
+        """llama-cpp-python's ``/extras/tokenize/count`` or llama.cpp's ``/tokenize``, counting
+        words as the fake's usage does."""
+        body = rec.body if isinstance(rec.body, dict) else {}
+        if rec.path == "/tokenize":
+            words = str(body.get("content", "")).split()
+            return JSONResponse({"tokens": list(range(len(words)))})
+        return JSONResponse({"count": len(str(body.get("input", "")).split())})
 
     def _error(self, kind: str, status: int, message: str) -> JSONResponse:
         body = _DIALECTS[kind].error(status, message)
@@ -1119,7 +1136,8 @@ class FakeProviderServer(ThreadedServer):
             model=route.model,
             text="".join(chunks),
             input_tokens=_count_words(all_texts),
-            include_usage=isinstance(stream_options, dict)
+            include_usage=self.stream_usage
+            and isinstance(stream_options, dict)
             and stream_options.get("include_usage") is True,
             seq=itertools.count(),
             tool_name=structured.tool_name if structured is not None else None,
