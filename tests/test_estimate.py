@@ -120,6 +120,8 @@ def test_runs_stop_once_the_budget_is_spent(long_prompt, fake_provider):
     assert len(fake_provider.requests) == len(ok)
     costs = [r["cost_usd"] for r in runs()]
     assert sum(costs) >= budget > sum(costs[:-1])  # stopped at the first run that reached it
+    # the skipped runs never ran: they are no errors of their cell
+    assert pl_magic.compare(df).data.loc["error rate"].tolist() == [0.0]
 
 
 def test_magic_shows_the_estimate_and_refuses_over_budget(ip, long_prompt, fake_provider, capsys):

@@ -343,3 +343,17 @@ def test_a_bad_import_line_is_one_line_naming_it(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "line 2" in err
     assert pl_magic.runs().empty  # nothing stored when a line is bad
+
+
+def test_gemini_on_vertex_and_on_the_gemini_api_do_not_share_a_key(monkeypatch):
+    request = {
+        "model": "gemini-2.5-flash",
+        "contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+    }
+    monkeypatch.delenv("GOOGLE_GENAI_USE_VERTEXAI", raising=False)
+    monkeypatch.delenv("GOOGLE_GENAI_USE_ENTERPRISE", raising=False)
+    gemini = replay.cache_key("google", "gemini-2.5-flash", None, request, 0)
+    monkeypatch.setenv("GOOGLE_GENAI_USE_VERTEXAI", "true")
+    vertex = replay.cache_key("google", "gemini-2.5-flash", None, request, 0)
+    assert gemini != vertex
+    assert vertex == replay.cache_key("google", "gemini-2.5-flash", None, request, 0)

@@ -63,6 +63,12 @@ def cache_key(
 ) -> str:
     """The replay-cache key of a request (see the module's docstring)."""
     kept = {k: v for k, v in request.items() if k not in _DELIVERY_KEYS}
+    if provider == "google":
+        from ..providers.google import vertex_mode_from_env
+
+        # Gemini on Vertex and on the Gemini API take the same request and model name:
+        # a recording of one is not the other's answer.
+        provider = "google-vertex" if vertex_mode_from_env() else provider
     ident = json.dumps(
         {
             "provider": provider,

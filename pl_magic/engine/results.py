@@ -214,6 +214,14 @@ def frame_from_progress(progress: Sequence[Progress], prompt_name: str) -> pd.Da
         logged[r["request_id"]] = r
         if r["remote_request_id"] is not None:
             logged[str(r["remote_request_id"])] = r
+    # What a planned cell resolved to (version, provider, model), from any of its runs that
+    # reached the log: a run of the same cell that never did (bad variables, a budget) is
+    # shown in that cell rather than in one of its own.
+    resolved: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for p in progress:
+        row = logged.get(str(p.request_id or ""))
+        if row is not None:
+            resolved.setdefault(_planned_cell(p), row)
     records, all_vars = [], []
     for p in progress:
         if p.status == "pending":
@@ -229,12 +237,13 @@ def frame_from_progress(progress: Sequence[Progress], prompt_name: str) -> pd.Da
             for col in ("parameters", "tags", "metadata"):
                 values[col] = json.loads(values[col]) if values.get(col) else values.get(col)
         else:  # failed before any call (bad variables, missing key...): nothing was logged
+            cell = resolved.get(_planned_cell(p), {})
             values = {
                 "prompt_name": prompt_name,
-                "prompt_version": p.run.version,
+                "prompt_version": cell.get("prompt_version", p.run.version),
                 "release_label": p.run.label,
-                "provider": p.run.provider,
-                "model": p.run.model,
+                "provider": cell.get("provider", p.run.provider),
+                "model": cell.get("model", p.run.model),
                 "output": p.text,
                 "status": p.status,
                 "error": str(p.error) if p.error else None,
@@ -244,6 +253,11 @@ def frame_from_progress(progress: Sequence[Progress], prompt_name: str) -> pd.Da
         all_vars.append(variables)
         records.append(_row(values, variables))
     return with_scores(_frame(records, _variable_names(all_vars)))
+
+
+def _planned_cell(p: Progress) -> tuple[Any, ...]:
+    """The cell a run was planned in: its version or label, provider and model as asked."""
+    return (p.run.version, p.run.label, p.run.provider, p.run.model)
 
 
 def with_scores(
@@ -427,7 +441,7 @@ def compare(df: pd.DataFrame, chart: bool = False) -> pd.DataFrame:
             "mean ttft_s": grouped["ttft_s"].mean(),
             "mean output_tokens": grouped["output_tokens"].mean(),
             "total cost_usd": grouped["cost_usd"].sum(min_count=1),
-            "error rate": grouped["status"].apply(lambda s: float((s != "ok").mean())),
+            "error rate": grouped["status"].apply(_error_rate),
             "first error": grouped["error"].agg(_first_error)
             if "error" in work.columns
             else grouped["status"].agg(lambda _: None),
@@ -457,6 +471,12 @@ def _cells_of_every_run(work: pd.DataFrame) -> pd.Series:
     versions = version_label(work)
     known = dict(zip(versions[~lost], cells[~lost], strict=True))
     return cells.where(~lost, versions.map(lambda v: known.get(v, f"— · {v}")))
+
+
+def _error_rate(statuses: pd.Series) -> float:
+    """The share of a cell's runs that did not end ok; runs a budget skipped never ran."""
+    ran = statuses[statuses != "skipped"]
+    return float((ran != "ok").mean()) if len(ran) else float("nan")
 
 
 def _first_error(errors: pd.Series) -> str | None:
