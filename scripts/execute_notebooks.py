@@ -155,6 +155,41 @@ def execute(name: str, out: Path, timeout: int) -> tuple[bool, list[str]]:
     return True, lines
 
 
+def replay(name: str, out: Path, timeout: int) -> tuple[bool, list[str]]:
+    """Execute ``name`` again with ``PL_MAGIC_CACHE=replay-only``: every run is served from
+    the run log the first execution wrote, no model is called. Checks that the replies are
+    the recorded ones; (ok, lines to print)."""
+    import sqlite3
+
+    from pl_magic.core import config
+    from pl_magic.core.store import utcnow_iso
+
+    since = utcnow_iso()
+    os.environ["PL_MAGIC_CACHE"] = "replay-only"  # the kernel inherits it
+    try:
+        ok, lines = execute(name, out, timeout)
+    finally:
+        del os.environ["PL_MAGIC_CACHE"]
+    if not ok:
+        return False, [f"replaying {name}.ipynb failed:", *lines[1:]]
+    with sqlite3.connect(config.db_path()) as db:
+        served = db.execute(
+            "SELECT s.output = r.output FROM runs s JOIN runs r ON s.cached_from = r.request_id "
+            "WHERE s.started_at >= ?",
+            (since,),
+        ).fetchall()
+        called = db.execute(
+            "SELECT COUNT(*) FROM runs WHERE cached_from IS NULL AND started_at >= ?", (since,)
+        ).fetchone()[0]
+    same = all(row[0] for row in served)
+    line = (
+        f"{name}.ipynb replayed from the run log (PL_MAGIC_CACHE=replay-only): "
+        f"{len(served)} runs served, {called} model calls, "
+        + ("the same replies" if same else "REPLIES DIFFER")
+    )
+    return bool(served) and called == 0 and same, [line, *lines[2:]]
+
+
 def _shown(path: Path) -> str:
     try:
         return str(path.relative_to(Path.cwd()))
@@ -167,6 +202,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", default=list(DEFAULT), help="notebooks/NAME.ipynb")
     parser.add_argument("--out", default=str(ROOT / "build" / "notebooks"), help="output folder")
     parser.add_argument("--timeout", type=int, default=600, help="seconds per cell")
+    parser.add_argument(
+        "--replay",
+        action="append",
+        default=None,
+        help="then execute NAME again from the run log, calling no model (default: compare)",
+    )
     args = parser.parse_args(argv)
     # The venv's own kernel spec before any user-wide one (which may name another Python).
     os.environ.setdefault("JUPYTER_PREFER_ENV_PATH", "1")
@@ -180,6 +221,14 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.names:
         print(f"Executing notebooks/{name}.ipynb ...", flush=True)
         ok, lines = execute(name, out, args.timeout)
+        print("\n".join(lines), flush=True)
+        failed |= not ok
+    replays = args.replay if args.replay is not None else ["compare"]
+    for name in [n for n in replays if n in args.names]:
+        print(f"Executing notebooks/{name}.ipynb again, replayed ...", flush=True)
+        replayed = out / "replayed"
+        replayed.mkdir(exist_ok=True)
+        ok, lines = replay(name, replayed, args.timeout)
         print("\n".join(lines), flush=True)
         failed |= not ok
     return 1 if failed else 0

@@ -513,6 +513,13 @@ def test_the_demo_notebook_step_writes_executed_copies_csv_and_chart(on_fake_ser
     assert (out / "compare-chart.png").read_bytes().startswith(b"\x89PNG")
     assert "echo: What is the capital of France?" in proc.stdout  # the summary shows the reply
     assert "12 runs (3 versions × 2 inputs × 2 repeats), 12 ok" in proc.stdout
+    replayed = re.search(
+        r"compare\.ipynb replayed from the run log \(PL_MAGIC_CACHE=replay-only\): "
+        r"(\d+) runs served, 0 model calls, the same replies",
+        proc.stdout,
+    )
+    assert replayed and int(replayed[1]) >= 12, proc.stdout
+    assert (out / "replayed" / "compare.ipynb").is_file()
     for path in ("evaluate.ipynb", "evaluate.csv", "evaluate.html"):
         assert (out / path).is_file(), path
         assert f"wrote out/{path}" in proc.stdout, f"{path} is not printed"
@@ -628,3 +635,34 @@ def test_readme_starts_with_the_two_fresh_machine_commands():
         assert f"notebooks/{name}.ipynb" in readme, f"the README does not list {name}.ipynb"
     for path in re.findall(r"\((docs/[\w./-]+\.png)\)", readme):
         assert (ROOT / path).is_file() and (ROOT / path).stat().st_size < 300_000, path
+
+
+def test_compare_notebook_replays_with_no_key_and_no_model(
+    on_fake_server, pl_home, tmp_path, monkeypatch
+):
+    """Recorded once, then re-executed in a fresh kernel with PL_MAGIC_CACHE=replay-only and
+    no key: the server that answered the first time gets no request, and every run is served
+    from the log with the recorded reply. (The server's URL stays: it is part of the key.)"""
+    import sqlite3
+
+    from pl_magic.core import config
+
+    execute("compare", tmp_path)
+    recorded = len(on_fake_server.requests)
+    assert recorded
+    monkeypatch.setenv("PL_MAGIC_CACHE", "replay-only")
+    for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GOOGLE_API_KEY", "GEMINI_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    again = tmp_path / "again"
+    again.mkdir()
+    nb = execute("compare", again)
+    no_errors(nb)
+    check_compare(nb, _echo)
+    assert len(on_fake_server.requests) == recorded  # no model was called
+    with sqlite3.connect(config.db_path()) as db:
+        served = db.execute(
+            "SELECT s.output, r.output FROM runs s JOIN runs r ON s.cached_from = r.request_id"
+        ).fetchall()
+        fresh = db.execute("SELECT COUNT(*) FROM runs WHERE cached_from IS NULL").fetchone()[0]
+    assert len(served) == fresh  # every run of the second execution was served
+    assert all(replayed == original for replayed, original in served)
