@@ -1,4 +1,5 @@
-"""The notebook surface: ``%%plrun``, ``%plrun``, ``%plruns``, ``%plprompts``, ``%%plprompt``.
+"""The notebook surface: ``%%plrun``, ``%plrun``, ``%plruns``, ``%plprompts``, ``%%plprompt``,
+``%plpin``.
 
 Thin by design (after jupysql's ``magic.py``): parse what the person wrote, call the
 engine or the batch runner, render what comes back. Settings are traitlets, so
@@ -386,6 +387,32 @@ class PlMagic(Magics, Configurable):
                 ],
             )
             return df.set_index("prompt_name")
+
+        return self._guard(go)
+
+    @line_magic
+    @magic_arguments()
+    @argument("--update", action="store_true", help="Re-pin every label to where it points now.")
+    def plpin(self, line: str) -> Any:
+        """Pin the release labels this notebook used to their versions now, in
+        ``prompts.lock.json`` beside the notebook (``%plpin --update`` follows moved labels)."""
+        args = _parse(self.plpin, line, "plpin")
+        from ..engine.versions import read_pins
+
+        def go() -> None:
+            from ..api import pin
+
+            path = pin(update=args.update)
+            pins = read_pins() or {}
+            shown = ", ".join(
+                f"{prompt}@{label} → v{number}"
+                for prompt, labels in sorted(pins.items())
+                for label, number in sorted(labels.items())
+            )
+            # prompt and label names come from the registry: escaped on a terminal
+            print(
+                inert.for_stream(f"Pinned in {path}: {shown or '(no labels used yet)'}", sys.stdout)
+            )
 
         return self._guard(go)
 

@@ -1,0 +1,167 @@
+"""Which version ran: label drift notices, pins in prompts.lock.json, PromptLayer's split
+labels, the remote request id and the local model's provider, end to end against the fakes."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+import pl_magic
+from pl_magic.core.errors import InvalidInputError
+from tests.helpers import chat, model, publish, runs
+
+
+@pytest.fixture(autouse=True)
+def in_tmp(tmp_path, monkeypatch):
+    """Every test in its own working directory: the pin file is written there."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def greet(openai_env):
+    for word in ("one", "two", "three"):
+        publish("greet", chat(("user", word + " {name}")), model())
+    pl_magic.set_label("greet", "prod", 1)
+
+
+def _run(label="prod"):
+    return pl_magic.run("greet", prompt_release_label=label, input_variables={"name": "Ada"})
+
+
+def _notices(capsys):
+    return [line for line in capsys.readouterr().err.splitlines() if line.startswith("pl_magic:")]
+
+
+# -- drift -------------------------------------------------------------------------------
+
+
+def test_a_moved_label_says_so_once(greet, fake_provider, capsys):
+    _run()
+    _run()
+    assert _notices(capsys) == []
+    pl_magic.set_label("greet", "prod", 2)
+    result = _run()
+    (line,) = _notices(capsys)
+    assert re.fullmatch(r"pl_magic: greet@prod is now v2 \(was v1 at \d\d:\d\d\)", line)
+    assert result["prompt_blueprint"]["prompt_version"] == 2
+    _run()
+    assert _notices(capsys) == []  # said once
+    assert "two Ada" in json.dumps(fake_provider.requests[-1].body)
+
+
+def test_runs_by_version_or_latest_are_not_tracked(greet, capsys):
+    pl_magic.run("greet", input_variables={"name": "Ada"})
+    publish("greet", chat(("user", "four {name}")), model())
+    pl_magic.run("greet", input_variables={"name": "Ada"})
+    pl_magic.run("greet", prompt_version=1, input_variables={"name": "Ada"})
+    assert _notices(capsys) == []
+
+
+def test_a_new_client_starts_afresh(greet, capsys, monkeypatch, tmp_path):
+    _run()
+    monkeypatch.setenv("PL_MAGIC_HOME", str(tmp_path / "other_home"))
+    for word in ("uno", "dos"):
+        publish("greet", chat(("user", word + " {name}")), model())
+    pl_magic.set_label("greet", "prod", 2)
+    _run()
+    assert _notices(capsys) == []
+
+
+# -- pins --------------------------------------------------------------------------------
+
+
+def test_pin_writes_the_labels_used(greet, in_tmp):
+    _run()
+    pl_magic.set_label("greet", "staging", 3)
+    _run("staging")
+    path = pl_magic.pin()
+    assert path == str(in_tmp / "prompts.lock.json")
+    assert json.loads((in_tmp / "prompts.lock.json").read_text()) == {
+        "version": 1,
+        "pins": {"greet": {"prod": 1, "staging": 3}},
+    }
+
+
+def test_a_pin_is_honoured_and_the_move_reported(greet, fake_provider, capsys, in_tmp):
+    _run()
+    pl_magic.pin()
+    pl_magic.set_label("greet", "prod", 3)
+    capsys.readouterr()
+    result = _run()
+    assert "one Ada" in json.dumps(fake_provider.requests[-1].body)  # v1 ran, not v3
+    assert result["prompt_blueprint"]["prompt_version"] == 1
+    (line,) = _notices(capsys)
+    assert line == (
+        "pl_magic: greet@prod is pinned to v1 in prompts.lock.json; the label now points at "
+        "v3: %plpin --update to follow it"
+    )
+    _run()
+    assert _notices(capsys) == []  # said once
+    row = runs()[-1]
+    assert (row["release_label"], row["prompt_version"]) == ("prod", 1)  # asked for, ran
+    # pin() without update keeps the pin; with it, the label is followed
+    pl_magic.pin()
+    assert json.loads((in_tmp / "prompts.lock.json").read_text())["pins"]["greet"]["prod"] == 1
+    pl_magic.pin(update=True)
+    assert json.loads((in_tmp / "prompts.lock.json").read_text())["pins"]["greet"]["prod"] == 3
+    _run()
+    assert "three Ada" in json.dumps(fake_provider.requests[-1].body)
+    assert _notices(capsys) == []
+
+
+def test_pins_of_other_labels_are_kept(greet, in_tmp):
+    (in_tmp / "prompts.lock.json").write_text(
+        json.dumps({"version": 1, "pins": {"other": {"prod": 7}}})
+    )
+    _run()
+    pl_magic.pin()
+    pins = json.loads((in_tmp / "prompts.lock.json").read_text())["pins"]
+    assert pins == {"greet": {"prod": 1}, "other": {"prod": 7}}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{not json",
+        '{"version": 2, "pins": {}}',
+        '{"version": 1, "pins": []}',
+        '{"version": 1, "pins": {"greet": {"prod": "v1"}}}',
+        '{"version": 1, "pins": {"greet": 3}}',
+    ],
+)
+def test_a_malformed_pin_file_is_one_line(greet, in_tmp, fake_provider, text):
+    (in_tmp / "prompts.lock.json").write_text(text)
+    sent = len(fake_provider.requests)
+    with pytest.raises(InvalidInputError) as info:
+        _run()
+    message = str(info.value)
+    assert "prompts.lock.json" in message and "%plpin" in message and "\n" not in message
+    assert len(fake_provider.requests) == sent  # nothing was called
+    with pytest.raises(InvalidInputError, match="prompts.lock.json"):
+        pl_magic.pin()
+
+
+def test_plpin_magic(ip, greet, fake_provider, capsys, in_tmp):
+    ip.run_cell_magic("plrun", "greet@prod --no-stream", "name: Ada\n")
+    capsys.readouterr()
+    ip.run_line_magic("plpin", "")
+    out = capsys.readouterr().out
+    assert "prompts.lock.json" in out and "greet@prod → v1" in out
+    pl_magic.set_label("greet", "prod", 2)
+    ip.run_cell_magic("plrun", "greet@prod --no-stream", "name: Ada\n")
+    captured = capsys.readouterr()
+    assert "echo: one Ada" in captured.out and "greet v1 (prod)" in captured.out
+    assert "pinned to v1" in captured.err
+    ip.run_line_magic("plpin", "--update")
+    assert "greet@prod → v2" in capsys.readouterr().out
+    ip.run_cell_magic("plrun", "greet@prod --no-stream", "name: Ada\n")
+    assert "echo: two Ada" in capsys.readouterr().out
+
+
+def test_plpin_with_a_malformed_file_is_one_line(ip, greet, in_tmp):
+    (in_tmp / "prompts.lock.json").write_text("[]")
+    with pytest.raises(InvalidInputError, match="prompts.lock.json"):
+        ip.run_line_magic("plpin", "")
