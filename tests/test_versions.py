@@ -140,7 +140,7 @@ def test_a_malformed_pin_file_is_one_line(greet, in_tmp, fake_provider, text):
     message = str(info.value)
     assert "prompts.lock.json" in message and "%plpin" in message and "\n" not in message
     assert len(fake_provider.requests) == sent  # nothing was called
-    with pytest.raises(InvalidInputError, match="prompts.lock.json"):
+    with pytest.raises(InvalidInputError, match=r"prompts\.lock\.json"):
         pl_magic.pin()
 
 
@@ -163,5 +163,50 @@ def test_plpin_magic(ip, greet, fake_provider, capsys, in_tmp):
 
 def test_plpin_with_a_malformed_file_is_one_line(ip, greet, in_tmp):
     (in_tmp / "prompts.lock.json").write_text("[]")
-    with pytest.raises(InvalidInputError, match="prompts.lock.json"):
+    with pytest.raises(InvalidInputError, match=r"prompts\.lock\.json"):
         ip.run_line_magic("plpin", "")
+
+
+# -- PromptLayer's split labels ----------------------------------------------------------
+
+
+@pytest.fixture
+def split(promptlayer_env, openai_env, fake_promptlayer):
+    fake_promptlayer.add_prompt("greet", chat(("user", "one {name}")), model())
+    fake_promptlayer.add_prompt("greet", chat(("user", "two {name}")), model())
+    fake_promptlayer.split_label("greet", "prod", [1, 2])
+    return fake_promptlayer
+
+
+@pytest.mark.parametrize("how", ["metadata", "no cache"])
+def test_a_split_label_shows_each_runs_version(split, fake_provider, monkeypatch, how):
+    extra = {"metadata": {"user": "u1"}}  # a dynamic label's filters: fetched every run
+    if how == "no cache":
+        monkeypatch.setenv("PL_MAGIC_TEMPLATE_TTL", "0")
+        extra = {}
+    df = pl_magic.run_many(
+        "greet",
+        versions="prod",
+        repeat=4,
+        input_variables={"name": "Ada"},
+        concurrency=1,
+        **extra,
+    )
+    assert list(df["release_label"]) == ["prod"] * 4
+    assert list(df["prompt_version"]) == [1, 2, 1, 2]  # what ran, run by run
+    assert [o.split()[1] for o in df["output"]] == ["one", "two", "one", "two"]
+    cells = pl_magic.compare(df).columns
+    assert sorted(cells) == ["openai/gpt-4o-mini · v1 (prod)", "openai/gpt-4o-mini · v2 (prod)"]
+    logged = pl_magic.runs()
+    assert list(logged["prompt_version"]) == [1, 2, 1, 2]
+
+
+def test_a_split_label_in_a_magic_comparison(ip, split, fake_provider, capsys):
+    ip.run_cell_magic(
+        "plrun", "greet@prod --repeat 4 --concurrency 1 --meta user=u1 --out df", "name: Ada\n"
+    )
+    df = ip.user_ns["df"]
+    assert list(df["prompt_version"]) == [1, 2, 1, 2]
+    ip.run_cell_magic("plrun", "greet@prod --no-stream --meta user=u1", "name: Ada\n")
+    out = capsys.readouterr().out
+    assert "greet v1 (prod)" in out  # the footer: the version that ran (next in turn)

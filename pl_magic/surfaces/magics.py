@@ -327,6 +327,9 @@ class PlMagic(Magics, Configurable):
                 cell.text, cell.status = item.text, item.status
                 if item.status == "error" and item.error is not None:
                     cell.footer = str(item.error)
+                elif item.result is not None and item.run.version is None:
+                    # asked by label (a split one may differ run by run) or latest: what ran
+                    cell.footer = f"ran v{item.result['prompt_blueprint']['prompt_version']}"
             grid.refresh(force=final)
             if not grid.live and final:
                 done = sum(p.status != "pending" for p in progress)
