@@ -210,3 +210,23 @@ def test_a_split_label_in_a_magic_comparison(ip, split, fake_provider, capsys):
     ip.run_cell_magic("plrun", "greet@prod --no-stream --meta user=u1", "name: Ada\n")
     out = capsys.readouterr().out
     assert "greet v1 (prod)" in out  # the footer: the version that ran (next in turn)
+
+
+# -- PromptLayer's request id ------------------------------------------------------------
+
+
+def test_remote_request_id_is_a_column(split, fake_provider):
+    df = pl_magic.run_many("greet", versions="1,2", input_variables={"name": "Ada"})
+    tracked = {str(i) for i in split.tracked}
+    assert len(tracked) == 2
+    assert set(df["remote_request_id"]) == tracked
+    logged = pl_magic.runs()
+    assert set(logged["remote_request_id"]) == tracked
+    assert list(logged.columns[-1:]) == ["remote_request_id"]
+    assert set(logged["request_id"]).isdisjoint(tracked)  # the local ids stay the ids
+
+
+def test_remote_request_id_is_missing_without_promptlayer(greet):
+    df = pl_magic.run_many("greet", versions="prod", input_variables={"name": "Ada"})
+    assert df["remote_request_id"].isna().all()
+    assert pl_magic.runs()["remote_request_id"].isna().all()

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from .engine import Engine
 
 #: Columns of every runs DataFrame, in order (``var.<name>`` columns go after ``parameters``).
+#: ``prompt_version`` is the version that ran (a release label's, when one was asked for);
+#: ``remote_request_id`` is PromptLayer's id of the run once it is there (else missing).
 COLUMNS = (
     "request_id",
     "started_at",
@@ -47,6 +49,7 @@ COLUMNS = (
     "metadata",
     "group_id",
     "repeat",
+    "remote_request_id",
 )
 #: The log columns a runs DataFrame is built from, in order.
 LOG_COLUMNS = (
@@ -72,6 +75,7 @@ LOG_COLUMNS = (
     "metadata",
     "group_id",
     "repeat_index",
+    "remote_request_id",
 )
 #: Frame column ← log column, where the names differ.
 _RENAMED = {"error": "error_message", "repeat": "repeat_index"}
@@ -206,7 +210,7 @@ def frame_from_progress(progress: Sequence[Progress], prompt_name: str) -> pd.Da
     """A comparison's rows: the log row of each run that reached the provider, else the plan."""
     ids = [p.request_id for p in progress if p.request_id]  # local ids or PromptLayer's
     logged: dict[str, dict[str, Any]] = {}
-    for r in RunLog().by_ids(ids, (*LOG_COLUMNS, "remote_request_id")):
+    for r in RunLog().by_ids(ids, LOG_COLUMNS):
         logged[r["request_id"]] = r
         if r["remote_request_id"] is not None:
             logged[str(r["remote_request_id"])] = r
