@@ -230,3 +230,55 @@ def test_remote_request_id_is_missing_without_promptlayer(greet):
     df = pl_magic.run_many("greet", versions="prod", input_variables={"name": "Ada"})
     assert df["remote_request_id"].isna().all()
     assert pl_magic.runs()["remote_request_id"].isna().all()
+
+
+# -- the local model reads as provider "local" -------------------------------------------
+
+
+@pytest.fixture
+def local_server(fake_provider, monkeypatch):
+    """Local-model templates answered by the fake provider (the user's own server)."""
+    from pl_magic.core import local_target
+
+    monkeypatch.setenv(local_target.ENV_BASE_URL, fake_provider.openai_base_url)
+    return local_target
+
+
+def test_the_local_model_shows_as_provider_local(local_server, fake_provider, capsys, ip):
+    from pl_magic.core import local_target
+
+    publish(
+        "capital",
+        chat(("user", "capital of {country}?")),
+        local_target.model_metadata(max_tokens=32),
+        provider_base_url=local_target.base_url_spec(),
+    )
+    result = pl_magic.run("capital", input_variables={"country": "Peru"})
+    # the request went through the OpenAI adapter; the blueprint stays PromptLayer's shape
+    assert fake_provider.requests[-1].path.endswith("/chat/completions")
+    assert result["prompt_blueprint"]["metadata"]["model"]["provider"] == "openai"
+    assert runs()[-1]["provider"] == "local"
+    ip.run_cell_magic("plrun", "capital --no-stream", "country: Chile\n")
+    assert "— capital v1 · local/smollm2-135m-instruct · ttft" in capsys.readouterr().out
+    df = pl_magic.run_many("capital", input_variables={"country": "Peru"})
+    assert list(df["provider"]) == ["local"]
+    assert list(pl_magic.compare(df).columns) == ["local/smollm2-135m-instruct · v1"]
+    assert set(pl_magic.runs()["provider"]) == {"local"}
+
+
+def test_promptlayer_is_told_openai_for_the_local_model(
+    local_server, promptlayer_env, fake_promptlayer, fake_provider
+):
+    from pl_magic.core import local_target
+
+    fake_promptlayer.provider_base_urls[local_target.LOCAL_NAME] = local_target.PLACEHOLDER_URL
+    fake_promptlayer.add_prompt(
+        "capital",
+        chat(("user", "capital of {country}?")),
+        local_target.model_metadata(),
+        provider_base_url_name=local_target.LOCAL_NAME,
+    )
+    pl_magic.run("capital", input_variables={"country": "Peru"})
+    assert runs()[-1]["provider"] == "local"
+    (payload,) = fake_promptlayer.tracked.values()
+    assert payload["provider_type"] == "openai"

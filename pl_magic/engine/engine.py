@@ -464,7 +464,7 @@ class Engine:
             prompt_id=run.record.get("id"),
             prompt_version=run.record["version"],
             release_label=run.options.prompt_release_label,
-            provider=run.spec.provider,
+            provider=local_target.shown_provider(run.spec),  # "local" for the local model
             model=run.spec.name,
             api_type=run.spec.api_type,
             parameters=run.spec.parameters,

@@ -141,8 +141,10 @@ def _malformed(path: Path, why: str) -> InvalidInputError:
 def _parse(path: Path, text: str) -> dict[str, dict[str, int]]:
     try:
         data = json.loads(text)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise _malformed(path, f"not JSON: {exc.msg} at line {exc.lineno}") from None
+    except ValueError as exc:  # (a number too long to read)
+        raise _malformed(path, f"not JSON: {exc}") from None
     if not isinstance(data, dict) or data.get("version") != LOCK_FORMAT:
         raise _malformed(path, f'expected {{"version": {LOCK_FORMAT}, "pins": {{...}}}}')
     pins = data.get("pins")
