@@ -282,3 +282,38 @@ def test_promptlayer_is_told_openai_for_the_local_model(
     assert runs()[-1]["provider"] == "local"
     (payload,) = fake_promptlayer.tracked.values()
     assert payload["provider_type"] == "openai"
+
+
+def test_grid_cells_say_which_version_a_label_ran(ip, split, fake_provider, monkeypatch):
+    from IPython.utils.capture import capture_output
+
+    monkeypatch.setattr(ip, "kernel", object(), raising=False)  # a front end: the live grid
+    with capture_output(display=True) as captured:
+        ip.run_cell_magic(
+            "plrun", "greet@prod --repeat 2 --concurrency 1 --meta user=u1", "name: Ada\n"
+        )
+    html = captured.outputs[-1].data["text/html"]
+    assert '">ran v1</div>' in html and '">ran v2</div>' in html  # each cell's own version
+
+
+def test_a_pin_on_promptlayer_holds_a_split_label(split, fake_provider, in_tmp, capsys):
+    pl_magic.run_many("greet", versions="prod", input_variables={"name": "Ada"}, metadata={"u": 1})
+    pl_magic.pin()
+    pins = json.loads((in_tmp / "prompts.lock.json").read_text())["pins"]
+    assert pins == {"greet": {"prod": 1}}  # what PromptLayer's /labels says the label is
+    capsys.readouterr()
+    df = pl_magic.run_many(
+        "greet",
+        versions="prod",
+        repeat=4,
+        input_variables={"name": "Ada"},
+        concurrency=1,
+        metadata={"u": 1},
+    )
+    assert list(df["prompt_version"]) == [1, 1, 1, 1]
+    assert [o.split()[1] for o in df["output"]] == ["one"] * 4
+    notices = _notices(capsys)
+    assert notices == [
+        "pl_magic: greet@prod is pinned to v1 in prompts.lock.json; the label now points at "
+        "v2: %plpin --update to follow it"
+    ]
