@@ -3,6 +3,7 @@ labels, the remote request id and the local model's provider, end to end against
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 
@@ -32,7 +33,18 @@ def _run(label="prod"):
 
 
 def _notices(capsys):
-    return [line for line in capsys.readouterr().err.splitlines() if line.startswith("pl_magic:")]
+    """The drift and pin notices on stderr (other notices, such as a cost estimate, aside)."""
+    return [
+        line
+        for line in capsys.readouterr().err.splitlines()
+        if line.startswith("pl_magic:") and (" is now v" in line or " is pinned to v" in line)
+    ]
+
+
+def _versions_match_outputs(df):
+    """Each run's version is the one whose text it ran (v1 says "one", v2 "two")."""
+    words = [o.split()[1] for o in df["output"]]
+    assert words == [{1: "one", 2: "two"}[v] for v in df["prompt_version"]]
 
 
 # -- drift -------------------------------------------------------------------------------
@@ -193,12 +205,13 @@ def test_a_split_label_shows_each_runs_version(split, fake_provider, monkeypatch
         **extra,
     )
     assert list(df["release_label"]) == ["prod"] * 4
-    assert list(df["prompt_version"]) == [1, 2, 1, 2]  # what ran, run by run
-    assert [o.split()[1] for o in df["output"]] == ["one", "two", "one", "two"]
+    versions = list(df["prompt_version"])  # what ran, run by run: the label alternates
+    assert sorted(versions) == [1, 1, 2, 2] and all(a != b for a, b in itertools.pairwise(versions))
+    _versions_match_outputs(df)
     cells = pl_magic.compare(df).columns
     assert sorted(cells) == ["openai/gpt-4o-mini · v1 (prod)", "openai/gpt-4o-mini · v2 (prod)"]
     logged = pl_magic.runs()
-    assert list(logged["prompt_version"]) == [1, 2, 1, 2]
+    assert list(logged["prompt_version"]) == versions
 
 
 def test_a_split_label_in_a_magic_comparison(ip, split, fake_provider, capsys):
@@ -206,10 +219,13 @@ def test_a_split_label_in_a_magic_comparison(ip, split, fake_provider, capsys):
         "plrun", "greet@prod --repeat 4 --concurrency 1 --meta user=u1 --out df", "name: Ada\n"
     )
     df = ip.user_ns["df"]
-    assert list(df["prompt_version"]) == [1, 2, 1, 2]
+    assert sorted(df["prompt_version"]) == [1, 1, 2, 2]
+    _versions_match_outputs(df)
     ip.run_cell_magic("plrun", "greet@prod --no-stream --meta user=u1", "name: Ada\n")
     out = capsys.readouterr().out
-    assert "greet v1 (prod)" in out  # the footer: the version that ran (next in turn)
+    ran = runs()[-1]["prompt_version"]
+    assert f"greet v{ran} (prod)" in out  # the footer: the version that ran
+    assert f"echo: {'one' if ran == 1 else 'two'} Ada" in out
 
 
 # -- PromptLayer's request id ------------------------------------------------------------
@@ -317,3 +333,71 @@ def test_a_pin_on_promptlayer_holds_a_split_label(split, fake_provider, in_tmp, 
         "pl_magic: greet@prod is pinned to v1 in prompts.lock.json; the label now points at "
         "v2: %plpin --update to follow it"
     ]
+
+
+def test_a_split_label_is_not_reported_run_after_run(split, fake_provider, capsys):
+    pl_magic.run_many(
+        "greet",
+        versions="prod",
+        repeat=6,
+        input_variables={"name": "Ada"},
+        concurrency=1,
+        metadata={"user": "u1"},
+    )
+    lines = _notices(capsys)
+    # each direction of the split once (a label moved back is news too), not six lines
+    assert len(lines) == 2
+    assert re.fullmatch(r"pl_magic: greet@prod is now v2 \(was v1 at \d\d:\d\d\)", lines[0])
+    assert re.fullmatch(r"pl_magic: greet@prod is now v1 \(was v2 at \d\d:\d\d\)", lines[1])
+
+
+def test_the_footer_of_an_unlogged_local_result_says_local():
+    from pl_magic.core import local_target
+    from pl_magic.ui.footer import footer
+
+    blueprint = {
+        "prompt_name": "capital",
+        "prompt_version": 2,
+        "metadata": local_target.model_metadata(),
+        "provider_base_url": local_target.base_url_spec(),
+    }
+    shown = footer({"request_id": None, "prompt_blueprint": blueprint})
+    assert "capital v2 · local/smollm2-135m-instruct · " in shown
+    blueprint["provider_base_url"] = None  # the same model name on OpenAI's own endpoint
+    assert "· openai/smollm2-135m-instruct · " in footer({"prompt_blueprint": blueprint})
+
+
+# -- a real kernel: the pin file is beside the notebook, and outlives the kernel ----------
+
+
+@pytest.mark.slow
+def test_a_notebook_pins_beside_itself_and_a_new_kernel_honours_it(greet, tmp_path):
+    import nbformat
+    from nbclient import NotebookClient
+
+    folder = tmp_path / "analysis"
+    folder.mkdir()
+
+    def execute(*sources: str) -> nbformat.NotebookNode:
+        nb = nbformat.v4.new_notebook()
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+        nb.cells = [nbformat.v4.new_code_cell(s) for s in ("%load_ext pl_magic", *sources)]
+        NotebookClient(
+            nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(folder)}}
+        ).execute()
+        return nb
+
+    def text(cell: nbformat.NotebookNode) -> str:
+        return "".join(o.get("text", "") + str(o.get("data", "")) for o in cell.outputs)
+
+    execute("%%plrun greet@prod --no-stream\nname: Ada\n", "%plpin")
+    assert json.loads((folder / "prompts.lock.json").read_text()) == {
+        "version": 1,
+        "pins": {"greet": {"prod": 1}},
+    }
+    assert not (tmp_path / "prompts.lock.json").exists()
+    pl_magic.set_label("greet", "prod", 2)
+    nb = execute("%%plrun greet@prod --no-stream\nname: Ada\n")  # a fresh kernel
+    ran = nb.cells[1]
+    assert "echo: one Ada" in text(ran) and "greet v1 (prod)" in text(ran), ran.outputs
+    assert "greet@prod is pinned to v1 in prompts.lock.json" in text(ran), ran.outputs
