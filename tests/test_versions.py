@@ -10,7 +10,7 @@ import re
 import pytest
 
 import pl_magic
-from pl_magic.core.errors import InvalidInputError
+from pl_magic.core.errors import InvalidInputError, VersionNotFoundError
 from tests.helpers import chat, model, publish, runs
 
 
@@ -91,10 +91,9 @@ def test_pin_writes_the_labels_used(greet, in_tmp):
     _run("staging")
     path = pl_magic.pin()
     assert path == str(in_tmp / "prompts.lock.json")
-    assert json.loads((in_tmp / "prompts.lock.json").read_text()) == {
-        "version": 1,
-        "pins": {"greet": {"prod": 1, "staging": 3}},
-    }
+    text = (in_tmp / "prompts.lock.json").read_text()
+    assert json.loads(text) == {"version": 1, "pins": {"greet": {"prod": 1, "staging": 3}}}
+    assert text == json.dumps(json.loads(text), indent=2, sort_keys=True) + "\n"  # diffable
 
 
 def test_a_pin_is_honoured_and_the_move_reported(greet, fake_provider, capsys, in_tmp):
@@ -122,6 +121,21 @@ def test_a_pin_is_honoured_and_the_move_reported(greet, fake_provider, capsys, i
     _run()
     assert "three Ada" in json.dumps(fake_provider.requests[-1].body)
     assert _notices(capsys) == []
+
+
+def test_a_pin_to_a_missing_version_says_where_it_came_from(greet, in_tmp, fake_provider):
+    (in_tmp / "prompts.lock.json").write_text('{"version": 1, "pins": {"greet": {"prod": 7}}}')
+    with pytest.raises(VersionNotFoundError) as info:
+        _run()
+    assert str(info.value) == (
+        "Prompt 'greet' has no version 7: existing versions are 1, 2, 3 (greet@prod is pinned "
+        "to v7 in prompts.lock.json; the label points at v1: %plpin --update to pin it there)"
+    )
+    assert fake_provider.requests == []
+    pl_magic.pin(update=True)
+    assert json.loads((in_tmp / "prompts.lock.json").read_text())["pins"] == {"greet": {"prod": 1}}
+    _run()
+    assert len(fake_provider.requests) == 1
 
 
 def test_pins_of_other_labels_are_kept(greet, in_tmp):

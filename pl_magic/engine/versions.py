@@ -13,6 +13,14 @@ A release label is a pointer that moves. Two things keep a notebook honest about
   the pinned version; when the label points elsewhere, one notice says so instead of
   following it, until ``pin(update=True)`` (``%plpin --update``).
 
+The pin file is JSON, small and diffable (sorted keys, two-space indents), versioned by its
+``version`` field (:data:`LOCK_FORMAT`)::
+
+    {"pins": {"support-reply": {"prod": 4, "staging": 5}}, "version": 1}
+
+A file that cannot be read or has another shape is a one-line
+:class:`~pl_magic.core.errors.InvalidInputError` naming the file and the fix.
+
 Labels are tracked per registry (per client), so two clients' labels never mix.
 The run's log keeps both: ``release_label`` is the label asked for, ``prompt_version`` the
 version that ran.
@@ -31,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core import notices
-from ..core.errors import InvalidInputError
+from ..core.errors import InvalidInputError, VersionNotFoundError
 
 #: The pin file's name, in the current working directory.
 LOCK_FILE = "prompts.lock.json"
@@ -241,8 +249,17 @@ def resolve(
     tracker.observe(prompt, label, current, report=pinned is None)
     if pinned is None or pinned == current:
         return record
+    try:
+        found = fetch_version(pinned)
+    except VersionNotFoundError as exc:
+        # the pin, not the label, named the missing version: say where it came from
+        exc.args = (
+            f"{exc} ({_name(prompt, label)} is pinned to v{pinned} in {LOCK_FILE}; the label "
+            f"points at v{current}: %plpin --update to pin it there)",
+        )
+        raise
     tracker.pinned_elsewhere(prompt, label, pinned, current)
-    return fetch_version(pinned)
+    return found
 
 
 def pin(registry: Any, update: bool = False) -> Path:
