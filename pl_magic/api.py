@@ -109,6 +109,18 @@ def prompts() -> list[dict[str, Any]]:
     return default_client().registry.list_prompts()
 
 
+def pin(update: bool = False) -> str:
+    """Pin the release labels this process used to the versions they point at now, in
+    ``prompts.lock.json`` in the working directory (a notebook's folder); its path.
+
+    While the file exists, a run by label runs its pinned version, and says so when the
+    label has moved. ``update=True`` re-pins every label to where it points now.
+    """
+    from .engine.versions import pin as write_pins
+
+    return str(write_pins(default_client().registry, update=bool(update)))
+
+
 def create_group() -> int:
     """A new group id to tie runs together (pass it as ``group_id``)."""
     return default_client().group.create()

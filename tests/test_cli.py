@@ -403,7 +403,7 @@ def test_console_script_local_start_run_status_stop_with_the_real_model(with_sta
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip()
         assert "starting the local model" not in done.stderr  # reused, not restarted
-        assert "— capital-city v2 (prod) · openai/smollm2-135m-instruct · ttft" in done.stderr
+        assert "— capital-city v2 (prod) · local/smollm2-135m-instruct · ttft" in done.stderr
 
         done = script("local", "stop")
         assert done.returncode == 0 and f"pid {state.pid}" in done.stdout

@@ -163,7 +163,7 @@ def assert_run_view(html_or_text: str, title: str, reply: str | None) -> str:
     (``reply`` exactly when given) comes before it. Returns the reply."""
     match = FOOTER.search(html_or_text)
     assert match, f"no footer in {html_or_text[:500]!r}"
-    assert match["title"] == title and match["model"] == "openai/smollm2-135m-instruct"
+    assert match["title"] == title and match["model"] == "local/smollm2-135m-instruct"
     assert "▌" not in html_or_text  # the last update replaced the streaming view
     shown = html_or_text[: match.start()].strip()
     assert shown, "no reply before the footer"
@@ -214,7 +214,7 @@ def check_compare(nb: nbformat.NotebookNode, echo: Callable[[str], str] | None) 
     compared = cell(nb, "pl_magic.compare(df, chart=True)")
     (side_by_side,) = data(compared, "text/html")
     for version in ("v1", "v2 (prod)", "v3 (staging)"):
-        assert f"openai/smollm2-135m-instruct · {version}" in side_by_side
+        assert f"local/smollm2-135m-instruct · {version}" in side_by_side
     assert "mean latency_s" in side_by_side and "error rate" in side_by_side
     (png,) = data(compared, "image/png")
     assert base64.b64decode(png).startswith(b"\x89PNG")
@@ -226,7 +226,7 @@ def check_compare(nb: nbformat.NotebookNode, echo: Callable[[str], str] | None) 
 def check_widget(nb: nbformat.NotebookNode, echo: Callable[[str], str] | None) -> None:
     values = widget_html_values(nb)
     (reply,) = [v for v in values if 'class="pl-magic-run"' in v]
-    assert "support-reply v1 (prod)" in reply and "openai/smollm2-135m-instruct" in reply
+    assert "support-reply v1 (prod)" in reply and "local/smollm2-135m-instruct" in reply
     if echo:
         assert "Customer Ada writes: I can&#x27;t log in since this morning." in reply
     assert any("pl-magic-runs" in v for v in values)  # the form's runs table
@@ -304,8 +304,8 @@ def check_evaluate(nb: nbformat.NotebookNode, echo: Callable[[str], str] | None)
     rows = {row[0]: row[1:] for row in html_table(compared)}
     header = next(row for row in html_table(compared) if row and row[0] == "model · version")
     assert sorted(header[1:]) == [
-        "openai/smollm2-135m-instruct · v1 (prod)",
-        "openai/smollm2-135m-instruct · v2 (staging)",
+        "local/smollm2-135m-instruct · v1 (prod)",
+        "local/smollm2-135m-instruct · v2 (staging)",
     ]
     for name in ("icontains", "length:1-80"):
         for statistic in ("mean", "pass rate", "pass^k", "pass@k"):

@@ -22,6 +22,12 @@ LOCAL_MODEL_NAME = "smollm2-135m-instruct"
 PLACEHOLDER_URL = "http://127.0.0.1:0/v1"
 ENV_BASE_URL = "PL_MAGIC_LOCAL_BASE_URL"
 ENV_MODEL_NAME = "PL_MAGIC_LOCAL_MODEL_NAME"
+#: The provider a local model's run shows as (log, footer, DataFrames, charts). The request
+#: itself goes through the OpenAI adapter (llama.cpp's server speaks OpenAI's API), and
+#: PromptLayer is told ``openai``: it knows no provider ``local``.
+LOCAL_PROVIDER = "local"
+#: The adapter a run shown as :data:`LOCAL_PROVIDER` went through.
+LOCAL_WIRE_PROVIDER = "openai"
 
 
 def base_url_spec() -> dict[str, Any]:
@@ -68,3 +74,14 @@ def route_to_local_model(record: Mapping[str, Any], spec: ModelSpec) -> None:
         spec.local_model = False
     else:
         spec.base_url = PLACEHOLDER_URL
+
+
+def shown_provider(spec: ModelSpec) -> str:
+    """The provider a run on ``spec`` is logged and shown as: ``local`` for the local
+    model (so ``local/smollm2-135m-instruct`` never reads as an OpenAI model), else its own."""
+    return LOCAL_PROVIDER if spec.local_model else spec.provider
+
+
+def wire_provider(provider: str) -> str:
+    """The provider PromptLayer is told for a run logged as ``provider``."""
+    return LOCAL_WIRE_PROVIDER if provider == LOCAL_PROVIDER else provider

@@ -37,7 +37,7 @@ from ..registry.base import PreRendered, Registry
 from ..runlog.base import ProviderCall, RunRecord, RunSink
 from ..runlog.scores import ScoreLog, ScoreRow, percent
 from ..runlog.sqlite import RunLog, run_key
-from . import pricing, replay
+from . import pricing, replay, versions
 
 _T = TypeVar("_T")
 
@@ -372,8 +372,15 @@ class Engine:
             self.runlog.check()  # a log file that cannot be used fails here, not after a call
         if self.sink is not None:
             self.sink.before_run()
-        record = self.registry.get(
-            options.prompt_name, version=version, label=label, **self.registry.run_context(options)
+        context = self.registry.run_context(options)
+        record = self.registry.get(options.prompt_name, version=version, label=label, **context)
+        # A label may have moved since it last ran, or be pinned elsewhere (prompts.lock.json).
+        record = versions.resolve(
+            self.registry,
+            record,
+            options.prompt_name,
+            label,
+            lambda pinned: self.registry.get(options.prompt_name, version=pinned, **context),
         )
         prerendered = self.registry.prerendered(record, options.stream)
         if prerendered is not None:
@@ -523,7 +530,7 @@ class Engine:
             prompt_id=run.record.get("id"),
             prompt_version=run.record["version"],
             release_label=run.options.prompt_release_label,
-            provider=run.spec.provider,
+            provider=local_target.shown_provider(run.spec),  # "local" for the local model
             model=run.spec.name,
             api_type=run.spec.api_type,
             parameters=run.spec.parameters,

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from .engine import Engine
 
 #: Columns of every runs DataFrame, in order (``var.<name>`` columns go after ``parameters``).
+#: ``prompt_version`` is the version that ran (a release label's, when one was asked for);
+#: ``remote_request_id`` is PromptLayer's id of the run once it is there (else missing).
 COLUMNS = (
     "request_id",
     "started_at",
@@ -48,6 +50,7 @@ COLUMNS = (
     "group_id",
     "repeat",
     "cached",
+    "remote_request_id",
 )
 #: The log columns a runs DataFrame is built from, in order.
 LOG_COLUMNS = (
@@ -74,6 +77,7 @@ LOG_COLUMNS = (
     "group_id",
     "repeat_index",
     "cached_from",
+    "remote_request_id",
 )
 #: Frame column ← log column, where the names differ.
 _RENAMED = {"error": "error_message", "repeat": "repeat_index", "cached": "cached_from"}
@@ -210,7 +214,7 @@ def frame_from_progress(progress: Sequence[Progress], prompt_name: str) -> pd.Da
     """A comparison's rows: the log row of each run that reached the provider, else the plan."""
     ids = [p.request_id for p in progress if p.request_id]  # local ids or PromptLayer's
     logged: dict[str, dict[str, Any]] = {}
-    for r in RunLog().by_ids(ids, (*LOG_COLUMNS, "remote_request_id")):
+    for r in RunLog().by_ids(ids, LOG_COLUMNS):
         logged[r["request_id"]] = r
         if r["remote_request_id"] is not None:
             logged[str(r["remote_request_id"])] = r

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from ..core import local_target
 from ..core.errors import PlMagicError
 from ..core.store import dumps
 from .base import ProviderCall, RunRecord
@@ -60,7 +61,7 @@ def track_payload(
     raw = record.raw_response
     payload: dict[str, Any] = {
         "function_name": call.function_name,
-        "provider_type": record.provider,
+        "provider_type": local_target.wire_provider(record.provider),
         "args": [],
         "kwargs": kwargs,
         "tags": list(record.tags) or None,

@@ -1,4 +1,5 @@
-"""The notebook surface: ``%%plrun``, ``%plrun``, ``%plruns``, ``%plprompts``, ``%%plprompt``.
+"""The notebook surface: ``%%plrun``, ``%plrun``, ``%plruns``, ``%plprompts``, ``%%plprompt``,
+``%plpin``.
 
 Thin by design (after jupysql's ``magic.py``): parse what the person wrote, call the
 engine or the batch runner, render what comes back. Settings are traitlets, so
@@ -366,6 +367,9 @@ class PlMagic(Magics, Configurable):
                     cell.footer = str(item.error)
                 elif item.status == "skipped":
                     cell.footer = "skipped: budget"
+                elif item.result is not None and item.run.version is None:
+                    # asked by label (a split one may differ run by run) or latest: what ran
+                    cell.footer = f"ran v{item.result['prompt_blueprint']['prompt_version']}"
             grid.spent = batch.spent
             grid.refresh(force=final)
             if not grid.live and final:
@@ -431,6 +435,32 @@ class PlMagic(Magics, Configurable):
             from ..ui.compact import compact
 
             return compact(df.set_index("prompt_name"))
+
+        return self._guard(go)
+
+    @line_magic
+    @magic_arguments()
+    @argument("--update", action="store_true", help="Re-pin every label to where it points now.")
+    def plpin(self, line: str) -> Any:
+        """Pin the release labels this notebook used to their versions now, in
+        ``prompts.lock.json`` beside the notebook (``%plpin --update`` follows moved labels)."""
+        args = _parse(self.plpin, line, "plpin")
+        from ..engine.versions import read_pins
+
+        def go() -> None:
+            from ..api import pin
+
+            path = pin(update=args.update)
+            pins = read_pins() or {}
+            shown = ", ".join(
+                f"{prompt}@{label} → v{number}"
+                for prompt, labels in sorted(pins.items())
+                for label, number in sorted(labels.items())
+            )
+            # prompt and label names come from the registry: escaped on a terminal
+            print(
+                inert.for_stream(f"Pinned in {path}: {shown or '(no labels used yet)'}", sys.stdout)
+            )
 
         return self._guard(go)
 

@@ -1,6 +1,6 @@
 """The one-line summary shown under a run's reply (``%%plrun``, the form and the CLI).
 
-    — capital-city v2 (prod) · openai/smollm2-135m-instruct · ttft 0.21s · 0.84s
+    — capital-city v2 (prod) · local/smollm2-135m-instruct · ttft 0.21s · 0.84s
       · 37→8 tokens · $— · request 3f2a…          (one line; wrapped here)
 
 Built from a run-log row (:meth:`pl_magic.runlog.sqlite.RunLog.get`, or a row of
@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from typing import Any
+
+from ..core import local_target
 
 DASH = "—"
 SEP = " · "
@@ -77,12 +79,17 @@ def _row_from_result(result: Mapping[str, Any]) -> dict[str, Any]:
             return row
     blueprint = result.get("prompt_blueprint") or {}
     model = (blueprint.get("metadata") or {}).get("model") or {}
+    provider = model.get("provider")
+    if provider == local_target.LOCAL_WIRE_PROVIDER and local_target.is_local(
+        blueprint.get("provider_base_url")
+    ):
+        provider = local_target.LOCAL_PROVIDER  # as the log would say
     return {
         "request_id": request_id,
         "prompt_name": blueprint.get("prompt_name"),
         "prompt_version": blueprint.get("prompt_version"),
         "release_label": blueprint.get("release_label"),
-        "provider": model.get("provider"),
+        "provider": provider,
         "model": model.get("name"),
         "status": "ok",
     }

@@ -13,8 +13,9 @@ for the SDK's calls:
   ``skip_input_variable_rendering``; applies ``provider``/``model`` and
   ``model_parameter_overrides``; builds provider-native ``llm_kwargs`` with pl_magic's own
   providers (acceptable for a fake: what matters is the SDK can call OpenAI/Anthropic
-  with them); ``metadata_filters`` are recorded (no A/B routing). Unknown prompt, version
-  or label: 404.
+  with them); ``metadata_filters`` are recorded. A label split with ``split_label`` (a
+  dynamic release label's A/B traffic split) resolves to its versions in turn, one per
+  fetch (round-robin: deterministic). Unknown prompt, version or label: 404.
 * ``GET /prompt-templates?page&per_page&label`` [templates.list], ``GET
   /prompt-templates/{id}/labels`` [template.labels], ``POST /rest/prompt-templates``
   [template.publish] (201), ``POST /prompts/{id}/label`` [label.create], ``PATCH`` /
@@ -425,6 +426,7 @@ class FakePromptLayerServer(ThreadedServer):
             self._ids = itertools.count(1)
             self._request_ids = itertools.count(101)
             self._group_ids = itertools.count(1)
+            self._splits: dict[tuple[str, str], itertools.cycle[int]] = {}
         self.api_keys: set[str] = set()
         self.provider_base_urls: dict[str, str] = {}
         self.hang_s = 5.0
@@ -493,6 +495,15 @@ class FakePromptLayerServer(ThreadedServer):
             prompt.labels[label] = _Label(
                 existing.id if existing else next(self._ids), label, version
             )
+
+    def split_label(self, name: str, label: str, versions: Iterable[int]) -> None:
+        """Split ``label`` across ``versions`` (an A/B dynamic release label): each fetch by
+        the label gets the next of them, round-robin. The label's own version (what
+        ``/labels`` lists) is the first."""
+        numbers = [int(v) for v in versions]
+        self.set_label(name, label, numbers[0])
+        with self._lock:
+            self._splits[(name, label)] = itertools.cycle(numbers)
 
     # -- state helpers (called with the lock held) ---------------------------------------
 
@@ -633,6 +644,9 @@ class FakePromptLayerServer(ThreadedServer):
                 if found is None:
                     return _error(404, f"Release label '{label}' not found for '{ident}'")
                 number = found.version
+                split = self._splits.get((prompt.name, label))
+                if split is not None:
+                    number = next(split)
             number = int(number or len(prompt.versions))
             if not 1 <= number <= len(prompt.versions):
                 return _error(404, f"Version {number} of '{ident}' not found")
