@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from pl_magic.core import config
 from tests.fakes.offline import apply_offline_environment
 
 apply_offline_environment()
@@ -55,14 +56,24 @@ def secret_spellings() -> list[str]:
 
 
 @pytest.fixture(autouse=True)
-def pl_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def pl_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A fresh PL_MAGIC_HOME (registry + run log) for every test."""
     home = tmp_path / "pl_magic_home"
     monkeypatch.setenv("PL_MAGIC_HOME", str(home))
     # Tests start from an empty registry; the starter-prompt tests turn seeding back on.
     monkeypatch.setenv("PL_MAGIC_STARTERS", "0")
     HOMES.append(home)
-    return home
+    yield home
+    # Process-wide choices a test made (%config PlMagic.registry / .cache) end with it:
+    # the module's setting, and the shared test shell's config that the next load_ext reads.
+    config.set_registry_backend("auto")
+    config.set_cache_mode(None)
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is not None and "PlMagic" in shell.config:
+        for name in ("registry", "cache"):
+            shell.config.PlMagic.pop(name, None)
 
 
 @pytest.fixture

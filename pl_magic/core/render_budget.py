@@ -100,13 +100,19 @@ def current_budget() -> Budget:
 
 
 @contextmanager
-def render_budget() -> Iterator[Budget]:
-    """One budget for everything rendered inside (a run's whole template); nested: the outer."""
+def render_budget(timeout_s: float | None = None) -> Iterator[Budget]:
+    """One budget for everything rendered inside (a run's whole template); nested: the outer.
+
+    ``timeout_s``: a shorter time limit than the configured one (a cost estimate's renders
+    must not hold up the runs they estimate)."""
     current = _BUDGET.get()
     if current is not None:
         yield current
         return
     budget = Budget.from_settings(_CANCEL.get())
+    if timeout_s is not None and timeout_s < budget.timeout_s:
+        budget.timeout_s = timeout_s
+        budget.deadline = time.monotonic() + timeout_s
     token = _BUDGET.set(budget)
     try:
         yield budget

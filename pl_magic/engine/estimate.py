@@ -26,10 +26,12 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..core import render_budget
 from ..core.errors import InvalidInputError, PlMagicError, shown
 from . import pricing
 from .engine import PreparedRun, RunOptions
@@ -46,6 +48,8 @@ DEFAULT_MAX_OUTPUT = 4096
 #: The input rows of each version × model that ``run_many`` without a budget prepares for
 #: its estimate (the rest are scaled from them).
 ESTIMATE_SAMPLE = 16
+#: Seconds all of an unbudgeted estimate's renders may take together (then it gives up).
+ESTIMATE_TIME_S = 1.0
 
 _TEXT_KEYS = frozenset({"text", "content", "template"})
 _JSON_KEYS = frozenset({"tools", "functions", "tool_choice", "function_call", "output_schema"})
@@ -65,6 +69,8 @@ class Estimate:
     high_usd: float | None
     #: ``provider/model`` of the runs with no known price.
     unpriced: tuple[str, ...] = field(default=())
+    #: The templates took too long to render for an estimate (see ``time_limit_s``).
+    gave_up: bool = False
 
     @property
     def known(self) -> bool:
@@ -74,6 +80,8 @@ class Estimate:
     def summary(self) -> str:
         """One line: ``48 runs · ≈ 31k input tokens · $0.04–$0.19``."""
         runs = f"{self.runs} run" + ("" if self.runs == 1 else "s")
+        if self.gave_up:
+            return f"{runs} · no estimate: the templates take too long to render"
         tokens = f"≈ {tokens_text(self.input_tokens)} input tokens"
         if self.low_usd is None or self.high_usd is None:
             cost = "cost unknown (no price for " + ", ".join(self.unpriced[:3])
@@ -144,13 +152,23 @@ def max_output(provider: Any, spec: Any) -> int:
     return DEFAULT_MAX_OUTPUT
 
 
-def estimate(batch: Batch, sample: int | None = None) -> Estimate:
+def estimate(
+    batch: Batch, sample: int | None = None, time_limit_s: float | None = None
+) -> Estimate:
     """Estimate ``batch``'s tokens and cost; no provider is called.
 
     ``sample``: prepare at most this many input rows (evenly spaced) of each version ×
     model and scale their tokens and cost to all its runs, so that a large comparison is
     estimated in a bounded time (``run_many`` without a budget); None: every row.
+    ``time_limit_s``: the most all the estimate's renders may take together; past it the
+    estimate gives up (``gave_up``, no cost) rather than hold up the runs.
     """
+    if time_limit_s is not None:
+        with render_budget.render_budget(timeout_s=time_limit_s) as shared:
+            found = estimate(batch, sample)
+        if time.monotonic() > shared.deadline:
+            return Estimate(len(batch.runs), 0, 0, None, None, gave_up=True)
+        return found
     strata: dict[tuple[Any, ...], dict[Any, tuple[PlannedRun, int]]] = {}
     for planned in batch.runs:  # repeats of a run cost the same: prepared once
         rows = strata.setdefault(

@@ -87,6 +87,8 @@ def _compare_cell(value: Any, row: str) -> str:
     """One value of ``compare()``'s table, formatted by what its row holds."""
     if _missing(value):
         return DASH
+    if isinstance(value, str):  # an output (or an error) is shown whole, as pandas shows it
+        return value
     if not isinstance(value, int | float) or isinstance(value, bool):
         return cell_text(value)
     if row.endswith("_s"):
