@@ -204,3 +204,11 @@ def test_magic_budget_on_one_run_shows_its_estimate(ip, long_prompt, capsys):
     df = ip.run_line_magic("plrun", "long --var name=Ada --budget 1")
     assert list(df["status"]) == ["ok"]
     assert "Estimate: 1 run · ≈ 204 input tokens" in capsys.readouterr().out
+
+
+def test_an_estimate_past_its_time_limit_gives_up_and_says_so(long_prompt):
+    batch = _batch("long", input_variables={"name": "Ada"}, repeat=3)
+    found = est.estimate(batch, time_limit_s=0.0)
+    assert found.gave_up and found.high_usd is None
+    assert found.summary() == "3 runs · no estimate: the templates take too long to render"
+    assert not est.estimate(batch, time_limit_s=30.0).gave_up
