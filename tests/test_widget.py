@@ -103,7 +103,8 @@ def test_provider_error_shows_one_line(prompts, fake_provider):
     assert runs()[0]["status"] == "error" and len(form.runs) == 1
 
 
-def test_stop_keeps_partial_text_and_logs_cancelled(prompts, fake_provider):
+def _stopped_mid_stream(fake_provider) -> PromptForm:
+    """A form whose 300-word streamed run was stopped after its first words."""
     fake_provider.stream_chunks = [f"w{i} " for i in range(300)]
     fake_provider.chunk_delay_s = 0.01
     form = PromptForm("greet")
@@ -114,6 +115,11 @@ def test_stop_keeps_partial_text_and_logs_cancelled(prompts, fake_provider):
         time.sleep(0.01)
     form.stop()
     form._worker.join(10)
+    return form
+
+
+def test_stop_keeps_partial_text_and_logs_cancelled(prompts, fake_provider):
+    form = _stopped_mid_stream(fake_provider)
     (row,) = runs()
     assert row["status"] == "cancelled" and row["output"].startswith("w0 w1")
     assert "w299" not in row["output"]
@@ -220,16 +226,7 @@ def test_a_bare_form_on_an_empty_registry_says_how_to_make_a_prompt(openai_env):
 
 
 def test_a_stopped_run_is_in_the_forms_runs(prompts, fake_provider):
-    fake_provider.stream_chunks = [f"w{i} " for i in range(300)]
-    fake_provider.chunk_delay_s = 0.01
-    form = PromptForm("greet")
-    form.variables.children[0].value = "Ada"
-    form.start()
-    deadline = time.monotonic() + 10
-    while "w5 " not in form.reply.value and time.monotonic() < deadline:
-        time.sleep(0.01)
-    form.stop()
-    form._worker.join(10)
+    form = _stopped_mid_stream(fake_provider)
     assert list(form.runs["status"]) == ["cancelled"]
     assert ">cancelled<" in form.table.value
 
