@@ -44,6 +44,17 @@ MAX_DEPTH = 100
 _SCALARS = (str, bool, int, float, type(None))
 
 
+def is_missing(value: Any) -> bool:
+    """None, NaN (any float kind), pandas' NA and NaT: an empty cell, recognised without
+    importing pandas."""
+    if value is None or type(value).__name__ in ("NAType", "NaTType"):
+        return True
+    try:
+        return bool(value != value)  # NaN is the one value unequal to itself
+    except (TypeError, ValueError):  # an array-like: not one missing value
+        return False
+
+
 def plain_variables(values: Mapping[str, Any] | None) -> dict[str, Any]:
     """A plain-data copy of ``values`` (see the module's docstring for the rules)."""
     out: dict[str, Any] = {}

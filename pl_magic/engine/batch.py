@@ -373,13 +373,8 @@ class Batch:
         done = [p for p in progress if p.status == "ok" and p.request_id is not None]
         if not done:
             return 0
-        local: dict[str, str] = {}  # either id of a run -> its local id
-        for row in self.engine.runlog.by_ids(
-            [p.request_id for p in done], ("request_id", "remote_request_id")
-        ):
-            local[row["request_id"]] = row["request_id"]
-            if row["remote_request_id"] is not None:
-                local[str(row["remote_request_id"])] = row["request_id"]
+        found = self.engine.runlog.by_either_id([p.request_id for p in done], ("request_id",))
+        local = {key: row["request_id"] for key, row in found.items()}  # either id -> local
         logged = [p for p in done if str(p.request_id) in local]
         verdicts = score_runs(
             self.scorers,

@@ -395,23 +395,24 @@ class Engine:
             rendered = blueprint.render(
                 record["prompt_template"], options.input_variables, options.prompt_name
             )
-        # The key holds the template's base URL, not the local model's port (see replay.py).
-        key_url = spec.base_url
+        # Built before the local model's server is started (a replay hit never starts it):
+        # the request names no URL, and the key holds the template's base URL, not the
+        # server's port (see replay.py).
+        request = provider.build_request(rendered, spec, options.stream)
+        key = replay.cache_key(
+            spec.provider, spec.name, spec.base_url, request, options.repeat_index
+        )
         if replaying:
-            request = provider.build_request(rendered, spec, options.stream)
-            hit = self._replayed(options, record, spec, provider, rendered, request, key_url)
+            hit = self._replayed(options, record, spec, provider, rendered, request, key)
             if hit is not None:
                 hit.dropped_parameters = dropped
                 return hit
             provider.check_credentials(spec)
         # Started only now, so that a bad variable fails fast instead of after a start.
         spec.base_url = local_model.server_url(spec.base_url)
-        request = provider.build_request(rendered, spec, options.stream)
         spec.api_type = provider.resolve_api_type(spec, rendered)
         run = PreparedRun(options, record, spec, provider, rendered, request, dropped)
-        run.cache_key = replay.cache_key(
-            spec.provider, spec.name, key_url, request, options.repeat_index
-        )
+        run.cache_key = key
         return run
 
     def _replayed(
@@ -422,11 +423,10 @@ class Engine:
         provider: Provider,
         rendered: dict[str, Any],
         request: dict[str, Any],
-        key_url: str | None,
+        key: str,
     ) -> PreparedRun | None:
         """In a replaying mode: the run served from the log on a hit; None on a miss in
         ``replay`` (the model is called); a miss in ``replay-only`` raises."""
-        key = replay.cache_key(spec.provider, spec.name, key_url, request, options.repeat_index)
         row = replay.lookup(self.runlog, key)
         if row is None:
             if replay.mode(options.cache) == "replay-only":
@@ -457,18 +457,17 @@ class Engine:
         request = pre.request
         if request is None:
             request = provider.build_request(pre.template, spec, options.stream)
+        key = replay.cache_key(
+            spec.provider, spec.name, spec.base_url, request, options.repeat_index
+        )
         if replay.mode(options.cache) in replay.REPLAYING:
-            hit = self._replayed(
-                options, record, spec, provider, pre.template, request, spec.base_url
-            )
+            hit = self._replayed(options, record, spec, provider, pre.template, request, key)
             if hit is not None:
                 return hit
         provider.check_credentials(spec)
         spec.api_type = provider.resolve_api_type(spec, pre.template)
         run = PreparedRun(options, record, spec, provider, pre.template, request, [])
-        run.cache_key = replay.cache_key(
-            spec.provider, spec.name, spec.base_url, request, options.repeat_index
-        )
+        run.cache_key = key
         return run
 
     # -- scores --------------------------------------------------------------------------

@@ -31,9 +31,10 @@ from typing import TYPE_CHECKING, Any
 from ..core import notices
 from ..core.blueprint import reply_text
 from ..core.errors import InvalidInputError, PlMagicError, redact, redact_data, shown
+from ..core.plain_data import is_missing
 from ..registry import starters
 from ..runlog.scores import AGREEMENT_SUFFIX
-from .scoring import Item, Score, Scorer, missing, one_line
+from .scoring import Item, Score, Scorer, one_line
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -190,7 +191,7 @@ class Judge:
 
         variables = {str(k): v for k, v in row.items()}
         variables["output"] = output
-        if missing(expected):
+        if is_missing(expected):
             variables.pop("expected", None)
         else:
             variables["expected"] = expected

@@ -213,11 +213,7 @@ def _frame_from_columns(columns: Mapping[str, Sequence[Any]], count: int) -> pd.
 def frame_from_progress(progress: Sequence[Progress], prompt_name: str) -> pd.DataFrame:
     """A comparison's rows: the log row of each run that reached the provider, else the plan."""
     ids = [p.request_id for p in progress if p.request_id]  # local ids or PromptLayer's
-    logged: dict[str, dict[str, Any]] = {}
-    for r in RunLog().by_ids(ids, LOG_COLUMNS):
-        logged[r["request_id"]] = r
-        if r["remote_request_id"] is not None:
-            logged[str(r["remote_request_id"])] = r
+    logged = RunLog().by_either_id(ids, LOG_COLUMNS)
     # What a planned cell resolved to (version, provider, model), from any of its runs that
     # reached the log: a run of the same cell that never did (bad variables, a budget) is
     # shown in that cell rather than in one of its own.
@@ -333,16 +329,9 @@ def score_frame(
     log = engine.runlog if engine is not None else RunLog()
     texts = [_id_text(i) for i in df["request_id"]]
     ids = [t for t in texts if t is not None]
-    local: dict[str, str] = {}  # either id of a run -> its local id
-    logged: dict[str, Mapping[str, Any]] = {}
-    for r in log.by_ids(
-        ids, ("request_id", "remote_request_id", "output", "status", "input_variables")
-    ):
-        local[r["request_id"]] = r["request_id"]
-        if r["remote_request_id"] is not None:
-            local[str(r["remote_request_id"])] = r["request_id"]
-        if r["status"] == "ok":
-            logged[r["request_id"]] = r
+    found = log.by_either_id(ids, ("output", "status", "input_variables"))
+    local = {key: r["request_id"] for key, r in found.items()}  # either id -> local id
+    logged = {r["request_id"]: r for r in found.values() if r["status"] == "ok"}
     given: dict[str, Any] = {}
     if expected in df:
         for text, value in zip(texts, df[expected], strict=False):

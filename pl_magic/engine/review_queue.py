@@ -228,12 +228,8 @@ class ReviewQueue:
         self.log = log or (engine.runlog if engine is not None else RunLog())
         texts = [_id_text(i) for i in df["request_id"]]
         frame_expected = list(df[expected]) if expected in df.columns else [None] * len(texts)
-        logged = self.log.by_ids([t for t in texts if t is not None], _LOG_COLUMNS)
-        by_id: dict[str, Mapping[str, Any]] = {}
-        for r in logged:
-            by_id[r["request_id"]] = r
-            if r["remote_request_id"] is not None:
-                by_id[str(r["remote_request_id"])] = r
+        by_id = self.log.by_either_id([t for t in texts if t is not None], _LOG_COLUMNS)
+        logged = list({r["request_id"]: r for r in by_id.values()}.values())
         cells = dict(zip((r["request_id"] for r in logged), _cells(logged), strict=True))
         # the frame's runs (each once, in the frame's order) with their frame id and expected
         runs: dict[str, tuple[Any, Any]] = {}

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import InvalidInputError, redact, shown
+from ..core.plain_data import is_missing
 
 #: The built-in scorers (``NAME`` or ``NAME:ARG``).
 BUILT_IN = (
@@ -338,23 +339,13 @@ def _error(scorer: Scorer, reason: str) -> Score:
     return Score(scorer.name, math.nan, None, reason, scorer.source, scorer.version, True)
 
 
-def missing(value: Any) -> bool:
-    """None, NaN or pandas' NA (an empty cell of the expected column)."""
-    if value is None:
-        return True
-    try:
-        return bool(value != value)
-    except (TypeError, ValueError):  # pd.NA: its comparisons are NA, which is not a bool
-        return True
-
-
 def score_output(
     scorer: Scorer, output: str | None, row: Mapping[str, Any], expected: str = "expected"
 ) -> Score:
     """Apply ``scorer`` to one run's ``output``; ``row`` holds its input variables (the
     expected answer under ``expected``). Never raises: a failure is an error :class:`Score`."""
     exp = row.get(expected)
-    if scorer.needs_expected and missing(exp):
+    if scorer.needs_expected and is_missing(exp):
         return _error(
             scorer,
             f"no expected answer: add a column {expected!r} to inputs or choose one with "

@@ -18,8 +18,6 @@ A server that answers neither leaves the tokens unknown, as before (never an err
 from __future__ import annotations
 
 import asyncio
-import json
-import urllib.request
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
@@ -36,16 +34,12 @@ def _root(base_url: str) -> str:
 
 
 def _post(url: str, body: Mapping[str, Any]) -> Any:
-    # a loopback server: no proxy from the environment may see the prompt
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with opener.open(request, timeout=TIMEOUT_S) as response:
-        return json.loads(response.read())
+    import httpx2
+
+    # a loopback server: no proxy from the environment (trust_env) may see the prompt
+    response = httpx2.post(url, json=body, timeout=TIMEOUT_S, trust_env=False)
+    response.raise_for_status()
+    return response.json()
 
 
 def count_text(base_url: str, text: str, model: str | None = None) -> int | None:

@@ -328,6 +328,17 @@ class RunLog(OnDatabase):
         values = list(zip(*rows, strict=True)) or [()] * len(columns)
         return dict(zip(columns, values, strict=True))
 
+    def by_either_id(self, ids: Iterable[Any], columns: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """:meth:`by_ids`, keyed by each run's local id and, once PromptLayer has the run,
+        by PromptLayer's id as text too (a frame may carry either)."""
+        wanted = tuple(dict.fromkeys((*columns, "request_id", "remote_request_id")))
+        out: dict[str, dict[str, Any]] = {}
+        for row in self.by_ids(ids, wanted):
+            out[row["request_id"]] = row
+            if row["remote_request_id"] is not None:
+                out[str(row["remote_request_id"])] = row
+        return out
+
     def by_ids(
         self, ids: Iterable[Any], columns: Sequence[str] | None = None
     ) -> list[dict[str, Any]]:

@@ -14,27 +14,16 @@ registry's record is text, never markup.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd  # this module is imported only by what already shows a DataFrame
 
+from ..core.plain_data import is_missing
 from .footer import DASH, format_cost
 
 #: Characters of a text cell shown (the frame keeps the whole text).
 TEXT_LIMIT = 60
-
-
-def _missing(value: Any) -> bool:
-    if value is None:
-        return True
-    if isinstance(value, float):
-        return math.isnan(value)
-    try:
-        return bool(value != value)  # NaT, pandas' NA
-    except (TypeError, ValueError):
-        return True
 
 
 def cell_text(value: Any, column: str = "") -> str:
@@ -47,7 +36,7 @@ def cell_text(value: Any, column: str = "") -> str:
         return ", ".join(f"{k}={cell_text(v)}" for k, v in value.items())
     if isinstance(value, list | tuple):
         return ", ".join(cell_text(v) for v in value) if value else DASH
-    if _missing(value):
+    if is_missing(value):
         return DASH
     if column == "cost_usd":
         return format_cost(value)
@@ -85,7 +74,7 @@ def compact(df: pd.DataFrame) -> CompactFrame:
 
 def _compare_cell(value: Any, row: str) -> str:
     """One value of ``compare()``'s table, formatted by what its row holds."""
-    if _missing(value):
+    if is_missing(value):
         return DASH
     if isinstance(value, str):  # an output (or an error) is shown whole, as pandas shows it
         return value

@@ -17,7 +17,6 @@ from __future__ import annotations
 import difflib
 import html
 import json
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from typing import Any
 
 from ..core.errors import InvalidInputError, shown
 from ..core.inert import escape_controls
+from ..core.plain_data import is_missing
 
 __all__ = ["DiffView", "cells", "diff", "tokens"]
 
@@ -50,15 +50,6 @@ def tokens(text: str) -> list[str]:
     return _TOKEN.findall(text)
 
 
-def _is_missing(value: Any) -> bool:
-    """None, NaN, pandas' NA and NaT (recognised without importing pandas)."""
-    if value is None:
-        return True
-    if isinstance(value, float) and math.isnan(value):
-        return True
-    return type(value).__name__ in ("NAType", "NaTType")
-
-
 def _column(df: Any, name: str, count: int) -> list[Any]:
     return list(df[name]) if name in df.columns else [None] * count
 
@@ -78,8 +69,8 @@ def _labels(df: Any, count: int) -> list[str]:
         _column(df, "release_label", count),
         strict=True,
     ):
-        number = "?" if _is_missing(version) else str(version)
-        label = "" if _is_missing(release) or str(release) == "" else f" ({release})"
+        number = "?" if is_missing(version) else str(version)
+        label = "" if is_missing(release) or str(release) == "" else f" ({release})"
         prefix = f"{provider}/" if "provider" in df.columns else ""
         labels.append(f"{prefix}{model} · v{number}{label}")
     return labels
@@ -123,20 +114,20 @@ def _resolve(name: Any, known: Sequence[str], which: str) -> str:
 
 def _key(value: Any) -> str:
     """A hashable, comparable form of an input value (lists and dicts included)."""
-    if _is_missing(value):
+    if is_missing(value):
         return "null"
     return json.dumps(value, sort_keys=True, default=repr)
 
 
 def _plain(value: Any) -> Any:
-    return None if _is_missing(value) else value
+    return None if is_missing(value) else value
 
 
 def _output(output: Any, status: Any) -> str | None:
     """The reply to compare, or None: an error or cancelled run has none to compare."""
     if not isinstance(output, str):
         return None
-    if not _is_missing(status) and str(status) != "ok":
+    if not is_missing(status) and str(status) != "ok":
         return None
     return output
 
@@ -290,7 +281,7 @@ def diff(df: Any, a: str, b: str) -> DiffView:
         if label not in (a, b):
             continue
         values = [column[i] for column in var_values]
-        repeat = 0 if _is_missing(repeats[i]) else int(repeats[i])
+        repeat = 0 if is_missing(repeats[i]) else int(repeats[i])
         key = (tuple(_key(v) for v in values), repeat)
         row = found.setdefault(
             key,

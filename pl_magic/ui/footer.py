@@ -11,32 +11,27 @@ genai-prices does not know has no cost.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
 from ..core import local_target
+from ..core.plain_data import is_missing
 
 DASH = "—"
 SEP = " · "
 
 
-def _missing(value: Any) -> bool:
-    # pandas rows hold NaN (a float) where the log has NULL
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
 def _seconds(value: Any) -> str:
-    return DASH if _missing(value) else f"{float(value):.2f}s"
+    return DASH if is_missing(value) else f"{float(value):.2f}s"
 
 
 def _count(value: Any) -> str:
-    return DASH if _missing(value) else str(int(value))
+    return DASH if is_missing(value) else str(int(value))
 
 
 def format_cost(value: Any) -> str:
     """``$0.000123`` style (more digits for tiny amounts), ``$—`` when unknown."""
-    if _missing(value):
+    if is_missing(value):
         return f"${DASH}"
     cost = float(value)
     return f"${cost:.6f}" if cost < 0.01 else f"${cost:.4f}"
@@ -128,7 +123,7 @@ def footer(run: Mapping[str, Any], full_request_id: bool = False) -> str:
     parts.append(f"ttft {_seconds(row.get('ttft_s'))}")
     parts.append(_seconds(row.get("latency_s")))
     tokens_in, tokens_out = row.get("input_tokens"), row.get("output_tokens")
-    if _missing(tokens_in) and _missing(tokens_out):
+    if is_missing(tokens_in) and is_missing(tokens_out):
         parts.append(f"tokens {DASH}")
     else:
         parts.append(f"{_count(tokens_in)}→{_count(tokens_out)} tokens")
