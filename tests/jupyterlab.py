@@ -14,6 +14,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
@@ -149,3 +150,29 @@ def run_all_cells(page) -> None:  # type: ignore[no-untyped-def]
     expect(page.locator(".jp-StatusBar-TextItem", has_text="| Idle")).to_be_visible(timeout=60_000)
     page.get_by_role("menuitem", name="Run", exact=True).click()
     page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+
+
+@contextmanager
+def notebook_page(url: str, failure: str | None = None, height: int = 1000) -> Iterator[Any]:
+    """A headless chromium page on the notebook at ``url``, its cells run; closed after.
+
+    ``failure``: on an exception inside the block, the page is saved first as
+    ``test-artifacts/<failure>.png`` and ``.html`` (what the browser showed when it failed).
+    """
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": height})
+        try:
+            page.goto(url)
+            run_all_cells(page)
+            yield page
+        except BaseException:
+            if failure is not None:
+                page.screenshot(path=str(ARTIFACTS / f"{failure}.png"), full_page=True)
+                (ARTIFACTS / f"{failure}.html").write_text(page.content())
+            raise
+        finally:
+            browser.close()

@@ -14,7 +14,7 @@ import pl_magic
 from pl_magic.engine.review_queue import ReviewQueue
 from tests import conftest
 from tests.helpers import chat, model, publish, scores
-from tests.jupyterlab import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, run_all_cells
+from tests.jupyterlab import ARTIFACTS, notebook_page
 from tests.jupyterlab import lab as jupyterlab
 
 pytestmark = pytest.mark.e2e
@@ -37,7 +37,7 @@ def lab(tmp_path, pl_home, openai_env, fake_provider) -> Iterator[str]:
 
 
 def test_reviewer_labels_in_the_browser_and_the_labels_reach_the_log(lab, fake_provider):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     publish("qa", chat(("user", "v1 {q}")), model())
     publish("qa", chat(("user", "v2 {q}")), model())
@@ -45,54 +45,42 @@ def test_reviewer_labels_in_the_browser_and_the_labels_reach_the_log(lab, fake_p
     assert list(df["status"]) == ["ok"] * 4
     order = [item.request_id for item in ReviewQueue(pl_magic.runs(prompt="qa")).items]
 
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 1100})
-        try:
-            page.goto(lab)
-            run_all_cells(page)
-            output = page.locator(".jp-OutputArea-output")
-            progress = output.locator(".pl-magic-review-progress")
-            expect(progress).to_contain_text("0/4 reviewed", timeout=60_000)
-            expect(progress).to_contain_text("run 1 of 4")
+    with notebook_page(lab, failure="review-failure", height=1100) as page:
+        output = page.locator(".jp-OutputArea-output")
+        progress = output.locator(".pl-magic-review-progress")
+        expect(progress).to_contain_text("0/4 reviewed", timeout=60_000)
+        expect(progress).to_contain_text("run 1 of 4")
 
-            # what the model wrote and the inputs show as text, not as an image or a script
-            run = output.locator(".pl-magic-review-output")
-            expect(run).to_contain_text("echo: v1")
-            shown = output.locator(".widget-html-content").all_inner_texts()
-            assert any(ATTACK in text for text in shown), shown
-            assert any("<script>window.__pwned=2</script>" in text for text in shown), shown
-            assert output.locator("img").count() == 0
-            assert page.evaluate("window.__pwned") is None
+        # what the model wrote and the inputs show as text, not as an image or a script
+        run = output.locator(".pl-magic-review-output")
+        expect(run).to_contain_text("echo: v1")
+        shown = output.locator(".widget-html-content").all_inner_texts()
+        assert any(ATTACK in text for text in shown), shown
+        assert any("<script>window.__pwned=2</script>" in text for text in shown), shown
+        assert output.locator("img").count() == 0
+        assert page.evaluate("window.__pwned") is None
 
-            output.locator(".widget-button", has_text="Good").click()
-            expect(progress).to_contain_text("1/4 reviewed", timeout=30_000)
-            output.get_by_role("button", name="4", exact=True).click()
-            output.locator(".widget-textarea textarea").fill("clear enough")
-            output.locator(".widget-button", has_text="Next").click()  # the note saves on blur
-            expect(progress).to_contain_text("run 2 of 4", timeout=30_000)
-            expect(output.locator(".widget-textarea textarea")).to_have_value("")
+        output.locator(".widget-button", has_text="Good").click()
+        expect(progress).to_contain_text("1/4 reviewed", timeout=30_000)
+        output.get_by_role("button", name="4", exact=True).click()
+        output.locator(".widget-textarea textarea").fill("clear enough")
+        output.locator(".widget-button", has_text="Next").click()  # the note saves on blur
+        expect(progress).to_contain_text("run 2 of 4", timeout=30_000)
+        expect(output.locator(".widget-textarea textarea")).to_have_value("")
 
-            output.locator(".widget-button", has_text="Bad").click()
-            expect(progress).to_contain_text("2/4 reviewed", timeout=30_000)
-            page.screenshot(path=str(ARTIFACTS / "review-labelled.png"), full_page=True)
+        output.locator(".widget-button", has_text="Bad").click()
+        expect(progress).to_contain_text("2/4 reviewed", timeout=30_000)
+        page.screenshot(path=str(ARTIFACTS / "review-labelled.png"), full_page=True)
 
-            # back to the first run: its stored label shows on the controls
-            output.locator(".widget-button", has_text="Previous").click()
-            expect(progress).to_contain_text("run 1 of 4", timeout=30_000)
-            expect(output.locator(".widget-textarea textarea")).to_have_value("clear enough")
-            expect(output.locator(".widget-button.mod-success", has_text="Good")).to_be_visible()
-            expect(output.get_by_role("button", name="4", exact=True)).to_have_class(
-                re.compile(r"\bmod-info\b")
-            )
-            assert page.evaluate("window.__pwned") is None
-        except BaseException:
-            page.screenshot(path=str(ARTIFACTS / "review-failure.png"), full_page=True)
-            (ARTIFACTS / "review-failure.html").write_text(page.content())
-            raise
-        finally:
-            browser.close()
+        # back to the first run: its stored label shows on the controls
+        output.locator(".widget-button", has_text="Previous").click()
+        expect(progress).to_contain_text("run 1 of 4", timeout=30_000)
+        expect(output.locator(".widget-textarea textarea")).to_have_value("clear enough")
+        expect(output.locator(".widget-button.mod-success", has_text="Good")).to_be_visible()
+        expect(output.get_by_role("button", name="4", exact=True)).to_have_class(
+            re.compile(r"\bmod-info\b")
+        )
+        assert page.evaluate("window.__pwned") is None
 
     logged = pl_magic.runs(prompt="qa").set_index("request_id")
     assert list(logged.loc[order[:2], "score.human"]) == [1.0, 0.0]
