@@ -288,13 +288,7 @@ def run_many(
     """
     from .core import notices
     from .engine.batch import Batch, check_runs, plan
-    from .engine.estimate import (
-        ESTIMATE_SAMPLE,
-        ESTIMATE_TIME_S,
-        check_budget,
-        check_budget_value,
-        estimate,
-    )
+    from .engine.estimate import before_start, check_budget_value
     from .engine.judges import judge_factory
     from .engine.results import frame_from_progress
     from .engine.scoring import check_expected, parse_scorers
@@ -318,14 +312,7 @@ def run_many(
     )
     check_runs(batch)
     batch.budget = limit
-    # without a budget the estimate is only shown: a sample of each version × model's rows
-    # keeps it from adding a render of every row to a large comparison
-    cost = (
-        estimate(batch)
-        if limit is not None
-        else estimate(batch, sample=ESTIMATE_SAMPLE, time_limit_s=ESTIMATE_TIME_S)
-    )
-    check_budget(cost, batch.budget)
+    cost = before_start(batch)
     if cost.high_usd:  # a known, nonzero cost: worth a line; free or unknown: quiet
         notices.warn(f"estimate: {cost.summary()}")
     return frame_from_progress(batch.execute(), prompt_name)

@@ -240,6 +240,19 @@ def check_budget_value(budget: Any) -> float | None:
     return float(budget)
 
 
+def before_start(batch: Batch, option: str = "budget=") -> Estimate:
+    """What a comparison shows before it starts, checked against ``batch.budget`` (see
+    :func:`check_budget`): with a budget every row is prepared, so that the check holds;
+    without one, :data:`ESTIMATE_SAMPLE` rows of each version × model within
+    :data:`ESTIMATE_TIME_S` (the estimate is only shown, and must not hold up the runs)."""
+    if batch.budget is not None:
+        found = estimate(batch)
+    else:
+        found = estimate(batch, sample=ESTIMATE_SAMPLE, time_limit_s=ESTIMATE_TIME_S)
+    check_budget(found, batch.budget, option)
+    return found
+
+
 def check_budget(estimate: Estimate, budget: float | None, option: str = "budget=") -> None:
     """Refuse a comparison that may cost more than ``budget`` (USD), or whose cost is unknown.
 

@@ -300,7 +300,7 @@ class PlMagic(Magics, Configurable):
         run_kwargs: dict[str, Any],
     ) -> Any:
         from ..engine.batch import Batch, plan
-        from ..engine.estimate import check_budget, check_budget_value, estimate
+        from ..engine.estimate import before_start, check_budget_value
         from ..engine.judges import judge_factory
         from ..engine.results import frame_from_progress
         from ..engine.scoring import BUILT_IN, check_expected, parse_scorers
@@ -335,8 +335,7 @@ class PlMagic(Magics, Configurable):
             budget=check_budget_value(args.budget),
             track_spend=True,
         )
-        cost = estimate(batch)
-        check_budget(cost, batch.budget, "--budget ")
+        cost = before_start(batch, "--budget ")
         cells = [
             GridCell(
                 row=" · ".join(
