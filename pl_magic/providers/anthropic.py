@@ -41,7 +41,7 @@ from ..core.keys import (
     may_send_key,
     refuse_routing_parameters,
 )
-from . import _structured
+from . import _structured, traffic
 from ._sdk_errors import (
     category_for_status,
     classify_google_auth_error,
@@ -90,6 +90,14 @@ def _sdk_arguments() -> frozenset[str]:
 def _settings() -> tuple[int, float]:
     """Client settings read from the environment (part of the client cache key)."""
     return provider_max_retries(), provider_timeout_s()
+
+
+def _http_client(anthropic: Any, is_async: bool, where: str) -> Any:
+    """The SDK's own HTTP client, with hooks that tell the engine's limiter of every answer
+    (a 429 the SDK retries included); timeout and retries stay the SDK's."""
+    if is_async:
+        return anthropic.DefaultAsyncHttpxClient(event_hooks=traffic.async_hooks(where))
+    return anthropic.DefaultHttpxClient(event_hooks=traffic.hooks(where))
 
 
 # -- request ---------------------------------------------------------------------------------
@@ -335,6 +343,9 @@ class AnthropicProvider(Provider):
     def check_credentials(self, spec: ModelSpec) -> None:
         self._api_key(spec)
 
+    def traffic_key(self, spec: ModelSpec) -> str:
+        return traffic.traffic_key(self.name, self._base_url(spec))
+
     def _client(self, spec: ModelSpec, is_async: bool) -> Any:
         key, base_url = self._api_key(spec), self._base_url(spec)
 
@@ -347,6 +358,7 @@ class AnthropicProvider(Provider):
                 base_url=base_url,
                 max_retries=provider_max_retries(),
                 timeout=provider_timeout_s(),
+                http_client=_http_client(anthropic, is_async, self.traffic_key(spec)),
             )
 
         cache = self.cached_async_client if is_async else self.cached_client
@@ -497,6 +509,12 @@ class AnthropicVertexRoute(AnthropicProvider):
         self._keyless(spec)  # an untrusted template URL is refused first
         self._settings()
 
+    def traffic_key(self, spec: ModelSpec) -> str:
+        # Vertex AI's quotas are per project and region
+        project, region = self._settings()
+        where = spec.base_url or env_value("ANTHROPIC_VERTEX_BASE_URL")
+        return traffic.traffic_key(f"{self.name}/claude", f"{project}/{region} {where or ''}")
+
     def _client(self, spec: ModelSpec, is_async: bool) -> Any:
         keyless = self._keyless(spec)
         project, region = self._settings()
@@ -514,6 +532,7 @@ class AnthropicVertexRoute(AnthropicProvider):
                 access_token=token,
                 max_retries=provider_max_retries(),
                 timeout=provider_timeout_s(),
+                http_client=_http_client(anthropic, is_async, self.traffic_key(spec)),
             )
 
         credentials = env_value("GOOGLE_APPLICATION_CREDENTIALS")

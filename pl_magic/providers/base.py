@@ -19,7 +19,7 @@ from typing import Any
 
 from ..core.blueprint import ModelSpec
 from ..core.errors import ProviderError
-from . import _sdk_errors
+from . import _sdk_errors, traffic
 
 # Canonical parameter names. Each provider maps them to its own names; a parameter with
 # no canonical name is provider-specific and is dropped when the provider changes.
@@ -197,6 +197,11 @@ class Provider(ABC):
             if entry is None or entry[0] is not loop:
                 entry = self._async_clients[full_key] = (loop, make())
             return entry[1]
+
+    def traffic_key(self, spec: ModelSpec) -> str:
+        """Which limiter this provider's calls for ``spec`` share (the engine paces each
+        one; see :mod:`.traffic`): the provider and where its requests go."""
+        return traffic.traffic_key(self.name, spec.base_url)
 
     @abstractmethod
     def warm(self, spec: ModelSpec, is_async: bool) -> None:

@@ -38,7 +38,7 @@ from ..core.keys import (
     may_send_key,
     refuse_routing_parameters,
 )
-from . import _structured
+from . import _structured, traffic
 from ._sdk_errors import category_for_status, classify_google_auth_error, transport_error
 from ._turns import TurnShape, data_url, forced_function, function_tools, to_turns, tool_calls
 from .base import ParameterMap, Provider, Reply, StreamState, env_value, fingerprint
@@ -375,7 +375,7 @@ class GoogleProvider(Provider):
         else:
             self._api_key(spec)
 
-    def _http_options(self, base_url: str | None) -> Any:
+    def _http_options(self, base_url: str | None, where: str) -> Any:
         from google.genai import types
 
         retries = provider_max_retries()
@@ -389,7 +389,20 @@ class GoogleProvider(Provider):
                 jitter=RETRY_INITIAL_DELAY_S / 2,
                 http_status_codes=RETRY_STATUS_CODES,
             ),
+            # genai builds its sync httpx client with these hooks, which tell the engine's
+            # limiter of every answer (its retries included) and hold a retry while the
+            # provider asked to wait (genai itself does not honour RetryInfo). Its async
+            # client is aiohttp's when installed: the engine then learns of a 429 from the
+            # error that reaches it.
+            client_args={"event_hooks": traffic.hooks(where)},
         )
+
+    def traffic_key(self, spec: ModelSpec) -> str:
+        if self.vertex():  # Vertex AI's quotas are per project and region
+            project, location = self._vertex_settings()
+            where = spec.base_url or env_value("GOOGLE_VERTEX_BASE_URL")
+            return traffic.traffic_key(f"{self.name}/vertex", f"{project}/{location} {where or ''}")
+        return traffic.traffic_key(self.name, spec.base_url or env_value("GOOGLE_GEMINI_BASE_URL"))
 
     def warm(self, spec: ModelSpec, is_async: bool) -> None:
         self._client(spec)
@@ -419,7 +432,7 @@ class GoogleProvider(Provider):
                     project=project,
                     location=location,
                     credentials=_placeholder_credentials() if keyless else None,
-                    http_options=self._http_options(base_url),
+                    http_options=self._http_options(base_url, self.traffic_key(spec)),
                 )
 
             key = ("vertex", project, location, base_url, credentials, keyless, settings)
@@ -431,9 +444,8 @@ class GoogleProvider(Provider):
         def make() -> Any:
             from google import genai
 
-            return genai.Client(
-                vertexai=False, api_key=api_key, http_options=self._http_options(base_url)
-            )
+            options = self._http_options(base_url, self.traffic_key(spec))
+            return genai.Client(vertexai=False, api_key=api_key, http_options=options)
 
         return self.cached_client(("gemini", base_url, fingerprint(api_key), settings), make)
 

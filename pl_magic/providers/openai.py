@@ -25,7 +25,7 @@ from ..core.keys import (
     openai_host,
     refuse_routing_parameters,
 )
-from . import _structured
+from . import _structured, traffic
 from ._local_tokens import AsyncCountingStream, CountingStream
 from ._sdk_errors import category_for_status, classify_transport_error
 from .base import ParameterMap, Provider, Reply, StreamState, env_value, fingerprint
@@ -332,18 +332,32 @@ class OpenAIProvider(Provider):
     def check_credentials(self, spec: ModelSpec) -> None:
         self._api_key(spec)
 
+    def traffic_key(self, spec: ModelSpec) -> str:
+        return traffic.traffic_key(self.name, self._base_url(spec))
+
     def _client(self, spec: ModelSpec, is_async: bool) -> Any:
         key, base_url = self._api_key(spec), self._base_url(spec)
 
         def make() -> Any:
             import openai
 
-            cls = openai.AsyncOpenAI if is_async else openai.OpenAI
+            # The SDK's own HTTP client, with hooks that tell the engine's limiter of every
+            # answer (a 429 the SDK retries included); timeout and retries stay the SDK's.
+            where = self.traffic_key(spec)
+            cls: Any
+            http: Any
+            if is_async:
+                cls = openai.AsyncOpenAI
+                http = openai.DefaultAsyncHttpxClient(event_hooks=traffic.async_hooks(where))
+            else:
+                cls = openai.OpenAI
+                http = openai.DefaultHttpxClient(event_hooks=traffic.hooks(where))
             return cls(
                 api_key=key,
                 base_url=base_url,
                 max_retries=provider_max_retries(),
                 timeout=provider_timeout_s(),
+                http_client=http,
             )
 
         if is_async:  # pooled connections belong to one event loop

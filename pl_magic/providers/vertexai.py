@@ -63,6 +63,9 @@ class VertexAIProvider(Provider):
     def warm(self, spec: ModelSpec, is_async: bool) -> None:
         self.route(spec).warm(spec, is_async)
 
+    def traffic_key(self, spec: ModelSpec) -> str:
+        return self.route(spec).traffic_key(spec)
+
     def check_credentials(self, spec: ModelSpec) -> None:
         self.route(spec).check_credentials(spec)
 
