@@ -7,6 +7,7 @@ that escapes towards a real host then fails at once with "connection refused".
 
 from __future__ import annotations
 
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -68,6 +69,10 @@ def pl_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     # the module's setting, and the shared test shell's config that the next load_ext reads.
     config.set_registry_backend("auto")
     config.set_cache_mode(None)
+    # What the limiters learnt of the fake's limits (a 429 test's small window) ends too.
+    limiter = sys.modules.get("pl_magic.engine.limiter")
+    if limiter is not None:
+        limiter.reset()
     from IPython import get_ipython
 
     shell = get_ipython()

@@ -52,6 +52,13 @@ def provider_timeout_s() -> float:
     return env_float("PL_MAGIC_TIMEOUT", 600.0)
 
 
+def adaptive_concurrency() -> bool:
+    """Whether calls are paced by what the providers' answers say of their rate limits
+    (``PL_MAGIC_ADAPTIVE_CONCURRENCY``: on unless ``0``, ``false``, ``no`` or ``off``)."""
+    value = os.environ.get("PL_MAGIC_ADAPTIVE_CONCURRENCY", "").strip().lower()
+    return value not in ("0", "false", "no", "off")
+
+
 def template_max_chars() -> int:
     """Characters a run's rendered template may have (``PL_MAGIC_TEMPLATE_MAX_CHARS``);
     a jinja2 render may also take twice as many steps."""

@@ -37,9 +37,11 @@ from ..registry.base import PreRendered, Registry
 from ..runlog.base import ProviderCall, RunRecord, RunSink
 from ..runlog.scores import ScoreLog, ScoreRow, percent
 from ..runlog.sqlite import RunLog, run_key
-from . import pricing, replay, versions
+from . import limiter, pricing, replay, versions
 
 _T = TypeVar("_T")
+
+limiter.install()  # the providers' HTTP hooks report to the limiters from now on
 
 
 def new_request_id() -> str:
@@ -625,15 +627,43 @@ class Engine:
         return lambda reply: self._log(run, "ok", reply.text, reply)
 
     def _call(self, run: PreparedRun) -> Any:
+        """The provider call, in its turn in the provider's limiter (see engine/limiter.py):
+        waiting for it sends nothing and logs nothing."""
         run.provider.warm(run.spec, False)
-        run.begin()
+        gate = limiter.limiter_for(run.provider.traffic_key(run.spec))
+        attempts = 0
+        while True:
+            permit = gate.acquire()
+            try:
+                run.begin()
+                return run.provider.call(run.request, run.spec, run.options.stream)
+            except KeyboardInterrupt:
+                permit.release()
+                self._log(run, "cancelled", "")
+                raise
+            except Exception as exc:
+                permit.release()
+                if self._rate_limited(run, gate, permit, exc) and gate.requeue(attempts):
+                    attempts += 1
+                    continue
+                _reraise(self._fail(run, exc, ""), exc)
+            finally:
+                permit.release()
+
+    @staticmethod
+    def _rate_limited(
+        run: PreparedRun, gate: limiter.Limiter, permit: limiter.Permit, exc: BaseException
+    ) -> bool:
+        """Whether a failed call ended in a rate-limit error (the limiter learns of it if
+        the SDK's HTTP hooks did not)."""
         try:
-            return run.provider.call(run.request, run.spec, run.options.stream)
-        except KeyboardInterrupt:
-            self._log(run, "cancelled", "")
-            raise
-        except Exception as exc:
-            _reraise(self._fail(run, exc, ""), exc)
+            error = run.provider.classify(exc)
+        except Exception:  # classifying must not hide the call's own error
+            return False
+        if error is None or error.category != "rate_limit":
+            return False
+        gate.observed_rate_limit(permit)
+        return True
 
     async def arun(self, options: RunOptions) -> RunResult:
         """Async twin of :meth:`run`."""
@@ -664,14 +694,21 @@ class Engine:
         if run.served is not None:
             return run, None  # a replay hit: no call
         run.provider.warm(run.spec, True)
-        run.begin()
+        gate = limiter.limiter_for(run.provider.traffic_key(run.spec))
+        permit = await gate.aacquire()
         try:
+            run.begin()
             response = await run.provider.acall(run.request, run.spec, options.stream)
         except KeyboardInterrupt:
+            permit.release()
             self._log(run, "cancelled", "")
             raise
         except Exception as exc:  # (logging it may wait on PromptLayer: off the loop)
+            permit.release()
+            self._rate_limited(run, gate, permit, exc)
             _reraise(await self._off_loop(self._fail, run, exc, ""), exc)
+        finally:
+            permit.release()
         return run, response
 
     async def _off_loop(self, fn: Callable[..., _T], *args: Any) -> _T:
