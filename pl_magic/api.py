@@ -202,6 +202,7 @@ _RUN_MANY_OWN = (
     "expected",
     "judge_repeat",
     "budget",
+    "fail_fast",
 )
 _RUN_MANY_INSTEAD = {
     "prompt_version": "versions=[3]",
@@ -245,6 +246,7 @@ def run_many(
     expected: str = "expected",
     judge_repeat: int = 1,
     budget: float | None = None,
+    fail_fast: bool = False,
     **run_kwargs: Any,
 ) -> pd.DataFrame:
     """Run every combination of versions × models × repeats × input rows; one row per run.
@@ -282,11 +284,22 @@ def run_many(
     unknown) does not start; while running, once the logged cost of finished runs reaches it,
     the runs not yet started are skipped (status ``skipped``, error ``budget``).
 
+    Calls wait their turn in one limiter per provider and base URL, shared by every run of
+    the process: it backs off when the provider answers 429 (honouring ``retry-after`` and
+    the rate-limit headers) and grows again as calls succeed, up to ``concurrency``; a run
+    rate-limited past the SDK's retries waits its turn again rather than failing (see
+    :mod:`pl_magic.engine.limiter`). ``fail_fast=True``: the first run that ends in an error
+    a retry would not cure (a bad key, model or request, a template that does not render;
+    not a rate limit, timeout or server error) stops the comparison: the runs not yet
+    started are skipped (status ``skipped``, error ``fail_fast``) and one line names the
+    run and its error.
+
     Arguments are checked before any run, as :func:`run` checks its own: a wrong type, an
     input row ``run()`` would refuse, an unknown keyword or a bad scorer is a one-line
     :class:`~pl_magic.core.errors.InvalidInputError`.
     """
     from .core import notices
+    from .core.errors import InvalidInputError
     from .engine.batch import Batch, check_runs, plan
     from .engine.estimate import before_start, check_budget_value
     from .engine.judges import judge_factory
@@ -299,6 +312,8 @@ def run_many(
     parsed = parse_scorers(scorers, judge=judge_factory(engine, judge_repeat, concurrency))
     expected = check_expected(expected)
     limit = check_budget_value(budget)
+    if not isinstance(fail_fast, bool):
+        raise InvalidInputError(f"fail_fast must be True or False, not {type(fail_fast).__name__}")
     planned = plan(versions, models, repeat, inputs, input_variables)
     batch = Batch(
         engine,
@@ -309,6 +324,7 @@ def run_many(
         stream=stream,
         scorers=parsed,
         expected=expected,
+        fail_fast=fail_fast,
     )
     check_runs(batch)
     batch.budget = limit

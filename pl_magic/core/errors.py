@@ -369,6 +369,18 @@ ERROR_CATEGORIES = (
     "unknown",
 )
 
+#: The categories of a failure that the same call might not meet again: a comparison's
+#: ``fail_fast`` does not stop at them.
+RETRYABLE_CATEGORIES = frozenset({"rate_limit", "timeout", "server", "connection", "truncated"})
+
+
+def retryable(error: BaseException | None) -> bool:
+    """Whether ``error`` is a provider failure that a retry might cure (a rate limit, a
+    timeout, a server or connection error, a stream cut short); any other error (a bad key,
+    model or request, a template that does not render) would fail the same way again."""
+    return isinstance(error, ProviderError) and error.category in RETRYABLE_CATEGORIES
+
+
 _FIXES = {
     "auth": "check the API key in the environment",
     "rate_limit": "wait and retry, or lower the concurrency",

@@ -2,11 +2,17 @@
 
 Worker threads run the engine (streaming, so they can stop between chunks) and hand
 their progress to the calling thread through a queue; only the calling thread (the
-kernel's main thread in a notebook) touches the display. A limit per provider keeps one
-slow or rate-limited provider from starving the others; the SDKs' own retries honour
-``retry-after`` on 429. The kernel's interrupt stops every run at its next chunk: those
-runs are logged as cancelled, runs not yet started are skipped, and a run still rendering its
-template stops there (the render checks the batch's cancel event at every step).
+kernel's main thread in a notebook) touches the display. The calling thread hands each
+provider at most ``concurrency`` runs at a time (one lane per provider, each with its own
+workers), so one slow or rate-limited provider never starves the others. Within that, every
+call waits its turn in its provider's limiter (:mod:`pl_magic.engine.limiter`), shared with
+every other run of the process, which backs off on 429s and grows again as calls succeed.
+The kernel's interrupt stops every run at its next chunk: those runs are logged as
+cancelled, runs not yet started (or still waiting for their turn) are skipped, and a run
+still rendering its template stops there (the render checks the batch's cancel event at
+every step). With ``fail_fast`` the first run that ends in an error a retry would not cure
+stops the comparison: the runs not yet started are skipped (status ``skipped``, error
+``fail_fast``) and one line names the run and its error.
 
 A batch nobody watches (``run_many``) does not stream unless asked to (``stream=True``):
 parsing a stream's chunks costs the SDK more CPU than the whole non-streamed answer,
@@ -20,6 +26,7 @@ from __future__ import annotations
 import itertools
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -27,10 +34,17 @@ from typing import Any
 
 from ..core import notices, render_budget
 from ..core.blueprint import reply_text
-from ..core.errors import InvalidInputError, PlMagicError, UnknownProviderError, shown
+from ..core.errors import (
+    InvalidInputError,
+    PlMagicError,
+    UnknownProviderError,
+    retryable,
+    shown,
+)
 from ..core.types import RunChunk, RunResult
 from ..providers import provider_for_model, supported
 from ..runlog.scores import ScoreRow
+from . import limiter
 from .engine import Engine, RunOptions
 from .scoring import Scorer, score_runs
 
@@ -181,6 +195,11 @@ def plan(
     return out
 
 
+def _lane(planned: PlannedRun) -> str:
+    """The provider a run waits in line for (``template``: the template's own)."""
+    return planned.provider or "template"
+
+
 def _check_concurrency(concurrency: Any) -> None:
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise InvalidInputError(
@@ -207,6 +226,13 @@ class BudgetSkipped(PlMagicError):
     """Why a run of a comparison was not started: the budget was spent."""
 
     category = "budget"
+
+
+class FailFastSkipped(PlMagicError):
+    """Why a run of a comparison was not started: ``fail_fast`` stopped the comparison at
+    an earlier run's error."""
+
+    category = "fail_fast"
 
 
 @dataclass
@@ -245,6 +271,12 @@ class Batch:
     track_spend: bool = False
     #: USD spent so far by this batch's finished runs (their logged ``cost_usd``).
     spent: float = 0.0
+    #: Stop at the first run that ends in an error a retry would not cure (see
+    #: :func:`pl_magic.core.errors.retryable`): the runs not yet started are skipped.
+    fail_fast: bool = False
+    #: The run whose error stopped the comparison (``fail_fast``), once one did.
+    failed: Progress | None = None
+    _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _spend_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def _over_budget(self) -> bool:
@@ -266,16 +298,14 @@ class Batch:
             with self._spend_lock:
                 self.spent += float(cost)
 
-    def _work(
-        self,
-        planned: PlannedRun,
-        events: queue.Queue[tuple[Any, ...]],
-        limits: dict[str, threading.Semaphore],
-    ) -> None:
-        limit = limits[planned.provider or "template"]
-        with limit, render_budget.cancel_on(self.cancel):
+    def _work(self, planned: PlannedRun, events: queue.Queue[tuple[Any, ...]]) -> None:
+        scope = limiter.comparison(self.concurrency, self.cancel, self._stop)
+        with scope, render_budget.cancel_on(self.cancel):
             if self.cancel.is_set():
                 events.put(("skipped", planned.index))
+                return
+            if self._stop.is_set():
+                events.put(("stopped", planned.index))
                 return
             if self._over_budget():
                 events.put(("budget", planned.index))
@@ -312,6 +342,8 @@ class Batch:
                 events.put(("ok", planned.index, final))
             except KeyboardInterrupt:  # the batch's interrupt stopped this run's render
                 events.put(("cancelled", planned.index, None))
+            except limiter.NotStarted:  # stopped while waiting for its turn: nothing sent
+                events.put(("skipped" if self.cancel.is_set() else "stopped", planned.index))
             except PlMagicError as exc:
                 self._add_cost(getattr(exc, "request_id", None))  # a failed stream may bill
                 events.put(("error", planned.index, exc))
@@ -324,32 +356,48 @@ class Batch:
         """Run everything; call ``on_change(progress, final)`` from this thread."""
         _check_concurrency(self.concurrency)
         progress = [Progress(r) for r in self.runs]
-        providers = {r.provider or "template" for r in self.runs}
-        limits = {p: threading.Semaphore(self.concurrency) for p in providers}
+        lanes: dict[str, deque[PlannedRun]] = {}
+        for planned in self.runs:
+            lanes.setdefault(_lane(planned), deque()).append(planned)
+        busy = dict.fromkeys(lanes, 0)
         events: queue.Queue[tuple[Any, ...]] = queue.Queue()
         pool = ThreadPoolExecutor(
-            max_workers=min(len(self.runs), self.concurrency * len(providers)) or 1,
+            max_workers=min(len(self.runs), self.concurrency * len(lanes)) or 1,
             thread_name_prefix="pl_magic-run",
         )
-        pending = len(self.runs)
-        for planned in self.runs:
-            pool.submit(self._work, planned, events, limits)
+        outstanding = 0  # handed to a worker, not ended yet
+
+        def dispatch() -> None:
+            # Each lane (provider) gets at most `concurrency` workers' runs at once: a run
+            # waiting for its provider's turn never holds a worker another provider needs.
+            nonlocal outstanding
+            for lane, waiting in lanes.items():
+                while waiting and busy[lane] < self.concurrency and not self.cancel.is_set():
+                    busy[lane] += 1
+                    outstanding += 1
+                    pool.submit(self._work, waiting.popleft(), events)
+
         interrupted = False
         try:
-            while pending:
+            dispatch()
+            while outstanding or (any(lanes.values()) and not self.cancel.is_set()):
                 try:
                     event = events.get(timeout=0.05)
                 except queue.Empty:
                     if on_change:
                         on_change(progress, False)
                     continue
-                pending -= self._apply(progress, event)
+                if self._apply(progress, event):
+                    outstanding -= 1
+                    busy[_lane(progress[event[1]].run)] -= 1
+                    self._check_fail_fast(progress[event[1]], lanes, progress)
+                    dispatch()
                 if on_change:
                     on_change(progress, False)
         except KeyboardInterrupt:
             interrupted = True
             self.cancel.set()
-            pending = self._drain(progress, events, pending)
+            outstanding = self._drain(progress, events, outstanding)
         finally:
             pool.shutdown(wait=not interrupted, cancel_futures=True)
         if interrupted:
@@ -358,11 +406,50 @@ class Batch:
                 "interrupted: runs in flight were cancelled"
                 + (f", {skipped} not started" if skipped else "")
             )
+        if self.failed is not None:
+            notices.warn(self._fail_fast_line(progress))
         if self.scorers:
             self.score(progress)
         if on_change:
             on_change(progress, True)
         return progress
+
+    def _check_fail_fast(
+        self, item: Progress, lanes: dict[str, deque[PlannedRun]], progress: list[Progress]
+    ) -> None:
+        """With ``fail_fast``, a run that ended in an error a retry would not cure stops the
+        comparison: the runs not handed to a worker yet are skipped at once, those waiting
+        for their turn give up (``_stop``), those in flight finish."""
+        if not self.fail_fast or self.failed is not None or item.status != "error":
+            return
+        if retryable(item.error):
+            return
+        self.failed = item
+        self._stop.set()
+        for waiting in lanes.values():
+            while waiting:
+                skipped = progress[waiting.popleft().index]
+                skipped.status, skipped.error = "skipped", FailFastSkipped("fail-fast")
+
+    def _fail_fast_line(self, progress: Sequence[Progress]) -> str:
+        """The one line that says which run stopped the comparison, and why."""
+        assert self.failed is not None
+        run = self.failed.run
+        where = " · ".join(
+            part
+            for part in (
+                f"row {run.input_index}" if run.input_index is not None else "",
+                f"version {run.version_name}",
+                run.model_name,
+                f"repeat {run.repeat + 1}",
+            )
+            if part
+        )
+        skipped = sum(isinstance(p.error, FailFastSkipped) for p in progress)
+        return (
+            f"fail-fast: stopped at run {run.index + 1} of {len(progress)} ({where}), which "
+            f"failed: {self.failed.error}; {skipped} run{'s' if skipped != 1 else ''} not started"
+        )
 
     def score(self, progress: Sequence[Progress]) -> int:
         """Score every run that ended ok and was logged; store the scores under the runs'
@@ -394,7 +481,8 @@ class Batch:
     def _drain(
         self, progress: list[Progress], events: queue.Queue[tuple[Any, ...]], pending: int
     ) -> int:
-        """After an interrupt: collect what the workers report as they stop."""
+        """After an interrupt: collect what the workers report as they stop (``pending``:
+        the runs handed to them and not ended yet)."""
         deadline = 30.0
         waited = 0.0
         while pending and waited < deadline:
@@ -431,5 +519,8 @@ class Batch:
             item.status = "cancelled"
         elif kind == "budget":
             item.status, item.error = "skipped", BudgetSkipped("budget")
-        # "skipped": never started, stays pending
+        elif kind == "stopped":
+            item.status, item.error = "skipped", FailFastSkipped("fail-fast")
+        else:  # "skipped": never started (or never got its turn): pending, not a run
+            item.status = "pending"
         return 1

@@ -198,6 +198,11 @@ class PlMagic(Magics, Configurable):
         type=float,
         help="USD: do not start a comparison that may cost more; skip runs once it is spent.",
     )
+    @argument(
+        "--fail-fast",
+        action="store_true",
+        help="Stop a comparison at its first run that fails in a way a retry would not cure.",
+    )
     def plrun(self, line: str, cell: str | None = None, local_ns: Any = None) -> Any:
         """Run a registry prompt; the cell body holds its input variables as YAML.
 
@@ -238,6 +243,10 @@ class PlMagic(Magics, Configurable):
                 "--score, --expected and --judge-repeat score a comparison: add --inputs, "
                 "--versions, --models or --repeat (or use pl_magic.score(df, scorers) on "
                 "logged runs)"
+            )
+        if args.fail_fast and not is_batch:
+            raise InvalidInputError(
+                "--fail-fast stops a comparison: add --inputs, --versions, --models or --repeat"
             )
         if is_batch:
             df = self._compare(name, version, label, variables, args, run_kwargs)
@@ -334,6 +343,7 @@ class PlMagic(Magics, Configurable):
             expected=expected,
             budget=check_budget_value(args.budget),
             track_spend=True,
+            fail_fast=args.fail_fast,
         )
         cost = before_start(batch, "--budget ")
         cells = [
@@ -365,7 +375,7 @@ class PlMagic(Magics, Configurable):
                 if item.status == "error" and item.error is not None:
                     cell.footer = str(item.error)
                 elif item.status == "skipped":
-                    cell.footer = "skipped: budget"
+                    cell.footer = f"skipped: {item.error or 'budget'}"
                 elif item.result is not None and item.run.version is None:
                     # asked by label (a split one may differ run by run) or latest: what ran
                     cell.footer = f"ran v{item.result['prompt_blueprint']['prompt_version']}"

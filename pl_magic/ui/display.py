@@ -230,6 +230,9 @@ class GridView:
         done = sum(c.status in _ENDED for c in self.cells)
         errors = sum(c.status == "error" for c in self.cells)
         skipped = sum(c.status == "skipped" for c in self.cells)
+        # why: "budget" or "fail-fast" (the footer of a skipped cell says "skipped: <why>")
+        reasons = {c.footer.removeprefix("skipped: ") for c in self.cells if c.status == "skipped"}
+        why = ", ".join(sorted(reasons))
         pct = int(100 * done / len(self.cells)) if self.cells else 100
         head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
         body = []
@@ -260,7 +263,7 @@ class GridView:
             f'<div style="margin-bottom:4px"><progress value="{done}" max="{len(self.cells)}">'
             f"</progress> {done}/{len(self.cells)} runs ({pct}%)"
             + (f", {errors} failed" if errors else "")
-            + (f", {skipped} skipped (budget)" if skipped else "")
+            + (f", {skipped} skipped ({html.escape(why or 'budget')})" if skipped else "")
             + html.escape(self._spent_text())
             + "</div>"
         )
