@@ -934,6 +934,17 @@ class FakeProviderServer(ThreadedServer):
 
     429 and 5xx answers carry ``retry-after-ms: 10`` and ``retry-after: 0``; Anthropic errors
     carry a ``request-id`` header. A provider request without credentials gets a native 401.
+
+    Rate limit (:meth:`_rate_limited`): ``rate_limit_rpm`` (None: off) admits that many
+    provider requests a minute per provider route (OpenAI's three APIs share one; Anthropic,
+    Claude on Vertex, Gemini and Gemini on Vertex one each) from a token bucket holding
+    ``rate_limit_burst`` requests (default: one second's worth, at least 1). A request over
+    the limit gets the route's native 429 at once with ``retry-after`` (whole seconds, rounded
+    up), ``retry-after-ms`` (the time until a request is admitted again) and the provider's
+    rate-limit headers (Gemini's: a ``google.rpc.RetryInfo`` in the body); admitted answers
+    carry the rate-limit headers too (OpenAI's ``x-ratelimit-*-requests``, Anthropic's
+    ``anthropic-ratelimit-requests-*``, ``reset`` being when the bucket is full again).
+    ``rate_limited_count`` counts the 429s it sent.
     """
 
     _name = "fake-provider"
@@ -945,6 +956,8 @@ class FakeProviderServer(ThreadedServer):
         self._fault_queue: deque[str] = deque()
         self._flaky_seen: set[str] = set()
         self._ids = itertools.count(1)
+        self._buckets: dict[str, tuple[float, float]] = {}  # route → (tokens, when)
+        self.rate_limited_count = 0
         super().__init__()
         self._app = Starlette(routes=[Route("/{path:path}", self._handle, methods=["GET", "POST"])])
         self._set_default_knobs()
@@ -959,6 +972,8 @@ class FakeProviderServer(ThreadedServer):
         self.echo_headers: bool = False
         self.structured_replies: list[dict[str, Any] | str] = []
         self.stream_usage: bool = True
+        self.rate_limit_rpm: float | None = None
+        self.rate_limit_burst: float | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -1002,6 +1017,8 @@ class FakeProviderServer(ThreadedServer):
             self.requests.clear()
             self._fault_queue.clear()
             self._flaky_seen.clear()
+            self._buckets.clear()
+            self.rate_limited_count = 0
             self.final_sent_count = 0
         self._set_default_knobs()
 
@@ -1106,6 +1123,64 @@ class FakeProviderServer(ThreadedServer):
         return JSONResponse(body, status_code=status, headers=headers)
 
     async def _provider(self, route: _Route, rec: Recorded) -> Response:
+        if self.rate_limit_rpm is None or not _has_credentials(route.kind, rec.headers):
+            return await self._answer(route, rec)
+        refused, headers = self._rate_limited(route)
+        if refused is not None:
+            return refused
+        response = await self._answer(route, rec)
+        response.headers.update(headers)
+        return response
+
+    def _rate_limited(self, route: _Route) -> tuple[Response | None, dict[str, str]]:
+        """Take a token from the route's bucket: (a native 429, or None, and the rate-limit
+        headers for the answer)."""
+        family = "openai" if route.kind.startswith("openai.") else route.kind
+        rpm = float(self.rate_limit_rpm or 0)
+        rate = max(rpm, 1e-9) / 60.0
+        capacity = max(1.0, float(self.rate_limit_burst or rate))
+        now = time.monotonic()
+        with self._lock:
+            tokens, then = self._buckets.get(family, (capacity, now))
+            tokens = min(capacity, tokens + (now - then) * rate)
+            admitted = tokens >= 1.0
+            if admitted:
+                tokens -= 1.0
+            else:
+                self.rate_limited_count += 1
+            self._buckets[family] = (tokens, now)
+        wait_s = 0.0 if admitted else (1.0 - tokens) / rate
+        full_in_s = (capacity - tokens) / rate
+        headers: dict[str, str] = {}
+        if family == "openai":
+            headers = {
+                "x-ratelimit-limit-requests": str(int(rpm)),
+                "x-ratelimit-remaining-requests": str(int(tokens)),
+                "x-ratelimit-reset-requests": f"{math.ceil(full_in_s * 1000)}ms",
+            }
+        elif family.startswith("anthropic."):
+            reset = time.time() + full_in_s
+            headers = {
+                "anthropic-ratelimit-requests-limit": str(int(rpm)),
+                "anthropic-ratelimit-requests-remaining": str(int(tokens)),
+                "anthropic-ratelimit-requests-reset": time.strftime(
+                    "%Y-%m-%dT%H:%M:%SZ", time.gmtime(math.ceil(reset))
+                ),
+            }
+        if admitted:
+            return None, headers
+        body = _DIALECTS[route.kind].error(429, f"Fake provider: over {rpm:g} requests a minute.")
+        if route.kind in ("gemini", "vertex.gemini"):
+            retry_info = {"@type": "type.googleapis.com/google.rpc.RetryInfo"}
+            body["error"]["details"] = [{**retry_info, "retryDelay": f"{wait_s:.3f}s"}]
+        headers["retry-after"] = str(math.ceil(wait_s))
+        headers["retry-after-ms"] = str(math.ceil(wait_s * 1000))
+        if route.kind.startswith("anthropic."):
+            headers["request-id"] = f"req_fake_{next(self._ids)}"
+            body["request_id"] = headers["request-id"]
+        return JSONResponse(body, status_code=429, headers=headers), headers
+
+    async def _answer(self, route: _Route, rec: Recorded) -> Response:
         plan = self._plan(route.model)
         if plan.delay_s:
             await asyncio.sleep(plan.delay_s)
