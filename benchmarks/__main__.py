@@ -29,6 +29,7 @@ BENCHMARKS = {
     "B9": "b9_compare_scores",
     "B10": "b10_judge",
     "B11": "b11_replay",
+    "B12A": "b12a_rate_limit",
 }
 RESULTS = Path(__file__).with_name("RESULTS.md")
 FIXES = Path(__file__).with_name("fixes.md")
@@ -72,6 +73,9 @@ NOTES = """\
   recorded (each served run is still resolved, rendered, looked up and logged).
 - B9: `cell_summary` (the score rows `compare()` adds) against a pandas
   `groupby().agg(["mean", "std", "count"])`; B9b is `compare(df)` as a whole, reported.
+- B12a: one comparison per mode (adaptive, then fixed), each from a fresh limiter and a full
+  bucket; the baseline is the limit itself, `(runs − burst) / rate + delay`, the least time any
+  client needs. 600 requests a minute (`--quick`: 1,200, the same shape in half the time).
 """
 
 
