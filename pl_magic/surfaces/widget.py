@@ -20,6 +20,7 @@ from ..core.blueprint import reply_text
 from ..core.errors import InvalidInputError, PlMagicError, PromptNotFoundError
 from ..core.parsing import parse_pairs
 from ..core.store import utcnow_iso
+from ..engine import limiter
 from ..engine.engine import RunOptions
 from ..providers import get_provider, suggested_models, supported
 from ..runlog.sqlite import RunFilter
@@ -372,10 +373,12 @@ class PromptForm:
     def _run_all(self, planned: list[RunOptions]) -> None:
         shown: list[str] = []
         try:
-            for options in planned:
-                if self._cancel.is_set():
-                    break
-                shown.append(self._run_one(options, shown))
+            # One run at a time; Stop also ends a run still waiting for its provider's turn.
+            with limiter.comparison(1, self._cancel):
+                for options in planned:
+                    if self._cancel.is_set():
+                        break
+                    shown.append(self._run_one(options, shown))
         finally:
             try:
                 self._refresh_table()
@@ -412,6 +415,8 @@ class PromptForm:
             self.request_ids.append(result["request_id"])
             text = reply_text(result["prompt_blueprint"])
             view = _reply_html(text, footer_mod.footer(result))
+        except limiter.NotStarted:  # stopped while waiting for the provider: nothing sent
+            view = _reply_html("", "stopped before it was sent", "cancelled")
         except PlMagicError as exc:
             if exc.request_id:
                 self.request_ids.append(exc.request_id)
