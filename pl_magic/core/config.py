@@ -55,8 +55,8 @@ def provider_timeout_s() -> float:
 def adaptive_concurrency() -> bool:
     """Whether calls are paced by what the providers' answers say of their rate limits
     (``PL_MAGIC_ADAPTIVE_CONCURRENCY``: on unless ``0``, ``false``, ``no`` or ``off``)."""
-    value = os.environ.get("PL_MAGIC_ADAPTIVE_CONCURRENCY", "").strip().lower()
-    return value not in ("0", "false", "no", "off")
+    value = os.environ.get("PL_MAGIC_ADAPTIVE_CONCURRENCY")
+    return not value or value.strip().lower() not in ("0", "false", "no", "off")
 
 
 def template_max_chars() -> int:

@@ -37,7 +37,6 @@ import contextlib
 import math
 import threading
 import time
-from collections import Counter
 from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -149,7 +148,7 @@ class Limiter:
         self.last_retry_after_s: float | None = None
         self._last_decrease = -math.inf
         self._idle_since = time.monotonic()
-        self._caps: Counter[float] = Counter()  # the ceilings of the calls in or waiting
+        self._caps: dict[float, int] = {}  # the ceilings of the calls in or waiting: how many
         self._waiting = 0
         self._cond = threading.Condition(threading.Lock())
 
@@ -179,7 +178,7 @@ class Limiter:
         scope = _SCOPE.get()
         cap = float(scope.concurrency) if scope is not None else math.inf
         with self._cond:
-            self._caps[cap] += 1
+            self._caps[cap] = self._caps.get(cap, 0) + 1
             if not adaptive() or self._admissible(time.monotonic()):
                 return self._take(cap)
             self._waiting += 1
@@ -203,7 +202,7 @@ class Limiter:
         scope = _SCOPE.get()
         cap = float(scope.concurrency) if scope is not None else math.inf
         with self._cond:
-            self._caps[cap] += 1
+            self._caps[cap] = self._caps.get(cap, 0) + 1
         try:
             while True:
                 with self._cond:
@@ -220,8 +219,10 @@ class Limiter:
             raise
 
     def _forget_cap(self, cap: float) -> None:
-        self._caps[cap] -= 1
-        if self._caps[cap] <= 0:
+        left = self._caps[cap] - 1
+        if left > 0:
+            self._caps[cap] = left
+        else:
             del self._caps[cap]
 
     def _release(self, cap: float) -> None:
@@ -245,7 +246,7 @@ class Limiter:
     def wait_out_pause(self) -> None:
         """Hold a request while the provider asked to wait. A comparison's cancel stops the
         wait (KeyboardInterrupt, as a render stopped by it: the run is logged cancelled)."""
-        if not adaptive():
+        if self.paused_until <= time.monotonic() or not adaptive():
             return
         scope = _SCOPE.get()
         while True:
@@ -258,7 +259,7 @@ class Limiter:
 
     async def await_pause(self) -> None:
         """Async twin of :meth:`wait_out_pause`."""
-        if not adaptive():
+        if self.paused_until <= time.monotonic() or not adaptive():
             return
         while True:
             pause = self.paused_until - time.monotonic()

@@ -22,16 +22,14 @@ import json
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 #: Where the request hook notes when a request went out (read back from its response).
 SENT_AT = "pl_magic.sent_at"
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
+class Answer(NamedTuple):
     """One HTTP answer from a provider, as far as pacing is concerned."""
 
     status: int
