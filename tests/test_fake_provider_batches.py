@@ -12,6 +12,7 @@ import json
 import time
 from typing import Any
 
+import anthropic
 import httpx2
 import openai
 import pytest
@@ -34,6 +35,13 @@ def _without_ids(obj: Any) -> Any:
 
 def _jsonl(text: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def claude(fake_provider_server: FakeProviderServer) -> anthropic.Anthropic:
+    return anthropic.Anthropic(
+        api_key=API_KEY, base_url=fake_provider_server.anthropic_base_url, max_retries=0
+    )
 
 
 @pytest.fixture(scope="module")
@@ -277,3 +285,183 @@ def test_openai_batch_calls_check_credentials_and_faults(
         oai.batches.list()
     assert oai.batches.list().data == []
     assert [c.action for c in fake_provider.batches.calls] == ["list"]
+
+
+# -- Anthropic -------------------------------------------------------------------------------
+
+
+def _claude_request(custom_id: str, text: str, **params: Any) -> Any:
+    return {
+        "custom_id": custom_id,
+        "params": {
+            "model": "claude-haiku-4-5",
+            "max_tokens": 64,
+            "messages": [{"role": "user", "content": text}],
+            **params,
+        },
+    }
+
+
+def test_anthropic_life_cycle_matches_live_answers(
+    fake_provider: FakeProviderServer, claude: anthropic.Anthropic
+) -> None:
+    fake_provider.batches.processing_polls = 1
+    tool = {
+        "name": "verdict",
+        "description": "Record the verdict.",
+        "input_schema": {
+            "type": "object",
+            "properties": {"ok": {"type": "boolean"}},
+            "required": ["ok"],
+        },
+    }
+    forced: dict[str, Any] = {"tools": [tool], "tool_choice": {"type": "tool", "name": "verdict"}}
+    requests = [
+        _claude_request("plain", "first question", system="be brief"),
+        _claude_request("tool", "is it fine?", **forced),
+        _claude_request("marked", "batch-err-500 please"),
+        {"custom_id": "no-model", "params": {"max_tokens": 5, "messages": []}},
+    ]
+    created = claude.messages.batches.create(requests=requests)
+    assert created.processing_status == "in_progress" and created.results_url is None
+    assert created.request_counts.processing == 4
+    polled = claude.messages.batches.retrieve(created.id)
+    assert polled.processing_status == "in_progress"
+    ended = claude.messages.batches.retrieve(created.id)
+    assert ended.processing_status == "ended" and ended.ended_at and ended.results_url
+    assert ended.request_counts.model_dump() == {
+        "processing": 0,
+        "succeeded": 2,
+        "errored": 2,
+        "canceled": 0,
+        "expired": 0,
+    }
+
+    results = {r.custom_id: r.result for r in claude.messages.batches.results(created.id)}
+    assert list(results) == ["plain", "tool", "marked", "no-model"]
+    for custom_id, params in (("plain", requests[0]["params"]), ("tool", requests[1]["params"])):
+        result = results[custom_id]
+        assert result.type == "succeeded"
+        live = claude.messages.with_raw_response.create(**params).http_response.json()
+        assert _without_ids(result.message.model_dump(mode="json", exclude_unset=True)) == (
+            _without_ids(live)
+        )
+    assert results["tool"].type == "succeeded"
+    assert results["tool"].message.content[0].input == {"ok": True}  # type: ignore[union-attr]
+    for custom_id, error_type in (("marked", "api_error"), ("no-model", "invalid_request_error")):
+        errored = results[custom_id]
+        assert errored.type == "errored" and errored.error.error.type == error_type
+
+    actions = [c.action for c in fake_provider.batches.calls_of("anthropic")]
+    assert actions == ["create", "retrieve", "retrieve", "retrieve", "results"]
+
+
+def test_anthropic_cancel_and_delete(
+    fake_provider: FakeProviderServer, claude: anthropic.Anthropic
+) -> None:
+    fake_provider.batches.processing_polls = 100
+    fake_provider.batches.processed_before_stop = 1
+    batch = claude.messages.batches.create(
+        requests=[_claude_request(f"r{i}", f"question {i}") for i in range(3)]
+    )
+    with pytest.raises(anthropic.AnthropicError, match="results_url"):
+        claude.messages.batches.results(batch.id)  # the SDK checks results_url first
+    with pytest.raises(anthropic.BadRequestError, match="still in progress"):
+        claude.messages.batches.delete(batch.id)
+    canceling = claude.messages.batches.cancel(batch.id)
+    assert canceling.processing_status == "canceling" and canceling.cancel_initiated_at
+    ended = claude.messages.batches.retrieve(batch.id)
+    assert ended.processing_status == "ended"
+    assert (ended.request_counts.succeeded, ended.request_counts.canceled) == (1, 2)
+    kinds = [(r.custom_id, r.result.type) for r in claude.messages.batches.results(batch.id)]
+    assert kinds == [("r0", "succeeded"), ("r1", "canceled"), ("r2", "canceled")]
+    assert claude.messages.batches.cancel(batch.id).processing_status == "ended"
+
+    assert claude.messages.batches.delete(batch.id).type == "message_batch_deleted"
+    with pytest.raises(anthropic.NotFoundError):
+        claude.messages.batches.retrieve(batch.id)
+
+
+def test_anthropic_outcomes_and_order(
+    fake_provider: FakeProviderServer, claude: anthropic.Anthropic
+) -> None:
+    knobs = fake_provider.batches
+    knobs.results_order = "reversed"
+    knobs.request_errors = {"b": 429}
+    batch = claude.messages.batches.create(
+        requests=[_claude_request(c, "hello") for c in ("a", "b", "c")]
+    )
+    claude.messages.batches.retrieve(batch.id)
+    results = [(r.custom_id, r.result.type) for r in claude.messages.batches.results(batch.id)]
+    assert results == [("c", "succeeded"), ("b", "errored"), ("a", "succeeded")]
+
+    knobs.outcome = "expired"
+    expired = claude.messages.batches.create(requests=[_claude_request("a", "hello")])
+    assert claude.messages.batches.retrieve(expired.id).request_counts.expired == 1
+    assert [r.result.type for r in claude.messages.batches.results(expired.id)] == ["expired"]
+
+    knobs.outcome = "failed"
+    failed = claude.messages.batches.create(requests=[_claude_request("a", "hello")])
+    assert claude.messages.batches.retrieve(failed.id).request_counts.errored == 1
+    (result,) = claude.messages.batches.results(failed.id)
+    assert result.result.type == "errored" and result.result.error.error.type == "api_error"
+
+
+def test_anthropic_list_paginates_newest_first(
+    fake_provider: FakeProviderServer, claude: anthropic.Anthropic
+) -> None:
+    ids = [
+        claude.messages.batches.create(requests=[_claude_request("a", f"hello {i}")]).id
+        for i in range(3)
+    ]
+    page = claude.messages.batches.list(limit=2)
+    assert [b.id for b in page.data] == ids[::-1][:2] and page.has_more
+    assert page.first_id == ids[2] and page.last_id == ids[1]
+    assert [b.id for b in claude.messages.batches.list(limit=2)] == ids[::-1]
+    assert [b.id for b in claude.messages.batches.list(after_id=ids[2])] == ids[1::-1]
+    assert [b.id for b in claude.messages.batches.list(before_id=ids[0], limit=1).data] == [ids[1]]
+
+
+def test_anthropic_create_refusals(
+    fake_provider: FakeProviderServer, claude: anthropic.Anthropic
+) -> None:
+    knobs = fake_provider.batches
+    knobs.anthropic_max_requests = 2
+    with pytest.raises(anthropic.BadRequestError, match="at most 2 requests") as too_many:
+        claude.messages.batches.create(requests=[_claude_request(f"r{i}", "x") for i in range(3)])
+    assert too_many.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
+    knobs.anthropic_max_bytes = 200
+    with pytest.raises(anthropic.ContentTooLargeError) as too_large:
+        claude.messages.batches.create(requests=[_claude_request("a", "x" * 300)])
+    assert too_large.value.body["error"]["type"] == "request_too_large"  # type: ignore[index]
+    knobs.anthropic_max_bytes = 10_000
+    with pytest.raises(anthropic.BadRequestError, match="duplicate custom_id"):
+        claude.messages.batches.create(requests=[_claude_request("a", "x")] * 2)
+    with pytest.raises(anthropic.BadRequestError, match="custom_id"):
+        claude.messages.batches.create(requests=[_claude_request("no spaces allowed", "x")])
+    assert knobs.submitted() == []
+
+
+def test_anthropic_batch_credentials(
+    fake_provider: FakeProviderServer, claude: anthropic.Anthropic
+) -> None:
+    url = fake_provider.anthropic_base_url + "/v1/messages/batches"
+    missing = httpx2.get(url)
+    assert missing.status_code == 401
+    assert missing.json()["error"]["type"] == "authentication_error"
+    assert httpx2.get(url, headers={"x-api-key": API_KEY}).json()["data"] == []
+
+
+def test_anthropic_vertex_client_has_no_batch_route(fake_provider: FakeProviderServer) -> None:
+    """The finding batch mode relies on: AnthropicVertex refuses batches before any request,
+    so Claude on Vertex AI must fall back to live calls."""
+    vertex = anthropic.AnthropicVertex(
+        region="us-east5",
+        project_id="p1",
+        access_token="ya29.fake",
+        base_url=fake_provider.anthropic_vertex_base_url,
+        max_retries=0,
+    )
+    with pytest.raises(anthropic.AnthropicError, match="not supported in the Vertex client"):
+        vertex.messages.batches.create(requests=[_claude_request("a", "x")])
+    assert fake_provider.requests == []

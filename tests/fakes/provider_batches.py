@@ -15,6 +15,11 @@ Routes (``Recorded.kind`` in brackets):
 * OpenAI [``openai.batches``]: ``POST /v1/batches`` (endpoint ``/v1/chat/completions``,
   ``/v1/responses`` or ``/v1/completions``; ``completion_window`` ``24h``), ``GET /v1/batches``
   (``after``/``limit``), ``GET /v1/batches/{id}``, ``POST /v1/batches/{id}/cancel``.
+* Anthropic [``anthropic.batches``]: ``POST /v1/messages/batches``, ``GET /v1/messages/batches``
+  (``after_id``/``before_id``/``limit``), ``GET|DELETE /v1/messages/batches/{id}``,
+  ``POST /v1/messages/batches/{id}/cancel``, ``GET /v1/messages/batches/{id}/results``
+  (JSONL). Claude on Vertex AI has no batch route here: ``anthropic.AnthropicVertex`` refuses
+  ``/v1/messages/batches`` itself ("The Batch API is not supported in the Vertex client yet").
 
 A batch moves through its provider's states on reads of it (see the knobs of
 :class:`FakeBatches`); results are computed once, when it ends, and served from then on.
@@ -28,6 +33,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from starlette.responses import Response
@@ -45,11 +51,13 @@ __all__ = [
 ]
 
 #: ``Recorded.kind`` of the batch API routes.
-BATCH_KINDS: tuple[str, ...] = ("openai.files", "openai.batches")
+BATCH_KINDS: tuple[str, ...] = ("openai.files", "openai.batches", "anthropic.batches")
 
 #: The documented limits (the knobs' defaults).
 OPENAI_MAX_REQUESTS = 50_000
 OPENAI_MAX_FILE_BYTES = 200 * 1024 * 1024
+ANTHROPIC_MAX_REQUESTS = 100_000
+ANTHROPIC_MAX_BYTES = 256 * 1024 * 1024
 
 _DAY_S = 86_400
 # OpenAI batch endpoints the fake answers, and the live kind that answers each request.
@@ -65,10 +73,14 @@ _MAX_LISTED_ERRORS = 100
 
 _OPENAI_FILES_RE = re.compile(r"/v1/files(?:/([^/]+)(?:/(content))?)?$")
 _OPENAI_BATCHES_RE = re.compile(r"/v1/batches(?:/([^/]+)(?:/(cancel))?)?$")
+_ANTHROPIC_RE = re.compile(r"/v1/messages/batches(?:/([^/]+)(?:/(cancel|results))?)?$")
+_ANTHROPIC_CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
 
 def classify_batch(method: str, path: str) -> tuple[str, str] | None:
     """``(kind, model)`` of a batch API request, or None when ``path`` is not one."""
+    if _ANTHROPIC_RE.search(path):
+        return "anthropic.batches", ""
     if _OPENAI_FILES_RE.search(path):
         return "openai.files", ""
     if _OPENAI_BATCHES_RE.search(path):
@@ -119,8 +131,10 @@ class LiveAnswers(Protocol):
 class BatchCall:
     """One batch API call the fake answered (after its fault and credentials checks)."""
 
-    provider: str  # "openai"
-    action: str  # upload, file, content, files, delete_file, create, retrieve, list, cancel
+    provider: str  # "openai", "anthropic"
+    # upload, file, content, files, delete_file (OpenAI files); create, retrieve, list,
+    # cancel, results (Anthropic), delete (Anthropic)
+    action: str
     target: str | None  # the batch or file id the call names, or the new one it created
 
 
@@ -179,6 +193,7 @@ class BatchJob:
     output_file_id: str | None = None
     error_file_id: str | None = None
     usage: dict[str, Any] | None = None
+    jsonl: bytes | None = None  # Anthropic results, rendered on first download
 
     def done_counts(self) -> tuple[int, int]:
         """(succeeded, errored) so far: in proportion to ``progress`` while running."""
@@ -250,7 +265,8 @@ class FakeBatches:
     * ``processing_s``: and it stays in progress until this many seconds after creation.
     * ``outcome``: how a batch ends when processing is over: ``"completed"`` (default),
       ``"expired"`` or ``"failed"`` (OpenAI: status ``failed``, ``errors`` code
-      ``token_limit_exceeded``, no output).
+      ``token_limit_exceeded``, no output; Anthropic, which has no failed batch: every
+      request ``errored`` with a 500 ``api_error``).
     * ``processed_before_stop``: when a batch is cancelled or expires, its first N requests
       (input order) still have their results; the rest are cancelled / expired (default 0).
     * ``request_errors``: ``{custom_id: HTTP status}``; those requests error with that status
@@ -258,10 +274,12 @@ class FakeBatches:
       Also a request whose message text contains ``batch-err-NNN``, or whose model names an
       ``err-NNN`` fault, errors with NNN. The others succeed.
     * ``results_order``: ``"input"`` (default) or ``"reversed"``: the order of the lines of
-      OpenAI output/error files (the APIs do not promise input order).
+      OpenAI output/error files and Anthropic results (the APIs do not promise input order).
     * Limits: ``openai_max_requests`` (50,000 lines per batch: more fails the batch with
-      ``too_many_tasks``) and ``openai_max_file_bytes`` (200 MB per ``purpose=batch`` upload:
-      more is a 400 ``File is too large.``).
+      ``too_many_tasks``), ``openai_max_file_bytes`` (200 MB per ``purpose=batch`` upload:
+      more is a 400 ``File is too large.``), ``anthropic_max_requests`` (100,000: more is a
+      400 ``invalid_request_error``) and ``anthropic_max_bytes`` (256 MB of create body: more
+      is a 413 ``request_too_large``).
 
     Cancelling: the cancel answer shows the cancelling state; the next read of the batch
     shows it cancelled.
@@ -289,6 +307,8 @@ class FakeBatches:
         self.results_order: str = "input"
         self.openai_max_requests: int = OPENAI_MAX_REQUESTS
         self.openai_max_file_bytes: int = OPENAI_MAX_FILE_BYTES
+        self.anthropic_max_requests: int = ANTHROPIC_MAX_REQUESTS
+        self.anthropic_max_bytes: int = ANTHROPIC_MAX_BYTES
 
     def reset(self) -> None:
         """Forget jobs, files and calls; restore the knobs."""
@@ -315,6 +335,8 @@ class FakeBatches:
                 return self._openai_files(req)
             if kind == "openai.batches":
                 return self._openai_batches(req)
+            if kind == "anthropic.batches":
+                return self._anthropic(req, base_url)
         raise BatchHTTPError(404, f"fake provider: no batch route for {req.method} {req.path}")
 
     # -- shared life cycle -----------------------------------------------------------------
@@ -383,6 +405,9 @@ class FakeBatches:
         for i, r in enumerate(job.requests):
             if kept is not None and i >= kept:
                 results.append((r, "canceled" if end == "cancelled" else "expired", None))
+            elif end == "failed" and job.provider == "anthropic":
+                message = "Internal server error while processing the batch."
+                results.append((r, "errored", self._live.error(r.kind, 500, message)))
             elif end == "failed":
                 results.append((r, "failed", None))
             elif r.error is not None:
@@ -713,9 +738,163 @@ class FakeBatches:
             "total_tokens": tokens_in + tokens_out,
         }
 
+    # -- Anthropic -------------------------------------------------------------------------
+
+    def _anthropic(self, req: Incoming, base_url: str) -> Response:
+        match = _ANTHROPIC_RE.search(req.path)
+        assert match is not None
+        batch_id, sub = match[1], match[2]
+        if req.method == "POST" and batch_id is None:
+            job = self._anthropic_create(req)
+            self._record("anthropic", "create", job.id)
+            return _json_response(self._anthropic_batch(job, base_url))
+        if req.method == "GET" and batch_id is None:
+            self._record("anthropic", "list", None)
+            jobs = [j for j in self.jobs.values() if j.provider == "anthropic"][::-1]
+            limit = _limit(req.query, 20, 1000)
+            before = req.query.get("before_id")
+            if before:
+                stop = next((i for i, j in enumerate(jobs) if j.id == before), 0)
+                page, more = jobs[max(0, stop - limit) : stop], stop > limit
+            else:
+                page, more = _page(jobs, req.query.get("after_id"), limit, lambda j: j.id)
+            for job in page:
+                self._observe(job, poll=False)
+            return _json_response(
+                {
+                    "data": [self._anthropic_batch(j, base_url) for j in page],
+                    "has_more": more,
+                    "first_id": page[0].id if page else None,
+                    "last_id": page[-1].id if page else None,
+                }
+            )
+        job = self._job(batch_id or "", "anthropic")
+        if req.method == "GET" and sub is None:
+            self._record("anthropic", "retrieve", job.id)
+            self._observe(job, poll=True)
+            return _json_response(self._anthropic_batch(job, base_url))
+        if req.method == "POST" and sub == "cancel":
+            self._record("anthropic", "cancel", job.id)
+            self._cancel(job)
+            return _json_response(self._anthropic_batch(job, base_url))
+        if req.method == "GET" and sub == "results":
+            self._record("anthropic", "results", job.id)
+            if job.phase != "ended":
+                raise BatchHTTPError(
+                    400, f"Message Batch {job.id} has not ended yet; its results are not ready."
+                )
+            if job.jsonl is None:
+                job.jsonl = b"".join(
+                    _json(_anthropic_line(*res)) + b"\n" for res in self._ordered(job)
+                )
+            return Response(job.jsonl, media_type="application/binary")
+        if req.method == "DELETE" and sub is None:
+            if job.phase != "ended":
+                raise BatchHTTPError(
+                    400, f"Message Batch {job.id} is still in progress; cancel it before deleting."
+                )
+            self._record("anthropic", "delete", job.id)
+            del self.jobs[job.id]
+            return _json_response({"id": job.id, "type": "message_batch_deleted"})
+        raise BatchHTTPError(404, f"fake provider: no route for {req.method} {req.path}")
+
+    def _anthropic_create(self, req: Incoming) -> BatchJob:
+        # The documented limits: 413 past the size (checked before parsing, as Cloudflare
+        # does), 400 past the count. Each request's params are checked when it is processed.
+        if len(req.raw) > self.anthropic_max_bytes:
+            raise BatchHTTPError(
+                413, "Request exceeds the maximum allowed number of bytes for a Message Batch."
+            )
+        items = req.body.get("requests") if isinstance(req.body, dict) else None
+        if not isinstance(items, list) or not items:
+            raise BatchHTTPError(400, "requests: List should have at least 1 item.")
+        if len(items) > self.anthropic_max_requests:
+            raise BatchHTTPError(
+                400,
+                f"requests: a Message Batch may contain at most {self.anthropic_max_requests} "
+                f"requests; got {len(items)}.",
+            )
+        requests: list[BatchRequest] = []
+        seen: set[str] = set()
+        for i, item in enumerate(items):
+            custom_id = item.get("custom_id") if isinstance(item, dict) else None
+            if not isinstance(custom_id, str) or not _ANTHROPIC_CUSTOM_ID.match(custom_id):
+                raise BatchHTTPError(
+                    400,
+                    f"requests.{i}.custom_id: String should match pattern "
+                    f"'{_ANTHROPIC_CUSTOM_ID.pattern}'.",
+                )
+            if custom_id in seen:
+                raise BatchHTTPError(
+                    400,
+                    f"requests.{i}.custom_id: duplicate custom_id {custom_id!r}; each request "
+                    "in a Message Batch must have a unique custom_id.",
+                )
+            params = item.get("params")
+            if not isinstance(params, dict):
+                raise BatchHTTPError(400, f"requests.{i}.params: Field required.")
+            seen.add(custom_id)
+            model = str(params.get("model") or "")
+            error: tuple[int, str] | None
+            if not model or not isinstance(params.get("messages"), list):
+                error = (400, "params: 'model' and 'messages' are required.")
+            else:
+                error = self._request_error("anthropic.messages", custom_id, model, params)
+            requests.append(BatchRequest(custom_id, "anthropic.messages", model, params, error))
+        return self._add(
+            BatchJob(
+                provider="anthropic",
+                id=self._new_id("msgbatch_fake_"),
+                requests=requests,
+                plan=self._live.plan(),
+                created_at=time.time(),
+                started=time.monotonic(),
+            )
+        )
+
+    def _anthropic_batch(self, job: BatchJob, base_url: str) -> dict[str, Any]:
+        counts = dict.fromkeys(("processing", "succeeded", "errored", "canceled", "expired"), 0)
+        if job.phase == "ended":
+            for _, outcome, _ in job.results:
+                counts[outcome] += 1
+        else:
+            counts["processing"] = len(job.requests)
+        ended = job.phase == "ended"
+        return {
+            "id": job.id,
+            "type": "message_batch",
+            "processing_status": {"running": "in_progress", "canceling": "canceling"}.get(
+                job.phase, "ended"
+            ),
+            "request_counts": counts,
+            "ended_at": _rfc3339(job.ended_at),
+            "created_at": _rfc3339(job.created_at),
+            "expires_at": _rfc3339(job.created_at + _DAY_S),
+            "archived_at": None,
+            "cancel_initiated_at": _rfc3339(job.cancel_at),
+            "results_url": f"{base_url}/v1/messages/batches/{job.id}/results" if ended else None,
+        }
+
+
+def _anthropic_line(r: BatchRequest, outcome: str, body: dict[str, Any] | None) -> dict[str, Any]:
+    """One line of an Anthropic results file."""
+    if outcome == "succeeded":
+        result: dict[str, Any] = {"type": "succeeded", "message": body}
+    elif outcome == "errored":
+        result = {"type": "errored", "error": body}
+    else:
+        result = {"type": outcome}  # canceled / expired
+    return {"custom_id": r.custom_id, "result": result}
+
 
 def _batch_error(
     code: str, message: str, param: str | None = None, line: int | None = None
 ) -> dict[str, Any]:
     """One entry of an OpenAI batch's ``errors.data``."""
     return {"code": code, "message": message, "param": param, "line": line}
+
+
+def _rfc3339(t: float | None) -> str | None:
+    if t is None:
+        return None
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
