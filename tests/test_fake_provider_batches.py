@@ -279,6 +279,29 @@ def test_openai_processing_time(fake_provider: FakeProviderServer, oai: openai.O
     assert oai.batches.list().data[0].status == "completed"  # a list read ends it too
 
 
+def test_openai_ten_thousand_requests_are_answered_quickly(
+    fake_provider: FakeProviderServer, oai: openai.OpenAI
+) -> None:
+    """The engine's benchmark submits 10,000 requests in one batch: the fake must not be
+    the bottleneck (no per-request sleeps, replies computed once when the batch ends)."""
+    lines = [
+        {
+            "custom_id": f"run-{i}",
+            "method": "POST",
+            "url": "/v1/responses",
+            "body": {"model": "gpt-4.1-mini", "input": f"question number {i}"},
+        }
+        for i in range(10_000)
+    ]
+    started = time.perf_counter()
+    batch = oai.batches.retrieve(_submit(oai, lines, endpoint="/v1/responses").id)
+    output = oai.files.content(batch.output_file_id or "").content
+    elapsed = time.perf_counter() - started
+    assert batch.request_counts is not None and batch.request_counts.completed == 10_000
+    assert output.count(b"\n") == 10_000
+    assert elapsed < 8, f"10,000-request batch took {elapsed:.1f} s"
+
+
 def test_openai_batch_calls_check_credentials_and_faults(
     fake_provider: FakeProviderServer, oai: openai.OpenAI
 ) -> None:
@@ -410,6 +433,23 @@ def test_anthropic_outcomes_and_order(
     assert claude.messages.batches.retrieve(failed.id).request_counts.errored == 1
     (result,) = claude.messages.batches.results(failed.id)
     assert result.result.type == "errored" and result.result.error.error.type == "api_error"
+
+
+def test_anthropic_batch_held_then_released_keeps_reply_knobs_of_creation(
+    fake_provider: FakeProviderServer, claude: anthropic.Anthropic
+) -> None:
+    fake_provider.reply_text = "captured at creation"
+    fake_provider.batches.processing_polls = 10**9  # held, as across a kernel restart
+    batch = claude.messages.batches.create(requests=[_claude_request("a", "hello")])
+    fake_provider.reply_text = "changed later"
+    for _ in range(3):
+        assert claude.messages.batches.retrieve(batch.id).processing_status == "in_progress"
+    fake_provider.batches.processing_polls = 0  # released
+    assert claude.messages.batches.retrieve(batch.id).processing_status == "ended"
+    (result,) = claude.messages.batches.results(batch.id)
+    assert result.result.type == "succeeded"
+    assert result.result.message.content[0].text == "captured at creation"  # type: ignore[union-attr]
+    assert len(fake_provider.batches.calls_of("anthropic", "create")) == 1
 
 
 def test_anthropic_list_paginates_newest_first(

@@ -132,12 +132,18 @@ class BatchHTTPError(Exception):
 class Incoming(Protocol):
     """The parts of a recorded request a batch route reads (``Recorded`` has them)."""
 
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: Any
-    raw: bytes
+    @property
+    def method(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def query(self) -> dict[str, str]: ...
+    @property
+    def headers(self) -> dict[str, str]: ...
+    @property
+    def body(self) -> Any: ...
+    @property
+    def raw(self) -> bytes: ...
 
 
 class LiveAnswers(Protocol):
@@ -290,12 +296,18 @@ def _limit(query: dict[str, str], default: int, most: int) -> int:
 class FakeBatches:
     """Batch jobs, uploaded files, knobs and a record of calls for ``FakeProviderServer``.
 
-    Knobs (plain attributes, read when a call arrives; ``reset()`` restores them):
+    Knobs (plain attributes; ``reset()`` restores them). The batch knobs are read on every
+    read of a batch, so a test can hold a batch in progress (``processing_polls = 10**9``,
+    say, across a kernel restart) and then release it (back to 0). The reply knobs of the
+    server (``reply_text``, ``chunk_size``, ``stream_chunks``) are captured when the batch is
+    created; ``structured_replies`` entries are consumed in input order when it ends.
 
-    * ``processing_polls``: a batch answers its first N status reads (retrieve of that batch)
-      as in progress; the read after them ends it. 0 (default): the first read ends it, so a
-      test polls once. The create answer itself always shows the first state (OpenAI
-      ``validating``). Lists show the state but do not count as polls.
+    * ``processing_polls``: a batch answers its first N status reads (OpenAI ``retrieve``,
+      Anthropic ``retrieve``, Gemini ``get`` of that batch) as in progress, with progress
+      counts growing; the read after them ends it. 0 (default): the first read ends it, so
+      a test polls once. The create answer itself always shows the first state (OpenAI
+      ``validating``, Anthropic ``in_progress``, Gemini ``BATCH_STATE_PENDING``). Lists show
+      the state but do not count as polls (a list read can end a batch whose polls are done).
     * ``processing_s``: and it stays in progress until this many seconds after creation.
     * ``outcome``: how a batch ends when processing is over: ``"completed"`` (default),
       ``"expired"`` or ``"failed"`` (OpenAI: status ``failed``, ``errors`` code
@@ -318,8 +330,9 @@ class FakeBatches:
     * Gemini requests have no custom_id: ``request_errors`` matches the request's
       ``metadata["key"]``, or its index as a string when it has none.
 
-    Cancelling: the cancel answer shows the cancelling state; the next read of the batch
-    shows it cancelled.
+    Cancelling: the cancel answer shows the cancelling state (Gemini's cancel answers
+    ``{}``); the next read of the batch shows it cancelled, with the results of the first
+    ``processed_before_stop`` requests. Gemini lists carry no ``output`` (get the batch).
 
     Record: ``calls`` lists every batch API call (:class:`BatchCall`); ``jobs`` maps id to
     :class:`BatchJob` (creation order); ``files`` maps id to :class:`StoredFile`. Ids keep
@@ -508,19 +521,19 @@ class FakeBatches:
                     "has_more": more,
                 }
             )
-        f = self.files.get(file_id or "")
-        if f is None:
+        stored = self.files.get(file_id or "")
+        if stored is None:
             raise BatchHTTPError(404, f"No such File object: {file_id}")
         if req.method == "GET" and sub == "content":
-            self._record("openai", "content", f.id)
-            return Response(f.data, media_type="application/octet-stream")
+            self._record("openai", "content", stored.id)
+            return Response(stored.data, media_type="application/octet-stream")
         if req.method == "GET" and sub is None:
-            self._record("openai", "file", f.id)
-            return _json_response(self._openai_file_object(f))
+            self._record("openai", "file", stored.id)
+            return _json_response(self._openai_file_object(stored))
         if req.method == "DELETE" and sub is None:
-            self._record("openai", "delete_file", f.id)
-            del self.files[f.id]
-            return _json_response({"id": f.id, "object": "file", "deleted": True})
+            self._record("openai", "delete_file", stored.id)
+            del self.files[stored.id]
+            return _json_response({"id": stored.id, "object": "file", "deleted": True})
         raise BatchHTTPError(404, f"fake provider: no route for {req.method} {req.path}")
 
     def _openai_upload(self, req: Incoming) -> StoredFile:
@@ -641,7 +654,7 @@ class FakeBatches:
         model: str | None = None
         kind = _OPENAI_ENDPOINTS[endpoint]
         for n, line in lines:
-            problem = None
+            problem: tuple[str, str, str | None] | None = None
             try:
                 obj = json.loads(line)
             except ValueError:
@@ -753,8 +766,10 @@ class FakeBatches:
                 line["error"] = None
                 usage = body.get("usage") if outcome == "succeeded" else None
                 if isinstance(usage, dict):
-                    tokens_in += usage.get("prompt_tokens", usage.get("input_tokens", 0))
-                    tokens_out += usage.get("completion_tokens", usage.get("output_tokens", 0))
+                    tokens_in += int(usage.get("prompt_tokens") or usage.get("input_tokens") or 0)
+                    tokens_out += int(
+                        usage.get("completion_tokens") or usage.get("output_tokens") or 0
+                    )
                 (out if outcome == "succeeded" else err).append(_json(line))
             else:
                 code = "batch_cancelled" if outcome == "canceled" else "batch_expired"
