@@ -19,7 +19,9 @@ from typing import Any
 
 import pandas as pd  # this module is imported only by what already shows a DataFrame
 
+from ..core.cell_names import cell_name
 from ..core.plain_data import is_missing
+from .display import NO_MATH
 from .footer import DASH, format_cost
 
 #: Characters of a text cell shown (the frame keeps the whole text).
@@ -59,9 +61,15 @@ class CompactFrame(pd.DataFrame):
             out[column] = [cell_text(v, str(column)) for v in plain[column]]
         return out
 
+    #: Cells stay on one line (their text is cut at :data:`TEXT_LIMIT`).
+    NOWRAP = True
+
     def _repr_html_(self) -> str:
         table = self._shown().to_html(escape=True)
-        return f'<div class="pl-magic-compact" style="white-space:nowrap">{table}</div>'
+        if self.NOWRAP:  # JupyterLab's table style wraps cells: each one is told not to
+            for tag in ("<td>", "<th>"):
+                table = table.replace(tag, f'{tag[:-1]} style="white-space:nowrap">')
+        return f'<div class="pl-magic-compact {NO_MATH}">{table}</div>'
 
     def __repr__(self) -> str:
         return repr(self._shown())
@@ -70,6 +78,52 @@ class CompactFrame(pd.DataFrame):
 def compact(df: pd.DataFrame) -> CompactFrame:
     """``df``'s data as a :class:`CompactFrame` (no copy of the values)."""
     return CompactFrame(df)
+
+
+#: The columns a comparison's runs are shown by, after the cell and the inputs (``var.*``);
+#: ``error`` only when a run has one. The DataFrame keeps every column.
+RUN_COLUMNS = ("repeat", "status", "output", "error", "latency_s", "output_tokens", "cost_usd")
+
+
+class RunsFrame(CompactFrame):
+    """A comparison's runs (``%%plrun --versions/--models`` without ``--out``): every column
+    of the runs DataFrame, shown by the ones that tell the runs apart and how they went (the
+    cell as ``compare()`` names it, the inputs, repeat, status, output, error, latency,
+    tokens, cost, scores), compactly, instead of two dozen columns wrapping."""
+
+    def _key_columns(self) -> pd.DataFrame:
+        plain = pd.DataFrame(self)
+        shown = pd.DataFrame(index=plain.index)
+        if {"model", "prompt_version"} <= set(plain.columns):
+            shown["model · version"] = [
+                cell_name(model, version, label, provider)
+                for provider, model, version, label in zip(
+                    plain.get("provider", pd.Series(None, index=plain.index)),
+                    plain["model"],
+                    plain["prompt_version"],
+                    plain.get("release_label", pd.Series(None, index=plain.index)),
+                    strict=True,
+                )
+            ]
+        names = [str(c) for c in plain.columns]
+        wanted = [c for c in names if c.startswith("var.")]
+        wanted += [c for c in RUN_COLUMNS if c in names]
+        wanted += [c for c in names if c.startswith("score.")]
+        for column in wanted:
+            if column != "error" or not plain[column].map(is_missing).all():
+                shown[column] = plain[column]
+        return shown
+
+    def _shown(self) -> pd.DataFrame:
+        return compact(self._key_columns())._shown()
+
+    def _repr_html_(self) -> str:
+        note = (
+            f'<div style="color:#757575;font-size:0.85em">{len(self)} runs; '
+            f"{len(self._key_columns().columns)} of the DataFrame's {len(self.columns)} "
+            "columns shown (keep it with --out NAME)</div>"
+        )
+        return super()._repr_html_() + note
 
 
 def _compare_cell(value: Any, row: str) -> str:
@@ -94,6 +148,8 @@ def _compare_cell(value: Any, row: str) -> str:
 class CompareFrame(CompactFrame):
     """``compare()``'s table: seconds, tokens, dollars and rates written for reading, ``—``
     for unknown; :attr:`data` is the same table as a plain DataFrame of numbers."""
+
+    NOWRAP = False  # outputs and errors are shown whole: they wrap
 
     @property
     def data(self) -> pd.DataFrame:
