@@ -486,7 +486,7 @@ class PromptForm:
         # A widget's HTML gets none of JupyterLab's table style: one line per run, as %plruns
         # shows it (white-space is inherited from the row).
         table = table.replace('<tr style="text-align: right;">', f"<tr {_ROW_STYLE}>")
-        table = table.replace("<tr>", f"<tr {_ROW_STYLE}>")
+        table = table.replace("<tr>", f"<tr {_ROW_STYLE}>").replace("<th>", '<th align="left">')
         # Scrolls inside the output area rather than widening it past the cell.
         self.table.value = (
             f'<div class="pl-magic-runs {NO_MATH}" style="font-size:0.85em;max-width:100%;'
