@@ -282,3 +282,25 @@ def test_the_runs_frame_shows_errors_and_scores_escaped():
     ]
     assert list(shown["model · version"]) == ["openai/gpt-4o-mini · v1", "— · v3"]
     assert HOSTILE not in frame._repr_html_()
+
+
+def test_a_long_runs_frame_shows_its_first_and_last_rows_as_pandas_does():
+    n = 100_000
+    df = pd.DataFrame(
+        {
+            "provider": ["openai"] * n,
+            "model": ["gpt-4o-mini"] * n,
+            "prompt_version": pd.array([1] * n, dtype="Int64"),
+            "output": [f"reply {i}" for i in range(n)],
+            "status": ["ok"] * n,
+            "latency_s": [0.5] * n,
+        }
+    )
+    html = RunsFrame(df)._repr_html_()
+    assert html.count("<tr") == 1 + 10 + 1  # the header, the first and last 5, and "…"
+    assert ">reply 0<" in html and ">reply 99999<" in html and ">reply 5<" not in html
+    assert "100,000 rows × 6 columns" in html and "100,000 runs; 4 of the DataFrame's" in html
+    text = repr(RunsFrame(df))
+    assert "reply 99999" in text and text.endswith("[100,000 rows × 6 columns]")
+    with pd.option_context("display.max_rows", None):
+        assert RunsFrame(df.head(100))._repr_html_().count("<tr") == 101

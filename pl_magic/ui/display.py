@@ -35,11 +35,12 @@ _CURSOR = "▌"
 #: The statuses of a run that has ended (or will never start).
 _ENDED = ("ok", "error", "cancelled", "skipped")
 _RED = "#c62828"
+_AMBER = "#b26a00"
 #: The progress bar's segments: the statuses each counts, its colour and its name.
 _BAR_SEGMENTS = (
     (("ok",), "#2e7d32", "ok"),
     (("error",), _RED, "failed"),
-    (("cancelled", "skipped"), "#b26a00", "stopped"),
+    (("cancelled", "skipped"), _AMBER, "stopped"),
 )
 _STATUS_ICONS = {
     "pending": "·",
@@ -71,7 +72,7 @@ def _pre(text: str) -> str:
 
 
 def _footer_html(footer: str, status: str = "ok") -> str:
-    color = {"error": _RED, "cancelled": "#b26a00"}.get(status, "#757575")
+    color = {"error": _RED, "cancelled": _AMBER}.get(status, "#757575")
     return (
         f'<div class="pl-magic-footer" style="color:{color};font-size:0.85em;margin-top:4px">'
         f"{html.escape(footer)}</div>"
@@ -288,7 +289,7 @@ class GridView:
             + "</span></div>"
         )
         if self.summary:
-            color = _RED if self.summary_status == "error" else "inherit"
+            color = {"error": _RED, "cancelled": _AMBER}.get(self.summary_status, "inherit")
             progress += (
                 f'<div class="pl-magic-summary" style="margin-bottom:4px;color:{color}">'
                 f"{html.escape(self.summary)}</div>"
