@@ -487,14 +487,16 @@ class PromptForm:
         # shows it (white-space is inherited from the row).
         table = table.replace('<tr style="text-align: right;">', f"<tr {_ROW_STYLE}>")
         table = table.replace("<tr>", f"<tr {_ROW_STYLE}>").replace("<th>", '<th align="left">')
+        table = table.replace('<table class="dataframe">', f"<table {_TABLE_SPACING}>")
         # Scrolls inside the output area rather than widening it past the cell.
         self.table.value = (
             f'<div class="pl-magic-runs {NO_MATH}" style="font-size:0.85em;max-width:100%;'
-            f'overflow-x:auto;line-height:1.6">{more}{table}</div>'
+            f'overflow-x:auto;line-height:1.3">{more}{table}</div>'
         )
 
 
 _ROW_STYLE = 'style="text-align:left;white-space:nowrap"'
+_TABLE_SPACING = 'class="dataframe" cellspacing="0" cellpadding="3"'
 
 
 def _seconds(value: Any) -> str:
