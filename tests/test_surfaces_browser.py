@@ -1,8 +1,9 @@
 """What a newcomer sees in JupyterLab (issue 19), in a real browser: the comparison grid's
 row names, summary line and progress bar, ``--out``, the compact frames, ``compare()``,
-``%plprompts``/``%plruns``, an error in a cell's words, and the form's empty registry,
-stopped run and runs table. Debian's chromium driven by Playwright
-(reference/notebook-testing.md); the kernel talks to the fake provider server.
+``%plprompts``/``%plruns``, an error in a cell's words, the form's empty registry, stopped
+run and runs table; and the HTML of a notebook the main job executed. Debian's chromium
+driven by Playwright (reference/notebook-testing.md); the kernel talks to the fake provider
+server.
 
 Each point leaves a screenshot in ``test-artifacts/`` (``surfaces-*.png``) to look at.
 """
@@ -10,6 +11,8 @@ Each point leaves a screenshot in ``test-artifacts/`` (``surfaces-*.png``) to lo
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +23,7 @@ import pytest
 import pl_magic
 from tests import conftest
 from tests.helpers import chat, model, publish
-from tests.jupyterlab import ARTIFACTS, notebook_page
+from tests.jupyterlab import ARTIFACTS, notebook_page, skip_without_browser
 from tests.jupyterlab import lab as jupyterlab
 
 pytestmark = pytest.mark.e2e
@@ -214,3 +217,58 @@ def test_the_form_reads_well_in_the_browser(form_lab, fake_provider):
         label = output.locator(".widget-label", has_text="temperature").first
         assert not label.evaluate("e => e.scrollWidth > e.clientWidth"), "a label is cut"
         _shot(output, "form-stopped-and-runs")
+
+
+@pytest.fixture
+def executed_quickstart(tmp_path, pl_home, fake_provider, monkeypatch) -> Path:
+    """notebooks/quickstart.ipynb executed by the main job's step (scripts/execute_notebooks.py)
+    from a fresh home with its starter prompts, the local model's prompts sent to the fake
+    server; the HTML it wrote."""
+    from pl_magic.core import local_target
+
+    monkeypatch.setenv("PL_MAGIC_STARTERS", "1")
+    monkeypatch.setenv(local_target.ENV_BASE_URL, fake_provider.openai_base_url)
+    monkeypatch.delenv(local_target.ENV_MODEL_NAME, raising=False)
+    conftest.audit_dir(tmp_path)
+    out = tmp_path / "out"
+    script = Path(__file__).resolve().parents[1] / "scripts" / "execute_notebooks.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--out", str(out), "quickstart"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return out / "quickstart.html"
+
+
+def test_the_executed_notebook_shows_a_streamed_reply_as_one_output(executed_quickstart):
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.jupyterlab import CHROMIUM, CHROMIUM_ARGS
+
+    skip_without_browser()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        # offline: the page's CDN scripts (require.js, MathJax) are not fetched
+        page.route(
+            "**/*", lambda r: r.continue_() if r.request.url.startswith("file:") else r.abort()
+        )
+        try:
+            page.goto(executed_quickstart.as_uri(), wait_until="domcontentloaded")
+            cell = page.locator(".jp-Cell", has_text='text, chunks = "", 0')
+            outputs = cell.locator(".jp-OutputArea-output")
+            expect(outputs).to_have_count(1)  # every streamed piece in one output
+            text = outputs.inner_text()
+            chunks = re.search(r"\[(\d+) chunks; request [0-9a-f]{32}\]", text)
+            assert chunks, text
+            # the reply's own lines, not one line per streamed piece
+            assert len(text.strip().splitlines()) < int(chunks[1]) // 4, text
+            _shot(cell, "executed-stream-loop")
+        except BaseException:
+            page.screenshot(path=str(ARTIFACTS / "surfaces-executed-failure.png"), full_page=True)
+            raise
+        finally:
+            browser.close()
