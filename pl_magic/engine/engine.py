@@ -568,7 +568,8 @@ class Engine:
             input_tokens=input_tokens,
             output_tokens=output_tokens,
             cost_usd=0.0
-            if run.served is not None  # (served from the log: nothing was paid)
+            # served from the log, or answered by the model on this machine: nothing was paid
+            if run.served is not None or run.spec.local_model
             else pricing.cost_usd(
                 run.provider.pricing_provider_id(run.spec),
                 run.spec.name,
