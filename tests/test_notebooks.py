@@ -401,14 +401,17 @@ def check_tools(nb: nbformat.NotebookNode, echo: Callable[[str], str] | None) ->
         assert table_rows(log) == 4
 
 
+def _weather_call(city: str) -> dict[str, Any]:
+    return {"name": "get_weather", "arguments": {"city": city}}
+
+
 #: What the fake provider server's model "says" in a notebook, set before the notebook runs.
 FAKE_SETUP: dict[str, Callable[[Any], None]] = {
     # each loop: a call of get_weather, then (an empty entry) a reply in text
     "tools": lambda fake: setattr(
         fake,
         "tool_call_replies",
-        [[{"name": "get_weather", "arguments": {"city": "Paris"}}], []]
-        + [[{"name": "get_weather", "arguments": {"city": "Oslo"}}], []],
+        [step for city in ("Paris", "Oslo") for step in ([_weather_call(city)], [])],
     ),
 }
 

@@ -178,3 +178,26 @@ def test_the_magic_expands_a_comparison_and_shows_a_failed_reply(ip, fake_provid
         ip.run_cell_magic("plrun", "judge --no-stream", "reply: x\n")
     out = capsys.readouterr().out
     assert BROKEN in out and "failed:" in out  # the text the model gave shows, as a failure
+
+
+def test_the_async_api_raises_the_same_error_and_logs_once(openai_env, fake_provider):
+    import asyncio
+
+    _judge()
+    fake_provider.structured_replies = [BROKEN, BROKEN]
+
+    async def go() -> list[str]:
+        texts = []
+        with pytest.raises(InvalidOutputError) as plain:
+            await pl_magic.arun("judge", input_variables={"reply": "x"})
+        texts.append(plain.value.partial_text)
+        with pytest.raises(InvalidOutputError) as streamed:
+            async for _ in await pl_magic.arun(
+                "judge", input_variables={"reply": "y"}, stream=True
+            ):
+                pass
+        texts.append(streamed.value.partial_text)
+        return texts
+
+    assert asyncio.run(go()) == [BROKEN, BROKEN]
+    assert [(r["status"], r["error_category"]) for r in runs()] == [("error", "invalid_output")] * 2

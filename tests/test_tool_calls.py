@@ -396,3 +396,39 @@ def test_a_template_without_tools_gets_a_notice(request, fake_provider, capsys):
     result = pl_magic.run_tools("plain", tools={"get_weather": lambda city: "rain"})
     assert _last(result)["content"][0]["text"] == "echo: Hi"
     assert "offers the model no tools" in capsys.readouterr().err
+
+
+# -- with the PromptLayer backend, and replayed ------------------------------------------------
+
+
+def test_the_loop_on_promptlayer_tracks_each_call_in_one_promptlayer_group(
+    promptlayer_env, openai_env, fake_promptlayer, fake_provider
+):
+    fake_promptlayer.add_prompt("weather", TEMPLATE, model())
+    fake_provider.tool_call_replies = [[{"name": "get_weather", "arguments": {"city": "Paris"}}]]
+    result = pl_magic.run_tools(
+        "weather", tools={"get_weather": lambda city: "rain"}, input_variables=INPUTS
+    )
+    assert len(fake_promptlayer.requests_for("group.create")) == 1
+    tracked = list(fake_promptlayer.tracked.values())
+    assert len(tracked) == 2 and tracked[0]["group_id"] == tracked[1]["group_id"] is not None
+    # the first call's tool calls came from the provider's reply, whatever PromptLayer answered
+    *_, call, answer = fake_provider.requests_for("openai.chat")[1].body["messages"]
+    assert call["tool_calls"][0]["function"]["name"] == "get_weather"
+    assert answer["role"] == "tool" and answer["content"] == [{"type": "text", "text": "rain"}]
+    assert result["request_id"] == max(fake_promptlayer.tracked)  # PromptLayer's id
+
+
+def test_a_recorded_loop_replays_with_no_model_call(request, fake_provider, monkeypatch):
+    _publish(request, BY_ID["anthropic"])
+    fake_provider.tool_call_replies = [[{"name": "get_weather", "arguments": {"city": "Paris"}}]]
+    tools = {"get_weather": lambda city: "rain"}
+    monkeypatch.setenv("PL_MAGIC_CACHE", "record")
+    recorded = pl_magic.run_tools("weather", tools=tools, input_variables=INPUTS)
+    calls = len(fake_provider.requests)
+    monkeypatch.setenv("PL_MAGIC_CACHE", "replay-only")
+    replayed = pl_magic.run_tools("weather", tools=tools, input_variables=INPUTS)
+    assert len(fake_provider.requests) == calls == 2  # served from the log: no call
+    messages = replayed["prompt_blueprint"]["prompt_template"]["messages"]
+    assert messages == recorded["prompt_blueprint"]["prompt_template"]["messages"]
+    assert [r["cached_from"] is not None for r in runs()] == [False, False, True, True]
