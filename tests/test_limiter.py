@@ -263,6 +263,21 @@ def test_fail_fast_does_not_stop_at_a_retryable_error(greet, fake_provider, caps
     assert "fail-fast" not in capsys.readouterr().err
 
 
+def test_fail_fast_does_not_stop_at_a_reply_that_is_not_the_json_asked_for(
+    openai_env, fake_provider
+):
+    # the model answered; another answer may parse
+    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+    response_format = {"type": "json_schema", "json_schema": {"name": "v", "schema": schema}}
+    publish("judge", chat(("user", "judge {reply}")), model(response_format=response_format))
+    fake_provider.structured_replies = ['{"ok": ', {"ok": True}]
+    df = pl_magic.run_many(
+        "judge", inputs=[{"reply": "a"}, {"reply": "b"}], concurrency=1, fail_fast=True
+    )
+    assert list(df["status"]) == ["error", "ok"]
+    assert df["error_category"].iloc[0] == "invalid_output"
+
+
 def test_fail_fast_skips_the_runs_waiting_for_their_turn(greet, fake_provider):
     # A provider that asked to wait 30 s holds every run but the failing one, which goes to
     # another provider: its error stops the comparison, and the waiting runs give up.

@@ -26,6 +26,7 @@ from __future__ import annotations
 import itertools
 import queue
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -44,8 +45,8 @@ from ..core.errors import (
 from ..core.types import RunChunk, RunResult
 from ..providers import provider_for_model, supported
 from ..runlog.scores import ScoreRow
-from . import limiter
-from .engine import Engine, RunOptions
+from . import limiter, replay
+from .engine import Engine, PreparedRun, RunOptions
 from .scoring import Scorer, score_runs
 
 
@@ -195,6 +196,10 @@ def plan(
     return out
 
 
+#: A run waiting in its provider's lane, prepared already when the replay cache looked at it.
+_Queued = tuple[PlannedRun, PreparedRun | None]
+
+
 def _lane(planned: PlannedRun) -> str:
     """The provider a run waits in line for (``template``: the template's own)."""
     return planned.provider or "template"
@@ -220,6 +225,10 @@ def check_runs(batch: Batch) -> None:
         RunOptions.build(
             batch.prompt_name, input_variables=planned.input_variables, **batch.run_kwargs
         )
+
+
+#: How often the calling thread refreshes a live view while it serves replayed runs itself.
+_SHOW_EVERY_S = 0.05
 
 
 class BudgetSkipped(PlMagicError):
@@ -298,7 +307,24 @@ class Batch:
             with self._spend_lock:
                 self.spent += float(cost)
 
-    def _work(self, planned: PlannedRun, events: queue.Queue[tuple[Any, ...]]) -> None:
+    def _options(self, planned: PlannedRun) -> RunOptions:
+        return RunOptions.build(
+            self.prompt_name,
+            prompt_version=planned.version,
+            prompt_release_label=planned.label,
+            input_variables=planned.input_variables,
+            provider=planned.provider,
+            model=planned.model,
+            repeat_index=planned.repeat,
+            **{**self.run_kwargs, "stream": self.stream},
+        )
+
+    def _work(
+        self,
+        planned: PlannedRun,
+        events: queue.Queue[tuple[Any, ...]],
+        prepared: PreparedRun | None = None,
+    ) -> None:
         scope = limiter.comparison(self.concurrency, self.cancel, self._stop)
         with scope, render_budget.cancel_on(self.cancel):
             if self.cancel.is_set():
@@ -312,22 +338,14 @@ class Batch:
                 return
             events.put(("started", planned.index))
             try:
-                options = RunOptions.build(
-                    self.prompt_name,
-                    prompt_version=planned.version,
-                    prompt_release_label=planned.label,
-                    input_variables=planned.input_variables,
-                    provider=planned.provider,
-                    model=planned.model,
-                    repeat_index=planned.repeat,
-                    **self.run_kwargs,
-                )
+                if prepared is None:
+                    prepared = self.engine.prepare(self._options(planned))
                 if not self.stream:
-                    result = self.engine.run(options)
+                    result = self.engine.run_prepared(prepared)
                     self._add_cost(result["request_id"])
                     events.put(("ok", planned.index, result))
                     return
-                stream = self.engine.stream(options)
+                stream = self.engine.stream_prepared(prepared)
                 final: RunChunk | None = None
                 for chunk in stream:
                     if self.cancel.is_set():
@@ -354,11 +372,19 @@ class Batch:
         self, on_change: Callable[[list[Progress], bool], None] | None = None
     ) -> list[Progress]:
         """Run everything; call ``on_change(progress, final)`` from this thread."""
+        with self.engine.runlog.grouping():  # replayed runs are logged a group at a time
+            progress = self._run_all(on_change)
+        if self.scorers:
+            self.score(progress)
+        if on_change:
+            on_change(progress, True)
+        return progress
+
+    def _run_all(self, on_change: Callable[[list[Progress], bool], None] | None) -> list[Progress]:
+        """Start every run and follow them to their end (or the kernel's interrupt)."""
         _check_concurrency(self.concurrency)
         progress = [Progress(r) for r in self.runs]
-        lanes: dict[str, deque[PlannedRun]] = {}
-        for planned in self.runs:
-            lanes.setdefault(_lane(planned), deque()).append(planned)
+        lanes: dict[str, deque[_Queued]] = {_lane(planned): deque() for planned in self.runs}
         busy = dict.fromkeys(lanes, 0)
         events: queue.Queue[tuple[Any, ...]] = queue.Queue()
         pool = ThreadPoolExecutor(
@@ -375,11 +401,12 @@ class Batch:
                 while waiting and busy[lane] < self.concurrency and not self.cancel.is_set():
                     busy[lane] += 1
                     outstanding += 1
-                    pool.submit(self._work, waiting.popleft(), events)
+                    planned, prepared = waiting.popleft()
+                    pool.submit(self._work, planned, events, prepared)
 
         interrupted = False
         try:
-            dispatch()
+            self._queue_all(progress, lanes, dispatch, on_change)
             while outstanding or (any(lanes.values()) and not self.cancel.is_set()):
                 try:
                     event = events.get(timeout=0.05)
@@ -408,14 +435,54 @@ class Batch:
             )
         if self.failed is not None:
             notices.warn(self._fail_fast_line(progress))
-        if self.scorers:
-            self.score(progress)
-        if on_change:
-            on_change(progress, True)
         return progress
 
+    def _queue_all(
+        self,
+        progress: list[Progress],
+        lanes: dict[str, deque[_Queued]],
+        dispatch: Callable[[], None],
+        on_change: Callable[[list[Progress], bool], None] | None,
+    ) -> None:
+        """Put every run in its provider's lane, handing the workers what they can take.
+
+        When the runs may be served from the replay cache, each is prepared here first:
+        a hit is served on this thread (it waits on nothing, and a thread hand-off per
+        run cost more than serving it), a miss goes to its lane already prepared.
+        """
+        if replay.mode(self.run_kwargs.get("cache")) not in replay.REPLAYING:
+            for planned in self.runs:
+                lanes[_lane(planned)].append((planned, None))
+            dispatch()
+            return
+        shown_at = time.monotonic()
+        for planned in self.runs:
+            if self.cancel.is_set():
+                break
+            if self._stop.is_set():  # fail_fast stopped the comparison
+                item = progress[planned.index]
+                item.status, item.error = "skipped", FailFastSkipped("fail-fast")
+                continue
+            try:
+                run = self.engine.prepare(self._options(planned))
+                if run.served is None:
+                    lanes[_lane(planned)].append((planned, run))
+                    dispatch()
+                    continue
+                result = self.engine.run_prepared(run)
+                event: tuple[Any, ...] = ("ok", planned.index, result)
+            except PlMagicError as exc:
+                event = ("error", planned.index, exc)
+            except Exception as exc:  # never lose the other runs to one surprise
+                event = ("error", planned.index, PlMagicError(f"{type(exc).__name__}: {exc}"))
+            self._apply(progress, event)
+            self._check_fail_fast(progress[planned.index], lanes, progress)
+            if on_change and time.monotonic() - shown_at > _SHOW_EVERY_S:
+                on_change(progress, False)
+                shown_at = time.monotonic()
+
     def _check_fail_fast(
-        self, item: Progress, lanes: dict[str, deque[PlannedRun]], progress: list[Progress]
+        self, item: Progress, lanes: dict[str, deque[_Queued]], progress: list[Progress]
     ) -> None:
         """With ``fail_fast``, a run that ended in an error a retry would not cure stops the
         comparison: the runs not handed to a worker yet are skipped at once, those waiting
@@ -428,7 +495,7 @@ class Batch:
         self._stop.set()
         for waiting in lanes.values():
             while waiting:
-                skipped = progress[waiting.popleft().index]
+                skipped = progress[waiting.popleft()[0].index]
                 skipped.status, skipped.error = "skipped", FailFastSkipped("fail-fast")
 
     def _fail_fast_line(self, progress: Sequence[Progress]) -> str:
