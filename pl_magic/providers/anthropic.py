@@ -24,7 +24,7 @@ import functools
 import inspect
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core.blueprint import ModelSpec
 from ..core.config import provider_max_retries, provider_timeout_s
@@ -51,6 +51,9 @@ from ._sdk_errors import (
 from ._turns import TurnShape, data_url, forced_function, function_tools, to_turns, tool_calls
 from .base import ParameterMap, Provider, Reply, StreamState, env_value, fingerprint
 from .google_auth import require_google_cloud, vertex_keyless
+
+if TYPE_CHECKING:
+    from .batches import BatchAPI
 
 #: Max tokens when the template sets none (the Messages API requires a value).
 DEFAULT_MAX_TOKENS = 1024
@@ -453,6 +456,16 @@ class AnthropicProvider(Provider):
         # separate Vertex provider).
         return None if spec.base_url else "anthropic"
 
+    def batch_api(self, spec: ModelSpec) -> BatchAPI | str:
+        # ANTHROPIC_BASE_URL (a gateway, or the tests' fake) is Anthropic's API; a template's
+        # own server has no Message Batches.
+        if spec.base_url:
+            return f"the template's own server ({spec.base_url}) has no Message Batches API"
+        from .anthropic_batch import AnthropicBatches
+
+        client = self._client(spec, False)
+        return AnthropicBatches(self, spec, self._base_url(spec), client)
+
 
 # In-band error types -> the HTTP status the same error has outside a stream.
 _ERROR_TYPE_STATUS = {
@@ -522,3 +535,9 @@ class AnthropicVertexRoute(AnthropicProvider):
 
     def warm(self, spec: ModelSpec, is_async: bool) -> None:
         self._client(spec, is_async)
+
+    def batch_api(self, spec: ModelSpec) -> BatchAPI | str:
+        return (
+            "Claude's batch predictions on Vertex AI read and write Cloud Storage or BigQuery, "
+            "which pl_magic does not use"
+        )

@@ -26,7 +26,7 @@ import binascii
 import json
 import mimetypes
 from collections.abc import AsyncIterator, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core.blueprint import ModelSpec
 from ..core.config import provider_max_retries, provider_timeout_s
@@ -43,6 +43,9 @@ from ._sdk_errors import category_for_status, classify_google_auth_error, transp
 from ._turns import TurnShape, data_url, forced_function, function_tools, to_turns, tool_calls
 from .base import ParameterMap, Provider, Reply, StreamState, env_value, fingerprint
 from .google_auth import require_google_cloud, vertex_keyless
+
+if TYPE_CHECKING:
+    from .batches import BatchAPI
 
 PARAMETERS = ParameterMap(
     names={
@@ -517,6 +520,19 @@ class GoogleProvider(Provider):
         # ("google-vertex" resolves to it too). A template pointing at its own server is
         # not priced, as for the other providers.
         return None if spec.base_url else "google"
+
+    def batch_api(self, spec: ModelSpec) -> BatchAPI | str:
+        if self.vertex():
+            return (
+                "Gemini's batch prediction on Vertex AI reads and writes Cloud Storage or "
+                "BigQuery, which pl_magic does not use"
+            )
+        if spec.base_url:
+            return f"the template's own server ({spec.base_url}) has no batch API"
+        from .google_batch import GeminiBatches
+
+        base_url = env_value("GOOGLE_GEMINI_BASE_URL")
+        return GeminiBatches(self, spec, base_url, self._client(spec))
 
 
 def _check_config(provider: str, config: Mapping[str, Any]) -> None:

@@ -7,7 +7,7 @@ llama.cpp's server). Such servers on loopback need no key.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core.blueprint import ModelSpec, content_text, prompt_text
 from ..core.config import provider_max_retries, provider_timeout_s
@@ -29,6 +29,9 @@ from . import _structured
 from ._local_tokens import AsyncCountingStream, CountingStream
 from ._sdk_errors import category_for_status, classify_transport_error
 from .base import ParameterMap, Provider, Reply, StreamState, env_value, fingerprint
+
+if TYPE_CHECKING:
+    from .batches import BatchAPI
 
 API_TYPES = ("chat-completions", "completions", "responses")
 
@@ -496,3 +499,15 @@ class OpenAIProvider(Provider):
         # A template pointing at another server (a local model, vLLM) is not billed by
         # OpenAI. OPENAI_BASE_URL alone is usually a gateway in front of OpenAI: priced.
         return None if spec.base_url else "openai"
+
+    def batch_api(self, spec: ModelSpec) -> BatchAPI | str:
+        # OPENAI_BASE_URL (a gateway in front of OpenAI, or the tests' fake) is OpenAI's API;
+        # a template's own server (the local model, vLLM, Ollama) has no Batch API.
+        if spec.local_model:
+            return "the local model answers live calls only"
+        if spec.base_url:
+            return f"the template's own server ({spec.base_url}) has no Batch API"
+        from .openai_batch import OpenAIBatches
+
+        api = api_type_of(spec)
+        return OpenAIBatches(self, spec, self._base_url(spec), self._client(spec, False), api)

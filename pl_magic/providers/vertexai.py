@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core.blueprint import ModelSpec
 from ..core.errors import InvalidInputError, ProviderError
@@ -21,6 +21,9 @@ from .anthropic import AnthropicVertexRoute
 from .base import ParameterMap, Provider, Reply, StreamState
 from .google import PARAMETERS as GEMINI_PARAMETERS
 from .google import GeminiVertexRoute
+
+if TYPE_CHECKING:
+    from .batches import BatchAPI
 
 
 def route_of(model: str) -> str | None:
@@ -104,3 +107,6 @@ class VertexAIProvider(Provider):
         if route_of(spec.name) is None:
             return None
         return self.route(spec).pricing_provider_id(spec)
+
+    def batch_api(self, spec: ModelSpec) -> BatchAPI | str:
+        return self.route(spec).batch_api(spec)

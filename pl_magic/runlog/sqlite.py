@@ -24,6 +24,7 @@ from typing import Any
 from ..core.errors import ConfigurationError, redact, redact_json
 from ..core.store import (
     KeptInMemory,
+    Many,
     OnDatabase,
     Statement,
     dumps,
@@ -163,11 +164,42 @@ def run_key(
     return hashlib.sha256(ident.encode()).hexdigest()[:32]
 
 
+class JsonText(str):
+    """A JSON column's value that is JSON text already (a batch job stored it so): written
+    as it is, not encoded again."""
+
+    __slots__ = ()
+
+
+def _json_cell(value: Any) -> str:
+    return value if isinstance(value, JsonText) else dumps(value)
+
+
 def _decoded(row: dict[str, Any]) -> dict[str, Any]:
     """A stored row with its JSON columns decoded."""
     for col in (*_JSON_COLUMNS, *_NULLABLE_JSON_COLUMNS, "raw_response"):
         if row.get(col) is not None:
             row[col] = json.loads(row[col])
+    return row
+
+
+def _row(run: RunRecord) -> dict[str, Any]:
+    """A run as the ``runs`` table stores it: JSON columns as text, secrets out."""
+    if run.status not in STATUSES:
+        raise ValueError(f"status must be one of {STATUSES}")
+    # Not asdict(): it deep-copies every nested value (the raw response, the rendered
+    # template) only for them to be serialized right after.
+    row = {f.name: getattr(run, f.name) for f in _FIELDS}
+    for col in _JSON_COLUMNS:
+        row[col] = _json_cell(row[col])
+    for col in _NULLABLE_JSON_COLUMNS:
+        row[col] = None if row[col] is None else _json_cell(row[col])
+    row["raw_response"] = (
+        None if run.raw_response is None else redact_json(_json_cell(run.raw_response))
+    )
+    if row["error_message"]:
+        row["error_message"] = redact(row["error_message"])
+    row["ended_at"] = row["ended_at"] or utcnow_iso()
     return row
 
 
@@ -194,24 +226,59 @@ class RunLog(OnDatabase):
         Raises :class:`store.KeptInMemory` when the file cannot take it now: the row is kept
         in memory and written at the next chance.
         """
-        if run.status not in STATUSES:
-            raise ValueError(f"status must be one of {STATUSES}")
-        # Not asdict(): it deep-copies every nested value (the raw response, the rendered
-        # template) only for them to be serialized right after.
-        row = {f.name: getattr(run, f.name) for f in _FIELDS}
-        for col in _JSON_COLUMNS:
-            row[col] = dumps(row[col])
-        for col in _NULLABLE_JSON_COLUMNS:
-            row[col] = None if row[col] is None else dumps(row[col])
-        row["raw_response"] = (
-            None if run.raw_response is None else redact_json(dumps(run.raw_response))
-        )
-        if row["error_message"]:
-            row["error_message"] = redact(row["error_message"])
-        row["ended_at"] = row["ended_at"] or utcnow_iso()
+        row = _row(run)
         cols = ", ".join(row)
         marks = ", ".join(f":{c}" for c in row)
         self._write([(f"INSERT OR REPLACE INTO runs ({cols}) VALUES ({marks})", row)])
+
+    def record_many(self, runs: Sequence[RunRecord]) -> None:
+        """Insert the rows of ``runs`` that the log does not hold yet (by ``request_id``),
+        in one transaction: a batch job's results, which may be read twice (two kernels
+        waiting on one job, or a kernel stopped after it wrote them) and are logged once.
+        A JSON column may hold :class:`JsonText` (written as it is).
+
+        Raises :class:`store.KeptInMemory` as :meth:`record` does.
+        """
+        if not runs:
+            return
+        rows = [_row(run) for run in runs]
+        cols = ", ".join(rows[0])
+        marks = ", ".join(f":{c}" for c in rows[0])
+        self._write([(f"INSERT OR IGNORE INTO runs ({cols}) VALUES ({marks})", Many(rows))])
+
+    def set_batch(self, request_ids: Iterable[str], batch_id: str) -> None:
+        """Mark logged runs as runs of batch job ``batch_id`` (those of a job that went live,
+        or were served by the replay cache)."""
+        pairs = [(batch_id, rid) for rid in request_ids]
+        if pairs:
+            self._write([("UPDATE runs SET batch_id = ? WHERE request_id = ?", Many(pairs))])
+
+    def batch_columns(self, batch_id: str, columns: Sequence[str]) -> dict[str, Sequence[Any]]:
+        """The runs of batch job ``batch_id``, column by column (as stored; see
+        :meth:`columns`), in no particular order."""
+        db = self.db
+        with db.lock:
+            cursor = db.conn.cursor()
+            cursor.row_factory = None
+            rows = cursor.execute(
+                f"SELECT {_select(columns)} FROM runs WHERE batch_id = ?", (batch_id,)
+            ).fetchall()
+        values = list(zip(*rows, strict=True)) or [()] * len(columns)
+        return dict(zip(columns, values, strict=True))
+
+    def batch_counts(self, batch_ids: Sequence[str]) -> dict[str, dict[str, int]]:
+        """For each batch job, how many of its logged runs have each status."""
+        out: dict[str, dict[str, int]] = {}
+        for start in range(0, len(batch_ids), _IDS_PER_QUERY):
+            chunk = tuple(batch_ids[start : start + _IDS_PER_QUERY])
+            marks = ",".join("?" * len(chunk))
+            for batch_id, status, count in self.db.query(
+                f"SELECT batch_id, status, COUNT(*) FROM runs WHERE batch_id IN ({marks}) "
+                "GROUP BY batch_id, status",
+                chunk,
+            ):
+                out.setdefault(batch_id, {})[status] = count
+        return out
 
     def update(self, request_id: str, **values: Any) -> bool:
         """Set some columns of an existing row (e.g. the sync state of a PromptLayer log).
