@@ -55,6 +55,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from tests.fakes.provider_batches import BATCH_KINDS, BatchHTTPError, FakeBatches, classify_batch
 from tests.fakes.serving import ThreadedServer
 
 __all__ = [
@@ -95,8 +96,8 @@ PROVIDER_KINDS: tuple[str, ...] = (
     "vertex.gemini",
 )
 
-#: Every value ``Recorded.kind`` can take.
-KINDS: tuple[str, ...] = (*PROVIDER_KINDS, "token", "tokenize", "unknown")
+#: Every value ``Recorded.kind`` can take (``BATCH_KINDS``: see ``provider_batches.py``).
+KINDS: tuple[str, ...] = (*PROVIDER_KINDS, *BATCH_KINDS, "token", "tokenize", "unknown")
 
 #: HTTP status answered by each status fault. ``flaky-*`` answer it once per model name.
 _STATUS_FAULTS: dict[str, int] = {
@@ -445,6 +446,8 @@ _ERROR_TABLE: dict[int, tuple[str, str | None, str, str]] = {
     401: ("invalid_request_error", "invalid_api_key", "authentication_error", "UNAUTHENTICATED"),
     403: ("invalid_request_error", "permission_denied", "permission_error", "PERMISSION_DENIED"),
     404: ("invalid_request_error", "model_not_found", "not_found_error", "NOT_FOUND"),
+    409: ("invalid_request_error", None, "invalid_request_error", "ABORTED"),
+    413: ("invalid_request_error", None, "request_too_large", "INVALID_ARGUMENT"),
     429: ("requests", "rate_limit_exceeded", "rate_limit_error", "RESOURCE_EXHAUSTED"),
     500: ("server_error", None, "api_error", "INTERNAL"),
     503: ("server_error", None, "api_error", "UNAVAILABLE"),
@@ -848,6 +851,18 @@ _CREDENTIALS: dict[str, tuple[str, ...]] = {
     "anthropic.vertex": ("authorization",),
     "gemini": ("x-goog-api-key", "authorization"),
     "vertex.gemini": ("authorization", "x-goog-api-key"),
+    "openai.files": ("authorization",),
+    "openai.batches": ("authorization",),
+    "anthropic.batches": ("authorization", "x-api-key"),
+    "gemini.batches": ("x-goog-api-key", "authorization"),
+}
+
+# The live kind whose native error body each batch kind answers with.
+_BATCH_ERROR_KIND: dict[str, str] = {
+    "openai.files": "openai.chat",
+    "openai.batches": "openai.chat",
+    "anthropic.batches": "anthropic.messages",
+    "gemini.batches": "gemini",
 }
 
 
@@ -865,6 +880,8 @@ def _classify(method: str, path: str, body: Any) -> _Route:
     """Map a request to its kind, model and stream flag (``unknown`` when nothing matches)."""
     model = str(body.get("model", "")) if isinstance(body, dict) else ""
     body_stream = isinstance(body, dict) and body.get("stream") is True
+    if batch := classify_batch(method, path):
+        return _Route(batch[0], batch[1], False)
     if method == "POST":
         if match := _ANTHROPIC_VERTEX_RE.search(path):
             return _Route("anthropic.vertex", match[1], match[2] == "streamRawPredict")
@@ -934,6 +951,14 @@ class FakeProviderServer(ThreadedServer):
 
     429 and 5xx answers carry ``retry-after-ms: 10`` and ``retry-after: 0``; Anthropic errors
     carry a ``request-id`` header. A provider request without credentials gets a native 401.
+
+    Batch APIs (OpenAI files + batches, Anthropic Message Batches, Gemini API batch mode):
+    ``batches`` is a :class:`~tests.fakes.provider_batches.FakeBatches` holding the jobs, the
+    uploaded files, the batch knobs and the record of batch calls; ``reset()`` resets it. Each
+    request of a batch is answered by the same reply machinery as a live non-streamed call.
+    Credentials are checked as on the live routes, and queued status faults (``fail_next``
+    with ``err-*``/``flaky-*``) apply to batch API calls too; a queued stream fault is left
+    for the next live call.
     """
 
     _name = "fake-provider"
@@ -946,7 +971,10 @@ class FakeProviderServer(ThreadedServer):
         self._flaky_seen: set[str] = set()
         self._ids = itertools.count(1)
         super().__init__()
-        self._app = Starlette(routes=[Route("/{path:path}", self._handle, methods=["GET", "POST"])])
+        self.batches = FakeBatches(_LiveAnswers(self))
+        self._app = Starlette(
+            routes=[Route("/{path:path}", self._handle, methods=["GET", "POST", "DELETE"])]
+        )
         self._set_default_knobs()
 
     def _set_default_knobs(self) -> None:
@@ -1004,6 +1032,7 @@ class FakeProviderServer(ThreadedServer):
             self._flaky_seen.clear()
             self.final_sent_count = 0
         self._set_default_knobs()
+        self.batches.reset()
 
     def fail_next(self, fault: str, times: int = 1) -> None:
         """Give the next ``times`` provider requests ``fault`` (queued faults win over model names).
@@ -1051,8 +1080,12 @@ class FakeProviderServer(ThreadedServer):
                         fault = None
                     else:
                         self._flaky_seen.add(model)
+        return replace(self._knobs(), fault=fault)
+
+    def _knobs(self) -> _Plan:
+        """The reply knobs as they are now, without a fault."""
         return _Plan(
-            fault=fault,
+            fault=None,
             reply_text=self.reply_text,
             chunk_size=max(1, self.chunk_size),
             stream_chunks=None if self.stream_chunks is None else tuple(self.stream_chunks),
@@ -1075,6 +1108,8 @@ class FakeProviderServer(ThreadedServer):
             )
         if route.kind == "tokenize":
             return self._tokenize(rec)
+        if route.kind in BATCH_KINDS:
+            return self._batch(route, rec)
         if route.kind == "unknown":
             return JSONResponse(
                 {
@@ -1105,6 +1140,48 @@ class FakeProviderServer(ThreadedServer):
             headers["request-id"] = request_id
         return JSONResponse(body, status_code=status, headers=headers)
 
+    def _batch(self, route: _Route, rec: Recorded) -> Response:
+        """A batch API call: queued status fault, credentials, then ``self.batches``."""
+        error_kind = _BATCH_ERROR_KIND[route.kind]
+        with self._lock:
+            head = self._fault_queue[0] if self._fault_queue else None
+            fault = self._fault_queue.popleft() if head in _STATUS_FAULTS else None
+        if fault is not None:
+            message = f"Fake provider fault {fault} for {rec.method} {rec.path}."
+            return self._error(error_kind, _STATUS_FAULTS[fault], message)
+        if not _has_credentials(route.kind, rec.headers):
+            return self._error(error_kind, 401, "Missing credentials.")
+        try:
+            return self.batches.handle(route.kind, rec, self.url)
+        except BatchHTTPError as exc:
+            return self._error(error_kind, exc.status, exc.message)
+
+    def _reply(
+        self, kind: str, model: str, body: dict[str, Any], plan: _Plan
+    ) -> tuple[_Dialect, _Reply, list[str]]:
+        """The answer to one request body: its dialect, the reply and its text deltas."""
+        dialect = _DIALECTS[kind]
+        last_user, all_texts = dialect.texts(body)
+        chunks = plan.chunks(last_user)
+        structured = structured_request(kind, body)
+        if structured is not None:
+            text = self._structured_text(structured)
+            size = plan.chunk_size
+            chunks = [text[i : i + size] for i in range(0, len(text), size)] or [""]
+        stream_options = body.get("stream_options")
+        reply = _Reply(
+            id=f"{dialect.id_prefix}{next(self._ids)}",
+            model=model,
+            text="".join(chunks),
+            input_tokens=_count_words(all_texts),
+            include_usage=self.stream_usage
+            and isinstance(stream_options, dict)
+            and stream_options.get("include_usage") is True,
+            seq=itertools.count(),
+            tool_name=structured.tool_name if structured is not None else None,
+        )
+        return dialect, reply, chunks
+
     async def _provider(self, route: _Route, rec: Recorded) -> Response:
         plan = self._plan(route.model)
         if plan.delay_s:
@@ -1122,27 +1199,7 @@ class FakeProviderServer(ThreadedServer):
         if plan.fault == "sse-error" and not route.stream:
             return self._error(route.kind, 500, "Fake provider fault sse-error (non-stream).")
 
-        dialect = _DIALECTS[route.kind]
-        last_user, all_texts = dialect.texts(rec.body)
-        chunks = plan.chunks(last_user)
-        structured = structured_request(route.kind, rec.body)
-        if structured is not None:
-            text = self._structured_text(structured)
-            size = plan.chunk_size
-            chunks = [text[i : i + size] for i in range(0, len(text), size)] or [""]
-        stream_options = rec.body.get("stream_options")
-        reply = _Reply(
-            id=f"{dialect.id_prefix}{next(self._ids)}",
-            model=route.model,
-            text="".join(chunks),
-            input_tokens=_count_words(all_texts),
-            include_usage=self.stream_usage
-            and isinstance(stream_options, dict)
-            and stream_options.get("include_usage") is True,
-            seq=itertools.count(),
-            tool_name=structured.tool_name if structured is not None else None,
-        )
-
+        dialect, reply, chunks = self._reply(route.kind, route.model, rec.body, plan)
         if route.stream:
             return StreamingResponse(
                 self._stream(dialect, reply, chunks, plan), media_type="text/event-stream"
@@ -1203,3 +1260,39 @@ async def _cut_body(payload: bytes) -> AsyncIterator[bytes]:
     """First half of a body, then an abort: uvicorn closes the socket mid chunked transfer."""
     yield payload[: len(payload) // 2]
     raise _AbortConnectionError("fault 'cut': dropping the connection mid-body")
+
+
+class _LiveAnswers:
+    """What ``FakeBatches`` borrows from the live routes, so a batch request gets exactly the
+    answer the live non-streamed call would get (see ``provider_batches.LiveAnswers``)."""
+
+    def __init__(self, server: FakeProviderServer) -> None:
+        self._server = server
+
+    def plan(self) -> _Plan:
+        """The reply knobs now (a batch captures them when it is created)."""
+        return self._server._knobs()
+
+    def texts(self, kind: str, body: dict[str, Any]) -> list[str]:
+        """Every message text of a request body of live ``kind``."""
+        return _DIALECTS[kind].texts(body)[1]
+
+    def fault_status(self, model: str) -> int | None:
+        """The status an ``err-NNN`` fault in the model name answers with, else None."""
+        return next(
+            (
+                status
+                for name, status in _STATUS_FAULTS.items()
+                if name.startswith("err-") and name in model
+            ),
+            None,
+        )
+
+    def reply(self, kind: str, model: str, body: dict[str, Any], plan: Any) -> dict[str, Any]:
+        """The body the live non-streamed call of ``kind`` answers with (status 200)."""
+        dialect, reply, _ = self._server._reply(kind, model, body, plan)
+        return dialect.complete(reply, finished=True)
+
+    def error(self, kind: str, status: int, message: str) -> dict[str, Any]:
+        """The native error body of live ``kind`` (an unknown status answers as a 500)."""
+        return _DIALECTS[kind].error(status if status in _ERROR_TABLE else 500, message)
