@@ -202,6 +202,9 @@ _RUN_MANY_OWN = (
     "expected",
     "judge_repeat",
     "budget",
+    "batch",
+    "wait",
+    "reattach",
 )
 _RUN_MANY_INSTEAD = {
     "prompt_version": "versions=[3]",
@@ -245,8 +248,11 @@ def run_many(
     expected: str = "expected",
     judge_repeat: int = 1,
     budget: float | None = None,
+    batch: bool = False,
+    wait: bool = True,
+    reattach: bool = True,
     **run_kwargs: Any,
-) -> pd.DataFrame:
+) -> Any:
     """Run every combination of versions × models × repeats × input rows; one row per run.
 
     ``versions``: numbers and labels (``[2, 3, "prod"]`` or ``"2,3,prod"``); ``models``:
@@ -282,11 +288,27 @@ def run_many(
     unknown) does not start; while running, once the logged cost of finished runs reaches it,
     the runs not yet started are skipped (status ``skipped``, error ``budget``).
 
+    ``batch=True`` submits the comparison as provider batches (OpenAI's Batch API,
+    Anthropic's Message Batches, the Gemini API's batch mode: run within 24 hours at about
+    half the price), one job per provider and model, split at each API's limits. The job is
+    in the run log from the moment it is submitted: running the same comparison again (in
+    this kernel or after a restart) attaches to it instead of submitting again
+    (``reattach=False`` submits anew). With ``wait=True`` (the default) this polls, showing
+    the job's progress in a notebook, logs the results as they arrive and returns the
+    DataFrame (runs still waiting are ``pending``; the kernel's interrupt stops the waiting,
+    not the job); ``wait=False`` returns the job at once (``pl_magic.wait(job)`` later).
+    Results are ordinary runs (``batch_id`` set, cost at batch rates), sent to PromptLayer
+    with that backend and scored like live ones. A route that cannot batch (the local
+    model, a template's own server, Vertex AI) runs live, with a one-line notice; in a
+    replay mode, runs the log holds are served from it, not submitted. See
+    :func:`batches`, :func:`wait` and :func:`cancel`.
+
     Arguments are checked before any run, as :func:`run` checks its own: a wrong type, an
     input row ``run()`` would refuse, an unknown keyword or a bad scorer is a one-line
     :class:`~pl_magic.core.errors.InvalidInputError`.
     """
     from .core import notices
+    from .core.errors import InvalidInputError
     from .engine.batch import Batch, check_runs, plan
     from .engine.estimate import before_start, check_budget_value
     from .engine.judges import judge_factory
@@ -294,13 +316,14 @@ def run_many(
     from .engine.scoring import check_expected, parse_scorers
 
     _check_run_many_keywords(run_kwargs)
+    _check_flags(batch=batch, wait=wait, reattach=reattach)
     stream = run_kwargs.pop("stream", False)
     engine = default_client().engine
     parsed = parse_scorers(scorers, judge=judge_factory(engine, judge_repeat, concurrency))
     expected = check_expected(expected)
     limit = check_budget_value(budget)
     planned = plan(versions, models, repeat, inputs, input_variables)
-    batch = Batch(
+    comparison = Batch(
         engine,
         prompt_name,
         planned,
@@ -310,12 +333,98 @@ def run_many(
         scorers=parsed,
         expected=expected,
     )
-    check_runs(batch)
-    batch.budget = limit
-    cost = before_start(batch)
+    check_runs(comparison)
+    comparison.budget = limit
+    if batch:
+        if stream:
+            raise InvalidInputError("a batch is not streamed: drop stream=True to use batch=True")
+        return _submit_batch(comparison, reattach, wait)
+    cost = before_start(comparison)
     if cost.high_usd:  # a known, nonzero cost: worth a line; free or unknown: quiet
         notices.warn(f"estimate: {cost.summary()}")
-    return frame_from_progress(batch.execute(), prompt_name)
+    return frame_from_progress(comparison.execute(), prompt_name)
+
+
+def _check_flags(**flags: Any) -> None:
+    from .core.errors import InvalidInputError
+
+    for name, value in flags.items():
+        if not isinstance(value, bool):
+            raise InvalidInputError(
+                f"{name} must be True or False, not {type(value).__name__}: e.g. {name}=True"
+            )
+
+
+def _submit_batch(runner: Any, reattach: bool, wait: bool) -> Any:
+    """run_many(batch=True): the comparison submitted as provider batches (or attached to)."""
+    from .core import notices
+    from .engine import batch_jobs
+    from .engine.estimate import before_start
+
+    cost = before_start(runner)
+    if cost.high_usd:
+        notices.warn(
+            f"estimate: {cost.summary()} at live prices (a provider batch is billed about half)"
+        )
+    job = batch_jobs.start(
+        runner.engine,
+        runner.prompt_name,
+        runner.runs,
+        runner.run_kwargs,
+        scorers=runner.scorers,
+        expected=runner.expected,
+        concurrency=runner.concurrency,
+        reattach=reattach,
+    )
+    return _waited(job) if wait else job
+
+
+def _waited(job: Any, timeout: float | None = None) -> pd.DataFrame:
+    """Wait for a batch job with its progress shown; its DataFrame."""
+    from .ui.batch_view import BatchView
+
+    view = BatchView()
+    view.start(job.status())
+    job.wait(timeout=timeout, on_progress=view.update)
+    return job.frame()
+
+
+def batches(limit: int | None = None) -> pd.DataFrame:
+    """Every batch job (``run_many(batch=True)``, ``%%plrun --batch``), newest first: its id,
+    prompt, status (``running``, ``done``, ``cancelling``, ``cancelled``), its runs' counts
+    (``ok``, ``error``, ``cancelled``, ``pending``) and its provider jobs with their ids and
+    statuses, as the log holds them (:func:`wait` asks the providers)."""
+    from .core.errors import InvalidInputError
+    from .engine.batch_jobs import jobs_frame
+
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise InvalidInputError(f"batches(limit=...) takes a whole number, not {limit!r}")
+    return jobs_frame(default_client().engine, limit)
+
+
+def wait(job: Any, timeout: float | None = None) -> pd.DataFrame:
+    """Wait for a batch job (a job, its id, or a unique prefix of it): poll the provider with
+    back-off, log the results as they arrive, and return the comparison's DataFrame. In a
+    notebook its progress shows and updates. ``timeout`` (seconds): stop waiting then (the
+    job goes on; runs still waiting are ``pending``); the kernel's interrupt does the same."""
+    from .core.errors import InvalidInputError
+    from .engine.batch_jobs import job_of
+
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0
+    ):
+        raise InvalidInputError(f"timeout must be a number of seconds ≥ 0, not {timeout!r}")
+    return _waited(job_of(default_client().engine, job), timeout)
+
+
+def cancel(job: Any) -> Any:
+    """Cancel a batch job (a job, its id, or a unique prefix of it): each provider job still
+    running is asked to stop. What the providers had finished is logged as usual; the rest
+    become ``cancelled`` runs once they have stopped (:func:`wait` logs them). Returns the
+    job's status."""
+    from .engine.batch_jobs import job_of
+
+    return job_of(default_client().engine, job).cancel()
 
 
 def runs(

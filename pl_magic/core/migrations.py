@@ -259,7 +259,7 @@ def m006_batches(conn: sqlite3.Connection) -> None:
             request_id TEXT PRIMARY KEY,     -- the run's request_id once logged (custom_id)
             job_id TEXT NOT NULL REFERENCES batch_jobs(id),
             position INTEGER NOT NULL,       -- the run's place in the comparison
-            part INTEGER,                    -- batch_parts.part; NULL for a run not batched
+            part INTEGER,                    -- batch_parts.part (NULL: a run not batched)
             route TEXT NOT NULL,             -- batch | live | served | failed
             planned TEXT NOT NULL,           -- JSON: version, label, provider, model, repeat,
                                              -- input_index, input_variables (as asked)

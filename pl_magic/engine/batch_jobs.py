@@ -282,7 +282,7 @@ class PartStatus:
     message: str | None = None
 
 
-@dataclass
+@dataclass(repr=False)
 class JobStatus:
     """Where a job is: its runs' counts and its provider jobs."""
 
@@ -311,6 +311,9 @@ class JobStatus:
     def finished(self) -> bool:
         """True once every run has ended."""
         return self.status in (DONE, JOB_CANCELLED)
+
+    def __repr__(self) -> str:
+        return self.summary()
 
     def summary(self) -> str:
         """One line: the job, its status and its counts."""
@@ -359,11 +362,7 @@ class BatchJob:
         """The job's counts and provider jobs, as the log holds them (no provider call)."""
         row = self.store.job(self.id)
         counts = self.engine.runlog.batch_counts([self.id]).get(self.id, {})
-        failed_before = sum(
-            1
-            for r in self.store.requests(self.id, ("route", "error_message"))
-            if r["route"] != ROUTE_BATCH and r["error_message"]
-        )
+        failed_before = self.store.failed_before_call([self.id]).get(self.id, 0)
         parts = [
             PartStatus(
                 p["provider"],
@@ -757,7 +756,7 @@ class BatchJob:
         run (logged runs as the log has them; a run still waiting is ``pending``)."""
         from .results import LOG_COLUMNS, frame_from_log_rows, with_scores
 
-        columns = (*LOG_COLUMNS, "batch_id")
+        columns = LOG_COLUMNS
         logged = self.engine.runlog.batch_columns(self.id, columns)
         index = {rid: i for i, rid in enumerate(logged["request_id"])}
         requests = self.store.requests(
@@ -997,3 +996,83 @@ def _chunks(api: BatchAPI, members: Sequence[_Run]) -> list[list[tuple[_Run, Enc
     if current:
         out.append(current)
     return out
+
+
+# -- listing and naming jobs ------------------------------------------------------------------
+
+
+def job_of(engine: Engine, job: Any, **kwargs: Any) -> BatchJob:
+    """A :class:`BatchJob` from a job, its id or a unique prefix of its id (``kwargs`` go
+    to a new handle); a one-line :class:`InvalidInputError` naming the fix otherwise."""
+    if isinstance(job, BatchJob):
+        return job
+    if isinstance(job, str) and job.strip():
+        return BatchJob(engine, job, **kwargs)
+    raise InvalidInputError(
+        "job must be a batch job's id (pl_magic.batches() lists them) or the job "
+        f"run_many(..., batch=True, wait=False) returned, not {type(job).__name__}"
+    )
+
+
+#: The columns of :func:`jobs_frame`, in order.
+JOB_COLUMNS = (
+    "job_id",
+    "prompt_name",
+    "status",
+    "runs",
+    "ok",
+    "error",
+    "cancelled",
+    "pending",
+    "provider_jobs",
+    "submitted_at",
+    "finished_at",
+)
+
+
+def listing(engine: Engine, limit: int | None = None) -> list[dict[str, Any]]:
+    """Every batch job, newest first: its status, its runs' counts and its provider jobs
+    (no provider call: as the log holds them)."""
+    store = BatchStore(engine.runlog.db)
+    jobs = store.jobs(limit)
+    ids = [j["id"] for j in jobs]
+    counts = engine.runlog.batch_counts(ids)
+    parts: dict[str, list[dict[str, Any]]] = {}
+    for part in store.parts(ids):
+        parts.setdefault(part["job_id"], []).append(part)
+    failed = store.failed_before_call(ids)
+    out = []
+    for job in jobs:
+        by_status = counts.get(job["id"], {})
+        ok = by_status.get("ok", 0)
+        error = by_status.get("error", 0) + failed.get(job["id"], 0)
+        cancelled = by_status.get("cancelled", 0)
+        out.append(
+            {
+                "job_id": job["id"],
+                "prompt_name": job["prompt_name"],
+                "status": job["status"],
+                "runs": job["total"],
+                "ok": ok,
+                "error": error,
+                "cancelled": cancelled,
+                "pending": max(0, job["total"] - ok - error - cancelled),
+                "provider_jobs": "; ".join(
+                    f"{p['provider']}/{p['model']} {p['provider_job_id'] or '—'} ({p['status']})"
+                    for p in parts.get(job["id"], [])
+                ),
+                "submitted_at": job["submitted_at"],
+                "finished_at": job["finished_at"],
+            }
+        )
+    return out
+
+
+def jobs_frame(engine: Engine, limit: int | None = None) -> pd.DataFrame:
+    """:func:`listing` as a DataFrame (times as UTC timestamps)."""
+    import pandas as pd
+
+    df = pd.DataFrame.from_records(listing(engine, limit), columns=list(JOB_COLUMNS))
+    for col in ("submitted_at", "finished_at"):
+        df[col] = pd.to_datetime(df[col], format="ISO8601", utc=True)
+    return df

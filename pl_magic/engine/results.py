@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 
 #: Columns of every runs DataFrame, in order (``var.<name>`` columns go after ``parameters``).
 #: ``prompt_version`` is the version that ran (a release label's, when one was asked for);
-#: ``remote_request_id`` is PromptLayer's id of the run once it is there (else missing).
+#: ``remote_request_id`` is PromptLayer's id of the run once it is there (else missing);
+#: ``batch_id`` the batch job of a run of one (``pl_magic.batches()``; else missing).
 COLUMNS = (
     "request_id",
     "started_at",
@@ -51,6 +52,7 @@ COLUMNS = (
     "repeat",
     "cached",
     "remote_request_id",
+    "batch_id",
 )
 #: The log columns a runs DataFrame is built from, in order.
 LOG_COLUMNS = (
@@ -78,6 +80,7 @@ LOG_COLUMNS = (
     "repeat_index",
     "cached_from",
     "remote_request_id",
+    "batch_id",
 )
 #: Frame column ← log column, where the names differ.
 _RENAMED = {"error": "error_message", "repeat": "repeat_index", "cached": "cached_from"}

@@ -78,7 +78,7 @@ class BatchStore(OnDatabase):
             conn.executemany(
                 f"INSERT INTO batch_parts ({', '.join(PART_COLUMNS)}) "
                 f"VALUES ({', '.join('?' * len(PART_COLUMNS))})",
-                [tuple(p.get(c) for c in PART_COLUMNS) for p in parts],
+                [tuple({**p, "job_id": job["id"]}.get(c) for c in PART_COLUMNS) for p in parts],
             )
             conn.executemany(
                 f"INSERT INTO batch_requests ({', '.join(REQUEST_COLUMNS)}) "
@@ -206,3 +206,17 @@ class BatchStore(OnDatabase):
             cursor.row_factory = None
             rows = cursor.execute(sql + " ORDER BY position", params).fetchall()
         return [dict(zip(columns, row, strict=True)) for row in rows]
+
+    def failed_before_call(self, job_ids: Sequence[str]) -> dict[str, int]:
+        """For each job, how many of its runs failed before any call (never logged)."""
+        out: dict[str, int] = {}
+        for start in range(0, len(job_ids), 400):
+            chunk = tuple(job_ids[start : start + 400])
+            marks = ",".join("?" * len(chunk))
+            for job_id, count in self.db.query(
+                f"SELECT job_id, COUNT(*) FROM batch_requests WHERE job_id IN ({marks}) "
+                "AND route != 'batch' AND error_message IS NOT NULL GROUP BY job_id",
+                chunk,
+            ):
+                out[job_id] = count
+        return out
