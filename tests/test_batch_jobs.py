@@ -1,15 +1,27 @@
 """Batch mode (issue 17): comparisons submitted as provider batches through the real SDKs,
-against the fake provider server's batch APIs on 127.0.0.1 (tests/fakes/provider_batches.py)."""
+against the fake provider server's batch APIs on 127.0.0.1 (tests/fakes/provider_batches.py).
+
+No SDK or engine function is replaced: the fake's knobs decide how long a batch runs, how it
+ends and which requests fail; the environment sets pl_magic's poll interval and limits.
+"""
 
 from __future__ import annotations
+
+import json
+import math
 
 import pytest
 
 import pl_magic
+from pl_magic.core.errors import InvalidInputError
+from pl_magic.engine import pricing
 from tests.helpers import chat, model, publish, runs
 
+GREET = chat(("system", "Be brief."), ("user", "hi {name}"))
+NAMES = [{"name": "Ada"}, {"name": "Bo"}, {"name": "Cy"}]
 
-@pytest.fixture
+
+@pytest.fixture(autouse=True)
 def fast_polls(monkeypatch: pytest.MonkeyPatch) -> None:
     """Polls milliseconds apart (the fake ends a batch after a few reads)."""
     monkeypatch.setenv("PL_MAGIC_BATCH_POLL_S", "0.01")
@@ -17,19 +29,330 @@ def fast_polls(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def greet(openai_env, fast_polls):
-    publish("greet", chat(("system", "Be brief."), ("user", "hi {name}")), model())
+def greet(openai_env):
+    publish("greet", GREET, model())
+
+
+@pytest.fixture
+def claude(anthropic_env):
+    publish("claude", GREET, model("claude-haiku-4-5", "anthropic", max_tokens=64))
+
+
+def _batches(fake, provider):
+    return fake.batches.submitted(provider)
+
+
+# -- submit → poll → results, per provider ------------------------------------------------------
 
 
 def test_openai_batch_submit_poll_results(greet, fake_provider):
     fake_provider.batches.processing_polls = 2
-    df = pl_magic.run_many(
-        "greet", inputs=[{"name": "Ada"}, {"name": "Bo"}], repeat=2, batch=True
-    )
+    df = pl_magic.run_many("greet", inputs=NAMES[:2], repeat=2, batch=True)
     assert list(df["status"]) == ["ok"] * 4
     assert list(df["output"]) == ["echo: hi Ada"] * 2 + ["echo: hi Bo"] * 2
-    (job,) = fake_provider.batches.submitted("openai")
-    assert len(job.requests) == 4
+    (job,) = _batches(fake_provider, "openai")
+    assert len(job.requests) == 4 and job.endpoint == "/v1/chat/completions"
+    # the request a live call sends, minus streaming
+    body = job.requests[0].body
+    assert body["messages"][0] == {"role": "system", "content": "Be brief."}
+    assert "stream" not in body and "stream_options" not in body
     assert fake_provider.requests_for("openai.chat") == []  # nothing went live
+    polls = fake_provider.batches.calls_of("openai", "retrieve")
+    assert len(polls) >= 3  # in progress twice, then ended
     rows = runs()
     assert len(rows) == 4 and {r["batch_id"] for r in rows} == {df["batch_id"][0]}
+    assert {r["request_id"] for r in rows} == set(df["request_id"])
+    # the same columns as a live run: tokens, raw response, replay key, costed at batch rates
+    row = rows[0]
+    assert row["input_tokens"] and row["output_tokens"] and row["cache_key"]
+    assert json.loads(row["raw_response"])["object"] == "chat.completion"
+    live = pricing.cost_usd("openai", "gpt-4o-mini", row["input_tokens"], row["output_tokens"])
+    assert row["cost_usd"] == pytest.approx(live / 2)
+    assert row["ttft_s"] is None and row["latency_s"] is None
+
+
+def test_openai_responses_api_type_batches_on_its_endpoint(openai_env, fake_provider):
+    publish("resp", GREET, model(api_type="responses"))
+    df = pl_magic.run_many("resp", inputs=NAMES[:2], batch=True)
+    assert list(df["output"]) == ["echo: hi Ada", "echo: hi Bo"]
+    (job,) = _batches(fake_provider, "openai")
+    assert job.endpoint == "/v1/responses"
+
+
+def test_anthropic_message_batches(claude, fake_provider):
+    fake_provider.batches.processing_polls = 1
+    fake_provider.batches.results_order = "reversed"  # matched by custom_id, not by order
+    df = pl_magic.run_many("claude", inputs=NAMES, batch=True)
+    assert list(df["output"]) == ["echo: hi Ada", "echo: hi Bo", "echo: hi Cy"]
+    assert list(df["status"]) == ["ok"] * 3
+    (job,) = _batches(fake_provider, "anthropic")
+    params = job.requests[0].body
+    assert params["system"] == "Be brief." and params["max_tokens"] == 64
+    assert "stream" not in params
+    assert fake_provider.requests_for("anthropic.messages") == []
+    assert {r["provider"] for r in runs()} == {"anthropic"}
+
+
+def test_two_models_are_two_provider_jobs_of_one_job(greet, anthropic_env, fake_provider):
+    df = pl_magic.run_many(
+        "greet", models=["gpt-4o-mini", "claude-haiku-4-5"], inputs=NAMES[:2], batch=True
+    )
+    assert list(df["model"]) == ["gpt-4o-mini", "claude-haiku-4-5"] * 2
+    assert df["batch_id"].nunique() == 1
+    assert len(_batches(fake_provider, "openai")) == len(_batches(fake_provider, "anthropic")) == 1
+    listed = pl_magic.batches()
+    assert len(listed) == 1 and listed["ok"][0] == 4 and listed["status"][0] == "done"
+    assert "openai/gpt-4o-mini" in listed["provider_jobs"][0]
+    assert "anthropic/claude-haiku-4-5" in listed["provider_jobs"][0]
+
+
+# -- failures -----------------------------------------------------------------------------------
+
+
+def test_partial_failures_are_error_rows_in_pl_magics_categories(greet, fake_provider):
+    df = pl_magic.run_many(
+        "greet",
+        inputs=[{"name": "Ada"}, {"name": "batch-err-429"}, {"name": "batch-err-400"}],
+        batch=True,
+    )
+    assert list(df["status"]) == ["ok", "error", "error"]
+    assert list(df["error_category"][1:]) == ["rate_limit", "bad_request"]
+    assert "HTTP 429" in df["error"][1]
+    rows = {r["request_id"]: r for r in runs()}
+    assert len(rows) == 3  # failed requests are logged runs too
+
+
+def test_a_batch_the_provider_fails_fails_its_runs(greet, fake_provider):
+    fake_provider.batches.outcome = "failed"
+    df = pl_magic.run_many("greet", inputs=NAMES[:2], batch=True)
+    assert list(df["status"]) == ["error", "error"]
+    assert all("the batch failed" in e for e in df["error"])
+
+
+def test_an_expired_batch_keeps_what_it_finished(claude, fake_provider):
+    fake_provider.batches.outcome = "expired"
+    fake_provider.batches.processed_before_stop = 1
+    df = pl_magic.run_many("claude", inputs=NAMES, batch=True)
+    assert list(df["status"]) == ["ok", "error", "error"]
+    assert list(df["error_category"])[1:] == ["timeout", "timeout"]
+
+
+def test_a_run_that_fails_before_any_call_is_an_error_row_not_submitted(greet, fake_provider):
+    publish("needs", chat(("user", "hi {name} from {city}")), model())
+    rows = [{"name": "Ada", "city": "Oslo"}, {"name": "Bo"}]
+    df = pl_magic.run_many("needs", inputs=rows, batch=True)
+    assert list(df["status"]) == ["ok", "error"]
+    assert "city" in df["error"][1] and df["request_id"].isna()[1]
+    (job,) = _batches(fake_provider, "openai")
+    assert len(job.requests) == 1
+    assert len(runs()) == 1  # as live: a run that never reached the provider is not logged
+    assert pl_magic.batches()["error"][0] == 1
+
+
+# -- cancel ---------------------------------------------------------------------------------------
+
+
+def test_cancel_logs_what_finished_and_cancels_the_rest(claude, fake_provider):
+    fake_provider.batches.processing_polls = 1000
+    fake_provider.batches.processed_before_stop = 1
+    job = pl_magic.run_many("claude", inputs=NAMES, batch=True, wait=False)
+    assert job.status().status == "running"
+    status = pl_magic.cancel(job)
+    assert status.status in ("cancelling", "cancelled")
+    df = pl_magic.wait(job.id)
+    assert list(df["status"]) == ["ok", "cancelled", "cancelled"]
+    assert pl_magic.batches()["status"][0] == "cancelled"
+    assert len(fake_provider.batches.calls_of("anthropic", "cancel")) == 1
+
+
+def test_cancel_of_an_openai_batch(greet, fake_provider):
+    fake_provider.batches.processing_polls = 1000
+    job = pl_magic.run_many("greet", inputs=NAMES, batch=True, wait=False)
+    pl_magic.cancel(job.id[:8])  # a unique prefix names it
+    df = pl_magic.wait(job)
+    assert list(df["status"]) == ["cancelled"] * 3
+    assert [r["status"] for r in runs()] == ["cancelled"] * 3
+
+
+# -- size limits --------------------------------------------------------------------------------
+
+
+def test_split_at_the_request_limit(greet, fake_provider, monkeypatch):
+    fake_provider.batches.openai_max_requests = 3  # the fake fails a larger batch
+    monkeypatch.setenv("PL_MAGIC_BATCH_MAX_REQUESTS", "3")
+    df = pl_magic.run_many("greet", inputs=NAMES, repeat=3, batch=True)
+    assert list(df["status"]) == ["ok"] * 9
+    assert [len(j.requests) for j in _batches(fake_provider, "openai")] == [3, 3, 3]
+    assert df["batch_id"].nunique() == 1
+
+
+def test_split_at_the_byte_limit(claude, fake_provider, monkeypatch):
+    body = len(json.dumps(_batches_body()))  # about one request's size
+    fake_provider.batches.anthropic_max_bytes = 3 * body
+    monkeypatch.setenv("PL_MAGIC_BATCH_MAX_BYTES", str(2 * body))
+    df = pl_magic.run_many("claude", inputs=NAMES, repeat=2, batch=True)
+    assert list(df["status"]) == ["ok"] * 6
+    sizes = [len(j.requests) for j in _batches(fake_provider, "anthropic")]
+    assert sum(sizes) == 6 and len(sizes) >= 3 and max(sizes) <= 2
+
+
+def _batches_body():
+    return {
+        "custom_id": "0" * 32,
+        "params": {
+            "model": "claude-haiku-4-5",
+            "messages": [{"role": "user", "content": [{"type": "text", "text": "hi Ada"}]}],
+            "system": "Be brief.",
+            "max_tokens": 64,
+        },
+    }
+
+
+# -- routes that cannot batch ---------------------------------------------------------------------
+
+
+def test_the_local_model_cannot_batch_its_runs_go_live_with_a_notice(
+    fake_provider, monkeypatch, capsys
+):
+    from pl_magic.core import local_target
+
+    monkeypatch.setenv(local_target.ENV_BASE_URL, fake_provider.openai_base_url)
+    publish(
+        "local",
+        GREET,
+        local_target.model_metadata(max_tokens=16),
+        provider_base_url=local_target.base_url_spec(),
+    )
+    df = pl_magic.run_many("local", inputs=NAMES[:2], batch=True)
+    assert list(df["output"]) == ["echo: hi Ada", "echo: hi Bo"]
+    err = capsys.readouterr().err
+    assert "local/smollm2-135m-instruct cannot run as a provider batch" in err
+    assert "2 runs go live" in err and err.count("cannot run as a provider batch") == 1
+    assert len(fake_provider.requests_for("openai.chat")) == 2
+    assert fake_provider.batches.submitted() == []
+    assert set(df["batch_id"]) == {df["batch_id"][0]}  # still the job's runs
+    assert pl_magic.batches()["status"][0] == "done"
+
+
+def test_claude_on_vertex_cannot_batch_and_goes_live(anthropic_vertex_env, fake_provider, capsys):
+    publish("vx", GREET, model("claude-sonnet-4-5@20250929", "vertexai", max_tokens=32))
+    df = pl_magic.run_many("vx", inputs=NAMES[:1], batch=True)
+    assert list(df["output"]) == ["echo: hi Ada"]
+    assert "Cloud Storage or BigQuery" in capsys.readouterr().err
+    assert len(fake_provider.requests_for("anthropic.vertex")) == 1
+
+
+# -- re-attach ------------------------------------------------------------------------------------
+
+
+def test_the_same_comparison_again_attaches_instead_of_submitting(greet, fake_provider, capsys):
+    fake_provider.batches.processing_polls = 1000
+    job = pl_magic.run_many("greet", inputs=NAMES, batch=True, wait=False)
+    again = pl_magic.run_many("greet", inputs=NAMES, batch=True, wait=False)
+    assert again.id == job.id
+    assert "attached to batch job" in capsys.readouterr().err
+    fake_provider.batches.processing_polls = 0
+    df = pl_magic.run_many("greet", inputs=NAMES, batch=True)  # waits: the first job's runs
+    assert list(df["status"]) == ["ok"] * 3 and set(df["batch_id"]) == {job.id}
+    finished = pl_magic.run_many("greet", inputs=NAMES, batch=True)  # a finished job too
+    assert list(finished["request_id"]) == list(df["request_id"])
+    assert len(_batches(fake_provider, "openai")) == 1
+    assert len(runs()) == 3
+    # another comparison (other inputs), or reattach=False, is a new job
+    pl_magic.run_many("greet", inputs=NAMES[:2], batch=True)
+    pl_magic.run_many("greet", inputs=NAMES, batch=True, reattach=False)
+    assert len(_batches(fake_provider, "openai")) == 3
+
+
+def test_a_new_handle_resumes_a_job_from_the_log_alone(greet, fake_provider):
+    from pl_magic.client import default_client
+    from pl_magic.engine.batch_jobs import BatchJob
+
+    fake_provider.batches.processing_polls = 1000
+    job = pl_magic.run_many("greet", inputs=NAMES, batch=True, wait=False)
+    fake_provider.batches.processing_polls = 0
+    fresh = BatchJob(default_client().engine, job.id)  # nothing in memory but the id
+    assert fresh.wait().status == "done"
+    assert [r["output"] for r in runs()] == [f"echo: hi {n['name']}" for n in NAMES]
+
+
+# -- replay, scorers, PromptLayer -----------------------------------------------------------------
+
+
+def test_replay_serves_recorded_runs_and_submits_only_the_misses(greet, fake_provider):
+    pl_magic.run_many("greet", inputs=NAMES[:2])  # recorded live
+    fake_provider.reset()
+    df = pl_magic.run_many("greet", inputs=NAMES, batch=True, cache="replay")
+    assert list(df["output"]) == [f"echo: hi {n['name']}" for n in NAMES]
+    assert list(df["cached"]) == [True, True, False]
+    (job,) = _batches(fake_provider, "openai")
+    assert len(job.requests) == 1  # only Cy's
+    assert fake_provider.requests_for("openai.chat") == []
+
+
+def test_scorers_apply_to_batch_results(greet, fake_provider):
+    rows = [{"name": "Ada", "expected": "Ada"}, {"name": "Bo", "expected": "Zed"}]
+    df = pl_magic.run_many("greet", inputs=rows, batch=True, scorers=["contains"])
+    assert list(df["score.contains"]) == [1.0, 0.0]
+    again = pl_magic.run_many("greet", inputs=rows, batch=True, scorers=["contains"])
+    assert list(again["score.contains"]) == [1.0, 0.0]
+
+
+def test_batch_results_are_sent_to_promptlayer(promptlayer_env, openai_env, fake_promptlayer):
+    from pl_magic.client import default_client
+
+    fake_promptlayer.add_prompt("greet", GREET, model(), labels=["prod"])
+    df = pl_magic.run_many("greet", versions=["prod"], inputs=NAMES[:2], batch=True)
+    assert list(df["status"]) == ["ok", "ok"]
+    tracker = default_client().tracker
+    assert tracker is not None
+    tracker.wait_idle(10)
+    tracked = fake_promptlayer.requests_for("track.request")
+    assert len(tracked) == 2
+    body = tracked[0].body
+    assert body["function_name"] == "openai.chat.completions.create"
+    assert body["request_response"]["choices"][0]["message"]["content"].startswith("echo: hi")
+    assert {r["sync_state"] for r in runs()} == {"sent"}
+
+
+# -- arguments ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "says"),
+    [
+        ({"batch": "yes"}, "batch must be True or False"),
+        ({"batch": True, "wait": 1}, "wait must be True or False"),
+        ({"batch": True, "stream": True}, "a batch is not streamed"),
+    ],
+)
+def test_bad_arguments_are_one_line_errors(greet, kwargs, says):
+    with pytest.raises(InvalidInputError, match=says) as info:
+        pl_magic.run_many("greet", inputs=NAMES, **kwargs)
+    assert "\n" not in str(info.value)
+
+
+def test_an_unknown_job_is_a_one_line_error(pl_home):
+    with pytest.raises(InvalidInputError, match="No batch job 'nope'"):
+        pl_magic.wait("nope")
+    with pytest.raises(InvalidInputError, match="job must be a batch job's id"):
+        pl_magic.cancel(42)
+
+
+def test_the_progress_view_escapes_what_the_provider_sent():
+    from pl_magic.engine.batch_jobs import JobStatus, PartStatus
+    from pl_magic.ui.batch_view import batch_html
+
+    hostile = "<img src=x onerror=alert(1)>"
+    status = JobStatus(
+        "b123",
+        f"p{hostile}",
+        "running",
+        3,
+        ok=1,
+        parts=[PartStatus("openai", "gpt", hostile, hostile, 3, 1, 0, False)],
+        message=hostile,
+    )
+    shown = batch_html(status)
+    assert "<img" not in shown and "&lt;img" in shown
+    assert not math.isnan(status.done)

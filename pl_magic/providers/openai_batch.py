@@ -172,19 +172,20 @@ class OpenAIBatches(BatchAPI):
 
 
 def _native(body: dict[str, Any]) -> Any:
-    """The SDK's object for a response body, as a live call returns it."""
+    """The SDK's object for a response body, built as the SDK builds a live call's (its
+    lenient ``construct``: a field the body lacks is None, as on the wire)."""
     kind = body.get("object")
     if kind == "response":
         from openai.types.responses import Response
 
-        return Response.model_validate(body)
+        return Response.construct(**body)
     if kind == "text_completion":
         from openai.types import Completion
 
-        return Completion.model_validate(body)
+        return Completion.construct(**body)
     from openai.types.chat import ChatCompletion
 
-    return ChatCompletion.model_validate(body)
+    return ChatCompletion.construct(**body)
 
 
 def _state(job: Any) -> BatchState:

@@ -157,9 +157,8 @@ class BatchStore(OnDatabase):
                     "(pl_magic.batches() lists them)"
                 )
         if not rows:
-            shown = text if text.isprintable() and len(text) <= 64 else repr(text[:64])
             raise InvalidInputError(
-                f"No batch job {shown}: give a job id pl_magic.batches() (or "
+                f"No batch job {text[:64]!r}: give a job id pl_magic.batches() (or "
                 "`pl-magic batches list`) lists"
             )
         return dict(rows[0])
