@@ -10,14 +10,19 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import anthropic
 import httpx2
 import openai
 import pytest
+from google import genai
+from google.genai import errors as genai_errors
+from google.genai import types as genai_types
 
 from tests.fakes.provider_server import FakeProviderServer
+from tests.fakes.service_account import write_fake_service_account
 
 API_KEY = "sk-test-batch-5c1e"
 
@@ -274,6 +279,29 @@ def test_openai_processing_time(fake_provider: FakeProviderServer, oai: openai.O
     assert oai.batches.list().data[0].status == "completed"  # a list read ends it too
 
 
+def test_openai_ten_thousand_requests_are_answered_quickly(
+    fake_provider: FakeProviderServer, oai: openai.OpenAI
+) -> None:
+    """The engine's benchmark submits 10,000 requests in one batch: the fake must not be
+    the bottleneck (no per-request sleeps, replies computed once when the batch ends)."""
+    lines = [
+        {
+            "custom_id": f"run-{i}",
+            "method": "POST",
+            "url": "/v1/responses",
+            "body": {"model": "gpt-4.1-mini", "input": f"question number {i}"},
+        }
+        for i in range(10_000)
+    ]
+    started = time.perf_counter()
+    batch = oai.batches.retrieve(_submit(oai, lines, endpoint="/v1/responses").id)
+    output = oai.files.content(batch.output_file_id or "").content
+    elapsed = time.perf_counter() - started
+    assert batch.request_counts is not None and batch.request_counts.completed == 10_000
+    assert output.count(b"\n") == 10_000
+    assert elapsed < 8, f"10,000-request batch took {elapsed:.1f} s"
+
+
 def test_openai_batch_calls_check_credentials_and_faults(
     fake_provider: FakeProviderServer, oai: openai.OpenAI
 ) -> None:
@@ -407,6 +435,23 @@ def test_anthropic_outcomes_and_order(
     assert result.result.type == "errored" and result.result.error.error.type == "api_error"
 
 
+def test_anthropic_batch_held_then_released_keeps_reply_knobs_of_creation(
+    fake_provider: FakeProviderServer, claude: anthropic.Anthropic
+) -> None:
+    fake_provider.reply_text = "captured at creation"
+    fake_provider.batches.processing_polls = 10**9  # held, as across a kernel restart
+    batch = claude.messages.batches.create(requests=[_claude_request("a", "hello")])
+    fake_provider.reply_text = "changed later"
+    for _ in range(3):
+        assert claude.messages.batches.retrieve(batch.id).processing_status == "in_progress"
+    fake_provider.batches.processing_polls = 0  # released
+    assert claude.messages.batches.retrieve(batch.id).processing_status == "ended"
+    (result,) = claude.messages.batches.results(batch.id)
+    assert result.result.type == "succeeded"
+    assert result.result.message.content[0].text == "captured at creation"  # type: ignore[union-attr]
+    assert len(fake_provider.batches.calls_of("anthropic", "create")) == 1
+
+
 def test_anthropic_list_paginates_newest_first(
     fake_provider: FakeProviderServer, claude: anthropic.Anthropic
 ) -> None:
@@ -464,4 +509,174 @@ def test_anthropic_vertex_client_has_no_batch_route(fake_provider: FakeProviderS
     )
     with pytest.raises(anthropic.AnthropicError, match="not supported in the Vertex client"):
         vertex.messages.batches.create(requests=[_claude_request("a", "x")])
+    assert fake_provider.requests == []
+
+
+# -- Gemini API ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def gemini(fake_provider_server: FakeProviderServer) -> genai.Client:
+    return genai.Client(
+        api_key=API_KEY, http_options={"base_url": fake_provider_server.gemini_base_url}
+    )
+
+
+def _gemini_request(key: str, text: str, config: Any = None) -> Any:
+    request: dict[str, Any] = {
+        "contents": [{"role": "user", "parts": [{"text": text}]}],
+        "metadata": {"key": key},
+    }
+    if config is not None:
+        request["config"] = config
+    return request
+
+
+GEMINI_MODEL = "gemini-2.5-flash"
+
+
+def test_gemini_life_cycle_matches_live_answers(
+    fake_provider: FakeProviderServer, gemini: genai.Client
+) -> None:
+    fake_provider.batches.processing_polls = 1
+    structured = {
+        "system_instruction": "answer in JSON",
+        "response_mime_type": "application/json",
+        "response_json_schema": {
+            "type": "object",
+            "properties": {"count": {"type": "integer", "minimum": 3}},
+            "required": ["count"],
+        },
+    }
+    src = [
+        _gemini_request("plain", "first question"),
+        _gemini_request("json", "how many?", structured),
+        _gemini_request("marked", "batch-err-400 please"),
+    ]
+    created = gemini.batches.create(model=GEMINI_MODEL, src=src, config={"display_name": "cmp"})
+    assert created.name is not None and created.name.startswith("batches/")
+    assert created.state == genai_types.JobState.JOB_STATE_PENDING and not created.done
+    assert created.display_name == "cmp" and created.model == f"models/{GEMINI_MODEL}"
+    running = gemini.batches.get(name=created.name)
+    assert running.state == genai_types.JobState.JOB_STATE_RUNNING and running.dest is None
+    ended = gemini.batches.get(name=created.name)
+    assert ended.state == genai_types.JobState.JOB_STATE_SUCCEEDED and ended.done
+    assert ended.end_time is not None and ended.dest is not None
+    inlined = ended.dest.inlined_responses
+    assert inlined is not None
+    assert [r.metadata for r in inlined] == [{"key": "plain"}, {"key": "json"}, {"key": "marked"}]
+
+    for answer, (text, config) in zip(
+        inlined[:2], (("first question", None), ("how many?", structured)), strict=True
+    ):
+        live = gemini.models.generate_content(model=GEMINI_MODEL, contents=text, config=config)
+        assert answer.response is not None and answer.error is None
+        assert answer.response.text == live.text
+        assert answer.response.usage_metadata == live.usage_metadata
+        assert answer.response.model_version == live.model_version
+    assert json.loads(inlined[1].response.text or "") == {"count": 3}  # type: ignore[union-attr]
+    assert inlined[2].error is not None and inlined[2].error.code == 400
+
+    actions = [c.action for c in fake_provider.batches.calls_of("gemini")]
+    assert actions == ["create", "retrieve", "retrieve"]
+
+
+def test_gemini_cancel_list_and_delete(
+    fake_provider: FakeProviderServer, gemini: genai.Client
+) -> None:
+    knobs = fake_provider.batches
+    knobs.processing_polls = 100
+    knobs.processed_before_stop = 1
+    names = [
+        gemini.batches.create(
+            model=GEMINI_MODEL, src=[_gemini_request(f"r{i}", "hi") for i in range(3)]
+        ).name
+        for _ in range(3)
+    ]
+    pager = gemini.batches.list(config={"page_size": 2})
+    assert len(pager.page) == 2
+    assert [job.name for job in pager] == names[::-1]  # the pager follows nextPageToken
+
+    gemini.batches.cancel(name=names[0] or "")
+    cancelled = gemini.batches.get(name=names[0] or "")
+    assert cancelled.state == genai_types.JobState.JOB_STATE_CANCELLED
+    assert cancelled.dest is not None and cancelled.dest.inlined_responses is not None
+    assert [r.metadata for r in cancelled.dest.inlined_responses] == [{"key": "r0"}]
+
+    gemini.batches.delete(name=names[0] or "")
+    with pytest.raises(genai_errors.ClientError) as gone:
+        gemini.batches.get(name=names[0] or "")
+    assert gone.value.code == 404
+    assert [job.name for job in gemini.batches.list()] == names[:0:-1]
+
+
+def test_gemini_outcomes_and_request_errors(
+    fake_provider: FakeProviderServer, gemini: genai.Client
+) -> None:
+    knobs = fake_provider.batches
+    knobs.request_errors = {"b": 429, "1": 500}
+    src = [_gemini_request("a", "hi"), _gemini_request("b", "hi"), {"contents": "no key"}]
+    batch = gemini.batches.get(name=gemini.batches.create(model=GEMINI_MODEL, src=src).name or "")
+    assert batch.dest is not None and batch.dest.inlined_responses is not None
+    codes = [r.error.code if r.error else None for r in batch.dest.inlined_responses]
+    assert codes == [None, 429, None]  # "1" is the index of a request without metadata key
+
+    knobs.outcome = "expired"
+    expired = gemini.batches.create(model=GEMINI_MODEL, src=src)
+    assert gemini.batches.get(name=expired.name or "").state == "JOB_STATE_EXPIRED"
+    knobs.outcome = "failed"
+    failed = gemini.batches.create(model=GEMINI_MODEL, src=src)
+    assert gemini.batches.get(name=failed.name or "").state == "JOB_STATE_FAILED"
+
+
+def test_gemini_create_refusals(fake_provider: FakeProviderServer, gemini: genai.Client) -> None:
+    knobs = fake_provider.batches
+    knobs.gemini_max_bytes = 300
+    with pytest.raises(genai_errors.ClientError, match="payload size exceeds") as too_big:
+        gemini.batches.create(model=GEMINI_MODEL, src=[_gemini_request("a", "x" * 400)])
+    assert too_big.value.code == 400 and too_big.value.status == "INVALID_ARGUMENT"
+    knobs.gemini_max_bytes = 10_000
+    knobs.gemini_max_requests = 1
+    with pytest.raises(genai_errors.ClientError, match="at most 1"):
+        gemini.batches.create(model=GEMINI_MODEL, src=[_gemini_request("a", "x")] * 2)
+    assert knobs.submitted() == []
+
+
+def test_gemini_batch_routes_share_v1_with_openai(
+    fake_provider: FakeProviderServer, gemini: genai.Client, oai: openai.OpenAI
+) -> None:
+    """genai 3.x calls /v1/batches, as OpenAI does: Google's headers decide, and each SDK
+    sees only its own provider's jobs."""
+    gemini.batches.create(model=GEMINI_MODEL, src=[_gemini_request("a", "hi")])
+    assert oai.batches.list().data == []
+    _submit(oai, [_chat_line("a", "hello")])
+    assert len(list(gemini.batches.list())) == 1
+    assert [r.kind for r in fake_provider.requests if r.kind.endswith(".batches")] == [
+        "gemini.batches",
+        "openai.batches",
+        "openai.batches",
+        "gemini.batches",
+    ]
+    missing = httpx2.get(
+        fake_provider.gemini_base_url + "/v1/batches",
+        headers={"x-goog-api-client": "google-genai-sdk/test"},
+    )
+    assert missing.status_code == 401 and missing.json()["error"]["status"] == "UNAUTHENTICATED"
+
+
+def test_vertex_genai_batches_need_cloud_storage(
+    fake_provider: FakeProviderServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The finding batch mode relies on: on Vertex AI, google-genai's batches.create takes a
+    GCS, BigQuery or Vertex dataset source only and refuses inline requests before any call."""
+    key_file = write_fake_service_account(tmp_path / "sa.json", fake_provider.token_uri)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key_file))
+    vertex = genai.Client(
+        vertexai=True,
+        project="p1",
+        location="us-central1",
+        http_options={"base_url": fake_provider.vertex_base_url},
+    )
+    with pytest.raises(ValueError, match="gcs_uri"):
+        vertex.batches.create(model=GEMINI_MODEL, src=[_gemini_request("a", "hi")])
     assert fake_provider.requests == []

@@ -20,6 +20,16 @@ Routes (``Recorded.kind`` in brackets):
   ``POST /v1/messages/batches/{id}/cancel``, ``GET /v1/messages/batches/{id}/results``
   (JSONL). Claude on Vertex AI has no batch route here: ``anthropic.AnthropicVertex`` refuses
   ``/v1/messages/batches`` itself ("The Batch API is not supported in the Vertex client yet").
+* Gemini API [``gemini.batches``], under ``/v1`` (google-genai 3.x's default), ``/v1beta``
+  or ``/v1alpha``: ``POST /models/{model}:batchGenerateContent`` (inline requests only),
+  ``GET /batches`` (``pageSize``/``pageToken``), ``GET|DELETE /batches/{id}``,
+  ``POST /batches/{id}:cancel``. ``/v1/batches`` is OpenAI's path too: a request there is
+  Gemini's when it carries ``x-goog-api-key`` or ``x-goog-api-client`` (genai sends both).
+  A batch is a long-running operation whose ``metadata`` is the ``GenerateContentBatch``
+  (``state``, ``batchStats``, and once ended ``output.inlinedResponses``, in input order,
+  each with its request's ``metadata``). There is no Vertex AI route: google-genai's
+  ``batches.create`` on Vertex takes only a GCS, BigQuery or Vertex dataset source and
+  destination (inline requests are refused client-side), which a loopback fake cannot hold.
 
 A batch moves through its provider's states on reads of it (see the knobs of
 :class:`FakeBatches`); results are computed once, when it ends, and served from then on.
@@ -32,6 +42,7 @@ import json
 import re
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -51,13 +62,19 @@ __all__ = [
 ]
 
 #: ``Recorded.kind`` of the batch API routes.
-BATCH_KINDS: tuple[str, ...] = ("openai.files", "openai.batches", "anthropic.batches")
+BATCH_KINDS: tuple[str, ...] = (
+    "openai.files",
+    "openai.batches",
+    "anthropic.batches",
+    "gemini.batches",
+)
 
 #: The documented limits (the knobs' defaults).
 OPENAI_MAX_REQUESTS = 50_000
 OPENAI_MAX_FILE_BYTES = 200 * 1024 * 1024
 ANTHROPIC_MAX_REQUESTS = 100_000
 ANTHROPIC_MAX_BYTES = 256 * 1024 * 1024
+GEMINI_MAX_BYTES = 20 * 1024 * 1024  # inline requests; bigger batches go through a file
 
 _DAY_S = 86_400
 # OpenAI batch endpoints the fake answers, and the live kind that answers each request.
@@ -75,10 +92,25 @@ _OPENAI_FILES_RE = re.compile(r"/v1/files(?:/([^/]+)(?:/(content))?)?$")
 _OPENAI_BATCHES_RE = re.compile(r"/v1/batches(?:/([^/]+)(?:/(cancel))?)?$")
 _ANTHROPIC_RE = re.compile(r"/v1/messages/batches(?:/([^/]+)(?:/(cancel|results))?)?$")
 _ANTHROPIC_CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+_GEMINI_CREATE_RE = re.compile(r"^/v1(?:beta|alpha)?/models/([^/:]+):batchGenerateContent$")
+_GEMINI_BATCH_RE = re.compile(r"^/v1(?:beta|alpha)?/batches(?:/([^/:]+)(?::(cancel))?)?$")
+_GEMINI_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main."
+_GEMINI_STATES = {
+    "completed": "BATCH_STATE_SUCCEEDED",
+    "cancelled": "BATCH_STATE_CANCELLED",
+    "expired": "BATCH_STATE_EXPIRED",
+    "failed": "BATCH_STATE_FAILED",
+}
 
 
-def classify_batch(method: str, path: str) -> tuple[str, str] | None:
+def classify_batch(method: str, path: str, headers: Mapping[str, str]) -> tuple[str, str] | None:
     """``(kind, model)`` of a batch API request, or None when ``path`` is not one."""
+    if match := _GEMINI_CREATE_RE.search(path):
+        return "gemini.batches", match[1]
+    if match := _GEMINI_BATCH_RE.search(path):
+        google = "x-goog-api-key" in headers or "x-goog-api-client" in headers
+        if google or match[2] == "cancel" or not path.startswith("/v1/"):
+            return "gemini.batches", ""
     if _ANTHROPIC_RE.search(path):
         return "anthropic.batches", ""
     if _OPENAI_FILES_RE.search(path):
@@ -100,12 +132,18 @@ class BatchHTTPError(Exception):
 class Incoming(Protocol):
     """The parts of a recorded request a batch route reads (``Recorded`` has them)."""
 
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: Any
-    raw: bytes
+    @property
+    def method(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def query(self) -> dict[str, str]: ...
+    @property
+    def headers(self) -> dict[str, str]: ...
+    @property
+    def body(self) -> Any: ...
+    @property
+    def raw(self) -> bytes: ...
 
 
 class LiveAnswers(Protocol):
@@ -131,9 +169,9 @@ class LiveAnswers(Protocol):
 class BatchCall:
     """One batch API call the fake answered (after its fault and credentials checks)."""
 
-    provider: str  # "openai", "anthropic"
+    provider: str  # "openai", "anthropic", "gemini"
     # upload, file, content, files, delete_file (OpenAI files); create, retrieve, list,
-    # cancel, results (Anthropic), delete (Anthropic)
+    # cancel, results (Anthropic), delete (Anthropic, Gemini)
     action: str
     target: str | None  # the batch or file id the call names, or the new one it created
 
@@ -158,6 +196,7 @@ class BatchRequest:
     model: str
     body: dict[str, Any]
     error: tuple[int, str] | None  # (status, message) when this request errors
+    metadata: dict[str, Any] | None = None  # Gemini: the request's metadata, echoed back
 
 
 @dataclass
@@ -180,6 +219,7 @@ class BatchJob:
     endpoint: str = ""
     input_file_id: str = ""
     metadata: Any = None
+    display_name: str = ""
     model: str = ""
     validation_errors: list[dict[str, Any]] = field(default_factory=list)
     reads: int = 0  # status reads of this batch while it was in progress
@@ -193,7 +233,7 @@ class BatchJob:
     output_file_id: str | None = None
     error_file_id: str | None = None
     usage: dict[str, Any] | None = None
-    jsonl: bytes | None = None  # Anthropic results, rendered on first download
+    rendered: Any = None  # Anthropic results JSONL / Gemini inlined responses, built once
 
     def done_counts(self) -> tuple[int, int]:
         """(succeeded, errored) so far: in proportion to ``progress`` while running."""
@@ -256,12 +296,18 @@ def _limit(query: dict[str, str], default: int, most: int) -> int:
 class FakeBatches:
     """Batch jobs, uploaded files, knobs and a record of calls for ``FakeProviderServer``.
 
-    Knobs (plain attributes, read when a call arrives; ``reset()`` restores them):
+    Knobs (plain attributes; ``reset()`` restores them). The batch knobs are read on every
+    read of a batch, so a test can hold a batch in progress (``processing_polls = 10**9``,
+    say, across a kernel restart) and then release it (back to 0). The reply knobs of the
+    server (``reply_text``, ``chunk_size``, ``stream_chunks``) are captured when the batch is
+    created; ``structured_replies`` entries are consumed in input order when it ends.
 
-    * ``processing_polls``: a batch answers its first N status reads (retrieve of that batch)
-      as in progress; the read after them ends it. 0 (default): the first read ends it, so a
-      test polls once. The create answer itself always shows the first state (OpenAI
-      ``validating``). Lists show the state but do not count as polls.
+    * ``processing_polls``: a batch answers its first N status reads (OpenAI ``retrieve``,
+      Anthropic ``retrieve``, Gemini ``get`` of that batch) as in progress, with progress
+      counts growing; the read after them ends it. 0 (default): the first read ends it, so
+      a test polls once. The create answer itself always shows the first state (OpenAI
+      ``validating``, Anthropic ``in_progress``, Gemini ``BATCH_STATE_PENDING``). Lists show
+      the state but do not count as polls (a list read can end a batch whose polls are done).
     * ``processing_s``: and it stays in progress until this many seconds after creation.
     * ``outcome``: how a batch ends when processing is over: ``"completed"`` (default),
       ``"expired"`` or ``"failed"`` (OpenAI: status ``failed``, ``errors`` code
@@ -279,10 +325,14 @@ class FakeBatches:
       ``too_many_tasks``), ``openai_max_file_bytes`` (200 MB per ``purpose=batch`` upload:
       more is a 400 ``File is too large.``), ``anthropic_max_requests`` (100,000: more is a
       400 ``invalid_request_error``) and ``anthropic_max_bytes`` (256 MB of create body: more
-      is a 413 ``request_too_large``).
+      is a 413 ``request_too_large``), ``gemini_max_bytes`` (20 MB of inline requests: more
+      is a 400 ``INVALID_ARGUMENT``) and ``gemini_max_requests`` (None: no count limit).
+    * Gemini requests have no custom_id: ``request_errors`` matches the request's
+      ``metadata["key"]``, or its index as a string when it has none.
 
-    Cancelling: the cancel answer shows the cancelling state; the next read of the batch
-    shows it cancelled.
+    Cancelling: the cancel answer shows the cancelling state (Gemini's cancel answers
+    ``{}``); the next read of the batch shows it cancelled, with the results of the first
+    ``processed_before_stop`` requests. Gemini lists carry no ``output`` (get the batch).
 
     Record: ``calls`` lists every batch API call (:class:`BatchCall`); ``jobs`` maps id to
     :class:`BatchJob` (creation order); ``files`` maps id to :class:`StoredFile`. Ids keep
@@ -309,6 +359,8 @@ class FakeBatches:
         self.openai_max_file_bytes: int = OPENAI_MAX_FILE_BYTES
         self.anthropic_max_requests: int = ANTHROPIC_MAX_REQUESTS
         self.anthropic_max_bytes: int = ANTHROPIC_MAX_BYTES
+        self.gemini_max_bytes: int = GEMINI_MAX_BYTES
+        self.gemini_max_requests: int | None = None
 
     def reset(self) -> None:
         """Forget jobs, files and calls; restore the knobs."""
@@ -337,6 +389,8 @@ class FakeBatches:
                 return self._openai_batches(req)
             if kind == "anthropic.batches":
                 return self._anthropic(req, base_url)
+            if kind == "gemini.batches":
+                return self._gemini(req)
         raise BatchHTTPError(404, f"fake provider: no batch route for {req.method} {req.path}")
 
     # -- shared life cycle -----------------------------------------------------------------
@@ -467,19 +521,19 @@ class FakeBatches:
                     "has_more": more,
                 }
             )
-        f = self.files.get(file_id or "")
-        if f is None:
+        stored = self.files.get(file_id or "")
+        if stored is None:
             raise BatchHTTPError(404, f"No such File object: {file_id}")
         if req.method == "GET" and sub == "content":
-            self._record("openai", "content", f.id)
-            return Response(f.data, media_type="application/octet-stream")
+            self._record("openai", "content", stored.id)
+            return Response(stored.data, media_type="application/octet-stream")
         if req.method == "GET" and sub is None:
-            self._record("openai", "file", f.id)
-            return _json_response(self._openai_file_object(f))
+            self._record("openai", "file", stored.id)
+            return _json_response(self._openai_file_object(stored))
         if req.method == "DELETE" and sub is None:
-            self._record("openai", "delete_file", f.id)
-            del self.files[f.id]
-            return _json_response({"id": f.id, "object": "file", "deleted": True})
+            self._record("openai", "delete_file", stored.id)
+            del self.files[stored.id]
+            return _json_response({"id": stored.id, "object": "file", "deleted": True})
         raise BatchHTTPError(404, f"fake provider: no route for {req.method} {req.path}")
 
     def _openai_upload(self, req: Incoming) -> StoredFile:
@@ -600,7 +654,7 @@ class FakeBatches:
         model: str | None = None
         kind = _OPENAI_ENDPOINTS[endpoint]
         for n, line in lines:
-            problem = None
+            problem: tuple[str, str, str | None] | None = None
             try:
                 obj = json.loads(line)
             except ValueError:
@@ -712,8 +766,10 @@ class FakeBatches:
                 line["error"] = None
                 usage = body.get("usage") if outcome == "succeeded" else None
                 if isinstance(usage, dict):
-                    tokens_in += usage.get("prompt_tokens", usage.get("input_tokens", 0))
-                    tokens_out += usage.get("completion_tokens", usage.get("output_tokens", 0))
+                    tokens_in += int(usage.get("prompt_tokens") or usage.get("input_tokens") or 0)
+                    tokens_out += int(
+                        usage.get("completion_tokens") or usage.get("output_tokens") or 0
+                    )
                 (out if outcome == "succeeded" else err).append(_json(line))
             else:
                 code = "batch_cancelled" if outcome == "canceled" else "batch_expired"
@@ -783,11 +839,10 @@ class FakeBatches:
                 raise BatchHTTPError(
                     400, f"Message Batch {job.id} has not ended yet; its results are not ready."
                 )
-            if job.jsonl is None:
-                job.jsonl = b"".join(
-                    _json(_anthropic_line(*res)) + b"\n" for res in self._ordered(job)
-                )
-            return Response(job.jsonl, media_type="application/binary")
+            if job.rendered is None:
+                lines = (_json(_anthropic_line(*res)) + b"\n" for res in self._ordered(job))
+                job.rendered = b"".join(lines)
+            return Response(job.rendered, media_type="application/binary")
         if req.method == "DELETE" and sub is None:
             if job.phase != "ended":
                 raise BatchHTTPError(
@@ -874,6 +929,157 @@ class FakeBatches:
             "cancel_initiated_at": _rfc3339(job.cancel_at),
             "results_url": f"{base_url}/v1/messages/batches/{job.id}/results" if ended else None,
         }
+
+    # -- Gemini API ------------------------------------------------------------------------
+
+    def _gemini(self, req: Incoming) -> Response:
+        if create := _GEMINI_CREATE_RE.search(req.path):
+            if req.method != "POST":
+                raise BatchHTTPError(404, f"fake provider: no route for {req.method} {req.path}")
+            job = self._gemini_create(req, create[1])
+            self._record("gemini", "create", job.id)
+            return _json_response(self._gemini_operation(job))
+        match = _GEMINI_BATCH_RE.search(req.path)
+        assert match is not None
+        batch_id, sub = match[1], match[2]
+        if req.method == "GET" and batch_id is None:
+            self._record("gemini", "list", None)
+            jobs = [j for j in self.jobs.values() if j.provider == "gemini"][::-1]
+            try:
+                size = int(req.query.get("pageSize", 50))
+                start = int(req.query.get("pageToken") or 0)
+            except ValueError:
+                raise BatchHTTPError(400, "Invalid pageSize or pageToken.") from None
+            page = jobs[start : start + max(1, min(size, 1000))]
+            for job in page:
+                self._observe(job, poll=False)
+            listed: dict[str, Any] = {
+                "operations": [self._gemini_operation(j, output=False) for j in page]
+            }
+            if start + len(page) < len(jobs):
+                listed["nextPageToken"] = str(start + len(page))
+            return _json_response(listed)
+        job = self._job(f"batches/{batch_id}", "gemini")
+        if req.method == "GET" and sub is None:
+            self._record("gemini", "retrieve", job.id)
+            self._observe(job, poll=True)
+            return _json_response(self._gemini_operation(job))
+        if req.method == "POST" and sub == "cancel":
+            self._record("gemini", "cancel", job.id)
+            self._cancel(job)
+            return _json_response({})
+        if req.method == "DELETE" and sub is None:
+            self._record("gemini", "delete", job.id)
+            del self.jobs[job.id]
+            return _json_response({})
+        raise BatchHTTPError(404, f"fake provider: no route for {req.method} {req.path}")
+
+    def _gemini_create(self, req: Incoming, model: str) -> BatchJob:
+        if len(req.raw) > self.gemini_max_bytes:
+            raise BatchHTTPError(
+                400, f"Request payload size exceeds the limit: {self.gemini_max_bytes} bytes."
+            )
+        batch = req.body.get("batch") if isinstance(req.body, dict) else None
+        config = batch.get("inputConfig") if isinstance(batch, dict) else None
+        if not isinstance(batch, dict) or not isinstance(config, dict):
+            raise BatchHTTPError(400, "batch.inputConfig is required.")
+        if "fileName" in config:
+            raise BatchHTTPError(
+                400, "fake provider: only inline requests are supported (inputConfig.requests)."
+            )
+        inline = config.get("requests")
+        items = inline.get("requests") if isinstance(inline, dict) else None
+        if not isinstance(items, list) or not items:
+            raise BatchHTTPError(400, "batch.inputConfig.requests.requests must not be empty.")
+        if self.gemini_max_requests is not None and len(items) > self.gemini_max_requests:
+            raise BatchHTTPError(
+                400,
+                f"A batch may contain at most {self.gemini_max_requests} inline requests; "
+                f"got {len(items)}.",
+            )
+        requests: list[BatchRequest] = []
+        for i, item in enumerate(items):
+            body = item.get("request") if isinstance(item, dict) else None
+            if not isinstance(body, dict):
+                raise BatchHTTPError(
+                    400, f"batch.inputConfig.requests.requests[{i}].request is required."
+                )
+            metadata = item.get("metadata")
+            metadata = metadata if isinstance(metadata, dict) else None
+            key = metadata.get("key") if metadata else None
+            key = key if isinstance(key, str) else str(i)
+            error = self._request_error("gemini", key, model, body)
+            requests.append(BatchRequest(key, "gemini", model, body, error, metadata))
+        name = batch.get("displayName")
+        return self._add(
+            BatchJob(
+                provider="gemini",
+                id=self._new_id("batches/fake-batch-"),
+                requests=requests,
+                plan=self._live.plan(),
+                created_at=time.time(),
+                started=time.monotonic(),
+                display_name=name if isinstance(name, str) else "",
+                model=model,
+            )
+        )
+
+    def _gemini_operation(self, job: BatchJob, output: bool = True) -> dict[str, Any]:
+        """The long-running operation google-genai reads a batch from (``metadata``)."""
+        ended = job.phase == "ended"
+        ok, errored = job.done_counts()
+        total = len(job.requests)
+        if ended:
+            state = _GEMINI_STATES[job.end]
+        else:
+            state = "BATCH_STATE_PENDING" if job.stage == "new" else "BATCH_STATE_RUNNING"
+        metadata: dict[str, Any] = {
+            "@type": _GEMINI_TYPE + "GenerateContentBatch",
+            "model": f"models/{job.model}",
+            "displayName": job.display_name,
+            "name": job.id,
+            "createTime": _rfc3339(job.created_at),
+            "updateTime": _rfc3339(job.ended_at or job.cancel_at or job.created_at),
+            "batchStats": {
+                "requestCount": str(total),
+                "successfulRequestCount": str(ok),
+                "failedRequestCount": str(errored),
+                "pendingRequestCount": str(0 if ended else total - ok - errored),
+            },
+            "state": state,
+        }
+        operation: dict[str, Any] = {"name": job.id, "metadata": metadata}
+        if not ended:
+            return operation
+        metadata["endTime"] = _rfc3339(job.ended_at)
+        operation["done"] = True
+        if job.end == "failed":
+            operation["error"] = {"code": 13, "message": "Batch failed: internal error."}
+        elif output:
+            if job.rendered is None:
+                job.rendered = [
+                    line for res in job.results if (line := _gemini_line(*res)) is not None
+                ]
+            responses = {"inlinedResponses": {"inlinedResponses": job.rendered}}
+            metadata["output"] = responses
+            operation["response"] = {"@type": _GEMINI_TYPE + "GenerateContentBatchOutput"}
+            operation["response"].update(responses)
+        return operation
+
+
+def _gemini_line(
+    r: BatchRequest, outcome: str, body: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """One entry of a Gemini batch's inlined responses (None: the request did not run)."""
+    if outcome == "succeeded":
+        line: dict[str, Any] = {"response": body}
+    elif outcome == "errored" and body is not None:
+        line = {"error": body["error"]}
+    else:
+        return None
+    if r.metadata is not None:
+        line["metadata"] = r.metadata
+    return line
 
 
 def _anthropic_line(r: BatchRequest, outcome: str, body: dict[str, Any] | None) -> dict[str, Any]:

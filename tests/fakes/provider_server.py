@@ -46,7 +46,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -876,11 +876,11 @@ def _has_credentials(kind: str, headers: dict[str, str]) -> bool:
     return False
 
 
-def _classify(method: str, path: str, body: Any) -> _Route:
+def _classify(method: str, path: str, body: Any, headers: Mapping[str, str]) -> _Route:
     """Map a request to its kind, model and stream flag (``unknown`` when nothing matches)."""
     model = str(body.get("model", "")) if isinstance(body, dict) else ""
     body_stream = isinstance(body, dict) and body.get("stream") is True
-    if batch := classify_batch(method, path):
+    if batch := classify_batch(method, path, headers):
         return _Route(batch[0], batch[1], False)
     if method == "POST":
         if match := _ANTHROPIC_VERTEX_RE.search(path):
@@ -1100,7 +1100,7 @@ class FakeProviderServer(ThreadedServer):
             body = json.loads(raw) if raw else None
         except ValueError:
             body = None
-        route = _classify(request.method, request.url.path, body)
+        route = _classify(request.method, request.url.path, body, request.headers)
         rec = self._record(request, raw, body, route)
         if route.kind == "token":
             return JSONResponse(
