@@ -361,6 +361,7 @@ def _submit_batch(runner: Any, reattach: bool, wait: bool) -> Any:
     from .engine import batch_jobs
     from .engine.estimate import before_start
 
+    batch_jobs.check_options(runner.run_kwargs)
     cost = before_start(runner)
     if cost.high_usd:
         notices.warn(

@@ -356,3 +356,90 @@ def test_the_progress_view_escapes_what_the_provider_sent():
     shown = batch_html(status)
     assert "<img" not in shown and "&lt;img" in shown
     assert not math.isnan(status.done)
+
+
+def test_gemini_api_batch_with_inline_requests(gemini_env, fake_provider):
+    publish("gem", GREET, model("gemini-2.5-flash", "google", temperature=0.1))
+    fake_provider.batches.processing_polls = 1
+    df = pl_magic.run_many("gem", inputs=NAMES, batch=True)
+    assert list(df["output"]) == ["echo: hi Ada", "echo: hi Bo", "echo: hi Cy"]
+    (job,) = _batches(fake_provider, "gemini")
+    assert len(job.requests) == 3
+    assert fake_provider.requests_for("gemini") == []
+    row = runs()[0]
+    assert row["provider"] == "google" and row["cost_usd"] == pytest.approx(
+        pricing.cost_usd("google", "gemini-2.5-flash", row["input_tokens"], row["output_tokens"])
+        / 2
+    )
+
+
+def test_gemini_partial_failures(gemini_env, fake_provider):
+    publish("gem", GREET, model("gemini-2.5-flash", "google"))
+    df = pl_magic.run_many("gem", inputs=[{"name": "Ada"}, {"name": "batch-err-503"}], batch=True)
+    assert list(df["status"]) == ["ok", "error"]
+    assert df["error_category"][1] == "server"
+
+
+def test_gemini_on_vertex_cannot_batch_and_goes_live(vertex_env, fake_provider, capsys):
+    publish("gv", GREET, model("gemini-2.5-flash", "google"))
+    df = pl_magic.run_many("gv", inputs=NAMES[:2], batch=True)
+    assert list(df["output"]) == ["echo: hi Ada", "echo: hi Bo"]
+    assert "2 runs go live" in capsys.readouterr().err
+    assert len(fake_provider.requests_for("vertex.gemini")) == 2
+
+
+# -- surfaces: %%plrun --batch and pl-magic batches -------------------------------------------
+
+
+def test_plrun_batch_submits_shows_progress_and_stores_the_frame(ip, greet, fake_provider, capsys):
+    fake_provider.batches.processing_polls = 1
+    ip.user_ns["people"] = NAMES
+    ip.run_line_magic("plrun", "greet --inputs people --batch --out df")
+    df = ip.user_ns["df"]
+    assert list(df["output"]) == [f"echo: hi {n['name']}" for n in NAMES]
+    out = capsys.readouterr().out
+    assert f"batch job {df['batch_id'][0]} done: 3/3 runs ended (3 ok)" in out
+    assert len(_batches(fake_provider, "openai")) == 1
+    ip.run_line_magic("plrun", "greet --inputs people --batch --out again")
+    assert len(_batches(fake_provider, "openai")) == 1  # the same cell again: attached
+    assert list(ip.user_ns["again"]["request_id"]) == list(df["request_id"])
+
+
+def test_plrun_batch_refuses_no_log(ip, greet, fake_provider, capsys):
+    with pytest.raises(InvalidInputError, match="a batch job is kept in the run log"):
+        ip.run_cell_magic("plrun", "greet --batch --no-log", "name: Ada\n")
+    assert "Estimate" not in capsys.readouterr().out
+    assert fake_provider.batches.submitted() == []
+
+
+def test_cli_batches_list_wait_and_cancel(greet, fake_provider, capsys, tmp_path):
+    from pl_magic.surfaces.cli import main
+
+    assert main(["batches", "list"]) == 0
+    assert "No batch jobs yet" in capsys.readouterr().out
+
+    fake_provider.batches.processing_polls = 1000
+    job = pl_magic.run_many("greet", inputs=NAMES, batch=True, wait=False)
+    second = pl_magic.run_many("greet", inputs=NAMES[:1], batch=True, wait=False)
+    capsys.readouterr()
+    assert main(["batches", "list"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("JOB") and len(lines) == 3
+    assert lines[1].startswith(second.id) and "running" in lines[1]
+
+    assert main(["batches", "wait", job.id, "--timeout", "0.05"]) == 1
+    out, err = capsys.readouterr()
+    assert "running" in out and "still running" in err
+
+    assert main(["batches", "cancel", second.id]) == 0
+    assert "cancel" in capsys.readouterr().out
+
+    fake_provider.batches.processing_polls = 0
+    path = tmp_path / "runs.csv"
+    assert main(["batches", "wait", job.id[:8], "--csv", str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert f"batch job {job.id} done: 3/3 runs ended (3 ok)" in out
+    assert path.read_text().count("echo: hi") == 3
+
+    assert main(["batches", "wait", "zzzzzzzz"]) == 2
+    assert capsys.readouterr().err.startswith("pl-magic: error: No batch job 'zzzzzzzz'")

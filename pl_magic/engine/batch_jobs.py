@@ -698,11 +698,13 @@ class BatchJob:
         self,
         timeout: float | None = None,
         on_progress: Callable[[JobStatus], None] | None = None,
+        interruptible: bool = True,
     ) -> JobStatus:
         """Poll until every run has ended (or ``timeout`` seconds passed), with back-off
         (``PL_MAGIC_BATCH_POLL_S`` growing to ``PL_MAGIC_BATCH_POLL_MAX_S``), ingesting
         results as provider jobs end. The kernel's interrupt stops the waiting, not the
-        job: a notice says how to attach again."""
+        job: a notice says how to attach again, and the status is returned (with
+        ``interruptible=False`` the interrupt is raised after the notice)."""
         deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
         delay = poll_s()
         try:
@@ -722,6 +724,8 @@ class BatchJob:
                 f"stopped waiting: batch job {self.id} keeps running on the provider — "
                 f"pl_magic.wait({self.id!r}) (or the same cell again) attaches to it"
             )
+            if not interruptible:
+                raise
             status = self.status()
             if on_progress is not None:
                 on_progress(status)
@@ -865,10 +869,7 @@ def start(
 ) -> BatchJob:
     """Submit a comparison as provider batches, or attach to the job already submitted for
     it (see the module's docstring); the job. Runs whose route cannot batch run live here."""
-    if not run_kwargs.get("log", True):
-        raise InvalidInputError(
-            "a batch job is kept in the run log: drop --no-log (log=False) to run it as a batch"
-        )
+    check_options(run_kwargs)
     apis: dict[tuple[Any, ...], BatchAPI | str] = {}
     runs = [_prepare(engine, prompt_name, p, run_kwargs, apis) for p in planned]
     key = job_key(prompt_name, runs, run_kwargs)
@@ -910,6 +911,14 @@ def start(
             f"at pl_magic.wait({job_id!r}) (or the same cell again)"
         )
     return job
+
+
+def check_options(run_kwargs: Mapping[str, Any]) -> None:
+    """Refuse run keywords a batch cannot honour (before anything is estimated or sent)."""
+    if not run_kwargs.get("log", True):
+        raise InvalidInputError(
+            "a batch job is kept in the run log: drop --no-log (log=False) to run it as a batch"
+        )
 
 
 def _stored_kwargs(run_kwargs: Mapping[str, Any]) -> dict[str, Any]:

@@ -198,6 +198,12 @@ class PlMagic(Magics, Configurable):
         type=float,
         help="USD: do not start a comparison that may cost more; skip runs once it is spent.",
     )
+    @argument(
+        "--batch",
+        action="store_true",
+        help="Submit the comparison as provider batches (about half the price, within 24 h); "
+        "the same cell again attaches to the job.",
+    )
     def plrun(self, line: str, cell: str | None = None, local_ns: Any = None) -> Any:
         """Run a registry prompt; the cell body holds its input variables as YAML.
 
@@ -233,6 +239,7 @@ class PlMagic(Magics, Configurable):
         fmt = args.format or self.output_format
         is_batch = bool(args.versions or args.models or args.inputs or args.repeat != 1)
         is_batch = is_batch or args.budget is not None  # a budget: estimated as a comparison
+        is_batch = is_batch or args.batch
         if (args.score or args.expected or args.judge_repeat != 1) and not is_batch:
             raise InvalidInputError(
                 "--score, --expected and --judge-repeat score a comparison: add --inputs, "
@@ -335,6 +342,8 @@ class PlMagic(Magics, Configurable):
             budget=check_budget_value(args.budget),
             track_spend=True,
         )
+        if args.batch:
+            return self._submit_batch(batch)
         cost = before_start(batch, "--budget ")
         cells = [
             GridCell(
@@ -377,6 +386,33 @@ class PlMagic(Magics, Configurable):
 
         progress = batch.execute(on_change)
         return frame_from_progress(progress, name)
+
+    def _submit_batch(self, batch: Any) -> Any:
+        """``--batch``: submit the comparison as provider batches (or attach to its job),
+        show the job's progress while polling, and return its DataFrame."""
+        from ..engine import batch_jobs
+        from ..engine.batch import check_runs
+        from ..engine.estimate import before_start
+        from ..ui.batch_view import BatchView
+
+        check_runs(batch)
+        batch_jobs.check_options(batch.run_kwargs)
+        cost = before_start(batch, "--budget ")
+        if cost.high_usd:
+            print(f"Estimate: {cost.summary()} at live prices (a provider batch is about half)")
+        job = batch_jobs.start(
+            batch.engine,
+            batch.prompt_name,
+            batch.runs,
+            batch.run_kwargs,
+            scorers=batch.scorers,
+            expected=batch.expected,
+            concurrency=batch.concurrency,
+        )
+        view = BatchView()
+        view.start(job.status())
+        job.wait(on_progress=view.update)
+        return job.frame()
 
     # -- the form ------------------------------------------------------------------------
 
