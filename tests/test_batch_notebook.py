@@ -1,0 +1,101 @@
+"""Batch mode in a real kernel (nbclient): a job outlives the kernel that submitted it.
+
+The kernel runs ``%plrun ... --batch`` against the fake provider server (the test process
+holds it, and holds the batch in progress with its ``processing_polls`` knob); the kernel is
+shut down while it waits; a new kernel runs the same cell again, attaches to the job from
+the run log alone, and fills the DataFrame once the batch ends.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+from nbclient.exceptions import DeadKernelError
+
+from tests.helpers import chat, model, publish, runs
+
+BATCH_CELL = "%plrun greet --inputs people --batch --out df"
+CELLS = (
+    "%load_ext pl_magic",
+    "people = [{'name': 'Ada'}, {'name': 'Bo'}, {'name': 'Cy'}]",
+    BATCH_CELL,
+    "print(len(df), 'runs,', (df['status'] == 'ok').sum(), 'ok'); print(df['output'].tolist())",
+)
+
+
+@pytest.fixture
+def greet(openai_env, monkeypatch):
+    monkeypatch.setenv("PL_MAGIC_BATCH_POLL_S", "0.05")
+    monkeypatch.setenv("PL_MAGIC_BATCH_POLL_MAX_S", "0.2")
+    publish("greet", chat(("user", "hi {name}")), model())
+
+
+def _notebook() -> nbformat.NotebookNode:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell(source) for source in CELLS]
+    return nb
+
+
+def _client(nb: nbformat.NotebookNode, cwd) -> NotebookClient:
+    return NotebookClient(
+        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}
+    )
+
+
+def _stream(cell, name: str = "stdout") -> str:
+    return "".join(o["text"] for o in cell.outputs if o.get("name") == name)
+
+
+def test_a_batch_job_survives_a_kernel_restart_and_the_same_cell_attaches(
+    greet, fake_provider, tmp_path
+):
+    batches = fake_provider.batches
+    batches.processing_polls = 10**9  # held in progress, across the restart
+
+    first = _notebook()
+    client = _client(first, tmp_path)
+    with client.setup_kernel():
+        for index in range(2):
+            client.execute_cell(first.cells[index], index)
+        probe = nbformat.v4.new_code_cell("import os; print(os.getpid())")
+        client.execute_cell(probe, 0)
+        pid = int(_stream(probe))
+
+        def shut_down_once_polled() -> None:
+            # the kernel is waiting on the job (polling it): stopped hard, mid-job
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and len(batches.calls_of("openai", "retrieve")) < 3:
+                time.sleep(0.05)
+            os.kill(pid, signal.SIGKILL)
+
+        killer = threading.Thread(target=shut_down_once_polled)
+        killer.start()
+        with pytest.raises(DeadKernelError):
+            client.execute_cell(first.cells[2], 2)
+        killer.join()
+
+    (job,) = batches.submitted("openai")
+    assert len(job.requests) == 3
+    assert runs() == []  # nothing ingested: the batch never ended while the kernel lived
+    import pl_magic
+
+    listed = pl_magic.batches()
+    assert list(listed["status"]) == ["running"] and listed["pending"][0] == 3
+    assert job.id in listed["provider_jobs"][0]  # the provider's id was kept at once
+
+    batches.processing_polls = 0  # the provider finishes while no kernel is running
+    second = _notebook()
+    _client(second, tmp_path).execute()
+    assert "attached to batch job" in _stream(second.cells[2], "stderr")
+    printed = _stream(second.cells[3])
+    assert printed.startswith("3 runs, 3 ok")
+    assert "echo: hi Ada" in printed and "echo: hi Cy" in printed
+    assert len(batches.submitted()) == 1  # never submitted again
+    assert len(runs()) == 3 and {r["batch_id"] for r in runs()} == {listed["job_id"][0]}
