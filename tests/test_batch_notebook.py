@@ -12,6 +12,7 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -38,7 +39,11 @@ def greet(openai_env, monkeypatch):
 
 def _notebook() -> nbformat.NotebookNode:
     nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nb.cells = [nbformat.v4.new_code_cell(source) for source in CELLS]
     return nb
 
@@ -99,3 +104,51 @@ def test_a_batch_job_survives_a_kernel_restart_and_the_same_cell_attaches(
     assert "echo: hi Ada" in printed and "echo: hi Cy" in printed
     assert len(batches.submitted()) == 1  # never submitted again
     assert len(runs()) == 3 and {r["batch_id"] for r in runs()} == {listed["job_id"][0]}
+
+
+# -- notebooks/batch.ipynb ------------------------------------------------------------------------
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "batch.ipynb"
+
+
+def _cell(nb: nbformat.NotebookNode, starts: str) -> nbformat.NotebookNode:
+    (found,) = [c for c in nb.cells if c.cell_type == "code" and c.source.startswith(starts)]
+    return found
+
+
+def test_the_batch_notebook_submits_real_batches_to_the_fake_provider(
+    openai_env, fake_provider, monkeypatch, tmp_path, pl_home
+):
+    """With a hosted model's key set (here OpenAI's, pointed at the fake), the notebook's
+    comparison goes as provider batches, attaches when run again, and lists its jobs."""
+    from pl_magic.core import local_target
+    from pl_magic.providers import local as local_model
+
+    monkeypatch.setenv("PL_MAGIC_STARTERS", "1")
+    # (not pointed at the fake: the local-model prompts run on OpenAI when asked for its model)
+    monkeypatch.delenv(local_target.ENV_BASE_URL, raising=False)
+    monkeypatch.setenv("PL_MAGIC_BATCH_POLL_S", "0.05")
+    fake_provider.batches.processing_polls = 2
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    _client(nb, tmp_path).execute()
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            assert out["output_type"] != "error", (cell.source, out.get("evalue"))
+
+    assert "models: ['openai/gpt-4o-mini']" in _stream(_cell(nb, "hosted = "))
+    submitted = _cell(nb, "df = pl_magic.run_many")
+    assert "8 runs in batch job b" in _stream(submitted)
+    table = "".join(o["data"].get("text/html", "") for o in submitted.outputs if "data" in o)
+    assert table.count(">ok<") == 8 and "echo: What is the capital of Kenya?" in table
+    again = _cell(nb, "again = pl_magic.run_many")
+    assert "same runs: True" in _stream(again)
+    assert "attached to batch job" in _stream(again, "stderr")
+    assert "8 runs, 8 ok" in _stream(_cell(nb, "job = pl_magic.run_many"))
+    # two jobs (the comparison, attached to once; and the wait=False one), all batched
+    jobs = fake_provider.batches.submitted("openai")
+    assert [len(j.requests) for j in jobs] == [8, 8]
+    assert fake_provider.requests_for("openai.chat") == []
+    assert local_model.read_state(pl_home) is None  # the local model never started
+    listing = _cell(nb, "pl_magic.batches()")
+    (html,) = [o["data"]["text/html"] for o in listing.outputs if "data" in o]
+    assert html.count(">done<") == 2

@@ -379,6 +379,23 @@ def check_evaluate(nb: nbformat.NotebookNode, echo: Callable[[str], str] | None)
     assert sorted(float(v) for v in column_values(human, "score.human.rating")) == [0.25, 1.0]
 
 
+def check_batch(nb: nbformat.NotebookNode, echo: Callable[[str], str] | None) -> None:
+    # no key: the local model has no batch API, so the runs go live, said in one line
+    submitted = cell(nb, "df = pl_magic.run_many")
+    assert re.search(r"^8 runs in batch job b[0-9a-f]{15}$", stream(submitted), re.M)
+    notice = stream(submitted, "stderr")
+    assert "local/smollm2-135m-instruct cannot run as a provider batch" in notice
+    assert "8 runs go live" in notice
+    (table,) = data(submitted, "text/html")[-1:]
+    assert table.count(">ok<") == 8
+    if echo:
+        assert echo("What is the capital of Peru?") in table
+    assert "same runs: True" in stream(cell(nb, "again = pl_magic.run_many"))
+    assert "8 runs, 8 ok" in stream(cell(nb, "job = pl_magic.run_many"))
+    (jobs,) = data(cell(nb, "pl_magic.batches()"), "text/html")
+    assert table_rows(jobs) == 2 and jobs.count(">done<") == 2
+
+
 CHECKS: dict[str, Callable[[nbformat.NotebookNode, Callable[[str], str] | None], None]] = {
     "quickstart": check_quickstart,
     "compare": check_compare,
@@ -386,6 +403,7 @@ CHECKS: dict[str, Callable[[nbformat.NotebookNode, Callable[[str], str] | None],
     "authoring": check_authoring,
     "promptlayer": check_promptlayer,
     "evaluate": check_evaluate,
+    "batch": check_batch,
 }
 
 

@@ -176,7 +176,11 @@ def job_key(prompt_name: str, runs: Sequence[_Run], run_kwargs: Mapping[str, Any
     """The key that finds a job submitted for the same comparison (see the module's
     docstring): the same planned runs resolved to the same versions and requests."""
     digest = hashlib.sha256()
-    shared = {k: run_kwargs.get(k) for k in ("tags", "metadata", "group_id")}
+    shared = [
+        list(run_kwargs.get("tags") or []),
+        dict(run_kwargs.get("metadata") or {}),
+        run_kwargs.get("group_id"),
+    ]
     digest.update(dumps([prompt_name, shared]).encode())
     for run in runs:
         p = run.planned
