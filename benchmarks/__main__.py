@@ -69,7 +69,8 @@ NOTES = """\
   no database) against a row-wise pandas check of the same 100,000 outputs.
 - B11: both sides are `pl_magic.run()`: replayed (`cache` mode `replay`, a hit) against live
   (`off`), interleaved; B11b times `run_many(repeat=1000, cache="replay")` once every repeat is
-  recorded (each served run is still resolved, rendered, looked up and logged).
+  recorded (each served run is still resolved, rendered, looked up and logged; a comparison
+  serves hits on the calling thread and writes their rows 256 per transaction).
 - B9: `cell_summary` (the score rows `compare()` adds) against a pandas
   `groupby().agg(["mean", "std", "count"])`; B9b is `compare(df)` as a whole, reported.
 """

@@ -139,6 +139,19 @@ def test_repeats_are_distinct_runs_and_the_frame_says_cached(openai_env, fake_pr
     assert list(more["cached"]) == [True, True, True, False]
 
 
+def test_a_replay_only_comparison_serves_its_hits_and_names_each_miss(openai_env, fake_provider):
+    publish("greet", GREET)
+    pl_magic.run_many("greet", repeat=2, input_variables={"name": "Ada"})
+    calls = len(fake_provider.requests)
+
+    df = pl_magic.run_many("greet", repeat=3, input_variables={"name": "Ada"}, cache="replay-only")
+
+    assert len(fake_provider.requests) == calls
+    assert list(df["status"]) == ["ok", "ok", "error"] and list(df["cached"][:2]) == [True] * 2
+    assert "repeat 3" in df["error"][2] and "\n" not in df["error"][2]
+    assert len([r for r in runs() if r["cached_from"]]) == 2  # the served runs are all logged
+
+
 def test_a_changed_parameter_misses(openai_env, fake_provider):
     publish("greet", GREET, model(temperature=0.2))
     _run()

@@ -78,6 +78,26 @@ def test_a_key_that_is_a_json_word_leaves_the_stored_response_readable(log, monk
     assert row["raw_response"] == {"refusal": None, "text": "a *** reply"}
 
 
+def test_grouped_rows_are_written_together_and_before_any_other_write(log, monkeypatch):
+    from pl_magic.runlog import sqlite
+
+    monkeypatch.setattr(sqlite, "GROUP_ROWS", 3)
+    ids = lambda: [r["request_id"] for r in log.query(RunFilter())]  # noqa: E731
+    with log.grouping():
+        log.record(_record(1), deferrable=True)
+        log.record(_record(2), deferrable=True)
+        assert ids() == []  # deferred: not written yet
+        log.record(_record(3), deferrable=True)  # a full group: written in one transaction
+        assert ids() == ["local-0001", "local-0002", "local-0003"]
+        log.record(_record(4), deferrable=True)
+        log.record(_record(5))  # not deferrable: written now, after what was deferred
+        assert ids() == ["local-0001", "local-0002", "local-0003", "local-0004", "local-0005"]
+        log.record(_record(6), deferrable=True)
+    assert ids()[-1] == "local-0006"  # the rest, when the block ends
+    log.record(_record(7), deferrable=True)  # outside a block: written at once
+    assert ids()[-1] == "local-0007"
+
+
 def test_record_refuses_an_unknown_status(log):
     with pytest.raises(ValueError, match="status must be one of"):
         log.record(_record(1, status="done"))

@@ -20,6 +20,7 @@ from __future__ import annotations
 import itertools
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -31,7 +32,8 @@ from ..core.errors import InvalidInputError, PlMagicError, UnknownProviderError,
 from ..core.types import RunChunk, RunResult
 from ..providers import provider_for_model, supported
 from ..runlog.scores import ScoreRow
-from .engine import Engine, RunOptions
+from . import replay
+from .engine import Engine, PreparedRun, RunOptions
 from .scoring import Scorer, score_runs
 
 
@@ -203,6 +205,10 @@ def check_runs(batch: Batch) -> None:
         )
 
 
+#: How often the calling thread refreshes a live view while it serves replayed runs itself.
+_SHOW_EVERY_S = 0.05
+
+
 class BudgetSkipped(PlMagicError):
     """Why a run of a comparison was not started: the budget was spent."""
 
@@ -266,11 +272,24 @@ class Batch:
             with self._spend_lock:
                 self.spent += float(cost)
 
+    def _options(self, planned: PlannedRun) -> RunOptions:
+        return RunOptions.build(
+            self.prompt_name,
+            prompt_version=planned.version,
+            prompt_release_label=planned.label,
+            input_variables=planned.input_variables,
+            provider=planned.provider,
+            model=planned.model,
+            repeat_index=planned.repeat,
+            **{**self.run_kwargs, "stream": self.stream},
+        )
+
     def _work(
         self,
         planned: PlannedRun,
         events: queue.Queue[tuple[Any, ...]],
         limits: dict[str, threading.Semaphore],
+        prepared: PreparedRun | None = None,
     ) -> None:
         limit = limits[planned.provider or "template"]
         with limit, render_budget.cancel_on(self.cancel):
@@ -282,22 +301,14 @@ class Batch:
                 return
             events.put(("started", planned.index))
             try:
-                options = RunOptions.build(
-                    self.prompt_name,
-                    prompt_version=planned.version,
-                    prompt_release_label=planned.label,
-                    input_variables=planned.input_variables,
-                    provider=planned.provider,
-                    model=planned.model,
-                    repeat_index=planned.repeat,
-                    **self.run_kwargs,
-                )
+                if prepared is None:
+                    prepared = self.engine.prepare(self._options(planned))
                 if not self.stream:
-                    result = self.engine.run(options)
+                    result = self.engine.run_prepared(prepared)
                     self._add_cost(result["request_id"])
                     events.put(("ok", planned.index, result))
                     return
-                stream = self.engine.stream(options)
+                stream = self.engine.stream_prepared(prepared)
                 final: RunChunk | None = None
                 for chunk in stream:
                     if self.cancel.is_set():
@@ -322,6 +333,16 @@ class Batch:
         self, on_change: Callable[[list[Progress], bool], None] | None = None
     ) -> list[Progress]:
         """Run everything; call ``on_change(progress, final)`` from this thread."""
+        with self.engine.runlog.grouping():  # replayed runs are logged a group at a time
+            progress = self._run_all(on_change)
+        if self.scorers:
+            self.score(progress)
+        if on_change:
+            on_change(progress, True)
+        return progress
+
+    def _run_all(self, on_change: Callable[[list[Progress], bool], None] | None) -> list[Progress]:
+        """Start every run and follow them to their end (or the kernel's interrupt)."""
         _check_concurrency(self.concurrency)
         progress = [Progress(r) for r in self.runs]
         providers = {r.provider or "template" for r in self.runs}
@@ -332,10 +353,9 @@ class Batch:
             thread_name_prefix="pl_magic-run",
         )
         pending = len(self.runs)
-        for planned in self.runs:
-            pool.submit(self._work, planned, events, limits)
         interrupted = False
         try:
+            pending -= self._start_all(progress, pool, events, limits, on_change)
             while pending:
                 try:
                     event = events.get(timeout=0.05)
@@ -358,11 +378,46 @@ class Batch:
                 "interrupted: runs in flight were cancelled"
                 + (f", {skipped} not started" if skipped else "")
             )
-        if self.scorers:
-            self.score(progress)
-        if on_change:
-            on_change(progress, True)
         return progress
+
+    def _start_all(
+        self,
+        progress: list[Progress],
+        pool: ThreadPoolExecutor,
+        events: queue.Queue[tuple[Any, ...]],
+        limits: dict[str, threading.Semaphore],
+        on_change: Callable[[list[Progress], bool], None] | None,
+    ) -> int:
+        """Hand every run to the workers; how many ended here.
+
+        When the runs may be served from the replay cache, each is prepared here first:
+        a hit is served on this thread (it waits on nothing, and a thread hand-off per
+        run cost more than serving it), a miss goes to the workers already prepared.
+        """
+        if replay.mode(self.run_kwargs.get("cache")) not in replay.REPLAYING:
+            for planned in self.runs:
+                pool.submit(self._work, planned, events, limits)
+            return 0
+        ended, shown_at = 0, time.monotonic()
+        for planned in self.runs:
+            if self.cancel.is_set():
+                break
+            try:
+                run = self.engine.prepare(self._options(planned))
+                if run.served is None:
+                    pool.submit(self._work, planned, events, limits, run)
+                    continue
+                result = self.engine.run_prepared(run)
+                event: tuple[Any, ...] = ("ok", planned.index, result)
+            except PlMagicError as exc:
+                event = ("error", planned.index, exc)
+            except Exception as exc:  # never lose the other runs to one surprise
+                event = ("error", planned.index, PlMagicError(f"{type(exc).__name__}: {exc}"))
+            ended += self._apply(progress, event)
+            if on_change and time.monotonic() - shown_at > _SHOW_EVERY_S:
+                on_change(progress, False)
+                shown_at = time.monotonic()
+        return ended
 
     def score(self, progress: Sequence[Progress]) -> int:
         """Score every run that ended ok and was logged; store the scores under the runs'

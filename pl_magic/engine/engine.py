@@ -575,7 +575,8 @@ class Engine:
             sink.record(record, call, error)
         run.logged = record
         try:
-            self.runlog.record(record)
+            # a served run paid for nothing: it may be written with the others of a batch
+            self.runlog.record(record, deferrable=run.served is not None)
         except KeptInMemory as kept:  # the provider was paid: its reply is never lost
             notices.warn(
                 f"run {run.request_id[:8]} could not be logged to {kept.path} ({kept.reason}): "
@@ -603,9 +604,16 @@ class Engine:
         """
         if options.stream:
             return _final(self.stream(options))
-        run = self.prepare(options)
+        return self.run_prepared(self.prepare(options))
+
+    def run_prepared(self, run: PreparedRun) -> RunResult:
+        """Run what :meth:`prepare` made ready: a replay hit is served from the log (its
+        result at once, even for a streamed run: nobody sees its chunks), anything else
+        calls the provider (streaming when the run's options say so)."""
         if run.served is not None:
             return replay.result(run, self._served_logger(run))
+        if run.options.stream:
+            return _final(self.stream_prepared(run))
         return self._finish(run, self._call(run))
 
     def stream(self, options: RunOptions) -> Generator[RunChunk, None, None]:
@@ -613,7 +621,12 @@ class Engine:
         Closing the generator early logs the run as cancelled."""
         if not options.stream:
             options = dataclasses.replace(options, stream=True)
-        run = self.prepare(options)
+        return self.stream_prepared(self.prepare(options))
+
+    def stream_prepared(self, run: PreparedRun) -> Generator[RunChunk, None, None]:
+        """:meth:`stream` for what :meth:`prepare` made ready (with ``stream`` set)."""
+        if not run.options.stream:  # its request was built for a plain call
+            raise ValueError("stream_prepared needs a run prepared with stream=True")
         if run.served is not None:
             return replay.serve(run, self._served_logger(run))
         gen = self._stream(run, self._call(run))

@@ -14,15 +14,19 @@ at the next chance (see :func:`store.write_or_keep`): a reply is never lost to t
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
+from ..core import notices
 from ..core.errors import ConfigurationError, redact, redact_json
 from ..core.store import (
+    Database,
     KeptInMemory,
     Many,
     OnDatabase,
@@ -203,8 +207,53 @@ def _row(run: RunRecord) -> dict[str, Any]:
     return row
 
 
+#: While :meth:`RunLog.grouping`: how many deferrable rows are written in one transaction.
+GROUP_ROWS = 256
+
+
 class RunLog(OnDatabase):
     """Writes and reads the ``runs`` table."""
+
+    def __init__(self, db: Database | None = None) -> None:
+        super().__init__(db)
+        self._group_lock = threading.Lock()
+        self._group_depth = 0
+        self._grouped: list[Statement] = []
+
+    @contextlib.contextmanager
+    def grouping(self) -> Iterator[None]:
+        """Within it, rows recorded with ``record(run, deferrable=True)`` are written
+        :data:`GROUP_ROWS` at a time in one transaction, and the rest when it ends.
+
+        A comparison served from the replay cache logs a row per served run and nothing
+        else: one commit per row made the log, not the replay, the cost of a replayed
+        comparison. Only rows that nothing was paid for are deferrable (a crash loses at
+        most a group of rows that a re-run serves again); any other write goes after them,
+        in order. Reads inside the block may not see the deferred rows yet.
+        """
+        with self._group_lock:
+            self._group_depth += 1
+        try:
+            yield
+        finally:
+            with self._group_lock:
+                self._group_depth -= 1
+                rows = self._take_grouped() if self._group_depth == 0 else []
+            if rows:
+                self._write_group(rows)
+
+    def _take_grouped(self) -> list[Statement]:
+        rows, self._grouped = self._grouped, []
+        return rows
+
+    def _write_group(self, rows: list[Statement]) -> None:
+        try:
+            self._write(rows)
+        except KeptInMemory as kept:
+            notices.warn(
+                f"{len(rows)} replayed runs could not be logged to {kept.path} ({kept.reason}): "
+                "they are kept in memory, to be written at the next run or pl_magic.runs()"
+            )
 
     def check(self) -> None:
         """Open the database now: a one-line :class:`ConfigurationError` naming the file and
@@ -212,6 +261,9 @@ class RunLog(OnDatabase):
         _ = self.db
 
     def _write(self, statements: list[Statement]) -> None:
+        with self._group_lock:  # what was deferred was recorded first: written first
+            if self._grouped:
+                statements = self._take_grouped() + statements
         db = self._db
         if db is None:
             try:
@@ -220,8 +272,9 @@ class RunLog(OnDatabase):
                 db = None  # kept in memory by write_or_keep, which says why
         write_or_keep(db, statements)
 
-    def record(self, run: RunRecord) -> None:
-        """Insert (or replace) the row for ``run``.
+    def record(self, run: RunRecord, deferrable: bool = False) -> None:
+        """Insert (or replace) the row for ``run``; inside :meth:`grouping`, a ``deferrable``
+        row (one nothing was paid for: a replayed run) is written with its group.
 
         Raises :class:`store.KeptInMemory` when the file cannot take it now: the row is kept
         in memory and written at the next chance.
@@ -229,7 +282,18 @@ class RunLog(OnDatabase):
         row = _row(run)
         cols = ", ".join(row)
         marks = ", ".join(f":{c}" for c in row)
-        self._write([(f"INSERT OR REPLACE INTO runs ({cols}) VALUES ({marks})", row)])
+        statement = (f"INSERT OR REPLACE INTO runs ({cols}) VALUES ({marks})", row)
+        if deferrable:
+            with self._group_lock:
+                grouping = self._group_depth > 0
+                if grouping:
+                    self._grouped.append(statement)
+                    full = self._take_grouped() if len(self._grouped) >= GROUP_ROWS else []
+            if grouping:
+                if full:
+                    self._write_group(full)
+                return
+        self._write([statement])
 
     def record_many(self, runs: Sequence[RunRecord]) -> None:
         """Insert the rows of ``runs`` that the log does not hold yet (by ``request_id``),
