@@ -29,6 +29,7 @@ BENCHMARKS = {
     "B9": "b9_compare_scores",
     "B10": "b10_judge",
     "B11": "b11_replay",
+    "B12b": "b12b_batch",
 }
 RESULTS = Path(__file__).with_name("RESULTS.md")
 FIXES = Path(__file__).with_name("fixes.md")
@@ -128,7 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     selected = list(BENCHMARKS)
     if args.only:
-        selected = [s.strip().upper() for s in args.only.split(",") if s.strip()]
+        named = {ident.upper(): ident for ident in BENCHMARKS}  # (B12b typed as b12b or B12B)
+        selected = [named.get(s.strip().upper(), s.strip()) for s in args.only.split(",")]
+        selected = [s for s in selected if s]
         unknown = [s for s in selected if s not in BENCHMARKS]
         if unknown:
             parser.error(f"unknown benchmark(s) {', '.join(unknown)}: use {', '.join(BENCHMARKS)}")

@@ -333,12 +333,12 @@ def run_many(
         scorers=parsed,
         expected=expected,
     )
-    check_runs(comparison)
     comparison.budget = limit
     if batch:
         if stream:
             raise InvalidInputError("a batch is not streamed: drop stream=True to use batch=True")
         return _submit_batch(comparison, reattach, wait)
+    check_runs(comparison)
     cost = before_start(comparison)
     if cost.high_usd:  # a known, nonzero cost: worth a line; free or unknown: quiet
         notices.warn(f"estimate: {cost.summary()}")
@@ -357,10 +357,15 @@ def _check_flags(**flags: Any) -> None:
 
 def _submit_batch(runner: Any, reattach: bool, wait: bool) -> Any:
     """run_many(batch=True): the comparison submitted as provider batches (or attached to)."""
+    import dataclasses
+
     from .core import notices
     from .engine import batch_jobs
+    from .engine.batch import check_runs
     from .engine.estimate import before_start
 
+    # the arguments shared by every run; each input row is checked as its runs are prepared
+    check_runs(dataclasses.replace(runner, runs=runner.runs[:1]))
     batch_jobs.check_options(runner.run_kwargs)
     cost = before_start(runner)
     if cost.high_usd:

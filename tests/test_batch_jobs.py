@@ -443,3 +443,24 @@ def test_cli_batches_list_wait_and_cancel(greet, fake_provider, capsys, tmp_path
 
     assert main(["batches", "wait", "zzzzzzzz"]) == 2
     assert capsys.readouterr().err.startswith("pl-magic: error: No batch job 'zzzzzzzz'")
+
+
+def test_a_batched_run_has_the_run_key_and_replay_key_a_live_run_has(greet, fake_provider):
+    from pl_magic.runlog.sqlite import run_key
+
+    pl_magic.run_many("greet", inputs=NAMES[:1], repeat=2)
+    live = sorted(runs(), key=lambda r: r["repeat_index"])
+    pl_magic.run_many("greet", inputs=NAMES[:1], repeat=2, batch=True)
+    batched = sorted((r for r in runs() if r["batch_id"]), key=lambda r: r["repeat_index"])
+    for a, b in zip(live, batched, strict=True):
+        assert (a["run_key"], a["cache_key"]) == (b["run_key"], b["cache_key"])
+        assert b["run_key"] == run_key(
+            "greet",
+            1,
+            json.loads(b["rendered_input"]),
+            "openai",
+            "gpt-4o-mini",
+            json.loads(b["parameters"]),
+            b["repeat_index"],
+        )
+    assert live[0]["cache_key"] != live[1]["cache_key"]  # repeats are runs of their own

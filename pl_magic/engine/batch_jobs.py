@@ -59,8 +59,8 @@ from ..providers.batches import (
 from ..runlog.base import ProviderCall, RunRecord
 from ..runlog.batches import BatchStore
 from ..runlog.scores import ScoreLog
-from ..runlog.sqlite import JsonText, run_key
-from . import pricing
+from ..runlog.sqlite import JsonText, run_key_of_json
+from . import pricing, replay
 from .batch import Batch, PlannedRun, Progress
 from .engine import Engine, PreparedRun, RunOptions, _jsonable_vars
 from .scoring import Scorer
@@ -126,31 +126,136 @@ class _Run:
     part: int | None = None
 
 
-def _options(prompt_name: str, planned: PlannedRun, run_kwargs: Mapping[str, Any]) -> RunOptions:
-    return RunOptions.build(
-        prompt_name,
-        prompt_version=planned.version,
-        prompt_release_label=planned.label,
-        input_variables=planned.input_variables,
-        provider=planned.provider,
-        model=planned.model,
-        repeat_index=planned.repeat,
-        stream=False,
-        **run_kwargs,
+class _Snapshot:
+    """The engine's registry as a comparison submitted at once reads it: each template
+    (name, version or label, run context) fetched once, not once per run. Everything else
+    is the registry's own, and it stands for the registry wherever one is looked up by
+    identity (the label tracker of :mod:`pl_magic.engine.versions`)."""
+
+    def __init__(self, registry: Any) -> None:
+        self._registry = registry
+        self._records: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+    def get(
+        self, name: str, version: int | str | None = None, label: str | None = None, **run: Any
+    ) -> dict[str, Any]:
+        try:
+            key: tuple[Any, ...] = (name, version, label, dumps(sorted(run.items())))
+        except (TypeError, ValueError):
+            return dict(self._registry.get(name, version=version, label=label, **run))
+        found = self._records.get(key)
+        if found is None:
+            found = self._records[key] = self._registry.get(
+                name, version=version, label=label, **run
+            )
+        return found
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._registry, name)
+
+    def __hash__(self) -> int:
+        return hash(self._registry)
+
+    def __eq__(self, other: object) -> bool:
+        return other is self or other is self._registry
+
+
+class _Preparer:
+    """Prepares a comparison's runs as :meth:`Engine.prepare` does, through a
+    :class:`_Snapshot` of the registry; each input row's options are checked once."""
+
+    def __init__(self, engine: Engine, prompt_name: str, run_kwargs: Mapping[str, Any]) -> None:
+        self.engine = Engine(_Snapshot(engine.registry), engine.runlog, engine.sink)
+        self.prompt_name = prompt_name
+        self.run_kwargs = run_kwargs
+        self.apis: dict[tuple[Any, ...], BatchAPI | str] = {}
+        self._rows: dict[int | None, RunOptions] = {}
+        self._cells: set[tuple[Any, ...]] = set()
+        self._firsts: dict[tuple[Any, ...], _Run] = {}
+
+    def options(self, planned: PlannedRun) -> RunOptions:
+        """The run's options, checked as run() checks them (once per input row and once per
+        version × model): a bad one is the one-line error run() gives."""
+        cell = (planned.version, planned.label, planned.provider, planned.model)
+        if cell not in self._cells:
+            RunOptions.build(
+                self.prompt_name,
+                prompt_version=planned.version,
+                prompt_release_label=planned.label,
+                provider=planned.provider,
+                model=planned.model,
+                **self.run_kwargs,
+            )
+            self._cells.add(cell)
+        base = self._rows.get(planned.input_index)
+        if base is None:
+            base = self._rows[planned.input_index] = RunOptions.build(
+                self.prompt_name,
+                input_variables=planned.input_variables,
+                stream=False,
+                **self.run_kwargs,
+            )
+        return dataclasses.replace(
+            base,
+            prompt_version=planned.version,
+            prompt_release_label=planned.label,
+            provider=planned.provider,
+            model=planned.model,
+            repeat_index=planned.repeat,
+        )
+
+    def __call__(self, planned: PlannedRun) -> _Run:
+        """One run prepared (a bad input row raises: nothing is submitted). A repeat of a
+        batched run sends the same request: it is the first one's, keyed as its repeat."""
+        options = self.options(planned)
+        cell = (
+            planned.input_index,
+            planned.version,
+            planned.label,
+            planned.provider,
+            planned.model,
+        )
+        first = self._firsts.get(cell)
+        if first is not None and first.prepared is not None:
+            return _repeat_of(first, first.prepared, planned, options)
+        run = _prepare(self.engine, options, planned, self.apis)
+        if run.route == ROUTE_BATCH and replay.mode(options.cache) not in replay.REPLAYING:
+            self._firsts[cell] = run
+        return run
+
+
+def _repeat_of(
+    first: _Run, prepared: PreparedRun, planned: PlannedRun, options: RunOptions
+) -> _Run:
+    """Another repeat of a batched run: the same resolved template, request and route (a
+    repeat is keyed apart by its index only: see :func:`pl_magic.engine.replay.cache_key`)."""
+    spec = prepared.spec
+    run = PreparedRun(
+        options,
+        prepared.record,
+        spec,
+        prepared.provider,
+        prepared.rendered,
+        prepared.request,
+        prepared.dropped_parameters,
     )
+    # (a batched run's spec has no base URL of its own: as prepare() keyed it)
+    run.cache_key = replay.cache_key(
+        spec.provider, spec.name, spec.base_url, prepared.request, options.repeat_index
+    )
+    return _Run(planned, uuid.uuid4().hex, ROUTE_BATCH, run, group=first.group)
 
 
 def _prepare(
     engine: Engine,
-    prompt_name: str,
+    options: RunOptions,
     planned: PlannedRun,
-    run_kwargs: Mapping[str, Any],
     apis: dict[tuple[Any, ...], BatchAPI | str],
 ) -> _Run:
     """Prepare one run and decide its route."""
     request_id = uuid.uuid4().hex
     try:
-        prepared = engine.prepare(_options(prompt_name, planned, run_kwargs))
+        prepared = engine.prepare(options)
     except PlMagicError as exc:
         return _Run(planned, request_id, ROUTE_FAILED, error=exc)
     except KeyboardInterrupt:
@@ -200,46 +305,64 @@ def job_key(prompt_name: str, runs: Sequence[_Run], run_kwargs: Mapping[str, Any
     return digest.hexdigest()
 
 
-def _planned_json(p: PlannedRun) -> str:
-    return dumps(
-        {
-            "version": p.version,
-            "label": p.label,
-            "provider": p.provider,
-            "model": p.model,
-            "repeat": p.repeat,
-            "input_index": p.input_index,
-            "input_variables": _jsonable_vars(p.input_variables),
-        }
-    )
-
-
-def _request_row(job_id: str, run: _Run, engine: Engine) -> dict[str, Any]:
-    """A planned run as ``batch_requests`` keeps it (no key: the request is the body)."""
-    row: dict[str, Any] = {
-        "request_id": run.request_id,
-        "job_id": job_id,
-        "position": run.planned.index,
-        "part": run.part,
-        "route": run.route,
-        "planned": _planned_json(run.planned),
+def _planned_json(p: PlannedRun, variables: bool) -> str:
+    """What was planned for a run (its input variables too when ``variables``: a batched
+    run keeps them in their own column)."""
+    planned: dict[str, Any] = {
+        "version": p.version,
+        "label": p.label,
+        "provider": p.provider,
+        "model": p.model,
+        "repeat": p.repeat,
+        "input_index": p.input_index,
     }
-    if run.error is not None:
-        row["error_category"] = getattr(run.error, "category", None) or "input"
-        row["error_message"] = str(run.error)
-    prepared = run.prepared
-    if prepared is None or run.route != ROUTE_BATCH:
-        return row
-    spec, record, options = prepared.spec, prepared.record, prepared.options
-    row["run"] = dumps(
-        {
-            "run_key": run_key(
+    if variables:
+        planned["input_variables"] = _jsonable_vars(p.input_variables)
+    return dumps(planned)
+
+
+class _Rows:
+    """The ``batch_requests`` rows of a job's planned runs (no key: the request is the body;
+    the JSON of what a job's runs share is encoded once)."""
+
+    def __init__(self, job_id: str, engine: Engine, run_kwargs: Mapping[str, Any]) -> None:
+        self.job_id = job_id
+        self.backend = engine.registry.kind
+        self.tags = dumps(list(run_kwargs.get("tags") or []))
+        self.metadata = dumps(dict(run_kwargs.get("metadata") or {}))
+        self._variables: dict[int | None, str] = {}
+
+    def __call__(self, run: _Run) -> dict[str, Any]:
+        batched = run.route == ROUTE_BATCH and run.prepared is not None
+        row: dict[str, Any] = {
+            "request_id": run.request_id,
+            "job_id": self.job_id,
+            "position": run.planned.index,
+            "part": run.part,
+            "route": run.route,
+            "planned": _planned_json(run.planned, variables=not batched),
+        }
+        if run.error is not None:
+            row["error_category"] = getattr(run.error, "category", None) or "input"
+            row["error_message"] = str(run.error)
+        prepared = run.prepared
+        if prepared is None or not batched:
+            return row
+        spec, record, options = prepared.spec, prepared.record, prepared.options
+        rendered = dumps(prepared.rendered)
+        parameters = dumps(spec.parameters)
+        variables = self._variables.get(run.planned.input_index)
+        if variables is None:  # (the same for every run of an input row)
+            variables = dumps(_jsonable_vars(options.input_variables))
+            self._variables[run.planned.input_index] = variables
+        fields_ = {
+            "run_key": run_key_of_json(
                 record["prompt_name"],
                 record["version"],
-                prepared.rendered,
+                rendered,
                 spec.provider,
                 spec.name,
-                spec.parameters,
+                parameters,
                 options.repeat_index,
             ),
             "prompt_name": record["prompt_name"],
@@ -254,18 +377,18 @@ def _request_row(job_id: str, run: _Run, engine: Engine) -> dict[str, Any]:
             "group_id": options.group_id,
             "repeat_index": options.repeat_index,
             "cache_key": prepared.cache_key,
-            "backend": engine.registry.kind,
+            "backend": self.backend,
             "pricing_id": prepared.provider.pricing_provider_id(spec),
             "function_name": info(spec.provider).function_name_for(spec.name, spec.api_type),
         }
-    )
-    row["parameters"] = dumps(spec.parameters)
-    row["input_variables"] = dumps(_jsonable_vars(options.input_variables))
-    row["rendered_input"] = dumps(prepared.rendered)
-    row["tags"] = dumps(options.tags)
-    row["metadata"] = dumps(options.metadata)
-    row["request"] = dumps(batch_request(prepared.request))
-    return row
+        row["run"] = dumps(fields_)
+        row["parameters"] = parameters
+        row["input_variables"] = variables
+        row["rendered_input"] = rendered
+        row["tags"] = self.tags
+        row["metadata"] = self.metadata
+        row["request"] = dumps(batch_request(prepared.request))
+        return row
 
 
 # -- the job ----------------------------------------------------------------------------------
@@ -762,48 +885,67 @@ class BatchJob:
     def frame(self) -> pd.DataFrame:
         """The job's runs as a DataFrame, in the comparison's order: one row per planned
         run (logged runs as the log has them; a run still waiting is ``pending``)."""
-        from .results import LOG_COLUMNS, frame_from_log_rows, with_scores
+        from .results import LOG_COLUMNS, frame_from_log_columns, with_scores
 
-        columns = LOG_COLUMNS
-        logged = self.engine.runlog.batch_columns(self.id, columns)
+        logged = self.engine.runlog.batch_columns(self.id, LOG_COLUMNS)
         index = {rid: i for i, rid in enumerate(logged["request_id"])}
         requests = self.store.requests(
-            self.id, ("request_id", "route", "planned", "error_category", "error_message")
+            self.id, ("request_id", "planned", "error_category", "error_message")
         )
         status_of_job = self.store.job(self.id)["status"]
-        out: list[dict[str, Any]] = []
+        columns: dict[str, list[Any]] = {c: [] for c in LOG_COLUMNS}
+        unlogged: list[tuple[int, dict[str, Any]]] = []
+        order: list[int] = []
         for req in requests:
             at = index.get(req["request_id"])
-            if at is not None:
-                out.append({c: logged[c][at] for c in columns})
-                continue
-            planned = json.loads(req["planned"])
-            failed = req["error_message"] is not None
-            out.append(
-                {
+            if at is None:
+                unlogged.append((len(order), req))
+                at = -1
+            order.append(at)
+        for column in LOG_COLUMNS:
+            stored = logged[column]
+            columns[column] = [stored[at] if at >= 0 else None for at in order]
+        if unlogged:
+            variables = self._variables([req["request_id"] for _, req in unlogged])
+            for position, req in unlogged:
+                planned = json.loads(req["planned"])
+                failed = req["error_message"] is not None
+                status = (
+                    "error"
+                    if failed
+                    else "cancelled"
+                    if status_of_job == JOB_CANCELLED
+                    else "pending"
+                )
+                values = {
                     "request_id": None if failed else req["request_id"],
                     "prompt_name": self.prompt_name,
                     "prompt_version": planned["version"],
                     "release_label": planned["label"],
                     "provider": planned["provider"],
                     "model": planned["model"],
-                    "parameters": None,
-                    "input_variables": dumps(planned["input_variables"]),
+                    "input_variables": dumps(planned["input_variables"])
+                    if "input_variables" in planned
+                    else variables.get(req["request_id"]),
                     "output": "",
-                    "status": "error"
-                    if failed
-                    else "cancelled"
-                    if status_of_job == JOB_CANCELLED
-                    else "pending",
+                    "status": status,
                     "error_message": req["error_message"],
                     "error_category": req["error_category"],
-                    "tags": None,
-                    "metadata": None,
                     "repeat_index": planned["repeat"],
                     "batch_id": self.id,
                 }
-            )
-        return with_scores(frame_from_log_rows(out))
+                for column, value in values.items():
+                    columns[column][position] = value
+        return with_scores(frame_from_log_columns(columns))
+
+    def _variables(self, request_ids: Sequence[str]) -> dict[str, str]:
+        """The input variables (JSON text) of planned runs kept in their own column."""
+        wanted = set(request_ids)
+        return {
+            r["request_id"]: r["input_variables"]
+            for r in self.store.requests(self.id, ("request_id", "input_variables"))
+            if r["request_id"] in wanted and r["input_variables"] is not None
+        }
 
 
 def _run_fields(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -874,8 +1016,9 @@ def start(
     """Submit a comparison as provider batches, or attach to the job already submitted for
     it (see the module's docstring); the job. Runs whose route cannot batch run live here."""
     check_options(run_kwargs)
-    apis: dict[tuple[Any, ...], BatchAPI | str] = {}
-    runs = [_prepare(engine, prompt_name, p, run_kwargs, apis) for p in planned]
+    prepare = _Preparer(engine, prompt_name, run_kwargs)
+    runs = [prepare(p) for p in planned]
+    apis = prepare.apis
     key = job_key(prompt_name, runs, run_kwargs)
     store = BatchStore(engine.runlog.db)
     if reattach:
@@ -889,7 +1032,8 @@ def start(
     job_id = new_job_id()
     parts, payloads = _split(runs, apis)
     _tell_live(runs)
-    requests = [_request_row(job_id, run, engine) for run in runs]
+    to_row = _Rows(job_id, engine, run_kwargs)
+    requests = [to_row(run) for run in runs]
     store.create(
         {
             "id": job_id,

@@ -177,6 +177,12 @@ def frame_from_log_rows(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     return _frame_from_columns(columns, len(rows))
 
 
+def frame_from_log_columns(columns: Mapping[str, Sequence[Any]]) -> pd.DataFrame:
+    """Log columns (each of :data:`LOG_COLUMNS`, as stored, all of one length) → the runs
+    DataFrame, built column by column."""
+    return _frame_from_columns(columns, len(columns["request_id"]))
+
+
 def _json_column(texts: Sequence[str | None], empty: str) -> list[Any]:
     """Decode a column of JSON texts (``empty`` stands for NULL or '').
 

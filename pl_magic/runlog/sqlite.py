@@ -168,6 +168,30 @@ def run_key(
     return hashlib.sha256(ident.encode()).hexdigest()[:32]
 
 
+def run_key_of_json(
+    prompt_name: str | None,
+    prompt_version: int | None,
+    rendered_json: str,
+    provider: str,
+    model: str,
+    parameters_json: str,
+    repeat_index: int,
+) -> str:
+    """:func:`run_key`, given the rendered input and the parameters as the JSON text
+    :func:`~pl_magic.core.store.dumps` makes of them (a batch job has it already): the same
+    key, without encoding them again."""
+    parts = (
+        dumps(prompt_name),
+        dumps(prompt_version),
+        rendered_json,
+        dumps(provider),
+        dumps(model),
+        parameters_json,
+        dumps(repeat_index),
+    )
+    return hashlib.sha256(("[" + ",".join(parts) + "]").encode()).hexdigest()[:32]
+
+
 class JsonText(str):
     """A JSON column's value that is JSON text already (a batch job stored it so): written
     as it is, not encoded again."""

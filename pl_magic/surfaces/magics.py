@@ -390,12 +390,15 @@ class PlMagic(Magics, Configurable):
     def _submit_batch(self, batch: Any) -> Any:
         """``--batch``: submit the comparison as provider batches (or attach to its job),
         show the job's progress while polling, and return its DataFrame."""
+        import dataclasses
+
         from ..engine import batch_jobs
         from ..engine.batch import check_runs
         from ..engine.estimate import before_start
         from ..ui.batch_view import BatchView
 
-        check_runs(batch)
+        # the arguments shared by every run; each input row is checked as it is prepared
+        check_runs(dataclasses.replace(batch, runs=batch.runs[:1]))
         batch_jobs.check_options(batch.run_kwargs)
         cost = before_start(batch, "--budget ")
         if cost.high_usd:
