@@ -74,7 +74,7 @@ JOB_CANCELLED = "cancelled"
 #: Run routes (``batch_requests.route``).
 ROUTE_BATCH, ROUTE_LIVE, ROUTE_SERVED, ROUTE_FAILED = "batch", "live", "served", "failed"
 #: Rows written per transaction while ingesting.
-CHUNK = 500
+CHUNK = 400
 #: Errors of a poll that waiting longer cannot mend.
 _FATAL = frozenset({"auth", "not_found", "bad_request"})
 #: The request columns ingesting a provider job reads.
@@ -601,56 +601,53 @@ class BatchJob:
         _submit(self.store, self.id, part["part"], api, encoded)
 
     def _ingest(self, part: Mapping[str, Any], api: BatchAPI | None, state: BatchState) -> None:
-        """Log the results of a provider job that ended: a row per request, written a chunk
-        per transaction; requests it gave no result for are cancelled or failed rows."""
+        """Log the results of a provider job that ended: a row per request, written
+        :data:`CHUNK` per transaction; requests it gave no result for are cancelled or
+        failed rows. Only each request's model spec is held for the whole job (what parsing
+        its result needs); the rest of a request's record is read with its chunk."""
         number = int(part["part"])
-        rows = {
-            r["request_id"]: r for r in self.store.requests(self.id, _INGEST_COLUMNS, part=number)
-        }
-        specs: dict[tuple[str, str | None], ModelSpec] = {}
-
-        def spec_of(custom_id: str) -> ModelSpec | None:
-            row = rows.get(custom_id)
-            if row is None:
-                return None
-            run = _run_fields(row)
-            key = (row["parameters"], run["api_type"])
-            spec = specs.get(key)
+        specs: dict[str, ModelSpec] = {}
+        shared: dict[tuple[Any, ...], ModelSpec] = {}
+        for request_id, parameters, adapter, model, api_type, base_url in self.store.specs(
+            self.id, number
+        ):
+            key = (parameters, adapter, model, api_type, base_url)
+            spec = shared.get(key)
             if spec is None:
-                spec = specs[key] = ModelSpec(
-                    run["adapter"],
-                    run["model"],
-                    json.loads(row["parameters"] or "{}"),
-                    run["api_type"],
-                    run["base_url"],
-                )
-            return spec
-
+                params = json.loads(parameters or "{}")
+                spec = shared[key] = ModelSpec(adapter, model, params, api_type, base_url)
+            specs[request_id] = spec
         started = part["submitted_at"] or utcnow_iso()
         seen: set[str] = set()
-        chunk: list[tuple[RunRecord, ProviderCall | None, PlMagicError | None]] = []
+        pending: list[BatchOutcome] = []
         if api is not None and part["provider_job_id"]:
-            outcomes = api.results(part["provider_job_id"], spec_of, list(rows))
+            outcomes = api.results(part["provider_job_id"], specs.get, list(specs))
             for outcome in outcomes:
                 if outcome.custom_id in seen:
                     continue
                 seen.add(outcome.custom_id)
-                chunk.append(self._record(rows[outcome.custom_id], outcome, started))
-                if len(chunk) >= CHUNK:
-                    self._write(chunk)
-                    chunk = []
+                pending.append(outcome)
+                if len(pending) >= CHUNK:
+                    self._log_chunk(pending, started)
+                    pending = []
         missing = _missing_outcome(state, str(part["provider"]))
-        for request_id, row in rows.items():
+        for request_id in specs:
             if request_id not in seen:
-                chunk.append(
-                    self._record(row, dataclasses.replace(missing, custom_id=request_id), started)
-                )
-                if len(chunk) >= CHUNK:
-                    self._write(chunk)
-                    chunk = []
-        self._write(chunk)
+                pending.append(dataclasses.replace(missing, custom_id=request_id))
+                if len(pending) >= CHUNK:
+                    self._log_chunk(pending, started)
+                    pending = []
+        self._log_chunk(pending, started)
         self.store.set_part(self.id, number, ingested=1, finished_at=utcnow_iso())
-        self._score(list(rows))
+        self._score(list(specs))
+
+    def _log_chunk(self, outcomes: Sequence[BatchOutcome], started: str) -> None:
+        """Log a chunk of results in one transaction, reading their requests' records."""
+        if not outcomes:
+            return
+        ids = [o.custom_id for o in outcomes]
+        rows = {r["request_id"]: r for r in self.store.requests_by_ids(ids, _INGEST_COLUMNS)}
+        self._write([self._record(rows[o.custom_id], o, started) for o in outcomes])
 
     def _record(
         self, row: Mapping[str, Any], outcome: BatchOutcome, started: str

@@ -172,20 +172,21 @@ class OpenAIBatches(BatchAPI):
 
 
 def _native(body: dict[str, Any]) -> Any:
-    """The SDK's object for a response body, built as the SDK builds a live call's (its
-    lenient ``construct``: a field the body lacks is None, as on the wire)."""
+    """The SDK's object for a response body, as a live call returns it: validated, or (a
+    body the installed SDK's model does not accept, e.g. a field it requires is missing)
+    built as the SDK builds a live response, leniently."""
     kind = body.get("object")
+    model: Any
     if kind == "response":
-        from openai.types.responses import Response
-
-        return Response.construct(**body)
-    if kind == "text_completion":
-        from openai.types import Completion
-
-        return Completion.construct(**body)
-    from openai.types.chat import ChatCompletion
-
-    return ChatCompletion.construct(**body)
+        from openai.types.responses import Response as model
+    elif kind == "text_completion":
+        from openai.types import Completion as model
+    else:
+        from openai.types.chat import ChatCompletion as model
+    try:
+        return model.model_validate(body)
+    except ValueError:  # (pydantic's ValidationError)
+        return model.construct(**body)
 
 
 def _state(job: Any) -> BatchState:

@@ -219,3 +219,40 @@ class BatchStore(OnDatabase):
             ):
                 out[job_id] = count
         return out
+
+    def specs(self, job_id: str, part: int) -> list[tuple[Any, ...]]:
+        """``(request_id, parameters, adapter, model, api_type, base_url)`` of each planned
+        run of one provider job: what parsing its result needs."""
+        return [
+            tuple(r)
+            for r in self.db.query(
+                "SELECT request_id, parameters, json_extract(run, '$.adapter'), "
+                "json_extract(run, '$.model'), json_extract(run, '$.api_type'), "
+                "json_extract(run, '$.base_url') FROM batch_requests "
+                "WHERE job_id = ? AND part = ? ORDER BY position",
+                (job_id, part),
+            )
+        ]
+
+    def requests_by_ids(
+        self, request_ids: Sequence[str], columns: Sequence[str]
+    ) -> list[dict[str, Any]]:
+        """The planned runs with these ids (at most a few hundred at a time)."""
+        unknown = [c for c in columns if c not in REQUEST_COLUMNS]
+        if unknown:
+            raise ValueError(f"not columns of batch_requests: {unknown}")
+        out: list[dict[str, Any]] = []
+        for start in range(0, len(request_ids), 400):
+            chunk = tuple(request_ids[start : start + 400])
+            marks = ",".join("?" * len(chunk))
+            db = self.db
+            with db.lock:
+                cursor = db.conn.cursor()
+                cursor.row_factory = None
+                rows = cursor.execute(
+                    f"SELECT {', '.join(columns)} FROM batch_requests "
+                    f"WHERE request_id IN ({marks})",
+                    chunk,
+                ).fetchall()
+            out += [dict(zip(columns, row, strict=True)) for row in rows]
+        return out

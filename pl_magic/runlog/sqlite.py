@@ -211,8 +211,9 @@ def _decoded(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _row(run: RunRecord) -> dict[str, Any]:
-    """A run as the ``runs`` table stores it: JSON columns as text, secrets out."""
+def _row(run: RunRecord, redact_raw: bool = True) -> dict[str, Any]:
+    """A run as the ``runs`` table stores it: JSON columns as text, secrets out (but for
+    the raw response's, when ``redact_raw`` is False: the caller redacts it)."""
     if run.status not in STATUSES:
         raise ValueError(f"status must be one of {STATUSES}")
     # Not asdict(): it deep-copies every nested value (the raw response, the rendered
@@ -222,9 +223,8 @@ def _row(run: RunRecord) -> dict[str, Any]:
         row[col] = _json_cell(row[col])
     for col in _NULLABLE_JSON_COLUMNS:
         row[col] = None if row[col] is None else _json_cell(row[col])
-    row["raw_response"] = (
-        None if run.raw_response is None else redact_json(_json_cell(run.raw_response))
-    )
+    raw = None if run.raw_response is None else _json_cell(run.raw_response)
+    row["raw_response"] = redact_json(raw) if raw is not None and redact_raw else raw
     if row["error_message"]:
         row["error_message"] = redact(row["error_message"])
     row["ended_at"] = row["ended_at"] or utcnow_iso()
@@ -329,7 +329,13 @@ class RunLog(OnDatabase):
         """
         if not runs:
             return
-        rows = [_row(run) for run in runs]
+        rows = [_row(run, redact_raw=False) for run in runs]
+        raws = [row["raw_response"] for row in rows if row["raw_response"] is not None]
+        joined = "\n".join(raws)
+        if raws and redact(joined) != joined:  # (one look for secrets in the whole chunk)
+            for row in rows:
+                if row["raw_response"] is not None:
+                    row["raw_response"] = redact_json(row["raw_response"])
         cols = ", ".join(rows[0])
         marks = ", ".join(f":{c}" for c in rows[0])
         self._write([(f"INSERT OR IGNORE INTO runs ({cols}) VALUES ({marks})", Many(rows))])
