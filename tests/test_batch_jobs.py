@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -464,3 +465,28 @@ def test_a_batched_run_has_the_run_key_and_replay_key_a_live_run_has(greet, fake
             b["repeat_index"],
         )
     assert live[0]["cache_key"] != live[1]["cache_key"]  # repeats are runs of their own
+
+
+def test_labels_a_batch_ran_by_can_be_pinned(greet, fake_provider, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    pl_magic.set_label("greet", "prod", 1)
+    pl_magic.run_many("greet", versions=["prod"], inputs=NAMES[:1], batch=True)
+    path = pl_magic.pin()
+    assert json.loads(Path(path).read_text())["pins"]["greet"] == {"prod": 1}
+
+
+def test_a_template_url_not_trusted_with_the_key_is_an_error_row(greet, fake_provider):
+    publish("elsewhere", GREET, model(), provider_base_url={"url": "https://gateway.example/v1"})
+    df = pl_magic.run_many("elsewhere", inputs=NAMES[:1], batch=True)
+    assert list(df["status"]) == ["error"]
+    assert "not trusted with OPENAI_API_KEY" in df["error"][0]
+    assert fake_provider.batches.submitted() == []
+
+
+def test_a_batch_the_provider_refuses_fails_its_runs_with_its_words(greet, fake_provider, capsys):
+    fake_provider.fail_next("err-403")  # the upload is refused
+    df = pl_magic.run_many("greet", inputs=NAMES[:2], batch=True)
+    assert list(df["status"]) == ["error", "error"]
+    assert all("the batch failed" in e and "err-403" in e for e in df["error"])
+    assert "the provider refused a batch" in capsys.readouterr().err
+    assert pl_magic.batches()["status"][0] == "done"

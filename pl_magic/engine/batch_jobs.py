@@ -60,7 +60,7 @@ from ..runlog.base import ProviderCall, RunRecord
 from ..runlog.batches import BatchStore
 from ..runlog.scores import ScoreLog
 from ..runlog.sqlite import JsonText, run_key_of_json
-from . import pricing, replay
+from . import pricing, replay, versions
 from .batch import Batch, PlannedRun, Progress
 from .engine import Engine, PreparedRun, RunOptions, _jsonable_vars
 from .scoring import Scorer
@@ -165,6 +165,9 @@ class _Preparer:
     :class:`_Snapshot` of the registry; each input row's options are checked once."""
 
     def __init__(self, engine: Engine, prompt_name: str, run_kwargs: Mapping[str, Any]) -> None:
+        # the registry's label tracker exists before the snapshot looks it up (it is kept
+        # by the registry, so the labels this comparison used can be pinned later)
+        versions.tracker_for(engine.registry)
         self.engine = Engine(_Snapshot(engine.registry), engine.runlog, engine.sink)
         self.prompt_name = prompt_name
         self.run_kwargs = run_kwargs
