@@ -464,7 +464,7 @@ class AnthropicProvider(Provider):
         from .anthropic_batch import AnthropicBatches
 
         client = self._client(spec, False)
-        return AnthropicBatches(self, spec, self._base_url(spec), client)
+        return AnthropicBatches(self, spec, self._base_url(spec), client, _ERROR_TYPE_STATUS)
 
 
 # In-band error types -> the HTTP status the same error has outside a stream.

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 from ..core.blueprint import ModelSpec
 from ..core.errors import ProviderError
 from ._sdk_errors import category_for_status
-from .anthropic import _ERROR_TYPE_STATUS
 from .batches import (
     CANCELLED,
     CANCELLING,
@@ -40,10 +39,17 @@ class AnthropicBatches(BatchAPI):
     documented = BatchLimits(100_000, 256 * 1024 * 1024)
 
     def __init__(
-        self, provider: Provider, spec: ModelSpec, base_url: str | None, client: Any
+        self,
+        provider: Provider,
+        spec: ModelSpec,
+        base_url: str | None,
+        client: Any,
+        error_statuses: Mapping[str, int],
     ) -> None:
         super().__init__(provider, spec, base_url)
         self.client = client
+        #: Anthropic's error types -> the HTTP status each has outside a batch.
+        self.error_statuses = error_statuses
 
     def encode(self, custom_id: str, request: Mapping[str, Any]) -> Encoded:
         item = {"custom_id": custom_id, "params": batch_request(request)}
@@ -109,7 +115,7 @@ class AnthropicBatches(BatchAPI):
             return BatchOutcome(custom_id, error=error)
         detail = getattr(getattr(result, "error", None), "error", None)
         error_type = str(getattr(detail, "type", "") or "")
-        status = _ERROR_TYPE_STATUS.get(error_type)
+        status = self.error_statuses.get(error_type)
         message = getattr(detail, "message", None) or error_type or "the request failed"
         return BatchOutcome(
             custom_id,

@@ -15,14 +15,11 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..core.blueprint import ModelSpec
 from ..core.errors import ProviderError
 from . import _sdk_errors
-
-if TYPE_CHECKING:
-    from .batches import BatchAPI
 
 # Canonical parameter names. Each provider maps them to its own names; a parameter with
 # no canonical name is provider-specific and is dropped when the provider changes.
@@ -271,7 +268,7 @@ class Provider(ABC):
         """genai-prices' provider id for cost, or None when prices do not apply."""
         return self.name
 
-    def batch_api(self, spec: ModelSpec) -> BatchAPI | str:
-        """The provider's batch API for ``spec`` (see :mod:`.batches`), or why this route
-        has none, in words that finish "cannot run as a provider batch: ..."."""
+    def batch_api(self, spec: ModelSpec) -> Any:
+        """The provider's batch API for ``spec`` (a :class:`.batches.BatchAPI`), or why this
+        route has none (a str, in words that follow "cannot run as a provider batch")."""
         return f"pl_magic has no batch API for {self.name}"
