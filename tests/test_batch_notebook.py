@@ -152,3 +152,45 @@ def test_the_batch_notebook_submits_real_batches_to_the_fake_provider(
     listing = _cell(nb, "pl_magic.batches()")
     (html,) = [o["data"]["text/html"] for o in listing.outputs if "data" in o]
     assert html.count(">done<") == 2
+
+
+def test_the_kernels_interrupt_stops_the_waiting_not_the_job(greet, fake_provider, tmp_path):
+    from tests.test_notebook_kernel import Kernel
+
+    batches = fake_provider.batches
+    batches.processing_polls = 10**9
+    kernel = Kernel(str(tmp_path))
+    try:
+        reply, _ = kernel.execute(f"%load_ext pl_magic\n{CELLS[1]}")
+        assert reply["status"] == "ok"
+        sent: list[float] = []
+
+        def interrupt_once_polling(msg: dict) -> None:
+            polled = len(batches.calls_of("openai", "retrieve")) >= 2
+            if not sent and polled and msg["msg_type"] in ("display_data", "update_display_data"):
+                kernel.km.interrupt_kernel()
+                sent.append(time.monotonic())
+
+        reply, messages = kernel.execute(BATCH_CELL, on_message=interrupt_once_polling)
+        assert sent and reply["status"] == "ok"  # the cell ends with what it has
+        stderr = "".join(
+            m["content"]["text"]
+            for _, m in messages
+            if m["msg_type"] == "stream" and m["content"]["name"] == "stderr"
+        )
+        assert "stopped waiting: batch job" in stderr and "keeps running" in stderr
+        reply, messages = kernel.execute("print(df['status'].tolist(), df['batch_id'][0])")
+        printed = "".join(m["content"]["text"] for _, m in messages if m["msg_type"] == "stream")
+        assert printed.startswith("['pending', 'pending', 'pending'] b")
+        job_id = printed.split()[-1]
+        assert len(batches.calls_of("openai", "cancel")) == 0  # the job goes on
+
+        batches.processing_polls = 0
+        reply, messages = kernel.execute(
+            f"import pl_magic; print(pl_magic.wait({job_id!r})['output'].tolist())"
+        )
+        printed = "".join(m["content"]["text"] for _, m in messages if m["msg_type"] == "stream")
+        assert "['echo: hi Ada', 'echo: hi Bo', 'echo: hi Cy']" in printed
+    finally:
+        kernel.stop()
+    assert len(batches.submitted()) == 1 and len(runs()) == 3
