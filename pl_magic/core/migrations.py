@@ -261,8 +261,9 @@ def m006_batches(conn: sqlite3.Connection) -> None:
             position INTEGER NOT NULL,       -- the run's place in the comparison
             part INTEGER,                    -- batch_parts.part (NULL: a run not batched)
             route TEXT NOT NULL,             -- batch | live | served | failed
-            planned TEXT NOT NULL,           -- JSON: version, label, provider, model, repeat,
-                                             -- input_index, input_variables (as asked)
+            planned TEXT,                    -- JSON: version, label, provider, model, repeat,
+                                             -- input_index, input_variables (as asked),
+                                             -- NULL for a batched run (its run says it)
             run TEXT,                        -- JSON: the log row's scalar fields known
                                              -- before the call (prompt, version, model...)
             parameters TEXT,                 -- JSON text, as runs stores them

@@ -124,6 +124,8 @@ class _Run:
     reason: str | None = None
     group: tuple[Any, ...] | None = None
     part: int | None = None
+    #: The batch request's body as JSON (the payload's and the job record's).
+    body: str | None = None
 
 
 class _Snapshot:
@@ -325,8 +327,9 @@ def _planned_json(p: PlannedRun, variables: bool) -> str:
 
 
 class _Rows:
-    """The ``batch_requests`` rows of a job's planned runs (no key: the request is the body;
-    the JSON of what a job's runs share is encoded once)."""
+    """The ``batch_requests`` rows of a job's planned runs (no key: the request is the body).
+    What a job's runs share is encoded once: the tags and metadata, each input row's
+    variables, and each version × model's fields of the run record."""
 
     def __init__(self, job_id: str, engine: Engine, run_kwargs: Mapping[str, Any]) -> None:
         self.job_id = job_id
@@ -334,6 +337,7 @@ class _Rows:
         self.tags = dumps(list(run_kwargs.get("tags") or []))
         self.metadata = dumps(dict(run_kwargs.get("metadata") or {}))
         self._variables: dict[int | None, str] = {}
+        self._cells: dict[tuple[Any, ...], str] = {}
 
     def __call__(self, run: _Run) -> dict[str, Any]:
         batched = run.route == ROUTE_BATCH and run.prepared is not None
@@ -343,7 +347,7 @@ class _Rows:
             "position": run.planned.index,
             "part": run.part,
             "route": run.route,
-            "planned": _planned_json(run.planned, variables=not batched),
+            "planned": None if batched else _planned_json(run.planned, variables=True),
         }
         if run.error is not None:
             row["error_category"] = getattr(run.error, "category", None) or "input"
@@ -358,40 +362,63 @@ class _Rows:
         if variables is None:  # (the same for every run of an input row)
             variables = dumps(_jsonable_vars(options.input_variables))
             self._variables[run.planned.input_index] = variables
-        fields_ = {
-            "run_key": run_key_of_json(
-                record["prompt_name"],
-                record["version"],
-                rendered,
-                spec.provider,
-                spec.name,
-                parameters,
-                options.repeat_index,
-            ),
-            "prompt_name": record["prompt_name"],
-            "prompt_id": record.get("id"),
-            "prompt_version": record["version"],
-            "release_label": options.prompt_release_label,
-            "provider": local_target.shown_provider(spec),
-            "adapter": spec.provider,
-            "model": spec.name,
-            "api_type": spec.api_type,
-            "base_url": spec.base_url,
-            "group_id": options.group_id,
-            "repeat_index": options.repeat_index,
-            "cache_key": prepared.cache_key,
-            "backend": self.backend,
-            "pricing_id": prepared.provider.pricing_provider_id(spec),
-            "function_name": info(spec.provider).function_name_for(spec.name, spec.api_type),
-        }
-        row["run"] = dumps(fields_)
+        key = run_key_of_json(
+            record["prompt_name"],
+            record["version"],
+            rendered,
+            spec.provider,
+            spec.name,
+            parameters,
+            options.repeat_index,
+        )
+        row["run"] = (
+            f'{{"run_key":{dumps(key)},"repeat_index":{dumps(options.repeat_index)},'
+            f'"cache_key":{dumps(prepared.cache_key)},{self._cell(prepared)}'
+        )
         row["parameters"] = parameters
         row["input_variables"] = variables
         row["rendered_input"] = rendered
         row["tags"] = self.tags
         row["metadata"] = self.metadata
-        row["request"] = dumps(batch_request(prepared.request))
+        row["request"] = (
+            run.body if run.body is not None else dumps(batch_request(prepared.request))
+        )
         return row
+
+    def _cell(self, prepared: PreparedRun) -> str:
+        """The run record's fields one version × model shares, as JSON without its ``{``."""
+        spec, record, options = prepared.spec, prepared.record, prepared.options
+        cell = (
+            record["prompt_name"],
+            record.get("id"),
+            record["version"],
+            options.prompt_release_label,
+            spec.provider,
+            spec.name,
+            spec.api_type,
+            spec.base_url,
+            spec.local_model,
+            options.group_id,
+        )
+        found = self._cells.get(cell)
+        if found is None:
+            shared = {
+                "prompt_name": record["prompt_name"],
+                "prompt_id": record.get("id"),
+                "prompt_version": record["version"],
+                "release_label": options.prompt_release_label,
+                "provider": local_target.shown_provider(spec),
+                "adapter": spec.provider,
+                "model": spec.name,
+                "api_type": spec.api_type,
+                "base_url": spec.base_url,
+                "group_id": options.group_id,
+                "backend": self.backend,
+                "pricing_id": prepared.provider.pricing_provider_id(spec),
+                "function_name": info(spec.provider).function_name_for(spec.name, spec.api_type),
+            }
+            found = self._cells[cell] = dumps(shared)[1:]
+        return found
 
 
 # -- the job ----------------------------------------------------------------------------------
@@ -906,45 +933,59 @@ class BatchJob:
             stored = logged[column]
             columns[column] = [stored[at] if at >= 0 else None for at in order]
         if unlogged:
-            variables = self._variables([req["request_id"] for _, req in unlogged])
+            batched = self._batched([req["request_id"] for _, req in unlogged])
             for position, req in unlogged:
-                planned = json.loads(req["planned"])
-                failed = req["error_message"] is not None
-                status = (
-                    "error"
-                    if failed
-                    else "cancelled"
-                    if status_of_job == JOB_CANCELLED
-                    else "pending"
-                )
-                values = {
-                    "request_id": None if failed else req["request_id"],
-                    "prompt_name": self.prompt_name,
-                    "prompt_version": planned["version"],
-                    "release_label": planned["label"],
-                    "provider": planned["provider"],
-                    "model": planned["model"],
-                    "input_variables": dumps(planned["input_variables"])
-                    if "input_variables" in planned
-                    else variables.get(req["request_id"]),
-                    "output": "",
-                    "status": status,
-                    "error_message": req["error_message"],
-                    "error_category": req["error_category"],
-                    "repeat_index": planned["repeat"],
-                    "batch_id": self.id,
-                }
+                values = self._unlogged_row(req, batched.get(req["request_id"]), status_of_job)
                 for column, value in values.items():
                     columns[column][position] = value
         return with_scores(frame_from_log_columns(columns))
 
-    def _variables(self, request_ids: Sequence[str]) -> dict[str, str]:
-        """The input variables (JSON text) of planned runs kept in their own column."""
-        wanted = set(request_ids)
+    def _unlogged_row(
+        self, req: Mapping[str, Any], batched: Mapping[str, Any] | None, job_status: str
+    ) -> dict[str, Any]:
+        """The frame's row of a planned run not in the log: failed before any call, still
+        pending, or left when the job was cancelled."""
+        failed = req["error_message"] is not None
+        status = "error" if failed else "cancelled" if job_status == JOB_CANCELLED else "pending"
+        row: dict[str, Any] = {
+            "request_id": None if failed else req["request_id"],
+            "prompt_name": self.prompt_name,
+            "output": "",
+            "status": status,
+            "error_message": req["error_message"],
+            "error_category": req["error_category"],
+            "batch_id": self.id,
+        }
+        if batched is not None:  # a batched run: what it resolved to
+            run = _run_fields(batched)
+            row.update(
+                prompt_version=run["prompt_version"],
+                release_label=run["release_label"],
+                provider=run["provider"],
+                model=run["model"],
+                parameters=batched["parameters"],
+                input_variables=batched["input_variables"],
+                repeat_index=run["repeat_index"],
+            )
+            return row
+        planned = json.loads(req["planned"] or "{}")
+        row.update(
+            prompt_version=planned.get("version"),
+            release_label=planned.get("label"),
+            provider=planned.get("provider"),
+            model=planned.get("model"),
+            input_variables=dumps(planned.get("input_variables") or {}),
+            repeat_index=planned.get("repeat"),
+        )
+        return row
+
+    def _batched(self, request_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The records of the batched runs among these (a run kept in the job's columns)."""
+        columns = ("request_id", "run", "parameters", "input_variables")
         return {
-            r["request_id"]: r["input_variables"]
-            for r in self.store.requests(self.id, ("request_id", "input_variables"))
-            if r["request_id"] in wanted and r["input_variables"] is not None
+            r["request_id"]: r
+            for r in self.store.requests_by_ids(request_ids, columns)
+            if r["run"] is not None
         }
 
 
@@ -1138,7 +1179,8 @@ def _chunks(api: BatchAPI, members: Sequence[_Run]) -> list[list[tuple[_Run, Enc
     size = 0
     for run in members:
         assert run.prepared is not None
-        encoded = api.encode(run.request_id, run.prepared.request)
+        run.body = dumps(batch_request(run.prepared.request))
+        encoded = api.encode(run.request_id, run.prepared.request, run.body)
         if encoded.size > limits.max_bytes:
             run.route, run.group = ROUTE_LIVE, None
             run.reason = "a request larger than one provider batch may hold"

@@ -51,10 +51,14 @@ class AnthropicBatches(BatchAPI):
         #: Anthropic's error types -> the HTTP status each has outside a batch.
         self.error_statuses = error_statuses
 
-    def encode(self, custom_id: str, request: Mapping[str, Any]) -> Encoded:
-        item = {"custom_id": custom_id, "params": batch_request(request)}
-        size = len(json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode())
-        return Encoded(item, size + 1)  # (and a comma between two in the list)
+    def encode(
+        self, custom_id: str, request: Mapping[str, Any], body: str | None = None
+    ) -> Encoded:
+        params = batch_request(request)
+        if body is None:
+            body = json.dumps(params, ensure_ascii=False, separators=(",", ":"))
+        size = len(body.encode()) + len(custom_id) + len('{"custom_id":"","params":},')
+        return Encoded({"custom_id": custom_id, "params": params}, size)
 
     def submit(self, encoded: Sequence[Encoded], label: str) -> BatchState:
         requests = [item.payload for item in encoded]

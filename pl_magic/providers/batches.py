@@ -132,8 +132,11 @@ class BatchAPI(ABC):
         return limits_from_env(self.documented)
 
     @abstractmethod
-    def encode(self, custom_id: str, request: Mapping[str, Any]) -> Encoded:
-        """One request as the payload carries it (its size counts against the limit)."""
+    def encode(
+        self, custom_id: str, request: Mapping[str, Any], body: str | None = None
+    ) -> Encoded:
+        """One request as the payload carries it (its size counts against the limit);
+        ``body``: :func:`batch_request` of it as JSON already, when the caller has it."""
 
     @abstractmethod
     def submit(self, encoded: Sequence[Encoded], label: str) -> BatchState:

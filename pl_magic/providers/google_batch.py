@@ -75,7 +75,10 @@ class GeminiBatches(BatchAPI):
         super().__init__(provider, spec, base_url)
         self.client = client
 
-    def encode(self, custom_id: str, request: Mapping[str, Any]) -> Encoded:
+    def encode(
+        self, custom_id: str, request: Mapping[str, Any], body: str | None = None
+    ) -> Encoded:
+        # (``body`` is not used: inline data is bytes, which the wire carries as base64)
         item: dict[str, Any] = {"contents": request.get("contents")}
         if request.get("config"):
             item["config"] = request["config"]

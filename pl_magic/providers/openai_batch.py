@@ -65,15 +65,16 @@ class OpenAIBatches(BatchAPI):
         self.client = client
         self.endpoint = ENDPOINTS[api]
 
-    def encode(self, custom_id: str, request: Mapping[str, Any]) -> Encoded:
-        line = {
-            "custom_id": custom_id,
-            "method": "POST",
-            "url": self.endpoint,
-            "body": batch_request(request),
-        }
-        data = json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
-        return Encoded(data, len(data))
+    def encode(
+        self, custom_id: str, request: Mapping[str, Any], body: str | None = None
+    ) -> Encoded:
+        if body is None:
+            body = json.dumps(batch_request(request), ensure_ascii=False, separators=(",", ":"))
+        line = (
+            f'{{"custom_id":{json.dumps(custom_id)},"method":"POST",'
+            f'"url":{json.dumps(self.endpoint)},"body":{body}}}\n'
+        ).encode()
+        return Encoded(line, len(line))
 
     def submit(self, encoded: Sequence[Encoded], label: str) -> BatchState:
         data = b"".join(item.payload for item in encoded)

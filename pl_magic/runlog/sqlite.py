@@ -15,6 +15,7 @@ at the next chance (see :func:`store.write_or_keep`): a reply is never lost to t
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import threading
@@ -180,16 +181,21 @@ def run_key_of_json(
     """:func:`run_key`, given the rendered input and the parameters as the JSON text
     :func:`~pl_magic.core.store.dumps` makes of them (a batch job has it already): the same
     key, without encoding them again."""
-    parts = (
-        dumps(prompt_name),
-        dumps(prompt_version),
-        rendered_json,
-        dumps(provider),
-        dumps(model),
-        parameters_json,
-        dumps(repeat_index),
+    head, middle = _run_key_parts(prompt_name, prompt_version, provider, model)
+    ident = f"{head}{rendered_json}{middle}{parameters_json},{dumps(repeat_index)}]"
+    return hashlib.sha256(ident.encode()).hexdigest()[:32]
+
+
+@functools.lru_cache(maxsize=256)
+def _run_key_parts(
+    prompt_name: str | None, prompt_version: int | None, provider: str, model: str
+) -> tuple[str, str]:
+    """The JSON of :func:`run_key`'s list around the rendered input (the same for every
+    run of one version and model)."""
+    return (
+        f"[{dumps(prompt_name)},{dumps(prompt_version)},",
+        f",{dumps(provider)},{dumps(model)},",
     )
-    return hashlib.sha256(("[" + ",".join(parts) + "]").encode()).hexdigest()[:32]
 
 
 class JsonText(str):
