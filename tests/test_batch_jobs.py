@@ -490,3 +490,36 @@ def test_a_batch_the_provider_refuses_fails_its_runs_with_its_words(greet, fake_
     assert all("the batch failed" in e and "err-403" in e for e in df["error"])
     assert "the provider refused a batch" in capsys.readouterr().err
     assert pl_magic.batches()["status"][0] == "done"
+
+
+def test_a_submission_the_kernel_abandoned_is_submitted_again(greet, fake_provider, capsys):
+    import sqlite3
+
+    from pl_magic.client import default_client
+    from pl_magic.core import config
+    from pl_magic.engine.batch_jobs import BatchJob
+
+    fake_provider.batches.processing_polls = 10**9
+    job = pl_magic.run_many("greet", inputs=NAMES, batch=True, wait=False)
+    # as a kernel that stopped between the provider's answer and the log's record of it
+    conn = sqlite3.connect(config.db_path())
+    with conn:
+        conn.execute(
+            "UPDATE batch_parts SET provider_job_id = NULL, status = 'submitting' WHERE job_id = ?",
+            (job.id,),
+        )
+        conn.execute("UPDATE batch_jobs SET status = 'submitting' WHERE id = ?", (job.id,))
+    fresh = BatchJob(default_client().engine, job.id)
+    assert fresh.poll().status == "submitting"  # another kernel may still be at it: wait
+    assert len(fake_provider.batches.submitted()) == 1
+    with conn:
+        conn.execute(
+            "UPDATE batch_jobs SET submitted_at = '2000-01-01T00:00:00+00:00' WHERE id = ?",
+            (job.id,),
+        )
+    conn.close()
+    fake_provider.batches.processing_polls = 0
+    assert fresh.wait().status == "done"
+    assert "was being submitted when the kernel stopped" in capsys.readouterr().err
+    assert len(fake_provider.batches.submitted()) == 2
+    assert sorted(r["output"] for r in runs()) == [f"echo: hi {n['name']}" for n in NAMES]

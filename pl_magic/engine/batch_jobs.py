@@ -38,6 +38,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..core import config, local_target, notices
@@ -75,6 +76,9 @@ JOB_CANCELLED = "cancelled"
 ROUTE_BATCH, ROUTE_LIVE, ROUTE_SERVED, ROUTE_FAILED = "batch", "live", "served", "failed"
 #: Rows written per transaction while ingesting.
 CHUNK = 400
+#: Seconds after which a job still being submitted is taken to have been abandoned (its
+#: kernel stopped): the provider jobs it had not recorded are submitted again.
+SUBMIT_GRACE_S = 300.0
 #: Errors of a poll that waiting longer cannot mend.
 _FATAL = frozenset({"auth", "not_found", "bad_request"})
 #: The request columns ingesting a provider job reads.
@@ -88,8 +92,6 @@ _INGEST_COLUMNS = (
     "metadata",
     "request",
 )
-#: The log columns of a batch's frame besides ``batch_id`` (see engine/results.py).
-_PLANNED_FIELDS = ("version", "label", "provider", "model", "repeat", "input_index")
 
 
 def poll_s() -> float:
@@ -586,7 +588,7 @@ class BatchJob:
                     self._ingest(
                         part, None, BatchState("", part["status"], message=part["message"])
                     )
-                else:
+                elif self._submission_abandoned():
                     self._submit_part(part)
                 continue
             try:
@@ -617,6 +619,15 @@ class BatchJob:
             status.status = final
         return status
 
+    def _submission_abandoned(self) -> bool:
+        """True when the job's submission stopped part-way (its kernel stopped) long enough
+        ago that no one is still submitting it: another kernel may be, for a few minutes."""
+        row = self.store.job(self.id)
+        if row["status"] != SUBMITTING:
+            return True
+        submitted = datetime.fromisoformat(row["submitted_at"]).timestamp()
+        return time.time() - submitted > SUBMIT_GRACE_S
+
     def _submit_part(self, part: Mapping[str, Any]) -> None:
         """Submit a provider job that was written but not (known to be) accepted: the
         kernel stopped while submitting it."""
@@ -629,6 +640,8 @@ class BatchJob:
             "the other copy in its console)"
         )
         _submit(self.store, self.id, part["part"], api, encoded)
+        if self.store.job(self.id)["status"] == SUBMITTING:
+            self.store.set_job(self.id, RUNNING)
 
     def _ingest(self, part: Mapping[str, Any], api: BatchAPI | None, state: BatchState) -> None:
         """Log the results of a provider job that ended: a row per request, written
