@@ -523,3 +523,29 @@ def test_a_submission_the_kernel_abandoned_is_submitted_again(greet, fake_provid
     assert "was being submitted when the kernel stopped" in capsys.readouterr().err
     assert len(fake_provider.batches.submitted()) == 2
     assert sorted(r["output"] for r in runs()) == [f"echo: hi {n['name']}" for n in NAMES]
+
+
+def test_every_batched_request_is_the_one_a_live_call_sends(greet, anthropic_env, fake_provider):
+    publish(
+        "greet", chat(("system", "Be brief."), ("user", "hello {name}")), model(temperature=0.3)
+    )
+    rows = [*NAMES, {"name": "Dee"}]
+    models = ["gpt-4o-mini", "claude-haiku-4-5"]
+    pl_magic.run_many("greet", versions=[1, 2], models=models, inputs=rows)
+    live = {(r["prompt_version"], r["model"], r["input_variables"]): r for r in runs()}
+    live_bodies = [r.body for r in fake_provider.requests if r.kind != "unknown"]
+    fake_provider.reset()
+    pl_magic.run_many("greet", versions=[1, 2], models=models, inputs=rows, batch=True)
+    batched = [r for r in runs() if r["batch_id"]]
+    assert len(batched) == len(live) == 16
+    for row in batched:
+        twin = live[(row["prompt_version"], row["model"], row["input_variables"])]
+        assert (row["run_key"], row["cache_key"]) == (twin["run_key"], twin["cache_key"])
+        assert row["rendered_input"] == twin["rendered_input"]
+    bodies = [r.body for job in fake_provider.batches.submitted() for r in job.requests]
+
+    def canonical(body):
+        kept = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
+        return json.dumps(kept, sort_keys=True)
+
+    assert sorted(map(canonical, bodies)) == sorted(map(canonical, live_bodies))

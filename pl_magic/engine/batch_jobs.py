@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ..core import config, local_target, notices
+from ..core import blueprint, config, local_target, notices, render_budget
 from ..core.blueprint import ModelSpec
 from ..core.errors import ConfigurationError, InvalidInputError, PlMagicError, ProviderError
 from ..core.store import KeptInMemory, dumps, utcnow_iso
@@ -179,6 +179,9 @@ class _Preparer:
         self._rows: dict[int | None, RunOptions] = {}
         self._cells: set[tuple[Any, ...]] = set()
         self._firsts: dict[tuple[Any, ...], _Run] = {}
+        self._templates: dict[tuple[Any, ...], _Run] = {}
+        #: The local registry renders nothing itself (PromptLayer may: each run is asked).
+        self.local = engine.registry.kind == "local"
 
     def options(self, planned: PlannedRun) -> RunOptions:
         """The run's options, checked as run() checks them (once per input row and once per
@@ -212,23 +215,62 @@ class _Preparer:
         )
 
     def __call__(self, planned: PlannedRun) -> _Run:
-        """One run prepared (a bad input row raises: nothing is submitted). A repeat of a
-        batched run sends the same request: it is the first one's, keyed as its repeat."""
+        """One run prepared (a bad input row raises: nothing is submitted).
+
+        The first batched run of each version × model goes through :meth:`Engine.prepare`
+        whole; the others of that version × model on the local registry, outside a replay
+        mode, only render their input into the template it resolved and build the request
+        from it, with the provider's own ``build_request`` (what ``prepare`` does per run);
+        a repeat of a run sends the same request as its first, keyed as its repeat.
+        """
         options = self.options(planned)
-        cell = (
-            planned.input_index,
-            planned.version,
-            planned.label,
-            planned.provider,
-            planned.model,
-        )
-        first = self._firsts.get(cell)
+        row = (planned.input_index, planned.version, planned.label, planned.provider, planned.model)
+        first = self._firsts.get(row)
         if first is not None and first.prepared is not None:
             return _repeat_of(first, first.prepared, planned, options)
-        run = _prepare(self.engine, options, planned, self.apis)
+        cell = row[1:]
+        template = self._templates.get(cell)
+        if template is not None:
+            run = _rendered(template, options, planned)
+        else:
+            run = _prepare(self.engine, options, planned, self.apis)
+            if (
+                run.route == ROUTE_BATCH
+                and run.prepared is not None
+                and self.local
+                and replay.mode(options.cache) not in replay.REPLAYING
+            ):
+                self._templates[cell] = run
         if run.route == ROUTE_BATCH and replay.mode(options.cache) not in replay.REPLAYING:
-            self._firsts[cell] = run
+            self._firsts[row] = run
         return run
+
+
+def _rendered(template: _Run, options: RunOptions, planned: PlannedRun) -> _Run:
+    """A run of the same version × model as ``template`` (a batched run prepared whole):
+    its input rendered into the same resolved template, its request built by the provider."""
+    first = template.prepared
+    assert first is not None
+    spec, provider, record = first.spec, first.provider, first.record
+    request_id = uuid.uuid4().hex
+    try:
+        with render_budget.render_budget():  # one size and time budget for all the messages
+            rendered = blueprint.render(
+                record["prompt_template"], options.input_variables, options.prompt_name
+            )
+        request = provider.build_request(rendered, spec, False)
+    except PlMagicError as exc:
+        return _Run(planned, request_id, ROUTE_FAILED, error=exc)
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # never lose the comparison to one surprise
+        return _Run(planned, request_id, ROUTE_FAILED, error=PlMagicError(f"{exc!r}"))
+    run = PreparedRun(options, record, spec, provider, rendered, request, first.dropped_parameters)
+    # (a batched run's spec has no base URL of its own: as prepare() keyed it)
+    run.cache_key = replay.cache_key(
+        spec.provider, spec.name, spec.base_url, request, options.repeat_index
+    )
+    return _Run(planned, request_id, ROUTE_BATCH, run, group=template.group)
 
 
 def _repeat_of(
