@@ -1,6 +1,6 @@
 """Run the benchmarks: ``.venv/bin/python -m benchmarks [--only B1,B3] [--quick] [--out FILE]``.
 
-Each benchmark (B1–B11, one module each) measures pl_magic side by side with its baseline
+Each benchmark (B1–B12b, one module each) measures pl_magic side by side with its baseline
 against the same fake servers on 127.0.0.1 and reports the ratio. A full run writes
 ``benchmarks/RESULTS.md``; ``--only`` and ``--quick`` runs just print (unless ``--out``).
 """
@@ -72,6 +72,11 @@ NOTES = """\
   (`off`), interleaved; B11b times `run_many(repeat=1000, cache="replay")` once every repeat is
   recorded (each served run is still resolved, rendered, looked up and logged; a comparison
   serves hits on the calling thread and writes their rows 256 per transaction).
+- B12b: 10,000 runs (2 versions × 2,500 inputs × 2 repeats) submitted in batch mode
+  (`run_many(batch=True, wait=False)`) and, once the fake has ended the batch, ingested into
+  the log and the DataFrame (`job.wait()`, `job.frame()`); the reference is a live `run_many`
+  of the same runs at concurrency 16, the fake answering at once. Not interleaved: each side
+  is one long operation. Memory is tracemalloc's peak, in a pass of its own.
 - B9: `cell_summary` (the score rows `compare()` adds) against a pandas
   `groupby().agg(["mean", "std", "count"])`; B9b is `compare(df)` as a whole, reported.
 """

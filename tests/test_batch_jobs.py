@@ -549,3 +549,14 @@ def test_every_batched_request_is_the_one_a_live_call_sends(greet, anthropic_env
         return json.dumps(kept, sort_keys=True)
 
     assert sorted(map(canonical, bodies)) == sorted(map(canonical, live_bodies))
+
+
+def test_a_job_is_followed_only_where_it_was_sent(greet, fake_provider, monkeypatch):
+    from pl_magic.core.errors import ConfigurationError
+
+    fake_provider.batches.processing_polls = 10**9
+    job = pl_magic.run_many("greet", inputs=NAMES[:1], batch=True, wait=False)
+    monkeypatch.delenv("OPENAI_BASE_URL")  # another kernel, pointed at OpenAI itself
+    with pytest.raises(ConfigurationError, match=r"set OPENAI_BASE_URL=http://127\.0\.0\.1:"):
+        pl_magic.wait(job.id)
+    assert len(fake_provider.batches.calls_of("openai", "retrieve")) == 0

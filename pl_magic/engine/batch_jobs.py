@@ -607,10 +607,12 @@ class BatchJob:
                 f"cannot batch now ({made})"
             )
         if (made.base_url or None) != (part["base_url"] or None):
-            shown = part["base_url"] or f"{part['provider']}'s own API"
+            variable = (info(part["provider"]).base_url_env_vars or ("its base URL",))[0]
+            fix = f"set {variable}={part['base_url']}" if part["base_url"] else f"unset {variable}"
             raise ConfigurationError(
-                f"batch job {self.id} was sent to {shown}, and {part['provider']} now points "
-                f"at {made.base_url or 'its own API'}: set the base URL it had to attach"
+                f"batch job {self.id} was sent to {part['base_url'] or 'the provider'}, and "
+                f"{part['provider']} now points at {made.base_url or 'its own API'}: {fix} "
+                "to attach to it"
             )
         self._apis[number] = made
         return made
