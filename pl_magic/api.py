@@ -337,7 +337,7 @@ def run_many(
     if batch:
         if stream:
             raise InvalidInputError("a batch is not streamed: drop stream=True to use batch=True")
-        return _submit_batch(comparison, reattach, wait)
+        return run_batch(comparison, reattach, wait)
     check_runs(comparison)
     cost = before_start(comparison)
     if cost.high_usd:  # a known, nonzero cost: worth a line; free or unknown: quiet
@@ -355,8 +355,11 @@ def _check_flags(**flags: Any) -> None:
             )
 
 
-def _submit_batch(runner: Any, reattach: bool, wait: bool) -> Any:
-    """run_many(batch=True): the comparison submitted as provider batches (or attached to)."""
+def run_batch(runner: Any, reattach: bool = True, wait: bool = True) -> Any:
+    """A planned comparison (an ``engine.batch.Batch``) submitted as provider batches, or
+    attached to the job already submitted for it: ``run_many(batch=True)`` and
+    ``%%plrun --batch``. With ``wait``, its progress shown while polling and its DataFrame
+    returned; else the job."""
     import dataclasses
 
     from .core import notices

@@ -409,7 +409,7 @@ def test_plrun_batch_submits_shows_progress_and_stores_the_frame(ip, greet, fake
 def test_plrun_batch_refuses_no_log(ip, greet, fake_provider, capsys):
     with pytest.raises(InvalidInputError, match="a batch job is kept in the run log"):
         ip.run_cell_magic("plrun", "greet --batch --no-log", "name: Ada\n")
-    assert "Estimate" not in capsys.readouterr().out
+    assert "estimate" not in capsys.readouterr().err
     assert fake_provider.batches.submitted() == []
 
 

@@ -342,8 +342,10 @@ class PlMagic(Magics, Configurable):
             budget=check_budget_value(args.budget),
             track_spend=True,
         )
-        if args.batch:
-            return self._submit_batch(batch)
+        if args.batch:  # submitted as provider batches, its progress shown while polling
+            from ..api import run_batch
+
+            return run_batch(batch)
         cost = before_start(batch, "--budget ")
         cells = [
             GridCell(
@@ -386,36 +388,6 @@ class PlMagic(Magics, Configurable):
 
         progress = batch.execute(on_change)
         return frame_from_progress(progress, name)
-
-    def _submit_batch(self, batch: Any) -> Any:
-        """``--batch``: submit the comparison as provider batches (or attach to its job),
-        show the job's progress while polling, and return its DataFrame."""
-        import dataclasses
-
-        from ..engine import batch_jobs
-        from ..engine.batch import check_runs
-        from ..engine.estimate import before_start
-        from ..ui.batch_view import BatchView
-
-        # the arguments shared by every run; each input row is checked as it is prepared
-        check_runs(dataclasses.replace(batch, runs=batch.runs[:1]))
-        batch_jobs.check_options(batch.run_kwargs)
-        cost = before_start(batch, "--budget ")
-        if cost.high_usd:
-            print(f"Estimate: {cost.summary()} at live prices (a provider batch is about half)")
-        job = batch_jobs.start(
-            batch.engine,
-            batch.prompt_name,
-            batch.runs,
-            batch.run_kwargs,
-            scorers=batch.scorers,
-            expected=batch.expected,
-            concurrency=batch.concurrency,
-        )
-        view = BatchView()
-        view.start(job.status())
-        job.wait(on_progress=view.update)
-        return job.frame()
 
     # -- the form ------------------------------------------------------------------------
 
