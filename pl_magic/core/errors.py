@@ -188,6 +188,16 @@ def shown(value: object, limit: int = 80) -> str:
     return f"{text[: limit - 1]}… ({len(str(value))} characters)"
 
 
+def first_message(messages: Iterable[object], limit: int = 120) -> str | None:
+    """The first non-empty message of ``messages`` on one line, cut to ``limit`` characters
+    (None when there is none): a comparison's first error."""
+    for message in messages:
+        if isinstance(message, str) and message.strip():
+            line = " ".join(message.split())
+            return line if len(line) <= limit else line[: limit - 1] + "…"
+    return None
+
+
 def _listing(items: Iterable[object], empty: str = "none") -> str:
     shown = [str(i) for i in items]
     return ", ".join(shown) if shown else empty

@@ -372,16 +372,7 @@ class Engine:
             self.runlog.check()  # a log file that cannot be used fails here, not after a call
         if self.sink is not None:
             self.sink.before_run()
-        context = self.registry.run_context(options)
-        record = self.registry.get(options.prompt_name, version=version, label=label, **context)
-        # A label may have moved since it last ran, or be pinned elsewhere (prompts.lock.json).
-        record = versions.resolve(
-            self.registry,
-            record,
-            options.prompt_name,
-            label,
-            lambda pinned: self.registry.get(options.prompt_name, version=pinned, **context),
-        )
+        record = self._template(options, version, label)
         prerendered = self.registry.prerendered(record, options.stream)
         if prerendered is not None:
             return self._prepare_prerendered(options, record, prerendered)
@@ -414,6 +405,33 @@ class Engine:
         run = PreparedRun(options, record, spec, provider, rendered, request, dropped)
         run.cache_key = key
         return run
+
+    def _template(
+        self, options: RunOptions, version: int | None, label: str | None
+    ) -> dict[str, Any]:
+        """The template record a run of ``options`` uses (a label's pin followed)."""
+        context = self.registry.run_context(options)
+        record = self.registry.get(options.prompt_name, version=version, label=label, **context)
+        # A label may have moved since it last ran, or be pinned elsewhere (prompts.lock.json).
+        return versions.resolve(
+            self.registry,
+            record,
+            options.prompt_name,
+            label,
+            lambda pinned: self.registry.get(options.prompt_name, version=pinned, **context),
+        )
+
+    def describe(self, options: RunOptions) -> tuple[str, str, int]:
+        """``(provider, model, version)`` a run of ``options`` would run, as its log row
+        will name them; the template is read from the registry (through its cache), nothing
+        is rendered or called. Raises what :meth:`prepare` would for an unknown prompt,
+        version or label, or a template that names no model."""
+        label = options.prompt_release_label
+        version = None if label is not None else options.prompt_version
+        record = self._template(options, version, label)
+        spec, _ = resolve_model(record, options)
+        local_target.route_to_local_model(record, spec)
+        return local_target.shown_provider(spec), spec.name, int(record["version"])
 
     def _replayed(
         self,

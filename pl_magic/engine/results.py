@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..core.errors import InvalidInputError, shown
+from ..core.errors import InvalidInputError, first_message, shown
 from ..runlog.scores import AGREEMENT_SUFFIX, ScoreLog, ScoreRow
 from ..runlog.sqlite import RunFilter, RunLog
 from .labels import cell_label, version_label
@@ -483,11 +483,7 @@ def _error_rate(statuses: pd.Series) -> float:
 
 def _first_error(errors: pd.Series) -> str | None:
     """A cell's first error message, on one line (None when its runs had none)."""
-    for message in errors:
-        if isinstance(message, str) and message.strip():
-            line = " ".join(message.split())
-            return line if len(line) <= 120 else line[:119] + "…"
-    return None
+    return first_message(errors)
 
 
 def _score_columns(df: pd.DataFrame) -> list[str]:

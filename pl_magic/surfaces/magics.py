@@ -248,9 +248,12 @@ class PlMagic(Magics, Configurable):
             )
         if is_batch:
             df = self._compare(name, version, label, variables, args, run_kwargs)
-            if args.out:
+            if args.out:  # the grid and its summary line say how it went; the frame is kept
                 self._user_ns[args.out] = df
-            return df
+                return None
+            from ..ui.compact import RunsFrame
+
+            return RunsFrame(df)
         from ..engine.engine import RunOptions
 
         options = RunOptions.build(
@@ -309,6 +312,7 @@ class PlMagic(Magics, Configurable):
         from ..engine.batch import Batch, plan
         from ..engine.estimate import before_start, check_budget_value
         from ..engine.judges import judge_factory
+        from ..engine.labels import planned_cells
         from ..engine.results import frame_from_progress
         from ..engine.scoring import BUILT_IN, check_expected, parse_scorers
 
@@ -347,20 +351,13 @@ class PlMagic(Magics, Configurable):
 
             return run_batch(batch)
         cost = before_start(batch, "--budget ")
+        named = planned_cells(batch)
         cells = [
             GridCell(
-                row=" · ".join(
-                    part
-                    for part in (
-                        f"row {p.input_index}" if p.input_index is not None else "",
-                        p.version_name,
-                        p.model_name,
-                    )
-                    if part
-                ),
+                row=(f"row {p.input_index} · " if p.input_index is not None else "") + cell.name,
                 column=f"#{p.repeat + 1}",
             )
-            for p in planned
+            for p, cell in zip(planned, named, strict=True)
         ]
         grid = GridView(cells, refresh_hz=min(self.refresh_rate, 10.0))
         grid.header = f"Estimate: {cost.summary()}"
@@ -371,15 +368,17 @@ class PlMagic(Magics, Configurable):
         started = time.monotonic()
 
         def on_change(progress: list[Any], final: bool) -> None:
-            for cell, item in zip(cells, progress, strict=True):
+            for cell, item, expected in zip(cells, progress, named, strict=True):
                 cell.text, cell.status = item.text, item.status
                 if item.status == "error" and item.error is not None:
-                    cell.footer = str(item.error)
+                    cell.footer = in_words_of(str(item.error), "magic")
                 elif item.status == "skipped":
                     cell.footer = "skipped: budget"
                 elif item.result is not None and item.run.version is None:
-                    # asked by label (a split one may differ run by run) or latest: what ran
-                    cell.footer = f"ran v{item.result['prompt_blueprint']['prompt_version']}"
+                    # asked by label (a split one may differ run by run) or latest: what ran,
+                    # when the row's name says another version
+                    ran = item.result["prompt_blueprint"]["prompt_version"]
+                    cell.footer = f"ran v{ran}" if ran != expected.version else ""
             grid.spent = batch.spent
             grid.refresh(force=final)
             if not grid.live and final:
@@ -387,7 +386,13 @@ class PlMagic(Magics, Configurable):
                 print(f"{done}/{len(progress)} runs in {time.monotonic() - started:.1f}s")
 
         progress = batch.execute(on_change)
-        return frame_from_progress(progress, name)
+        df = frame_from_progress(progress, name)
+        grid.summary, grid.summary_status = footer_mod.comparison(df, args.out, "magic")
+        if grid.live:
+            grid.refresh(force=True)
+        else:  # replies and registry names in the line: escaped on a terminal
+            print(inert.for_stream(grid.summary, sys.stdout))
+        return df
 
     # -- the form ------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from ..engine.engine import RunOptions
 from ..providers import get_provider, suggested_models, supported
 from ..runlog.sqlite import RunFilter
 from ..ui import footer as footer_mod
-from ..ui.display import Throttle
+from ..ui.display import NO_MATH, Throttle
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -476,18 +476,27 @@ class PromptForm:
         shown["cost_usd"] = shown["cost_usd"].map(footer_mod.format_cost)
         shown = shown.astype(object).where(shown.notna(), "—")  # pandas NA shows as <NA>
         shown = shown.rename(columns={"prompt_version": "version", "release_label": "label"})
-        table = shown.to_html(index=False, escape=True, na_rep="—")
+        table = shown.to_html(index=False, escape=True, na_rep="—", border=0)
         more = (
             f'<div class="pl-magic-runs-more">{older} earlier runs not shown: form.runs has '
             "them all</div>"
             if older
             else ""
         )
+        # A widget's HTML gets none of JupyterLab's table style: one line per run, as %plruns
+        # shows it (white-space is inherited from the row).
+        table = table.replace('<tr style="text-align: right;">', f"<tr {_ROW_STYLE}>")
+        table = table.replace("<tr>", f"<tr {_ROW_STYLE}>").replace("<th>", '<th align="left">')
+        table = table.replace('<table class="dataframe">', f"<table {_TABLE_SPACING}>")
         # Scrolls inside the output area rather than widening it past the cell.
         self.table.value = (
-            '<div class="pl-magic-runs" style="font-size:0.85em;max-width:100%;'
-            f'overflow-x:auto">{more}{table}</div>'
+            f'<div class="pl-magic-runs {NO_MATH}" style="font-size:0.85em;max-width:100%;'
+            f'overflow-x:auto;line-height:1.3">{more}{table}</div>'
         )
+
+
+_ROW_STYLE = 'style="text-align:left;white-space:nowrap"'
+_TABLE_SPACING = 'class="dataframe" cellspacing="0" cellpadding="3"'
 
 
 def _seconds(value: Any) -> str:
