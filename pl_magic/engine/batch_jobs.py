@@ -382,6 +382,10 @@ class _Rows:
         self.metadata = dumps(dict(run_kwargs.get("metadata") or {}))
         self._variables: dict[int | None, str] = {}
         self._cells: dict[tuple[Any, ...], str] = {}
+        self._encoded: dict[int, tuple[Any, str]] = {}
+        #: The local registry's requests are the provider's build of the rendered template:
+        #: not kept (:meth:`BatchJob._submit_part` builds one again if it must).
+        self.local = engine.registry.kind == "local"
 
     def __call__(self, run: _Run) -> dict[str, Any]:
         batched = run.route == ROUTE_BATCH and run.prepared is not None
@@ -400,8 +404,8 @@ class _Rows:
         if prepared is None or not batched:
             return row
         spec, record, options = prepared.spec, prepared.record, prepared.options
-        rendered = dumps(prepared.rendered)
-        parameters = dumps(spec.parameters)
+        rendered = self._json(prepared.rendered)  # (a repeat shares its first's)
+        parameters = self._json(spec.parameters)  # (a version × model shares one spec)
         variables = self._variables.get(run.planned.input_index)
         if variables is None:  # (the same for every run of an input row)
             variables = dumps(_jsonable_vars(options.input_variables))
@@ -415,19 +419,30 @@ class _Rows:
             parameters,
             options.repeat_index,
         )
+        # (the key and the cache key are hex digests: JSON strings as they are)
         row["run"] = (
-            f'{{"run_key":{dumps(key)},"repeat_index":{dumps(options.repeat_index)},'
-            f'"cache_key":{dumps(prepared.cache_key)},{self._cell(prepared)}'
+            f'{{"run_key":"{key}","repeat_index":{int(options.repeat_index)},'
+            f'"cache_key":"{prepared.cache_key}",{self._cell(prepared)}'
         )
         row["parameters"] = parameters
         row["input_variables"] = variables
         row["rendered_input"] = rendered
         row["tags"] = self.tags
         row["metadata"] = self.metadata
-        row["request"] = (
-            run.body if run.body is not None else dumps(batch_request(prepared.request))
-        )
+        if not self.local:  # (PromptLayer's request, rendered there: kept as it came)
+            body = run.body
+            row["request"] = (
+                body if body is not None else self._json(batch_request(prepared.request))
+            )
         return row
+
+    def _json(self, value: Any) -> str:
+        """``dumps(value)``, once per object: runs share their rendered template (repeats)
+        and their model spec (a version × model). The objects live as long as the rows."""
+        found = self._encoded.get(id(value))
+        if found is None or found[0] is not value:
+            found = self._encoded[id(value)] = (value, dumps(value))
+        return found[1]
 
     def _cell(self, prepared: PreparedRun) -> str:
         """The run record's fields one version × model shares, as JSON without its ``{``."""
@@ -675,9 +690,10 @@ class BatchJob:
     def _submit_part(self, part: Mapping[str, Any]) -> None:
         """Submit a provider job that was written but not (known to be) accepted: the
         kernel stopped while submitting it."""
-        rows = self.store.requests(self.id, ("request_id", "request"), part=part["part"])
+        columns = ("request_id", "request", "rendered_input", "run", "parameters")
+        rows = self.store.requests(self.id, columns, part=part["part"])
         api = self._api(part)
-        encoded = [api.encode(r["request_id"], json.loads(r["request"])) for r in rows]
+        encoded = [api.encode(r["request_id"], _request_of(r)) for r in rows]
         notices.warn(
             f"batch job {self.id}: provider job {part['part'] + 1} was being submitted when "
             "the kernel stopped; submitting it now (if the provider had accepted it, cancel "
@@ -781,7 +797,7 @@ class BatchJob:
         )
         call = None
         if sink is not None:
-            call = ProviderCall(json.loads(row["request"] or "{}"), False, run["function_name"])
+            call = ProviderCall(_request_of(row), False, run["function_name"])
         return record, call, error
 
     def _write(
@@ -1046,6 +1062,24 @@ class BatchJob:
         }
 
 
+def _request_of(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A planned run's batch request: as kept, or built again by its provider from the
+    rendered template it kept (what prepare() does for the local registry)."""
+    if row.get("request"):
+        request: dict[str, Any] = json.loads(row["request"])
+        return request
+    run = _run_fields(row)
+    spec = ModelSpec(
+        run["adapter"],
+        run["model"],
+        json.loads(row["parameters"] or "{}"),
+        run["api_type"],
+        run["base_url"],
+    )
+    rendered = json.loads(row["rendered_input"])
+    return batch_request(get_provider(run["adapter"]).build_request(rendered, spec, False))
+
+
 def _run_fields(row: Mapping[str, Any]) -> dict[str, Any]:
     fields_: dict[str, Any] = json.loads(row["run"] or "{}")
     return fields_
@@ -1234,10 +1268,15 @@ def _chunks(api: BatchAPI, members: Sequence[_Run]) -> list[list[tuple[_Run, Enc
     out: list[list[tuple[_Run, Encoded]]] = []
     current: list[tuple[_Run, Encoded]] = []
     size = 0
+    bodies: dict[int, tuple[Any, str]] = {}  # a repeat sends its first's request object
     for run in members:
         assert run.prepared is not None
-        run.body = dumps(batch_request(run.prepared.request))
-        encoded = api.encode(run.request_id, run.prepared.request, run.body)
+        request = run.prepared.request
+        found = bodies.get(id(request))
+        if found is None or found[0] is not request:
+            found = bodies[id(request)] = (request, dumps(batch_request(request)))
+        run.body = found[1]
+        encoded = api.encode(run.request_id, request, run.body)
         if encoded.size > limits.max_bytes:
             run.route, run.group = ROUTE_LIVE, None
             run.reason = "a request larger than one provider batch may hold"

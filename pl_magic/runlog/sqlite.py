@@ -182,7 +182,8 @@ def run_key_of_json(
     :func:`~pl_magic.core.store.dumps` makes of them (a batch job has it already): the same
     key, without encoding them again."""
     head, middle = _run_key_parts(prompt_name, prompt_version, provider, model)
-    ident = f"{head}{rendered_json}{middle}{parameters_json},{dumps(repeat_index)}]"
+    repeat = str(repeat_index) if type(repeat_index) is int else dumps(repeat_index)
+    ident = f"{head}{rendered_json}{middle}{parameters_json},{repeat}]"
     return hashlib.sha256(ident.encode()).hexdigest()[:32]
 
 
