@@ -339,18 +339,30 @@ def job_key(prompt_name: str, runs: Sequence[_Run], run_kwargs: Mapping[str, Any
     for run in runs:
         p = run.planned
         prepared = run.prepared
-        ident = [
-            p.version,
-            p.label,
-            p.provider,
-            p.model,
-            p.repeat,
-            p.input_index,
-            prepared.record.get("version") if prepared is not None else None,
-            prepared.cache_key if prepared is not None else type(run.error).__name__,
-            None if prepared is not None else p.input_variables,
-        ]
-        digest.update(dumps(ident).encode())
+        if prepared is not None:
+            ident: tuple[Any, ...] = (
+                p.version,
+                p.label,
+                p.provider,
+                p.model,
+                p.repeat,
+                p.input_index,
+                prepared.record.get("version"),
+                prepared.cache_key,
+            )
+        else:  # failed before any call: its inputs say which run it is
+            ident = (
+                p.version,
+                p.label,
+                p.provider,
+                p.model,
+                p.repeat,
+                p.input_index,
+                type(run.error).__name__,
+                dumps(p.input_variables),
+            )
+        # (repr of ints, strings and None: as stable as JSON, and cheaper for 10,000 runs)
+        digest.update(("\x1f".join(map(repr, ident)) + "\x1e").encode())
     return digest.hexdigest()
 
 
@@ -1183,6 +1195,7 @@ def start(
         _submit(store, job_id, number, api, encoded)
     store.set_job(job_id, RUNNING)
     job = BatchJob(engine, job_id, scorers, expected, concurrency)
+    job._live_checked = not any(run.route in (ROUTE_LIVE, ROUTE_SERVED) for run in runs)
     try:
         job._run_live()  # while the provider works on the batches
     except KeyboardInterrupt:
