@@ -1000,6 +1000,8 @@ class BatchJob:
         from .results import LOG_COLUMNS, frame_from_log_columns, with_scores
 
         logged = self.engine.runlog.batch_columns(self.id, LOG_COLUMNS)
+        if len(logged["request_id"]) == self.total:  # every run logged: in order already
+            return with_scores(frame_from_log_columns(logged))
         index = {rid: i for i, rid in enumerate(logged["request_id"])}
         requests = self.store.requests(
             self.id, ("request_id", "planned", "error_category", "error_message")

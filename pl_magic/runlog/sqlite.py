@@ -356,13 +356,16 @@ class RunLog(OnDatabase):
 
     def batch_columns(self, batch_id: str, columns: Sequence[str]) -> dict[str, Sequence[Any]]:
         """The runs of batch job ``batch_id``, column by column (as stored; see
-        :meth:`columns`), in no particular order."""
+        :meth:`columns`), in the order of the job's planned runs (``batch_requests``)."""
+        select = ", ".join(f"r.{c}" for c in _select(columns).split(", "))
         db = self.db
         with db.lock:
             cursor = db.conn.cursor()
             cursor.row_factory = None
             rows = cursor.execute(
-                f"SELECT {_select(columns)} FROM runs WHERE batch_id = ?", (batch_id,)
+                f"SELECT {select} FROM runs AS r LEFT JOIN batch_requests AS q "
+                "ON q.request_id = r.request_id WHERE r.batch_id = ? ORDER BY q.position",
+                (batch_id,),
             ).fetchall()
         values = list(zip(*rows, strict=True)) or [()] * len(columns)
         return dict(zip(columns, values, strict=True))
