@@ -343,9 +343,10 @@ class RunLog(OnDatabase):
             for row in rows:
                 if row["raw_response"] is not None:
                     row["raw_response"] = redact_json(row["raw_response"])
-        cols = ", ".join(rows[0])
-        marks = ", ".join(f":{c}" for c in rows[0])
-        self._write([(f"INSERT OR IGNORE INTO runs ({cols}) VALUES ({marks})", Many(rows))])
+        names = list(rows[0])
+        marks = ", ".join("?" * len(names))
+        values = Many(tuple(row[c] for c in names) for row in rows)  # (binds faster than names)
+        self._write([(f"INSERT OR IGNORE INTO runs ({', '.join(names)}) VALUES ({marks})", values)])
 
     def set_batch(self, request_ids: Iterable[str], batch_id: str) -> None:
         """Mark logged runs as runs of batch job ``batch_id`` (those of a job that went live,
