@@ -560,3 +560,24 @@ def test_a_job_is_followed_only_where_it_was_sent(greet, fake_provider, monkeypa
     with pytest.raises(ConfigurationError, match=r"set OPENAI_BASE_URL=http://127\.0\.0\.1:"):
         pl_magic.wait(job.id)
     assert len(fake_provider.batches.calls_of("openai", "retrieve")) == 0
+
+
+def test_a_batched_reply_that_is_not_the_json_asked_for_fails_as_live(claude, fake_provider):
+    schema = {
+        "type": "object",
+        "properties": {"verdict": {"type": "string"}},
+        "required": ["verdict"],
+    }
+    response_format = {"type": "json_schema", "json_schema": {"name": "v", "schema": schema}}
+    fake_provider.structured_replies = ["not json at all", {"verdict": "pass"}]
+    df = pl_magic.run_many(
+        "claude",
+        inputs=NAMES[:2],
+        batch=True,
+        model_parameter_overrides={"response_format": response_format},
+    )
+    assert list(df["status"]) == ["error", "ok"]
+    assert df["error_category"][0] == "invalid_output"
+    assert df["output"][0] == "not json at all"  # kept, with its tokens and cost
+    assert df["input_tokens"][0] > 0 and df["cost_usd"][0] > 0
+    assert df["parsed"][1] == {"verdict": "pass"}

@@ -376,6 +376,7 @@ ERROR_CATEGORIES = (
     "connection",
     "truncated",
     "cancelled",
+    "invalid_output",
     "unknown",
 )
 
@@ -485,6 +486,23 @@ def as_sdk_class(
     combined.__dict__.update(error.__dict__)
     combined.args = error.args
     return combined
+
+
+class InvalidOutputError(PlMagicError):
+    """The model answered, but not with what the run asked for: its ``response_format``
+    asks for JSON and the reply does not parse.
+
+    The run is logged with status ``error``, category ``invalid_output``, and its text,
+    tokens and cost (the provider was paid). ``partial_text`` is the reply's text and
+    ``result`` the run's result as ``run()`` would have returned it (``raw_response``,
+    ``prompt_blueprint`` with the text as the reply).
+    """
+
+    category = "invalid_output"
+    #: The reply's text.
+    partial_text: str = ""
+    #: The run's result (``request_id``, ``raw_response``, ``prompt_blueprint``).
+    result: Any = None
 
 
 class StreamTruncatedError(ProviderError):

@@ -63,7 +63,7 @@ from ..runlog.scores import ScoreLog
 from ..runlog.sqlite import JsonText, run_key_of_json
 from . import pricing, replay, versions
 from .batch import Batch, PlannedRun, Progress
-from .engine import Engine, PreparedRun, RunOptions, _jsonable_vars
+from .engine import Engine, PreparedRun, RunOptions, _jsonable_vars, invalid_output
 from .scoring import Scorer
 
 if TYPE_CHECKING:
@@ -238,6 +238,7 @@ class _Preparer:
                 run.route == ROUTE_BATCH
                 and run.prepared is not None
                 and self.local
+                and not options.follow_up  # (a tool loop's messages: prepare() adds them)
                 and replay.mode(options.cache) not in replay.REPLAYING
             ):
                 self._templates[cell] = run
@@ -743,34 +744,52 @@ class BatchJob:
                 seen.add(outcome.custom_id)
                 pending.append(outcome)
                 if len(pending) >= CHUNK:
-                    self._log_chunk(pending, started)
+                    self._log_chunk(pending, started, specs)
                     pending = []
         missing = _missing_outcome(state, str(part["provider"]))
         for request_id in specs:
             if request_id not in seen:
                 pending.append(dataclasses.replace(missing, custom_id=request_id))
                 if len(pending) >= CHUNK:
-                    self._log_chunk(pending, started)
+                    self._log_chunk(pending, started, specs)
                     pending = []
-        self._log_chunk(pending, started)
+        self._log_chunk(pending, started, specs)
         self.store.set_part(self.id, number, ingested=1, finished_at=utcnow_iso())
         self._score(list(specs))
 
-    def _log_chunk(self, outcomes: Sequence[BatchOutcome], started: str) -> None:
+    def _log_chunk(
+        self,
+        outcomes: Sequence[BatchOutcome],
+        started: str,
+        specs: Mapping[str, ModelSpec],
+    ) -> None:
         """Log a chunk of results in one transaction, reading their requests' records."""
         if not outcomes:
             return
         ids = [o.custom_id for o in outcomes]
         rows = {r["request_id"]: r for r in self.store.requests_by_ids(ids, _INGEST_COLUMNS)}
-        self._write([self._record(rows[o.custom_id], o, started) for o in outcomes])
+        self._write(
+            [self._record(rows[o.custom_id], o, started, specs.get(o.custom_id)) for o in outcomes]
+        )
 
     def _record(
-        self, row: Mapping[str, Any], outcome: BatchOutcome, started: str
+        self,
+        row: Mapping[str, Any],
+        outcome: BatchOutcome,
+        started: str,
+        spec: ModelSpec | None = None,
     ) -> tuple[RunRecord, ProviderCall | None, PlMagicError | None]:
         """The log row of one request's result (and what a sink needs to send it)."""
         run = _run_fields(row)
-        reply, error = outcome.reply, outcome.error
-        status = "ok" if reply is not None else "cancelled" if outcome.cancelled else "error"
+        reply = outcome.reply
+        error: PlMagicError | None = outcome.error
+        if reply is not None and error is None and spec is not None:
+            # a reply that is not the JSON its response_format asks for fails, as live
+            error = invalid_output(spec.parameters, reply)
+        if reply is not None and error is None:
+            status = "ok"
+        else:
+            status = "cancelled" if outcome.cancelled else "error"
         in_tokens = reply.input_tokens if reply is not None else None
         out_tokens = reply.output_tokens if reply is not None else None
         sink = self.engine.sink
@@ -790,8 +809,8 @@ class BatchJob:
             rendered_input=decode(row["rendered_input"]),
             started_at=started,
             status=status,
-            output=reply.text if reply is not None else "",
-            error_category=error.category if error is not None else None,
+            output=reply.text if reply is not None else "",  # (an invalid reply's kept)
+            error_category=getattr(error, "category", None) if error is not None else None,
             error_message=str(error) if error is not None else None,
             finish_reason=reply.finish_reason if reply is not None else None,
             tags=decode(row["tags"]),

@@ -16,7 +16,6 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..client import PromptLayer, default_client
-from ..core.blueprint import reply_text
 from ..core.errors import InvalidInputError, PlMagicError, PromptNotFoundError
 from ..core.parsing import parse_pairs
 from ..core.store import utcnow_iso
@@ -25,6 +24,7 @@ from ..providers import get_provider, suggested_models, supported
 from ..runlog.sqlite import RunFilter
 from ..ui import footer as footer_mod
 from ..ui.display import NO_MATH, Throttle
+from ..ui.structured_view import ReplyParts, reply_parts
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,10 +39,21 @@ def _split_list(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
-def _reply_html(text: str, footer: str = "", status: str = "ok", streaming: bool = False) -> str:
+def _reply_html(
+    text: str,
+    footer: str = "",
+    status: str = "ok",
+    streaming: bool = False,
+    parts: ReplyParts | None = None,
+) -> str:
+    """A reply's HTML (escaped); ``parts``: its tool calls, and whether it is JSON."""
     from ..ui.display import run_bundle
 
-    return run_bundle(text, footer, "text", status, streaming)["text/html"]
+    calls = parts.tool_calls if parts is not None else None
+    structured = parts.structured if parts is not None else False
+    return run_bundle(
+        text, footer, "text", status, streaming, tool_calls=calls, structured=structured
+    )["text/html"]
 
 
 def error_html(message: str) -> str:
@@ -401,17 +412,20 @@ class PromptForm:
                         )
                         self.reply.value = "".join([*before, view])
                         return view
-                    text = reply_text(chunk["prompt_blueprint"])
+                    parts = reply_parts(chunk["prompt_blueprint"])
+                    text = parts.text
                     final = chunk
                     if throttle.ready():
-                        self.reply.value = "".join([*before, _reply_html(text, streaming=True)])
+                        shown = _reply_html(text, streaming=True, parts=parts)
+                        self.reply.value = "".join([*before, shown])
                 result = final
             else:
                 result = engine.run(options)  # type: ignore[assignment]
             assert isinstance(result, dict) and result["request_id"]
             self.request_ids.append(result["request_id"])
-            text = reply_text(result["prompt_blueprint"])
-            view = _reply_html(text, footer_mod.footer(result))
+            parts = reply_parts(result["prompt_blueprint"])
+            text = parts.text
+            view = _reply_html(text, footer_mod.footer(result), parts=parts)
         except PlMagicError as exc:
             if exc.request_id:
                 self.request_ids.append(exc.request_id)

@@ -20,12 +20,13 @@ from __future__ import annotations
 import html
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..core.inert import for_stream
 from .footer import format_cost
+from .structured_view import json_html, tool_calls_html, tool_calls_text
 
 FORMATS = ("text", "markdown")
 #: Classes that keep JupyterLab's MathJax (and nbconvert's) off an output: two dollar amounts
@@ -86,15 +87,30 @@ def run_bundle(
     status: str = "ok",
     streaming: bool = False,
     render: Callable[[str], str] | None = None,
+    tool_calls: Sequence[Mapping[str, Any]] | None = None,
+    structured: bool = False,
+    tool_results: Mapping[Any, str] | None = None,
 ) -> dict[str, str]:
     """The MIME bundle of one run's view: its text (escaped) and footer line.
 
     ``fmt="markdown"`` renders the Markdown here (:mod:`pl_magic.ui.markdown_view`; ``render``
     is the renderer of a stream in progress) and sends the HTML, never ``text/markdown``:
-    the front end would render that as trusted.
+    the front end would render that as trusted. A ``structured`` reply (JSON asked for)
+    shows as formatted, foldable JSON once it parses; ``tool_calls`` show under the text,
+    with their ``tool_results`` (by call id) when the tool loop ran them
+    (:mod:`pl_magic.ui.structured_view`).
     """
-    plain = text + (_CURSOR if streaming else "") + (f"\n{footer}" if footer else "")
-    if fmt == "markdown":
+    calls_text = tool_calls_text(tool_calls, tool_results) if tool_calls else ""
+    plain = (
+        text
+        + (_CURSOR if streaming else "")
+        + (f"\n{calls_text}" if calls_text else "")
+        + (f"\n{footer}" if footer else "")
+    )
+    if structured:
+        body = json_html(text, _CURSOR if streaming else "")
+        kind = "pl-magic-run pl-magic-structured"
+    elif fmt == "markdown":
         from .markdown_view import render_markdown
 
         body = (render or render_markdown)(text)
@@ -104,6 +120,7 @@ def run_bundle(
     else:
         body = _pre(text + (_CURSOR if streaming else ""))
         kind = "pl-magic-run"
+    body += tool_calls_html(tool_calls, tool_results) if tool_calls else ""
     body += _footer_html(footer, status) if footer else ""
     return {"text/plain": plain, "text/html": f'<div class="{kind}">{body}</div>'}
 
@@ -168,12 +185,26 @@ class RunView:
                 run_bundle("", header, self.fmt, streaming=True), raw=True, display_id=True
             )
 
-    def update(self, text: str) -> None:
-        """New text so far; shown now if the throttle allows."""
+    def update(
+        self,
+        text: str,
+        tool_calls: Sequence[Mapping[str, Any]] | None = None,
+        structured: bool = False,
+    ) -> None:
+        """New text (and tool calls) so far; shown now if the throttle allows. A terminal
+        gets the text as it comes, the tool calls at :meth:`finish`."""
         if self.live:
             if self.throttle.ready():
                 began = time.monotonic()
-                bundle = run_bundle(text, "", self.fmt, streaming=True, render=self._render)
+                bundle = run_bundle(
+                    text,
+                    "",
+                    self.fmt,
+                    streaming=True,
+                    render=self._render,
+                    tool_calls=tool_calls,
+                    structured=structured,
+                )
                 self.handle.update(bundle, raw=True)
                 self.throttle.took(time.monotonic() - began)
         else:
@@ -181,13 +212,34 @@ class RunView:
             sys.stdout.flush()
             self.printed = len(text)
 
-    def finish(self, text: str, footer: str, status: str = "ok") -> None:
-        """The final view: the whole text and the footer line (always shown)."""
+    def finish(
+        self,
+        text: str,
+        footer: str,
+        status: str = "ok",
+        tool_calls: Sequence[Mapping[str, Any]] | None = None,
+        structured: bool = False,
+        tool_results: Mapping[Any, str] | None = None,
+    ) -> None:
+        """The final view: the whole text, its tool calls and the footer line (always shown)."""
         if self.live:
             self.throttle.count += 1
-            self.handle.update(run_bundle(text, footer, self.fmt, status), raw=True)
+            bundle = run_bundle(
+                text,
+                footer,
+                self.fmt,
+                status,
+                tool_calls=tool_calls,
+                structured=structured,
+                tool_results=tool_results,
+            )
+            self.handle.update(bundle, raw=True)
         else:
             sys.stdout.write(for_stream(text[self.printed :], sys.stdout))
+            if tool_calls:
+                calls = tool_calls_text(tool_calls, tool_results)
+                sys.stdout.write(("\n" if text else "") + for_stream(calls, sys.stdout))
+                text = text or calls
             sys.stdout.write(("\n" if text else "") + for_stream(footer, sys.stdout) + "\n")
             sys.stdout.flush()
             self.printed = len(text)

@@ -903,6 +903,197 @@ def _classify(method: str, path: str, body: Any, headers: Mapping[str, str]) -> 
     return _Route("unknown", model, False)
 
 
+# ---------------------------------------------------------------------------------------------
+# Tool calls: a request that offers tools gets the next ``tool_call_replies`` entry as the
+# model's tool calls, in its dialect's shapes (streamed or not). Kept apart from the dialects
+# above: nothing there changes for the requests that get text.
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _FakeCall:
+    """One scripted tool call: ``arguments`` is the JSON text the model "wrote"."""
+
+    id: str
+    name: str
+    arguments: str
+
+    @property
+    def input(self) -> Any:
+        """The arguments as a value (Anthropic's and Gemini's wires carry objects)."""
+        try:
+            return json.loads(self.arguments)
+        except ValueError:
+            return {}
+
+
+def offers_tools(kind: str, body: dict[str, Any]) -> bool:
+    """True when a provider request of ``kind`` offers function tools."""
+    tools = _as_list(body.get("tools"))
+    if kind in ("gemini", "vertex.gemini"):
+        return any(
+            _dict(t).get("functionDeclarations") or _dict(t).get("function_declarations")
+            for t in tools
+        )
+    return bool(tools)
+
+
+def _pieces(text: str, size: int) -> list[str]:
+    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
+
+
+def _tool_call_body(kind: str, r: _Reply, calls: list[_FakeCall]) -> dict[str, Any]:
+    """The non-streamed answer carrying ``calls``."""
+    if kind == "openai.chat":
+        chat = _DIALECTS[kind]
+        assert isinstance(chat, _ChatDialect)
+        native = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in calls
+        ]
+        message = {"role": "assistant", "content": None, "refusal": None, "tool_calls": native}
+        choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": "tool_calls"}
+        return {**chat._envelope(r, "chat.completion", [choice]), "usage": chat._usage(r)}
+    if kind == "openai.responses":
+        responses = _DIALECTS[kind]
+        assert isinstance(responses, _ResponsesDialect)
+        items = [_responses_call(c, i, "completed") for i, c in enumerate(calls)]
+        return responses._response(r, "completed", items, usage=True)
+    if kind.startswith("anthropic."):
+        anthropic = _DIALECTS[kind]
+        assert isinstance(anthropic, _AnthropicDialect)
+        blocks = [{"type": "tool_use", "id": c.id, "name": c.name, "input": c.input} for c in calls]
+        return anthropic._message(r, blocks, "tool_use", r.output_tokens)
+    parts = [{"functionCall": {"name": c.name, "args": c.input}} for c in calls]
+    return _gemini_body(r, parts, finished=True)
+
+
+def _responses_call(
+    call: _FakeCall, index: int, status: str, arguments: str = ""
+) -> dict[str, Any]:
+    return {
+        "type": "function_call",
+        "id": f"fc_fake_{index}",
+        "call_id": call.id,
+        "name": call.name,
+        "arguments": call.arguments if status == "completed" else arguments,
+        "status": status,
+    }
+
+
+def _gemini_body(r: _Reply, parts: list[Any], finished: bool) -> dict[str, Any]:
+    candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "index": 0}
+    body: dict[str, Any] = {"candidates": [candidate], "modelVersion": r.model, "responseId": r.id}
+    if finished:
+        candidate["finishReason"] = "STOP"
+        body["usageMetadata"] = {
+            "promptTokenCount": r.input_tokens,
+            "candidatesTokenCount": 1,
+            "totalTokenCount": r.input_tokens + 1,
+        }
+    return body
+
+
+def _tool_call_frames(kind: str, r: _Reply, calls: list[_FakeCall], size: int) -> list[bytes]:
+    """The stream carrying ``calls``: their arguments in ``size``-character pieces (Gemini
+    sends each call whole, as it does)."""
+    frames: list[bytes] = []
+    if kind == "openai.chat":
+        chat = _DIALECTS[kind]
+        assert isinstance(chat, _ChatDialect)
+        frames += chat.stream_start(r)
+        for i, c in enumerate(calls):
+            head = {"index": i, "id": c.id, "type": "function"}
+            frames.append(
+                chat._chunk(
+                    r, {"tool_calls": [{**head, "function": {"name": c.name, "arguments": ""}}]}
+                )
+            )
+            for piece in _pieces(c.arguments, size):
+                delta = {"tool_calls": [{"index": i, "function": {"arguments": piece}}]}
+                frames.append(chat._chunk(r, delta))
+        frames.append(chat._chunk(r, {}, "tool_calls"))
+        if r.include_usage:
+            frames.append(
+                _sse_data({**chat._envelope(r, chat.chunk_object, []), "usage": chat._usage(r)})
+            )
+        frames.append(b"data: [DONE]\n\n")
+    elif kind == "openai.responses":
+        responses = _DIALECTS[kind]
+        assert isinstance(responses, _ResponsesDialect)
+        pending = responses._response(r, "in_progress", [], usage=False)
+        frames += [
+            responses._event(r, "response.created", response=pending),
+            responses._event(r, "response.in_progress", response=pending),
+        ]
+        for i, c in enumerate(calls):
+            ref = {"item_id": f"fc_fake_{i}", "output_index": i}
+            item = _responses_call(c, i, "in_progress")
+            frames.append(
+                responses._event(r, "response.output_item.added", output_index=i, item=item)
+            )
+            for piece in _pieces(c.arguments, size):
+                frames.append(
+                    responses._event(
+                        r, "response.function_call_arguments.delta", **ref, delta=piece
+                    )
+                )
+            frames.append(
+                responses._event(
+                    r,
+                    "response.function_call_arguments.done",
+                    **ref,
+                    name=c.name,
+                    arguments=c.arguments,
+                )
+            )
+            done = _responses_call(c, i, "completed")
+            frames.append(
+                responses._event(r, "response.output_item.done", output_index=i, item=done)
+            )
+        frames.append(
+            responses._event(r, "response.completed", response=_tool_call_body(kind, r, calls))
+        )
+    elif kind.startswith("anthropic."):
+        anthropic = _DIALECTS[kind]
+        assert isinstance(anthropic, _AnthropicDialect)
+        start = {"type": "message_start", "message": anthropic._message(r, [], None, 1)}
+        frames.append(_sse_event("message_start", start))
+        for i, c in enumerate(calls):
+            block = {"type": "tool_use", "id": c.id, "name": c.name, "input": {}}
+            frames.append(
+                _sse_event(
+                    "content_block_start",
+                    {"type": "content_block_start", "index": i, "content_block": block},
+                )
+            )
+            for piece in _pieces(c.arguments, size):
+                delta = {"type": "input_json_delta", "partial_json": piece}
+                frames.append(
+                    _sse_event(
+                        "content_block_delta",
+                        {"type": "content_block_delta", "index": i, "delta": delta},
+                    )
+                )
+            frames.append(
+                _sse_event("content_block_stop", {"type": "content_block_stop", "index": i})
+            )
+        end = {
+            "type": "message_delta",
+            "delta": {"stop_reason": "tool_use", "stop_sequence": None},
+            "usage": {"output_tokens": r.output_tokens},
+        }
+        frames += [
+            _sse_event("message_delta", end),
+            _sse_event("message_stop", {"type": "message_stop"}),
+        ]
+    else:
+        for i, c in enumerate(calls):
+            part = {"functionCall": {"name": c.name, "args": c.input}}
+            frames.append(_sse_data(_gemini_body(r, [part], finished=i == len(calls) - 1)))
+    return frames
+
+
 class FakeProviderServer(ThreadedServer):
     """Fake OpenAI/Anthropic/Gemini/Vertex server on 127.0.0.1, run by uvicorn in a daemon thread.
 
@@ -936,6 +1127,16 @@ class FakeProviderServer(ThreadedServer):
       Faults apply to structured replies as to any other; an entry is consumed only by a
       request that gets a body (not by a status fault or a 401 for missing credentials, so
       a retried request gets the entry), and ``reset()`` empties the list.
+    * ``tool_call_replies``: a list consumed in order (one entry per request) by requests
+      that offer function tools (``tools``; Gemini: ``functionDeclarations``) and do not ask
+      for structured output. An entry is a list of calls ``{"name": ..., "arguments": {...}}``
+      (a str ``arguments`` is sent raw, so a test can send arguments that are not JSON); the
+      answer is those tool calls in the dialect's shapes (OpenAI chat ``tool_calls`` with
+      finish reason ``tool_calls``, Responses ``function_call`` items, Anthropic ``tool_use``
+      blocks with stop reason ``tool_use``, Gemini ``functionCall`` parts), streamed when
+      asked (arguments in ``chunk_size`` pieces; Gemini sends each call whole). An empty
+      list, or an empty entry, answers text as usual. Faults other than status faults do not
+      apply to these answers.
 
     Faults (see ``FAULTS``), from ``fail_next()`` first, else from the model name containing a
     fault name (``"gpt-x-err-401"``, ``"flaky-429-model"``):
@@ -987,6 +1188,7 @@ class FakeProviderServer(ThreadedServer):
         self.echo_headers: bool = False
         self.structured_replies: list[dict[str, Any] | str] = []
         self.stream_usage: bool = True
+        self.tool_call_replies: list[list[dict[str, Any]]] = []
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -1200,6 +1402,14 @@ class FakeProviderServer(ThreadedServer):
             return self._error(route.kind, 500, "Fake provider fault sse-error (non-stream).")
 
         dialect, reply, chunks = self._reply(route.kind, route.model, rec.body, plan)
+        structured = structured_request(route.kind, rec.body)
+        calls = self._tool_calls(route.kind, rec.body) if structured is None else None
+        if calls:
+            if not route.stream:
+                return JSONResponse(_tool_call_body(route.kind, reply, calls))
+            frames = _tool_call_frames(route.kind, reply, calls, plan.chunk_size)
+            return StreamingResponse(_frames(frames), media_type="text/event-stream")
+
         if route.stream:
             return StreamingResponse(
                 self._stream(dialect, reply, chunks, plan), media_type="text/event-stream"
@@ -1222,6 +1432,24 @@ class FakeProviderServer(ThreadedServer):
         if scripted is None:
             scripted = example_for(structured.schema) if structured.schema is not None else {}
         return json.dumps(scripted)
+
+    def _tool_calls(self, kind: str, body: dict[str, Any]) -> list[_FakeCall] | None:
+        """The next scripted tool calls, for a request that offers tools; None otherwise."""
+        if not offers_tools(kind, body):
+            return None
+        with self._lock:
+            entry = self.tool_call_replies.pop(0) if self.tool_call_replies else None
+        if not entry:
+            return None
+        prefix = "toolu_fake_" if kind.startswith("anthropic.") else "call_fake_"
+        return [
+            _FakeCall(
+                f"{prefix}{next(self._ids)}",
+                str(call["name"]),
+                args if isinstance(args := call.get("arguments", {}), str) else json.dumps(args),
+            )
+            for call in entry
+        ]
 
     async def _stream(
         self, dialect: _Dialect, r: _Reply, chunks: list[str], plan: _Plan
@@ -1247,6 +1475,11 @@ class FakeProviderServer(ThreadedServer):
             self.final_sent_count += 1
         for frame in dialect.stream_end(r):
             yield frame
+
+
+async def _frames(frames: list[bytes]) -> AsyncIterator[bytes]:
+    for frame in frames:
+        yield frame
 
 
 async def _wait_for(gate: threading.Event) -> None:
