@@ -19,6 +19,7 @@ from typing import Any
 
 from ..core.blueprint import ModelSpec
 from ..core.errors import ProviderError
+from ..core.media import MediaLimits
 from . import _sdk_errors
 
 # Canonical parameter names. Each provider maps them to its own names; a parameter with
@@ -267,3 +268,8 @@ class Provider(ABC):
     def pricing_provider_id(self, spec: ModelSpec) -> str | None:
         """genai-prices' provider id for cost, or None when prices do not apply."""
         return self.name
+
+    def media_limits(self, spec: ModelSpec, template_type: str | None) -> MediaLimits | None:
+        """The images and PDFs ``spec`` takes, checked before any call (see
+        :mod:`pl_magic.core.media`); None: no check (a test double)."""
+        return None

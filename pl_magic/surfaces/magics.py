@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
@@ -262,14 +262,18 @@ class PlMagic(Magics, Configurable):
         return None
 
     def _run_one(self, options: RunOptions, fmt: str) -> RunResult | RunChunk:
+        from ..ui.media_view import thumbnails_html
+
         engine = _client().engine
         view = RunView(fmt=fmt, refresh_hz=self.refresh_rate)
+        run = engine.prepare(options)
+        view.inputs_html = thumbnails_html(run.media.values())  # what the run read and checked
         if not options.stream:
-            result = engine.run(options)
+            result = engine.run_prepared(run)
             view.start()
             view.finish(reply_text(result["prompt_blueprint"]), footer_mod.footer(result))
             return result
-        stream = engine.stream(options)
+        stream = engine.stream_prepared(run)
         view.start()
         text = ""
         final: RunChunk | None = None
@@ -336,6 +340,7 @@ class PlMagic(Magics, Configurable):
             track_spend=True,
         )
         cost = before_start(batch, "--budget ")
+        previews = _input_previews(name, planned)
         cells = [
             GridCell(
                 row=" · ".join(
@@ -348,6 +353,7 @@ class PlMagic(Magics, Configurable):
                     if part
                 ),
                 column=f"#{p.repeat + 1}",
+                inputs_html=previews.get(p.input_index, ""),
             )
             for p in planned
         ]
@@ -544,6 +550,27 @@ def unload(ip: Any) -> None:
             magics[kind].pop(name, None)
     ip.magics_manager.registry.pop("PlMagic", None)
     ip.configurables[:] = [c for c in ip.configurables if not isinstance(c, PlMagic)]
+
+
+def _input_previews(name: str, planned: Sequence[Any]) -> dict[int | None, str]:
+    """Previews of each input row's media (the grid shows them beside the row), read from
+    the media slots of the version the row runs first."""
+    from ..ui.media_view import input_previews
+
+    templates: dict[tuple[Any, Any], Any] = {}
+    out: dict[int | None, str] = {}
+    for p in planned:
+        if p.input_index in out:
+            continue
+        key = (p.version, p.label)
+        if key not in templates:
+            try:
+                record = _client().engine.registry.get(name, version=p.version, label=p.label)
+                templates[key] = record["prompt_template"]
+            except PlMagicError:  # the run itself will say why
+                templates[key] = {}
+        out[p.input_index] = input_previews(templates[key], p.input_variables)
+    return out
 
 
 def _client() -> ModuleClient:

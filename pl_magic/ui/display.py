@@ -72,12 +72,14 @@ def run_bundle(
     status: str = "ok",
     streaming: bool = False,
     render: Callable[[str], str] | None = None,
+    inputs_html: str = "",
 ) -> dict[str, str]:
     """The MIME bundle of one run's view: its text (escaped) and footer line.
 
     ``fmt="markdown"`` renders the Markdown here (:mod:`pl_magic.ui.markdown_view`; ``render``
     is the renderer of a stream in progress) and sends the HTML, never ``text/markdown``:
-    the front end would render that as trusted.
+    the front end would render that as trusted. ``inputs_html``: previews of the run's media
+    inputs shown above the reply (built by :mod:`pl_magic.ui.media_view`, escaped there).
     """
     plain = text + (_CURSOR if streaming else "") + (f"\n{footer}" if footer else "")
     if fmt == "markdown":
@@ -90,7 +92,7 @@ def run_bundle(
     else:
         body = _pre(text + (_CURSOR if streaming else ""))
         kind = "pl-magic-run"
-    body += _footer_html(footer, status) if footer else ""
+    body = inputs_html + body + (_footer_html(footer, status) if footer else "")
     return {"text/plain": plain, "text/html": f'<div class="{kind}">{body}</div>'}
 
 
@@ -139,6 +141,8 @@ class RunView:
         self.throttle = Throttle(refresh_hz)
         self.handle: Any = None
         self.printed = 0  # terminal mode: characters already written
+        #: Previews of the run's media inputs, above the reply (see ui/media_view.py).
+        self.inputs_html = ""
         self._render: Callable[[str], str] | None = None
         if self.fmt == "markdown":
             from .markdown_view import MarkdownStream
@@ -151,7 +155,9 @@ class RunView:
             from IPython.display import display
 
             self.handle = display(
-                run_bundle("", header, self.fmt, streaming=True), raw=True, display_id=True
+                run_bundle("", header, self.fmt, streaming=True, inputs_html=self.inputs_html),
+                raw=True,
+                display_id=True,
             )
 
     def update(self, text: str) -> None:
@@ -159,7 +165,14 @@ class RunView:
         if self.live:
             if self.throttle.ready():
                 began = time.monotonic()
-                bundle = run_bundle(text, "", self.fmt, streaming=True, render=self._render)
+                bundle = run_bundle(
+                    text,
+                    "",
+                    self.fmt,
+                    streaming=True,
+                    render=self._render,
+                    inputs_html=self.inputs_html,
+                )
                 self.handle.update(bundle, raw=True)
                 self.throttle.took(time.monotonic() - began)
         else:
@@ -171,7 +184,8 @@ class RunView:
         """The final view: the whole text and the footer line (always shown)."""
         if self.live:
             self.throttle.count += 1
-            self.handle.update(run_bundle(text, footer, self.fmt, status), raw=True)
+            bundle = run_bundle(text, footer, self.fmt, status, inputs_html=self.inputs_html)
+            self.handle.update(bundle, raw=True)
         else:
             sys.stdout.write(for_stream(text[self.printed :], sys.stdout))
             sys.stdout.write(("\n" if text else "") + for_stream(footer, sys.stdout) + "\n")
@@ -188,6 +202,8 @@ class GridCell:
     text: str = ""
     status: str = "pending"
     footer: str = ""
+    #: Previews of the row's media inputs, beside its name (see ui/media_view.py).
+    inputs_html: str = ""
 
 
 class GridView:
@@ -223,10 +239,13 @@ class GridView:
     def _html(self) -> str:
         rows: dict[str, dict[str, GridCell]] = {}
         columns: list[str] = []
+        previews: dict[str, str] = {}
         for cell in self.cells:
             rows.setdefault(cell.row, {})[cell.column] = cell
             if cell.column not in columns:
                 columns.append(cell.column)
+            if cell.inputs_html:
+                previews.setdefault(cell.row, cell.inputs_html)
         done = sum(c.status in _ENDED for c in self.cells)
         errors = sum(c.status == "error" for c in self.cells)
         skipped = sum(c.status == "skipped" for c in self.cells)
@@ -252,9 +271,8 @@ class GridView:
                     + "</td>"
                 )
             body.append(
-                f'<tr><th style="text-align:left;vertical-align:top">{html.escape(row_name)}</th>'
-                + "".join(tds)
-                + "</tr>"
+                f'<tr><th style="text-align:left;vertical-align:top">{html.escape(row_name)}'
+                f"{previews.get(row_name, '')}</th>" + "".join(tds) + "</tr>"
             )
         progress = (
             f'<div style="margin-bottom:4px"><progress value="{done}" max="{len(self.cells)}">'
