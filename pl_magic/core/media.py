@@ -138,8 +138,10 @@ def _pil_bytes(image: Any) -> bytes:
 
 
 def input_value(value: Any) -> MediaValue | None:
-    """The :class:`MediaValue` for a top-level input variable that is bytes or a PIL image,
+    """The :class:`MediaValue` for a top-level input variable that is one, bytes or a PIL image,
     else None (the value is plain data, or refused as such)."""
+    if isinstance(value, MediaValue):
+        return value
     if isinstance(value, bytes | bytearray | memoryview):
         return MediaValue(bytes(value), "bytes")
     if is_pil_image(value):
@@ -324,10 +326,11 @@ def _read_file(text: str, variable: str, max_bytes: int) -> Media:
         raise _not_media(
             variable, f"holds the path {shown_path}, which cannot be read ({exc.strerror})"
         ) from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):  # a directory, a FIFO, a device: never read
+        os.close(fd)
+        raise _not_media(variable, f"holds the path {shown_path}, which is not a regular file")
     with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise _not_media(variable, f"holds the path {shown_path}, which is not a regular file")
         head = handle.read(_SNIFF_BYTES)
         mime_type = sniff(head)
         if mime_type is None:

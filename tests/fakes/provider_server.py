@@ -177,10 +177,16 @@ def _sniffed(data: bytes) -> str | None:
     return next((mime for magic, mime in _MAGIC if data.startswith(magic)), None)
 
 
-def _base64_part(kind: str, mime_type: str, encoded: Any, allowed: tuple[str, ...]) -> MediaPart:
-    """A base64 part, checked: valid base64, a type the provider takes, bytes of that type."""
+def _base64_part(
+    kind: str, mime_type: str, encoded: Any, allowed: tuple[str, ...], web_safe: bool = False
+) -> MediaPart:
+    """A base64 part, checked: valid base64, a type the provider takes, bytes of that type.
+    ``web_safe``: the URL-safe alphabet is accepted too (protobuf JSON's bytes, which genai
+    sends)."""
     if not isinstance(encoded, str):
         raise MediaError(f"{kind} data must be a base64 string")
+    if web_safe:
+        encoded = encoded.replace("-", "+").replace("_", "/")
     try:
         data = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
@@ -267,7 +273,7 @@ def _gemini_parts(parts: list[Any]) -> list[MediaPart]:
         if inline:
             mime = str(inline.get("mimeType", inline.get("mime_type")))
             kind = "document" if mime == "application/pdf" else "image"
-            out.append(_base64_part(kind, mime, inline.get("data"), _GEMINI_TYPES))
+            out.append(_base64_part(kind, mime, inline.get("data"), _GEMINI_TYPES, web_safe=True))
         elif file_data:
             mime = str(file_data.get("mimeType", file_data.get("mime_type", "")))
             uri = file_data.get("fileUri", file_data.get("file_uri"))
