@@ -675,3 +675,20 @@ def test_the_form_has_an_upload_field_per_media_variable(openai_env, fake_provid
     assert (
         fake_provider.requests[-1].media[0].sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
     )
+
+
+@pytest.mark.parametrize("route_id", ["anthropic", "gemini"])
+def test_the_async_api_sends_and_logs_media_the_same_way(request, fake_provider, route_id):
+    import asyncio
+
+    route = BY_ID[route_id]
+    _publish(request, route, LOOK)
+    photo = png(seed=51)
+
+    async def go() -> Any:
+        return await pl_magic.arun("look", input_variables={"photo": photo})
+
+    asyncio.run(go())
+    (sent,) = fake_provider.requests_for(route.kind)
+    assert _user_blocks(route, sent.body)[-1] == _image_block(route, photo)
+    assert json.loads(runs()[0]["input_variables"]) == {"photo": _marker(photo)}
