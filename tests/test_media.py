@@ -578,6 +578,15 @@ def test_promptlayer_gets_the_markers_not_the_bytes(
     # the provider itself got the bytes
     assert fake_provider.requests[0].media[0].size == len(photo)
 
+    # a run PromptLayer cannot take now keeps its payload on its log row, markers only
+    fake_promptlayer.fail_next("track.request", 503, times=1000)
+    other = png(20, 20, seed=12)
+    pl_magic.run("look", input_variables={"photo": other})
+    (unsent,) = [row for row in runs() if row["sync_state"] == "unsent"]
+    assert _marker(other) in unsent["sync_payload"]
+    assert base64.b64encode(other).decode()[:40] not in unsent["sync_payload"]
+    fake_promptlayer.clear_faults()
+
 
 def test_replay_hits_the_same_image_and_misses_another(openai_env, fake_provider, tmp_path):
     publish("look", LOOK, model())

@@ -22,6 +22,8 @@ from ..core.media import IMAGE_TYPES, PNG, Media, size_text, sniff
 
 #: Largest image shown without shrinking it (when Pillow is not installed).
 MAX_INLINE_BYTES = 256 * 1024
+#: Larger images get no preview (decoding one takes memory: 3-4 bytes a pixel).
+MAX_PIXELS = 40_000_000
 #: The preview's size in CSS pixels (the thumbnail is made twice as large, for sharp screens).
 SIZE_PX = 96
 
@@ -36,6 +38,9 @@ def _thumbnail(media: Media) -> tuple[str, bytes] | None:
         return (media.mime_type, media.data) if media.size <= MAX_INLINE_BYTES else None
     try:
         with Image.open(io.BytesIO(media.data)) as opened:
+            width, height = opened.size
+            if width * height > MAX_PIXELS:  # decoding it would take too much memory
+                return None
             opened.thumbnail((SIZE_PX * 2, SIZE_PX * 2))
             small = (
                 opened if opened.mode in ("RGB", "RGBA", "L", "LA", "P") else opened.convert("RGBA")
