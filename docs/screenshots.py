@@ -1,13 +1,13 @@
-"""Takes the README's screenshots: the streaming cell and the form, in JupyterLab.
+"""Takes the README's screenshots: the streaming cell, a comparison and the form, in JupyterLab.
 
     .venv/bin/python docs/screenshots.py
 
 Needs the test tools (jupyterlab, playwright: ``pip install -e '.[dev,local]'``) and Debian's
 chromium at /usr/bin/chromium (never ``playwright install``). Serves copies of
-notebooks/quickstart.ipynb and notebooks/widget.ipynb from a temporary JupyterLab on
-127.0.0.1, runs them on the real local model from a fresh temporary ``PL_MAGIC_HOME`` (no key,
-no network; the model is started first, so no start notice shows), and writes
-docs/streaming-cell.png and docs/form.png.
+notebooks/quickstart.ipynb, notebooks/compare.ipynb and notebooks/widget.ipynb from a temporary
+JupyterLab on 127.0.0.1, runs them on the real local model from a fresh temporary
+``PL_MAGIC_HOME`` (no key, no network; the model is started first, so no start notice shows),
+and writes docs/streaming-cell.png, docs/comparison.png and docs/form.png.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def main() -> int:
     home = tmp / "pl_magic_home"
     root = tmp / "nbroot"
     root.mkdir()
-    for name in ("quickstart", "widget"):
+    for name in ("quickstart", "compare", "widget"):
         shutil.copy(ROOT / "notebooks" / f"{name}.ipynb", root)
     local_model.start(home)  # already running: no start notice in the shots
     try:
@@ -61,6 +61,13 @@ def main() -> int:
             expect(cell.locator(".pl-magic-footer")).to_contain_text("ttft", timeout=120_000)
             cell.scroll_into_view_if_needed()
             cell.screenshot(path=str(DOCS / "streaming-cell.png"))
+            # a comparison: the grid, named as compare() names its columns, and its summary
+            run_all(page, base, "compare")
+            cell = page.locator(".jp-CodeCell", has_text="%plrun capital-city --versions")
+            summary = cell.locator(".pl-magic-summary")
+            expect(summary).to_contain_text("→ df", timeout=300_000)
+            cell.scroll_into_view_if_needed()
+            cell.screenshot(path=str(DOCS / "comparison.png"))
             # the form, after the notebook's form.run()
             run_all(page, base, "widget")
             form = page.locator(".jp-OutputArea-output").filter(has=page.locator(".widget-vbox"))
@@ -72,7 +79,7 @@ def main() -> int:
             browser.close()
     finally:
         local_model.stop(home)
-    for name in ("streaming-cell.png", "form.png"):
+    for name in ("streaming-cell.png", "comparison.png", "form.png"):
         print(f"wrote docs/{name} ({(DOCS / name).stat().st_size // 1024} KB)")
     return 0
 

@@ -15,6 +15,7 @@ from .core import __version__ as __version__
 _LAZY = {
     "run": "pl_magic.api",
     "arun": "pl_magic.api",
+    "run_tools": "pl_magic.api",
     "publish": "pl_magic.api",
     "get_template": "pl_magic.api",
     "set_label": "pl_magic.api",
@@ -56,6 +57,7 @@ __all__ = [
     "review",
     "run",
     "run_many",
+    "run_tools",
     "runs",
     "score",
     "set_label",
@@ -76,6 +78,7 @@ if TYPE_CHECKING:
         publish,
         run,
         run_many,
+        run_tools,
         runs,
         score,
         set_label,

@@ -6,7 +6,7 @@ the import.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .client import default_client
@@ -71,6 +71,53 @@ async def arun(
     """Async twin of :func:`run`; with ``stream=True`` an async iterator."""
     _refuse_unknown("arun", unknown)
     return await default_client()._arun(locals())
+
+
+def run_tools(
+    prompt_name: str,
+    tools: Mapping[str, Callable[..., Any]],
+    max_steps: int = 5,
+    prompt_version: int | None = None,
+    prompt_release_label: str | None = None,
+    input_variables: dict[str, Any] | None = None,
+    tags: list[str] | None = None,
+    metadata: dict[str, Any] | None = None,
+    group_id: int | None = None,
+    model_parameter_overrides: dict[str, Any] | None = None,
+    stream: bool = False,
+    provider: str | None = None,
+    model: str | None = None,
+    **unknown: Any,
+) -> RunResult:
+    """Run a prompt whose template offers function tools, calling ``tools`` (tool name →
+    Python function) for the tool calls the model makes, until a reply makes none.
+
+    Each model call is a run of its own, logged (and sent to PromptLayer) like any other,
+    all in one group (``group_id``, or a new one). Between calls the assistant's tool calls
+    and one tool message per call (the function's return value as text, JSON for anything
+    but a str) are appended to the conversation. The arguments are the model's: read as
+    JSON, passed as keyword arguments; a name with no function, arguments that are not a
+    JSON object, or a function that raises give the model an ``error: ...`` result instead,
+    and the loop goes on. After ``max_steps`` model calls that all asked for tools, a
+    one-line notice says so.
+
+    Returns the last run's result, as ``run()`` does (``request_id``, ``raw_response``,
+    ``prompt_blueprint`` holding the whole conversation). The other arguments are
+    ``run()``'s; ``stream=True`` streams each call.
+    """
+    _refuse_unknown("run_tools", unknown)
+    from dataclasses import replace
+
+    from .engine.engine import RunOptions
+    from .engine.tool_loop import check_max_steps, check_tools
+    from .engine.tool_loop import run_tools as tool_loop
+
+    options = RunOptions.from_call(locals())  # (run()'s arguments, by name)
+    functions, steps = check_tools(tools), check_max_steps(max_steps)
+    client = default_client()
+    if options.group_id is None:
+        options = replace(options, group_id=client.group.create())
+    return tool_loop(client.engine, options, functions, steps)
 
 
 def publish(body: dict[str, Any]) -> dict[str, Any]:
@@ -202,6 +249,7 @@ _RUN_MANY_OWN = (
     "expected",
     "judge_repeat",
     "budget",
+    "expand",
 )
 _RUN_MANY_INSTEAD = {
     "prompt_version": "versions=[3]",
@@ -245,6 +293,7 @@ def run_many(
     expected: str = "expected",
     judge_repeat: int = 1,
     budget: float | None = None,
+    expand: bool = False,
     **run_kwargs: Any,
 ) -> pd.DataFrame:
     """Run every combination of versions × models × repeats × input rows; one row per run.
@@ -282,6 +331,11 @@ def run_many(
     unknown) does not start; while running, once the logged cost of finished runs reaches it,
     the runs not yet started are skipped (status ``skipped``, error ``budget``).
 
+    A run whose ``response_format`` asks for JSON has it parsed in the ``parsed`` column
+    (a reply that is not JSON is a failed run: status ``error``, category ``invalid_output``,
+    its text kept in ``output``); ``expand=True`` adds a ``parsed.<field>`` column per
+    top-level field of the schema. ``tool_calls`` holds the tool calls a reply made.
+
     Arguments are checked before any run, as :func:`run` checks its own: a wrong type, an
     input row ``run()`` would refuse, an unknown keyword or a bad scorer is a one-line
     :class:`~pl_magic.core.errors.InvalidInputError`.
@@ -290,7 +344,7 @@ def run_many(
     from .engine.batch import Batch, check_runs, plan
     from .engine.estimate import before_start, check_budget_value
     from .engine.judges import judge_factory
-    from .engine.results import frame_from_progress
+    from .engine.results import expand_parsed, frame_from_progress
     from .engine.scoring import check_expected, parse_scorers
 
     _check_run_many_keywords(run_kwargs)
@@ -315,7 +369,8 @@ def run_many(
     cost = before_start(batch)
     if cost.high_usd:  # a known, nonzero cost: worth a line; free or unknown: quiet
         notices.warn(f"estimate: {cost.summary()}")
-    return frame_from_progress(batch.execute(), prompt_name)
+    df = frame_from_progress(batch.execute(), prompt_name)
+    return expand_parsed(df) if expand else df
 
 
 def runs(
@@ -324,12 +379,19 @@ def runs(
     tag: str | None = None,
     group_id: int | None = None,
     limit: int | None = None,
+    expand: bool = False,
 ) -> pd.DataFrame:
-    """Every logged run as a DataFrame (one row per run), optionally filtered."""
+    """Every logged run as a DataFrame (one row per run), optionally filtered.
+
+    ``parsed`` holds a structured reply's JSON (runs whose ``response_format`` asks for it),
+    ``tool_calls`` the tool calls of a reply; ``expand=True`` adds a ``parsed.<field>``
+    column per top-level field of the schema."""
     from .engine.results import runs as read_runs
 
     default_client()  # the log lives where the default client's registry is
-    return read_runs(prompt=prompt, since=since, tag=tag, group_id=group_id, limit=limit)
+    return read_runs(
+        prompt=prompt, since=since, tag=tag, group_id=group_id, limit=limit, expand=expand
+    )
 
 
 def compare(

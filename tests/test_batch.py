@@ -29,11 +29,12 @@ def greet(openai_env):
 
 def test_inputs_models_repeats_make_twelve_rows(ip, greet, fake_provider):
     ip.user_ns["rows"] = pd.DataFrame({"name": ["A", "B", "C"]})
-    df = ip.run_line_magic(
+    shown = ip.run_line_magic(
         "plrun",
         "greet@prod --inputs rows --models gpt-4o-mini,openai/gpt-4.1-mini --repeat 2 --out cmp",
     )
-    assert ip.user_ns["cmp"] is df
+    assert shown is None  # with --out the cell shows the grid and its summary, not the frame
+    df = ip.user_ns["cmp"]
     assert len(df) == 12 and len(fake_provider.requests) == 12
     assert set(df["status"]) == {"ok"}
     assert sorted(df["var.name"].unique()) == ["A", "B", "C"]

@@ -142,8 +142,8 @@ def test_grid_header_shows_the_estimate_and_the_spend():
     grid.spent = 0.00012
     page = grid._html()
     assert "Estimate: 2 runs" in page and "&lt;b&gt;" in page
-    assert "2/2 runs (100%), 1 skipped (budget) · spent $0.0001" in page
-    assert grid._plain().endswith("2/2 runs · spent $0.0001")
+    assert "2/2 runs (100%), 1 skipped (budget) · spent $0.000120" in page
+    assert grid._plain().endswith("2/2 runs · spent $0.000120")
 
 
 @pytest.mark.parametrize(

@@ -186,7 +186,7 @@ def test_starter_runs_on_the_users_own_server_without_starting_one(
     assert "authorization" not in req.headers or "no-key-needed" in req.headers["authorization"]
     assert local_model.read_state(local_home) is None  # nothing was started
     (row,) = runs()
-    assert row["prompt_version"] == 2 and row["cost_usd"] is None
+    assert row["prompt_version"] == 2 and row["cost_usd"] == 0.0  # the local model costs nothing
 
 
 def test_a_streamed_run_on_a_server_that_sends_no_usage_logs_counted_tokens(
@@ -356,7 +356,7 @@ def test_a_starter_streams_from_the_real_model_started_on_demand(with_starters, 
     (row,) = runs()
     assert row["status"] == "ok" and row["output"] == answer
     assert row["model"] == local_target.LOCAL_MODEL_NAME and row["prompt_version"] == 2
-    assert row["ttft_s"] > 0 and row["cost_usd"] is None
+    assert row["ttft_s"] > 0 and row["cost_usd"] == 0.0
     # llama-cpp-python's stream sends no usage: counted with the server's tokenizer
     assert row["input_tokens"] > 5 and row["output_tokens"] >= 1
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import queue
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -55,6 +56,40 @@ def test_notebook_saves_streamed_text_footer_and_comparison_dataframe(greet, tmp
     table = result[0]["data"]["text/html"]
     assert table.count("echo: v1 hi Bo") == 2 and table.count("echo: v2 hello Bo") == 2
     assert len(runs()) == 5
+
+
+def test_out_shows_the_grid_and_a_summary_the_frame_shown_is_compact(greet, tmp_path):
+    nb = _notebook(
+        "%load_ext pl_magic",
+        "%%plrun greet --versions 1,prod --models gpt-4o-mini,gpt-4.1-mini --out df\nname: Ada\n",
+        "%%plrun greet --versions 1,prod --repeat 2\nname: Bo\n",
+        "%%plrun greet --versions 1,prod --models gpt-err-401 --out failed\nname: Cy\n",
+    )
+    NotebookClient(
+        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
+
+    # --out: the grid (rows named as compare() names them) and its summary; no DataFrame
+    (grid,) = nb.cells[1].outputs
+    assert grid["output_type"] == "display_data"
+    html = grid["data"]["text/html"]
+    assert ">openai/gpt-4.1-mini · v2 (prod)</th>" in html
+    assert re.search(r">4 runs · 4 ok · mean latency \d+\.\d\ds · \$0\.\d+ → df</div>", html)
+    assert grid["data"]["text/plain"].splitlines()[-1].startswith("4 runs · 4 ok · ")
+
+    # without --out: the compact runs frame, a few key columns, not two dozen wrapped ones
+    (result,) = [o for o in nb.cells[2].outputs if o["output_type"] == "execute_result"]
+    table = result["data"]["text/html"]
+    assert "pl-magic-compact" in table and '<th style="white-space:nowrap">model · version' in table
+    assert "request_id" not in table and "parameters" not in table
+    assert table.count("echo: v1 hi Bo") == 2 and table.count("echo: v2 hello Bo") == 2
+
+    # every run failed: a red bar, and the summary leads with the failures and the first error
+    (grid,) = nb.cells[3].outputs
+    html = grid["data"]["text/html"]
+    assert "pl-magic-bar-failed" in html and "pl-magic-bar-ok" not in html
+    assert ">2 runs · 2 failed (first: openai auth error (HTTP 401)" in html
+    assert 'color:#c62828">2 runs · 2 failed' in html
 
 
 class Kernel:

@@ -403,6 +403,43 @@ def check_evaluate(nb: nbformat.NotebookNode, echo: Callable[[str], str] | None)
     assert sorted(float(v) for v in column_values(human, "score.human.rating")) == [0.25, 1.0]
 
 
+def check_tools(nb: nbformat.NotebookNode, echo: Callable[[str], str] | None) -> None:
+    (verdict,) = data(cell(nb, "%%plrun verdict@prod"), "text/html")
+    assert "pl-magic-footer" in verdict and "verdict v1 (prod)" in verdict
+    (table,) = data(cell(nb, "replies = ["), "text/html")
+    assert table_rows(table) == 2
+    if echo:  # the fake answers the schema with its example: valid JSON
+        assert '<details open class="pl-magic-json">' in verdict
+        assert column_values(table, "parsed.verdict") == ["pass", "pass"]
+    views = data(cell(nb, "%%plrun weather@prod --tools my_tools"), "text/html")
+    printed = stream(cell(nb, "result = pl_magic.run_tools("))
+    (log,) = data(cell(nb, 'log = pl_magic.runs(prompt="weather")'), "text/html")
+    if echo:  # the fake calls get_weather once per loop, then answers in text
+        first, second = views
+        assert "pl-magic-tool-call" in first and "<code>get_weather</code>" in first
+        assert "&quot;sunny&quot;" in first  # the tool's result, under the call
+        assert echo("What is the weather in Paris? Use the get_weather tool.") in second
+        roles = [line.split(" ", 1)[0] for line in printed.splitlines()]
+        assert roles == ["user", "assistant", "tool", "assistant"], printed
+        assert "['get_weather']" in printed.splitlines()[1]
+        assert table_rows(log) == 4
+
+
+def _weather_call(city: str) -> dict[str, Any]:
+    return {"name": "get_weather", "arguments": {"city": city}}
+
+
+#: What the fake provider server's model "says" in a notebook, set before the notebook runs.
+FAKE_SETUP: dict[str, Callable[[Any], None]] = {
+    # each loop: a call of get_weather, then (an empty entry) a reply in text
+    "tools": lambda fake: setattr(
+        fake,
+        "tool_call_replies",
+        [step for city in ("Paris", "Oslo") for step in ([_weather_call(city)], [])],
+    ),
+}
+
+
 CHECKS: dict[str, Callable[[nbformat.NotebookNode, Callable[[str], str] | None], None]] = {
     "quickstart": check_quickstart,
     "compare": check_compare,
@@ -410,6 +447,7 @@ CHECKS: dict[str, Callable[[nbformat.NotebookNode, Callable[[str], str] | None],
     "authoring": check_authoring,
     "promptlayer": check_promptlayer,
     "evaluate": check_evaluate,
+    "tools": check_tools,
     "multimodal": check_multimodal,
 }
 #: Notebooks that start their own fake provider server inside the kernel (images need a
@@ -469,6 +507,7 @@ def test_the_five_example_notebooks_are_there():
 
 @pytest.mark.parametrize("name", [n for n in NAMES if n not in OWN_SERVER])
 def test_notebook_runs_on_the_fake_provider_server(name, on_fake_server, tmp_path):
+    FAKE_SETUP.get(name, lambda fake: None)(on_fake_server)
     nb = execute(name, tmp_path)
     no_errors(nb)
     CHECKS.get(name, lambda nb, echo: None)(nb, _echo)

@@ -22,7 +22,7 @@ import pytest
 
 import pl_magic
 from pl_magic.core import local_target
-from pl_magic.errors import InvalidInputError
+from pl_magic.errors import InvalidInputError, InvalidOutputError
 from pl_magic.providers import local as local_model
 from tests.fakes.provider_server import example_for, structured_request
 from tests.helpers import chat, model, publish, runs
@@ -254,8 +254,11 @@ def test_a_scripted_string_is_sent_raw_so_invalid_json_reaches_the_run(
     route = BY_ID[route_id]
     _publish(request, route)
     fake_provider.structured_replies = ['{"verdict": "pass", "score": ']
-    result = _run(RESPONSE_FORMAT, stream)
-    assert _reply_text(result) == '{"verdict": "pass", "score": '
+    # A reply that is not the JSON asked for is a failed run (invalid_output), text kept.
+    with pytest.raises(InvalidOutputError) as info:
+        _run(RESPONSE_FORMAT, stream)
+    assert info.value.partial_text == '{"verdict": "pass", "score": '
+    assert _reply_text(info.value.result) == '{"verdict": "pass", "score": '
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])

@@ -323,7 +323,12 @@ def test_grid_cells_say_which_version_a_label_ran(ip, split, fake_provider, monk
             "plrun", "greet@prod --repeat 2 --concurrency 1 --meta user=u1", "name: Ada\n"
         )
     html = captured.outputs[-1].data["text/html"]
-    assert '">ran v1</div>' in html and '">ran v2</div>' in html  # each cell's own version
+    # the row is named by the version the label pointed at when the grid was drawn; the run
+    # that got the other version says so
+    row = re.search(r"openai/gpt-4o-mini · v(\d) \(prod\)</th>", html)
+    assert row, html
+    other = 3 - int(row[1])
+    assert f'">ran v{other}</div>' in html and f'">ran v{row[1]}</div>' not in html
 
 
 def test_a_pin_on_promptlayer_holds_a_split_label(split, fake_provider, in_tmp, capsys):

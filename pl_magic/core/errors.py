@@ -188,6 +188,16 @@ def shown(value: object, limit: int = 80) -> str:
     return f"{text[: limit - 1]}… ({len(str(value))} characters)"
 
 
+def first_message(messages: Iterable[object], limit: int = 120) -> str | None:
+    """The first non-empty message of ``messages`` on one line, cut to ``limit`` characters
+    (None when there is none): a comparison's first error."""
+    for message in messages:
+        if isinstance(message, str) and message.strip():
+            line = " ".join(message.split())
+            return line if len(line) <= limit else line[: limit - 1] + "…"
+    return None
+
+
 def _listing(items: Iterable[object], empty: str = "none") -> str:
     shown = [str(i) for i in items]
     return ", ".join(shown) if shown else empty
@@ -366,6 +376,7 @@ ERROR_CATEGORIES = (
     "connection",
     "truncated",
     "cancelled",
+    "invalid_output",
     "unknown",
 )
 
@@ -475,6 +486,23 @@ def as_sdk_class(
     combined.__dict__.update(error.__dict__)
     combined.args = error.args
     return combined
+
+
+class InvalidOutputError(PlMagicError):
+    """The model answered, but not with what the run asked for: its ``response_format``
+    asks for JSON and the reply does not parse.
+
+    The run is logged with status ``error``, category ``invalid_output``, and its text,
+    tokens and cost (the provider was paid). ``partial_text`` is the reply's text and
+    ``result`` the run's result as ``run()`` would have returned it (``raw_response``,
+    ``prompt_blueprint`` with the text as the reply).
+    """
+
+    category = "invalid_output"
+    #: The reply's text.
+    partial_text: str = ""
+    #: The run's result (``request_id``, ``raw_response``, ``prompt_blueprint``).
+    result: Any = None
 
 
 class StreamTruncatedError(ProviderError):

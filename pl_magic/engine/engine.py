@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import dataclasses
+import json
 import math
 import time
 import uuid
@@ -26,12 +27,18 @@ from typing import Any, NoReturn, TypeVar, Unpack, cast
 
 from ..core import blueprint, config, local_target, notices, render_budget
 from ..core.blueprint import ModelSpec
-from ..core.errors import ConfigurationError, InvalidInputError, PlMagicError, shown
+from ..core.errors import (
+    ConfigurationError,
+    InvalidInputError,
+    InvalidOutputError,
+    PlMagicError,
+    shown,
+)
 from ..core.media import Media, Redactor, data_url_inputs, resolve_slots
 from ..core.plain_data import plain_variables
 from ..core.store import KeptInMemory
 from ..core.types import RUN_ARGUMENTS, Blueprint, RunArgs, RunChunk, RunResult
-from ..providers import get_provider, info
+from ..providers import get_provider, info, structured_output
 from ..providers import local as local_model
 from ..providers.base import Provider, Reply, StreamState
 from ..registry.base import PreRendered, Registry
@@ -87,6 +94,9 @@ class RunOptions:
     default_provider: str | None = None
     default_model: str | None = None
     cache: str | None = None
+    #: Messages appended to the rendered template, never rendered themselves (the tool
+    #: loop's assistant tool calls and tool results: see engine/tool_loop.py).
+    follow_up: tuple[dict[str, Any], ...] = ()
 
     @classmethod
     def from_call(
@@ -238,6 +248,8 @@ class PreparedRun:
     served: dict[str, Any] | None = field(default=None, init=False, repr=False)
     #: The lengths of the streamed text pieces, once the stream completed.
     chunk_sizes: list[int] | None = field(default=None, init=False, repr=False)
+    #: The provider's reply, once complete (its tool calls: see engine/tool_loop.py).
+    reply: Reply | None = field(default=None, init=False, repr=False)
     #: The media of the run's media slots, by input variable (read and checked; see
     #: core/media.py): what the log keeps markers of instead of the bytes.
     media: dict[str, Media] = field(default_factory=dict, init=False, repr=False)
@@ -278,7 +290,7 @@ class PreparedRun:
             if self._chunk_template is None:
                 self._chunk_template = blueprint.copy_json(self.rendered)
             shared = blueprint.with_reply(
-                self._chunk_template, self.spec, text, None, self.extra_metadata, False
+                self._chunk_template, self.spec, text, tool_calls, self.extra_metadata, False
             )
         else:
             shared = blueprint.with_reply(
@@ -380,16 +392,7 @@ class Engine:
             self.runlog.check()  # a log file that cannot be used fails here, not after a call
         if self.sink is not None:
             self.sink.before_run()
-        context = self.registry.run_context(options)
-        record = self.registry.get(options.prompt_name, version=version, label=label, **context)
-        # A label may have moved since it last ran, or be pinned elsewhere (prompts.lock.json).
-        record = versions.resolve(
-            self.registry,
-            record,
-            options.prompt_name,
-            label,
-            lambda pinned: self.registry.get(options.prompt_name, version=pinned, **context),
-        )
+        record = self._template(options, version, label)
         prerendered = self.registry.prerendered(record, options.stream)
         if prerendered is not None:
             return self._prepare_prerendered(options, record, prerendered)
@@ -414,6 +417,7 @@ class Engine:
             rendered = blueprint.render(
                 template, options.input_variables, options.prompt_name, found
             )
+        rendered = _with_follow_up(rendered, options)
         # Built before the local model's server is started (a replay hit never starts it):
         # the request names no URL, and the key holds the template's base URL, not the
         # server's port (see replay.py).
@@ -433,6 +437,33 @@ class Engine:
         run.cache_key = key
         run.media = found
         return run
+
+    def _template(
+        self, options: RunOptions, version: int | None, label: str | None
+    ) -> dict[str, Any]:
+        """The template record a run of ``options`` uses (a label's pin followed)."""
+        context = self.registry.run_context(options)
+        record = self.registry.get(options.prompt_name, version=version, label=label, **context)
+        # A label may have moved since it last ran, or be pinned elsewhere (prompts.lock.json).
+        return versions.resolve(
+            self.registry,
+            record,
+            options.prompt_name,
+            label,
+            lambda pinned: self.registry.get(options.prompt_name, version=pinned, **context),
+        )
+
+    def describe(self, options: RunOptions) -> tuple[str, str, int]:
+        """``(provider, model, version)`` a run of ``options`` would run, as its log row
+        will name them; the template is read from the registry (through its cache), nothing
+        is rendered or called. Raises what :meth:`prepare` would for an unknown prompt,
+        version or label, or a template that names no model."""
+        label = options.prompt_release_label
+        version = None if label is not None else options.prompt_version
+        record = self._template(options, version, label)
+        spec, _ = resolve_model(record, options)
+        local_target.route_to_local_model(record, spec)
+        return local_target.shown_provider(spec), spec.name, int(record["version"])
 
     def _replayed(
         self,
@@ -473,20 +504,22 @@ class Engine:
         provider = get_provider(pre.spec.provider)  # an unsupported one is a one-line error
         spec = copy.deepcopy(pre.spec)
         spec.name = spec.name or info(pre.spec.provider).default_model
-        request = pre.request
+        template = _with_follow_up(pre.template, options)
+        # (PromptLayer's request has no follow-up messages: built again with them)
+        request = pre.request if template is pre.template else None
         if request is None:
-            request = provider.build_request(pre.template, spec, options.stream)
+            request = provider.build_request(template, spec, options.stream)
         # PromptLayer put the data: URLs given as inputs into the request as they are.
         found = data_url_inputs(options.input_variables)
         key = _cache_key(spec, request, options.repeat_index, found)
         if replay.mode(options.cache) in replay.REPLAYING:
-            hit = self._replayed(options, record, spec, provider, pre.template, request, key)
+            hit = self._replayed(options, record, spec, provider, template, request, key)
             if hit is not None:
                 hit.media = found
                 return hit
         provider.check_credentials(spec)
-        spec.api_type = provider.resolve_api_type(spec, pre.template)
-        run = PreparedRun(options, record, spec, provider, pre.template, request, [])
+        spec.api_type = provider.resolve_api_type(spec, template)
+        run = PreparedRun(options, record, spec, provider, template, request, [])
         run.cache_key = key
         run.media = found
         return run
@@ -578,7 +611,8 @@ class Engine:
             input_tokens=input_tokens,
             output_tokens=output_tokens,
             cost_usd=0.0
-            if run.served is not None  # (served from the log: nothing was paid)
+            # served from the log, or answered by the model on this machine: nothing was paid
+            if run.served is not None or run.spec.local_model
             else pricing.cost_usd(
                 run.provider.pricing_provider_id(run.spec),
                 run.spec.name,
@@ -614,6 +648,36 @@ class Engine:
         if sink is not None and status != "ok":
             # a failed run is on PromptLayer before its error is raised, as with the SDK
             sink.finalize(record)
+
+    def _invalid_output(self, run: PreparedRun, reply: Reply) -> InvalidOutputError | None:
+        """The error of a reply that is not the JSON its ``response_format`` asks for; None
+        for any other reply (a plain-text run's, or a tool-call step's without text)."""
+        if reply.tool_calls and not reply.text.strip():
+            return None
+        if structured_output(run.spec.parameters) is None:
+            return None
+        try:
+            json.loads(reply.text)
+        except ValueError as exc:
+            cut = str(reply.finish_reason or "").lower() in ("length", "max_tokens")
+            fix = "raise max_tokens (the reply was cut)" if cut else "retry, or simplify the schema"
+            return InvalidOutputError(
+                f"the reply is not the JSON its response_format asks for ({exc}): {fix}; the "
+                "text is kept in the run log and in this error's partial_text"
+            )
+        return None
+
+    def _fail_output(
+        self, run: PreparedRun, reply: Reply, error: InvalidOutputError, result: RunResult
+    ) -> InvalidOutputError:
+        """Log a run whose reply is invalid (status error, its text, tokens and cost kept);
+        the error to raise, carrying the text and the result."""
+        error.partial_text = reply.text
+        error.result = result
+        self._log(run, "error", reply.text, reply, error)
+        if run.options.log:
+            error.request_id = run.request_id
+        return error
 
     def _fail(self, run: PreparedRun, exc: BaseException, text: str) -> PlMagicError:
         """Log a failed run; return the typed error to raise (SDK error kept as cause)."""
@@ -734,33 +798,42 @@ class Engine:
         except Exception as exc:
             _reraise(self._fail(run, exc, ""), exc)
         run.ttft_s = time.perf_counter() - run.t0
-        self._log(run, "ok", reply.text, reply)
+        run.reply = reply
+        invalid = self._invalid_output(run, reply)
         result: RunResult = {
             "request_id": run.request_id,
             "raw_response": response,
             "prompt_blueprint": run.blueprint(reply.text, reply.tool_calls),
         }
+        if invalid is not None:
+            raise self._fail_output(run, reply, invalid, result)
+        self._log(run, "ok", reply.text, reply)
         return self._tracked(run, result)
 
     def _on_chunk(self, run: PreparedRun, state: StreamState, chunk: Any) -> RunChunk:
         added = state.feed(chunk)
-        if added and run.ttft_s is None:
+        calls = state.tool_calls_so_far()
+        if (added or calls) and run.ttft_s is None:  # (a reply of tool calls has no text)
             run.ttft_s = time.perf_counter() - run.t0
         return {
             "request_id": None,
             "raw_response": chunk,
-            "prompt_blueprint": run.blueprint(state.text, chunk=True),
+            "prompt_blueprint": run.blueprint(state.text, calls, chunk=True),
         }
 
     def _complete(self, run: PreparedRun, state: StreamState, last: Any) -> RunResult:
         reply = state.finish()
         run.chunk_sizes = [len(part) for part in state.parts if part]
-        self._log(run, "ok", reply.text, reply)
+        run.reply = reply
+        invalid = self._invalid_output(run, reply)
         result: RunResult = {
             "request_id": run.request_id,
             "raw_response": last,
             "prompt_blueprint": run.blueprint(reply.text, reply.tool_calls),
         }
+        if invalid is not None:
+            raise self._fail_output(run, reply, invalid, result)
+        self._log(run, "ok", reply.text, reply)
         return self._tracked(run, result)
 
     def _stream(self, run: PreparedRun, native: Any) -> Generator[RunChunk, None, None]:
@@ -779,6 +852,8 @@ class Engine:
             if not done:
                 self._log(run, "cancelled", state.text)
                 run.provider.close_stream(native)
+            raise
+        except InvalidOutputError:  # the stream completed; the run is logged
             raise
         except Exception as exc:
             run.provider.close_stream(native)
@@ -800,6 +875,8 @@ class Engine:
             if not done:
                 self._log(run, "cancelled", state.text)
                 await run.provider.aclose_stream(native)
+            raise
+        except InvalidOutputError:  # the stream completed; the run is logged
             raise
         except Exception as exc:
             await run.provider.aclose_stream(native)
@@ -840,6 +917,20 @@ def _reraise(error: PlMagicError, exc: BaseException) -> NoReturn:
     if error is exc:
         raise error
     raise error from exc
+
+
+def _with_follow_up(rendered: dict[str, Any], options: RunOptions) -> dict[str, Any]:
+    """``rendered`` with the run's follow-up messages appended (copied, not rendered: a
+    tool's result is data, never a template); ``rendered`` itself when there are none."""
+    if not options.follow_up:
+        return rendered
+    if rendered.get("type") == "completion":
+        raise InvalidInputError(
+            f"prompt {options.prompt_name!r} is a completion template, and tool calls need a "
+            "chat template: publish it with messages"
+        )
+    messages = blueprint.copy_json(list(options.follow_up))
+    return {**rendered, "messages": [*rendered.get("messages", []), *messages]}
 
 
 def _jsonable_vars(values: Mapping[str, Any]) -> dict[str, Any]:

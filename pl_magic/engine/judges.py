@@ -30,7 +30,14 @@ from typing import TYPE_CHECKING, Any
 
 from ..core import notices
 from ..core.blueprint import reply_text
-from ..core.errors import InvalidInputError, PlMagicError, redact, redact_data, shown
+from ..core.errors import (
+    InvalidInputError,
+    InvalidOutputError,
+    PlMagicError,
+    redact,
+    redact_data,
+    shown,
+)
 from ..core.plain_data import is_missing
 from ..registry import starters
 from ..runlog.scores import AGREEMENT_SUFFIX
@@ -208,7 +215,10 @@ class Judge:
             group_id=self.run_kwargs.get("group_id"),
             repeat_index=repeat_index,
         )
-        result = self.engine.run(options)
+        try:
+            result = self.engine.run(options)
+        except InvalidOutputError as exc:  # not JSON: the caller asks again, then says so
+            return exc.partial_text
         return reply_text(result["prompt_blueprint"])
 
     def _judge_once(

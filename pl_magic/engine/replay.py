@@ -172,6 +172,7 @@ def _served(run: Any, reply: Reply, log: Callable[[Reply], None]) -> RunResult:
     if run.ttft_s is None:
         run.ttft_s = _elapsed(run)
     run.chunk_sizes = run.served.get("chunk_sizes")
+    run.reply = reply
     log(reply)
     return {
         "request_id": run.request_id,

@@ -12,7 +12,8 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..core.errors import InvalidInputError, shown
+from ..core.errors import InvalidInputError, first_message, shown
+from ..providers import structured_output
 from ..runlog.scores import AGREEMENT_SUFFIX, ScoreLog, ScoreRow
 from ..runlog.sqlite import RunFilter, RunLog
 from .labels import cell_label, version_label
@@ -37,6 +38,8 @@ COLUMNS = (
     "model",
     "parameters",
     "output",
+    "parsed",
+    "tool_calls",
     "status",
     "error",
     "error_category",
@@ -64,6 +67,7 @@ LOG_COLUMNS = (
     "parameters",
     "input_variables",
     "output",
+    "reply_tool_calls",
     "status",
     "error_message",
     "error_category",
@@ -80,9 +84,18 @@ LOG_COLUMNS = (
     "remote_request_id",
 )
 #: Frame column ← log column, where the names differ.
-_RENAMED = {"error": "error_message", "repeat": "repeat_index", "cached": "cached_from"}
+_RENAMED = {
+    "error": "error_message",
+    "repeat": "repeat_index",
+    "cached": "cached_from",
+    "tool_calls": "reply_tool_calls",
+}
 #: Frame columns decoded from JSON text.
-_JSON_FRAME_COLUMNS = ("parameters", "tags", "metadata")
+_JSON_FRAME_COLUMNS = ("parameters", "tags", "metadata", "tool_calls")
+#: Frame columns computed from others, not read from the log.
+_COMPUTED = frozenset({"parsed"})
+#: The prefix of the columns :func:`expand_parsed` adds (one per top-level field).
+PARSED_PREFIX = "parsed."
 #: A variable a run did not have (as DataFrame.from_records leaves it).
 _MISSING = float("nan")
 
@@ -124,6 +137,58 @@ def _variable_names(all_vars: Iterable[Mapping[str, Any]]) -> list[str]:
     return list(names)
 
 
+def parsed_reply(parameters: Any, output: Any, status: Any) -> Any:
+    """The parsed JSON of a run whose ``response_format`` asks for JSON and that ended ok;
+    None for any other run (plain text, a failure, an invalid reply)."""
+    if status != "ok" or not isinstance(parameters, Mapping) or not isinstance(output, str):
+        return None
+    if structured_output(parameters) is None:
+        return None
+    try:
+        return json.loads(output)
+    except ValueError:
+        return None
+
+
+def _parsed_column(
+    parameters: Sequence[Any], outputs: Sequence[Any], statuses: Sequence[Any]
+) -> list[Any]:
+    return [
+        parsed_reply(p, o, s) if p else None
+        for p, o, s in zip(parameters, outputs, statuses, strict=True)
+    ]
+
+
+def expand_parsed(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with one ``parsed.<field>`` column per top-level field of its runs' structured
+    replies, after ``parsed``: the fields of each run's ``response_format`` schema (in the
+    schema's order), and for runs without a schema (``json_object``) the keys their replies
+    have. A run without the field (or without a parsed reply) has None there."""
+    import pandas as pd
+
+    if "parsed" not in df.columns:
+        raise InvalidInputError("expand takes a runs DataFrame (from run_many() or runs())")
+    fields: dict[str, None] = {}
+    for parameters, parsed in zip(df["parameters"], df["parsed"], strict=True):
+        structured = structured_output(parameters) if isinstance(parameters, Mapping) else None
+        if structured is None:
+            continue
+        properties = (structured.schema or {}).get("properties")
+        if isinstance(properties, Mapping) and properties:
+            fields.update(dict.fromkeys(str(name) for name in properties))
+        elif isinstance(parsed, Mapping):
+            fields.update(dict.fromkeys(str(name) for name in parsed))
+    out = df.copy()
+    at = list(out.columns).index("parsed") + 1
+    for offset, name in enumerate(fields):
+        column = f"{PARSED_PREFIX}{name}"
+        if column in out.columns:
+            continue
+        values = [p.get(name) if isinstance(p, Mapping) else None for p in out["parsed"]]
+        out.insert(at + offset, column, pd.Series(values, index=out.index, dtype=object))
+    return out
+
+
 def runs(
     prompt: str | None = None,
     since: Any = None,
@@ -131,11 +196,15 @@ def runs(
     group_id: int | None = None,
     limit: int | None = None,
     status: str | None = None,
+    expand: bool = False,
 ) -> pd.DataFrame:
     """Logged runs as a DataFrame, newest last. Filters combine with AND.
 
     ``since``: a datetime, a date string (``"2026-11-01"``) or a pandas Timestamp;
-    ``limit``: the newest N runs.
+    ``limit``: the newest N runs. ``parsed`` holds the JSON of a structured reply (a run
+    whose ``response_format`` asks for JSON), ``tool_calls`` the calls a reply made;
+    ``expand=True`` adds a ``parsed.<field>`` column per top-level field (see
+    :func:`expand_parsed`).
     """
     for key, value in (("prompt", prompt), ("tag", tag), ("status", status)):
         if value is not None and not isinstance(value, str):
@@ -165,7 +234,8 @@ def runs(
     )
     log = RunLog()
     columns = log.columns(filters, LOG_COLUMNS)
-    return with_scores(_frame_from_columns(columns, len(columns["request_id"])), log)
+    df = with_scores(_frame_from_columns(columns, len(columns["request_id"])), log)
+    return expand_parsed(df) if expand else df
 
 
 def frame_from_log_rows(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
@@ -201,11 +271,14 @@ def _frame_from_columns(columns: Mapping[str, Sequence[Any]], count: int) -> pd.
     names = _variable_names(variables)
     data: dict[str, list[Any]] = {}
     for col in COLUMNS:
+        if col in _COMPUTED:
+            continue
         source = columns[_RENAMED.get(col, col)]
         data[col] = _json_column(source, "null") if col in _JSON_FRAME_COLUMNS else list(source)
         if col == "parameters":  # the var.* columns come next
             for name in names:
                 data[f"var.{name}"] = [v.get(name, _MISSING) for v in variables]
+    data["parsed"] = _parsed_column(data["parameters"], data["output"], data["status"])
     frame_columns = [*COLUMNS[:8], *(f"var.{v}" for v in names), *COLUMNS[8:]]
     return _typed(pd.DataFrame(data, columns=frame_columns))
 
@@ -236,6 +309,11 @@ def frame_from_progress(progress: Sequence[Progress], prompt_name: str) -> pd.Da
             values["cached"] = log_row.get("cached_from")
             for col in ("parameters", "tags", "metadata"):
                 values[col] = json.loads(values[col]) if values.get(col) else values.get(col)
+            calls = log_row.get("reply_tool_calls")
+            values["tool_calls"] = json.loads(calls) if calls else None
+            values["parsed"] = parsed_reply(
+                values["parameters"], values["output"], values["status"]
+            )
         else:  # failed before any call (bad variables, missing key...): nothing was logged
             cell = resolved.get(_planned_cell(p), {})
             values = {
@@ -474,11 +552,7 @@ def _error_rate(statuses: pd.Series) -> float:
 
 def _first_error(errors: pd.Series) -> str | None:
     """A cell's first error message, on one line (None when its runs had none)."""
-    for message in errors:
-        if isinstance(message, str) and message.strip():
-            line = " ".join(message.split())
-            return line if len(line) <= 120 else line[:119] + "…"
-    return None
+    return first_message(errors)
 
 
 def _score_columns(df: pd.DataFrame) -> list[str]:

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..core.cell_names import cell_name
 from ..core.errors import InvalidInputError, shown
 from .labels import cell_label, version_label
 
@@ -189,8 +190,8 @@ def _plain_labels(df: pd.DataFrame, columns: list[str], firsts: np.ndarray) -> l
             tag = ""
         elif type(tag) is not str:
             return None
-        cell = model if providers is None else f"{providers[position]}/{model}"
-        labels.append(f"{cell} · v{number}" + (f" ({tag})" if tag else ""))
+        provider = None if providers is None else providers[position]
+        labels.append(cell_name(model, number, tag, provider))
     return labels
 
 

@@ -13,6 +13,8 @@ import threading
 from collections.abc import Iterator
 
 from ..core.errors import UnknownProviderError, register_key_names
+from ._structured import StructuredOutput
+from ._structured import of as structured_output
 from .base import Provider
 from .info import ProviderInfo
 
@@ -20,10 +22,12 @@ __all__ = [
     "PROVIDERS",
     "Provider",
     "ProviderInfo",
+    "StructuredOutput",
     "get_provider",
     "info",
     "provider_for_model",
     "registered",
+    "structured_output",
     "suggested_models",
     "supported",
 ]

@@ -313,6 +313,24 @@ class AnthropicStream(StreamState):
             block["thinking"] = block.get("thinking", "") + delta.thinking
         return ""
 
+    def tool_calls_so_far(self) -> list[dict[str, Any]] | None:
+        calls = []
+        for i, block in enumerate(self.blocks):
+            if i == self.output_index or block.get("type") != "tool_use":
+                continue
+            parts = self._json_parts.get(i)  # still streaming: its JSON as far as it came
+            arguments = (
+                "".join(parts) if parts is not None else json.dumps(block.get("input") or {})
+            )
+            calls.append(
+                {
+                    "id": block.get("id"),
+                    "type": "function",
+                    "function": {"name": block.get("name"), "arguments": arguments},
+                }
+            )
+        return calls or None
+
     def finish(self) -> Reply:
         if not self.complete:
             raise StreamTruncatedError(self.provider, self.text)

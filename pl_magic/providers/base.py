@@ -74,6 +74,12 @@ class StreamState(ABC):
     def feed(self, chunk: Any) -> str:
         """Take one native chunk; return the text it adds ('' if none)."""
 
+    def tool_calls_so_far(self) -> list[dict[str, Any]] | None:
+        """The tool calls the stream carried so far, in PromptLayer's (OpenAI-chat) shape with
+        their arguments as far as they came (a copy: later chunks do not change it); None
+        when there are none (most streams)."""
+        return None
+
     @abstractmethod
     def finish(self) -> Reply:
         """The complete reply. Raises :class:`StreamTruncatedError` without a terminal marker."""

@@ -295,6 +295,9 @@ class GeminiStream(StreamState):
             self.parts.append(text)
         return text
 
+    def tool_calls_so_far(self) -> list[dict[str, Any]] | None:
+        return [{**c, "function": dict(c["function"])} for c in self.calls] or None
+
     def finish(self) -> Reply:
         if not self.complete:
             raise StreamTruncatedError(self.provider, self.text)

@@ -7,6 +7,7 @@ llama.cpp's server). Such servers on loopback need no key.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,6 +32,7 @@ from ..core.media import PDF, MediaLimits
 from . import _structured
 from ._local_tokens import AsyncCountingStream, CountingStream
 from ._sdk_errors import category_for_status, classify_transport_error
+from ._turns import forced_function
 from .base import ParameterMap, Provider, Reply, StreamState, env_value, fingerprint
 
 API_TYPES = ("chat-completions", "completions", "responses")
@@ -152,10 +154,22 @@ def chat_messages(rendered: Mapping[str, Any], plain_text: bool = False) -> list
 
 
 def _responses_input(rendered: Mapping[str, Any]) -> Any:
+    """The Responses API's ``input``: a message item per message; a tool result is a
+    ``function_call_output`` item and an assistant message's ``tool_calls`` are
+    ``function_call`` items after it (the call ids tie the two together)."""
     if rendered.get("type") == "completion":
         return prompt_text(rendered)
-    items = []
+    items: list[dict[str, Any]] = []
     for msg in rendered.get("messages", []):
+        if msg["role"] in ("tool", "function"):
+            items.append(
+                {
+                    "type": "function_call_output",
+                    "call_id": msg.get("tool_call_id"),
+                    "output": content_text(msg.get("content")),
+                }
+            )
+            continue
         kind = "output_text" if msg["role"] == "assistant" else "input_text"
         content: list[dict[str, Any]] = []
         blocks = msg.get("content")
@@ -168,7 +182,20 @@ def _responses_input(rendered: Mapping[str, Any]) -> Any:
                 content.append({"type": "input_image", "image_url": b["image_url"].get("url")})
             elif b.get("type") == "media" and isinstance(b.get("media"), Mapping):
                 content.append(_responses_media(b["media"]))
-        items.append({"role": msg["role"], "content": content})
+        calls = msg.get("tool_calls") if msg["role"] == "assistant" else None
+        if content or not calls:
+            items.append({"role": msg["role"], "content": content})
+        for call in calls or []:
+            function = call.get("function") or {}
+            arguments = function.get("arguments")
+            items.append(
+                {
+                    "type": "function_call",
+                    "call_id": call.get("id"),
+                    "name": function.get("name"),
+                    "arguments": arguments if isinstance(arguments, str) else json.dumps(arguments),
+                }
+            )
     return items
 
 
@@ -180,6 +207,51 @@ def _tools(rendered: Mapping[str, Any]) -> dict[str, Any]:
         if rendered.get("tool_choice"):
             out["tool_choice"] = rendered["tool_choice"]
     return out
+
+
+def _responses_tools(rendered: Mapping[str, Any]) -> dict[str, Any]:
+    """PromptLayer's (chat-shaped) function tools and ``tool_choice`` in the Responses API's
+    flat shape (``{"type": "function", "name", "parameters", ...}``); tools already flat are
+    kept as they are."""
+    tools = []
+    for tool in rendered.get("tools") or []:
+        if tool.get("type") != "function":
+            continue
+        function = tool.get("function")
+        if not isinstance(function, Mapping):
+            tools.append(tool)  # the Responses API's own shape
+            continue
+        native = {"type": "function", "name": function.get("name")}
+        for key in ("description", "parameters", "strict"):
+            if key in function:
+                native[key] = function[key]
+        tools.append(native)
+    if not tools:
+        return {}
+    out: dict[str, Any] = {"tools": tools}
+    choice = rendered.get("tool_choice")
+    forced = forced_function(choice)
+    if forced is not None:
+        out["tool_choice"] = {"type": "function", "name": forced}
+    elif choice:
+        out["tool_choice"] = choice
+    return out
+
+
+def responses_tool_calls(output: Any) -> list[dict[str, Any]] | None:
+    """The ``function_call`` items of a Responses API ``output`` as PromptLayer's
+    (OpenAI-chat-shaped) ``tool_calls``, whose ``id`` is the item's ``call_id`` (what a
+    tool result answers)."""
+    calls = [
+        {
+            "id": getattr(item, "call_id", None),
+            "type": "function",
+            "function": {"name": item.name, "arguments": item.arguments},
+        }
+        for item in output or []
+        if getattr(item, "type", None) == "function_call"
+    ]
+    return calls or None
 
 
 def _chat_response_format(
@@ -265,6 +337,11 @@ class OpenAIStream(StreamState):
                 call["function"]["name"] += d.function.name or ""
                 call["function"]["arguments"] += d.function.arguments or ""
 
+    def tool_calls_so_far(self) -> list[dict[str, Any]] | None:
+        if not self.tool_calls:
+            return None
+        return [{**c, "function": dict(c["function"])} for c in self.tool_calls]
+
     def finish(self) -> Reply:
         if not self.complete:
             raise StreamTruncatedError("openai", self.text)
@@ -307,12 +384,26 @@ class ResponsesStream(StreamState):
     def __init__(self) -> None:
         super().__init__()
         self.response: Any = None
+        #: Function calls by output index, their arguments as far as they came.
+        self.calls: dict[int, dict[str, Any]] = {}
 
     def feed(self, event: Any) -> str:
         kind = getattr(event, "type", "")
         if kind == "response.output_text.delta":
             self.parts.append(event.delta)
             return str(event.delta)
+        if kind in ("response.output_item.added", "response.output_item.done"):
+            item = event.item
+            if getattr(item, "type", None) == "function_call":
+                self.calls[event.output_index] = {
+                    "id": item.call_id,
+                    "type": "function",
+                    "function": {"name": item.name, "arguments": item.arguments or ""},
+                }
+        elif kind == "response.function_call_arguments.delta":
+            call = self.calls.get(event.output_index)
+            if call is not None:
+                call["function"]["arguments"] += event.delta
         if kind in ("response.completed", "response.incomplete"):
             self.response = event.response
             self.complete = True
@@ -329,12 +420,23 @@ class ResponsesStream(StreamState):
             )
         return ""
 
+    def tool_calls_so_far(self) -> list[dict[str, Any]] | None:
+        if not self.calls:
+            return None
+        return [{**c, "function": dict(c["function"])} for _, c in sorted(self.calls.items())]
+
     def finish(self) -> Reply:
         if not self.complete:
             raise StreamTruncatedError("openai", self.text)
         raw = self.response.model_dump(mode="json") if self.response is not None else None
+        calls = responses_tool_calls(getattr(self.response, "output", None))
         return Reply(
-            self.text, self.finish_reason, self.input_tokens, self.output_tokens, None, raw
+            self.text,
+            self.finish_reason,
+            self.input_tokens,
+            self.output_tokens,
+            calls or self.tool_calls_so_far(),
+            raw,
         )
 
 
@@ -461,7 +563,7 @@ class OpenAIProvider(Provider):
                 )
         else:
             request["input"] = _responses_input(rendered)
-            request.update(_tools(rendered))
+            request.update(_responses_tools(rendered))
             if response_format is not None:
                 text = request.get("text")
                 text = dict(text) if isinstance(text, Mapping) else {}
@@ -504,7 +606,7 @@ class OpenAIProvider(Provider):
                 "stop" if response.status == "completed" else response.status,
                 usage.input_tokens if usage else None,
                 usage.output_tokens if usage else None,
-                None,
+                responses_tool_calls(response.output),
                 raw,
             )
         usage = response.usage

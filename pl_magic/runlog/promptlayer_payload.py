@@ -17,6 +17,11 @@ from ..core.errors import PlMagicError
 from ..core.store import dumps
 from .base import ProviderCall, RunRecord
 
+#: The error category of a reply that is not the JSON its run asked for, and the metadata key
+#: that marks such a run on PromptLayer.
+INVALID_OUTPUT = "invalid_output"
+INVALID_OUTPUT_KEY = "pl_magic_error"
+
 
 def error_type(error: PlMagicError | None) -> str:
     """The SDK's ``error_type`` category (``categorize_error``) for a failed run."""
@@ -76,7 +81,12 @@ def track_payload(
         "span_id": None,
         "request_response": json.loads(dumps(raw)) if raw else {},
     }
-    if record.status == "error":
+    if record.status == "error" and record.error_category == INVALID_OUTPUT:
+        # The provider answered, and PromptLayer's SDK (which does not parse replies) would
+        # log the reply: PromptLayer gets it, marked in the metadata (an ERROR would drop
+        # the response, and with it the paid-for text).
+        payload["metadata"] = {**(payload["metadata"] or {}), INVALID_OUTPUT_KEY: INVALID_OUTPUT}
+    elif record.status == "error":
         payload.update(
             status="ERROR",
             error_type=error_type(error),

@@ -28,12 +28,12 @@ from traitlets import Bool, Enum, Float, Int, List, Unicode, observe, validate
 from traitlets.config import Configurable
 
 from ..core import config, inert
-from ..core.blueprint import reply_text
 from ..core.errors import InvalidInputError, PlMagicError, in_words_of
 from ..core.parsing import parse_body, parse_pairs, parse_target, positive_int
 from ..core.types import RunChunk, RunResult
 from ..ui import footer as footer_mod
 from ..ui.display import GridCell, GridView, RunView
+from ..ui.structured_view import ReplyParts, reply_parts
 
 if TYPE_CHECKING:
     from ..client import ModuleClient
@@ -194,6 +194,23 @@ class PlMagic(Magics, Configurable):
     )
     @argument("--expected", help="Column of --inputs with the expected answer (default expected).")
     @argument(
+        "--expand",
+        action="store_true",
+        help="A comparison's DataFrame gets a parsed.<field> column per field of a JSON reply.",
+    )
+    @argument(
+        "--tools",
+        metavar="NAME",
+        help="Name of a dict of functions in the notebook ({'get_weather': fn}): answer the "
+        "model's tool calls with them until it replies without any.",
+    )
+    @argument(
+        "--max-steps",
+        type=positive_int,
+        default=5,
+        help="With --tools: the most model calls (default 5).",
+    )
+    @argument(
         "--budget",
         type=float,
         help="USD: do not start a comparison that may cost more; skip runs once it is spent.",
@@ -239,11 +256,28 @@ class PlMagic(Magics, Configurable):
                 "--versions, --models or --repeat (or use pl_magic.score(df, scorers) on "
                 "logged runs)"
             )
+        if args.expand and not is_batch:
+            raise InvalidInputError(
+                "--expand adds columns to a comparison's DataFrame: add --inputs, --versions, "
+                "--models or --repeat (a single run's JSON shows in the cell)"
+            )
+        if args.tools and is_batch:
+            raise InvalidInputError(
+                "--tools runs one prompt through its tool calls: drop --inputs, --versions, "
+                "--models, --repeat and --budget (or call pl_magic.run_tools per input)"
+            )
         if is_batch:
             df = self._compare(name, version, label, variables, args, run_kwargs)
-            if args.out:
+            if args.expand:
+                from ..engine.results import expand_parsed
+
+                df = expand_parsed(df)
+            if args.out:  # the grid and its summary line say how it went; the frame is kept
                 self._user_ns[args.out] = df
-            return df
+                return None
+            from ..ui.compact import RunsFrame
+
+            return RunsFrame(df)
         from ..engine.engine import RunOptions
 
         options = RunOptions.build(
@@ -256,7 +290,11 @@ class PlMagic(Magics, Configurable):
             stream=self.stream and not args.no_stream,
             **run_kwargs,
         )
-        result = self._run_one(options, fmt)
+        if args.tools:
+            tools = self._namespace_value(args.tools, local_ns, "--tools")
+            result = self._run_tools(options, fmt, tools, args.max_steps)
+        else:
+            result = self._run_one(options, fmt)
         if args.out:
             self._user_ns[args.out] = result
         return None
@@ -269,18 +307,33 @@ class PlMagic(Magics, Configurable):
         run = engine.prepare(options)
         view.inputs_html = thumbnails_html(run.media.values())  # what the run read and checked
         if not options.stream:
-            result = engine.run_prepared(run)
+            try:
+                result = engine.run_prepared(run)
+            except PlMagicError as exc:
+                partial = getattr(exc, "partial_text", "")
+                if partial:  # the model answered (a reply that is not the JSON asked for)
+                    view.start()
+                    view.finish(partial, f"failed: {exc}", "error")
+                raise
+            parts = reply_parts(result["prompt_blueprint"])
             view.start()
-            view.finish(reply_text(result["prompt_blueprint"]), footer_mod.footer(result))
+            view.finish(
+                parts.text,
+                footer_mod.footer(result),
+                tool_calls=parts.tool_calls,
+                structured=parts.structured,
+            )
             return result
         stream = engine.stream_prepared(run)
         view.start()
         text = ""
+        parts = ReplyParts()
         final: RunChunk | None = None
         try:
             for chunk in stream:
-                text = reply_text(chunk["prompt_blueprint"])
-                view.update(text)
+                parts = reply_parts(chunk["prompt_blueprint"])
+                text = parts.text
+                view.update(text, parts.tool_calls, parts.structured)
                 final = chunk
         except KeyboardInterrupt:
             stream.close()
@@ -291,8 +344,73 @@ class PlMagic(Magics, Configurable):
             view.finish(partial, f"failed: {exc}", "error")
             raise
         assert final is not None
-        view.finish(text, footer_mod.footer(final))
+        view.finish(
+            text, footer_mod.footer(final), tool_calls=parts.tool_calls, structured=parts.structured
+        )
         return final
+
+    def _run_tools(
+        self, options: RunOptions, fmt: str, tools: Any, max_steps: int
+    ) -> RunResult | RunChunk:
+        """``--tools``: the tool loop (:mod:`pl_magic.engine.tool_loop`), one view per model
+        call, each showing its tool calls with their results; the last call's result."""
+        import dataclasses
+
+        from ..engine.tool_loop import ToolStep, check_tools, run_tools
+
+        functions = check_tools(tools)
+        client = _client()
+        if options.group_id is None:  # every call of the loop in one group
+            options = dataclasses.replace(options, group_id=client.group.create())
+        views: dict[int, RunView] = {}
+        shown: dict[int, ReplyParts] = {}
+        finished: set[int] = set()
+
+        def view_for(index: int) -> RunView:
+            view = views.get(index)
+            if view is None:
+                view = views[index] = RunView(fmt=fmt, refresh_hz=self.refresh_rate)
+                view.start()
+            return view
+
+        def on_chunk(index: int, chunk: RunChunk) -> None:
+            parts = shown[index] = reply_parts(chunk["prompt_blueprint"])
+            view_for(index).update(parts.text, parts.tool_calls, parts.structured)
+
+        def on_step(step: ToolStep) -> None:
+            finished.add(step.index)
+            parts = shown[step.index] = reply_parts(step.result["prompt_blueprint"])
+            results = {
+                m["tool_call_id"]: "".join(b.get("text", "") for b in m["content"])
+                for m in step.tool_messages
+            }
+            view_for(step.index).finish(
+                parts.text,
+                footer_mod.footer(step.result),
+                tool_calls=step.tool_calls or parts.tool_calls,
+                structured=parts.structured,
+                tool_results=results,
+            )
+
+        try:
+            return run_tools(client.engine, options, functions, max_steps, on_chunk, on_step)
+        except (KeyboardInterrupt, PlMagicError) as exc:
+            # the call that failed: shown while it streamed, or (not streamed) not yet shown
+            current = max(views) if views and max(views) not in finished else len(views) + 1
+            text = getattr(exc, "partial_text", "") or (
+                shown[current].text if current in shown else ""
+            )
+            if isinstance(exc, KeyboardInterrupt):
+                if current in views:
+                    views[current].finish(
+                        text, "cancelled — the partial reply above is logged", "cancelled"
+                    )
+                raise RunCancelledError(
+                    "Run cancelled: the partial reply is kept and logged"
+                ) from None
+            if current in views or text:
+                view_for(current).finish(text, f"failed: {exc}", "error")
+            raise
 
     def _compare(
         self,
@@ -306,6 +424,7 @@ class PlMagic(Magics, Configurable):
         from ..engine.batch import Batch, plan
         from ..engine.estimate import before_start, check_budget_value
         from ..engine.judges import judge_factory
+        from ..engine.labels import planned_cells
         from ..engine.results import frame_from_progress
         from ..engine.scoring import BUILT_IN, check_expected, parse_scorers
 
@@ -341,21 +460,14 @@ class PlMagic(Magics, Configurable):
         )
         cost = before_start(batch, "--budget ")
         previews = _input_previews(name, planned)
+        named = planned_cells(batch)
         cells = [
             GridCell(
-                row=" · ".join(
-                    part
-                    for part in (
-                        f"row {p.input_index}" if p.input_index is not None else "",
-                        p.version_name,
-                        p.model_name,
-                    )
-                    if part
-                ),
+                row=(f"row {p.input_index} · " if p.input_index is not None else "") + cell.name,
                 column=f"#{p.repeat + 1}",
                 inputs_html=previews.get(p.input_index, ""),
             )
-            for p in planned
+            for p, cell in zip(planned, named, strict=True)
         ]
         grid = GridView(cells, refresh_hz=min(self.refresh_rate, 10.0))
         grid.header = f"Estimate: {cost.summary()}"
@@ -366,15 +478,17 @@ class PlMagic(Magics, Configurable):
         started = time.monotonic()
 
         def on_change(progress: list[Any], final: bool) -> None:
-            for cell, item in zip(cells, progress, strict=True):
+            for cell, item, expected in zip(cells, progress, named, strict=True):
                 cell.text, cell.status = item.text, item.status
                 if item.status == "error" and item.error is not None:
-                    cell.footer = str(item.error)
+                    cell.footer = in_words_of(str(item.error), "magic")
                 elif item.status == "skipped":
                     cell.footer = "skipped: budget"
                 elif item.result is not None and item.run.version is None:
-                    # asked by label (a split one may differ run by run) or latest: what ran
-                    cell.footer = f"ran v{item.result['prompt_blueprint']['prompt_version']}"
+                    # asked by label (a split one may differ run by run) or latest: what ran,
+                    # when the row's name says another version
+                    ran = item.result["prompt_blueprint"]["prompt_version"]
+                    cell.footer = f"ran v{ran}" if ran != expected.version else ""
             grid.spent = batch.spent
             grid.refresh(force=final)
             if not grid.live and final:
@@ -382,7 +496,13 @@ class PlMagic(Magics, Configurable):
                 print(f"{done}/{len(progress)} runs in {time.monotonic() - started:.1f}s")
 
         progress = batch.execute(on_change)
-        return frame_from_progress(progress, name)
+        df = frame_from_progress(progress, name)
+        grid.summary, grid.summary_status = footer_mod.comparison(df, args.out, "magic")
+        if grid.live:
+            grid.refresh(force=True)
+        else:  # replies and registry names in the line: escaped on a terminal
+            print(inert.for_stream(grid.summary, sys.stdout))
+        return df
 
     # -- the form ------------------------------------------------------------------------
 

@@ -16,7 +16,6 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..client import PromptLayer, default_client
-from ..core.blueprint import reply_text
 from ..core.errors import InvalidInputError, PlMagicError, PromptNotFoundError
 from ..core.media import IMAGE_TYPES, PDF, MediaValue
 from ..core.parsing import parse_pairs
@@ -25,8 +24,9 @@ from ..engine.engine import RunOptions
 from ..providers import get_provider, suggested_models, supported
 from ..runlog.sqlite import RunFilter
 from ..ui import footer as footer_mod
-from ..ui.display import Throttle
+from ..ui.display import NO_MATH, Throttle
 from ..ui.media_view import thumbnails_html
+from ..ui.structured_view import ReplyParts, reply_parts
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -41,10 +41,21 @@ def _split_list(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
-def _reply_html(text: str, footer: str = "", status: str = "ok", streaming: bool = False) -> str:
+def _reply_html(
+    text: str,
+    footer: str = "",
+    status: str = "ok",
+    streaming: bool = False,
+    parts: ReplyParts | None = None,
+) -> str:
+    """A reply's HTML (escaped); ``parts``: its tool calls, and whether it is JSON."""
     from ..ui.display import run_bundle
 
-    return run_bundle(text, footer, "text", status, streaming)["text/html"]
+    calls = parts.tool_calls if parts is not None else None
+    structured = parts.structured if parts is not None else False
+    return run_bundle(
+        text, footer, "text", status, streaming, tool_calls=calls, structured=structured
+    )["text/html"]
 
 
 def error_html(message: str) -> str:
@@ -458,18 +469,20 @@ class PromptForm:
                         )
                         self.reply.value = "".join([*before, view])
                         return view
-                    text = reply_text(chunk["prompt_blueprint"])
+                    parts = reply_parts(chunk["prompt_blueprint"])
+                    text = parts.text
                     final = chunk
                     if throttle.ready():
-                        live = previews + _reply_html(text, streaming=True)
+                        live = previews + _reply_html(text, streaming=True, parts=parts)
                         self.reply.value = "".join([*before, live])
                 result = final
             else:
                 result = engine.run_prepared(run)  # type: ignore[assignment]
             assert isinstance(result, dict) and result["request_id"]
             self.request_ids.append(result["request_id"])
-            text = reply_text(result["prompt_blueprint"])
-            view = previews + _reply_html(text, footer_mod.footer(result))
+            parts = reply_parts(result["prompt_blueprint"])
+            text = parts.text
+            view = previews + _reply_html(text, footer_mod.footer(result), parts=parts)
         except PlMagicError as exc:
             if exc.request_id:
                 self.request_ids.append(exc.request_id)
@@ -534,18 +547,27 @@ class PromptForm:
         shown["cost_usd"] = shown["cost_usd"].map(footer_mod.format_cost)
         shown = shown.astype(object).where(shown.notna(), "—")  # pandas NA shows as <NA>
         shown = shown.rename(columns={"prompt_version": "version", "release_label": "label"})
-        table = shown.to_html(index=False, escape=True, na_rep="—")
+        table = shown.to_html(index=False, escape=True, na_rep="—", border=0)
         more = (
             f'<div class="pl-magic-runs-more">{older} earlier runs not shown: form.runs has '
             "them all</div>"
             if older
             else ""
         )
+        # A widget's HTML gets none of JupyterLab's table style: one line per run, as %plruns
+        # shows it (white-space is inherited from the row).
+        table = table.replace('<tr style="text-align: right;">', f"<tr {_ROW_STYLE}>")
+        table = table.replace("<tr>", f"<tr {_ROW_STYLE}>").replace("<th>", '<th align="left">')
+        table = table.replace('<table class="dataframe">', f"<table {_TABLE_SPACING}>")
         # Scrolls inside the output area rather than widening it past the cell.
         self.table.value = (
-            '<div class="pl-magic-runs" style="font-size:0.85em;max-width:100%;'
-            f'overflow-x:auto">{more}{table}</div>'
+            f'<div class="pl-magic-runs {NO_MATH}" style="font-size:0.85em;max-width:100%;'
+            f'overflow-x:auto;line-height:1.3">{more}{table}</div>'
         )
+
+
+_ROW_STYLE = 'style="text-align:left;white-space:nowrap"'
+_TABLE_SPACING = 'class="dataframe" cellspacing="0" cellpadding="3"'
 
 
 def _seconds(value: Any) -> str:

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core.cell_names import cell_name
 from ..core.errors import InvalidInputError, shown
 from ..core.inert import escape_controls
 from ..core.plain_data import is_missing
@@ -55,25 +56,19 @@ def _column(df: Any, name: str, count: int) -> list[Any]:
 
 
 def _labels(df: Any, count: int) -> list[str]:
-    """Each row's cell, as ``compare()`` names its columns.
-
-    The rule lives in :func:`pl_magic.engine.labels.cell_label` (ui may not
-    import engine): ``provider/model · vVERSION``, `` (label)`` after it when the run had a
-    release label, ``v?`` when the version is unknown.
-    """
-    labels = []
-    for provider, model, version, release in zip(
-        _column(df, "provider", count),
-        _column(df, "model", count),
-        _column(df, "prompt_version", count),
-        _column(df, "release_label", count),
-        strict=True,
-    ):
-        number = "?" if is_missing(version) else str(version)
-        label = "" if is_missing(release) or str(release) == "" else f" ({release})"
-        prefix = f"{provider}/" if "provider" in df.columns else ""
-        labels.append(f"{prefix}{model} · v{number}{label}")
-    return labels
+    """Each row's cell, as ``compare()`` names its columns (the rule is
+    :func:`pl_magic.core.cell_names.cell_name`)."""
+    has_provider = "provider" in df.columns
+    return [
+        cell_name(model, version, release, provider if has_provider else None)
+        for provider, model, version, release in zip(
+            _column(df, "provider", count),
+            _column(df, "model", count),
+            _column(df, "prompt_version", count),
+            _column(df, "release_label", count),
+            strict=True,
+        )
+    ]
 
 
 def _short(label: str) -> str:

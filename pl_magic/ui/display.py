@@ -20,16 +20,29 @@ from __future__ import annotations
 import html
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..core.inert import for_stream
+from .footer import format_cost
+from .structured_view import json_html, tool_calls_html, tool_calls_text
 
 FORMATS = ("text", "markdown")
+#: Classes that keep JupyterLab's MathJax (and nbconvert's) off an output: two dollar amounts
+#: in one line (``$0.0001–$0.02``) would otherwise be typeset as a formula.
+NO_MATH = "mathjax_ignore tex2jax_ignore"
 _CURSOR = "▌"
 #: The statuses of a run that has ended (or will never start).
 _ENDED = ("ok", "error", "cancelled", "skipped")
+_RED = "#c62828"
+_AMBER = "#b26a00"
+#: The progress bar's segments: the statuses each counts, its colour and its name.
+_BAR_SEGMENTS = (
+    (("ok",), "#2e7d32", "ok"),
+    (("error",), _RED, "failed"),
+    (("cancelled", "skipped"), _AMBER, "stopped"),
+)
 _STATUS_ICONS = {
     "pending": "·",
     "running": "…",
@@ -53,12 +66,14 @@ def can_update_display() -> bool:
 def _pre(text: str) -> str:
     return (
         '<pre style="white-space:pre-wrap;word-break:break-word;margin:0;'
-        'font-family:var(--jp-code-font-family,monospace)">' + html.escape(text) + "</pre>"
+        'background-color:transparent;font-family:var(--jp-code-font-family,monospace)">'
+        + html.escape(text)
+        + "</pre>"
     )
 
 
 def _footer_html(footer: str, status: str = "ok") -> str:
-    color = {"error": "#c62828", "cancelled": "#b26a00"}.get(status, "#757575")
+    color = {"error": _RED, "cancelled": _AMBER}.get(status, "#757575")
     return (
         f'<div class="pl-magic-footer" style="color:{color};font-size:0.85em;margin-top:4px">'
         f"{html.escape(footer)}</div>"
@@ -72,17 +87,32 @@ def run_bundle(
     status: str = "ok",
     streaming: bool = False,
     render: Callable[[str], str] | None = None,
+    tool_calls: Sequence[Mapping[str, Any]] | None = None,
+    structured: bool = False,
+    tool_results: Mapping[Any, str] | None = None,
     inputs_html: str = "",
 ) -> dict[str, str]:
     """The MIME bundle of one run's view: its text (escaped) and footer line.
 
     ``fmt="markdown"`` renders the Markdown here (:mod:`pl_magic.ui.markdown_view`; ``render``
     is the renderer of a stream in progress) and sends the HTML, never ``text/markdown``:
-    the front end would render that as trusted. ``inputs_html``: previews of the run's media
+    the front end would render that as trusted. A ``structured`` reply (JSON asked for)
+    shows as formatted, foldable JSON once it parses; ``tool_calls`` show under the text,
+    with their ``tool_results`` (by call id) when the tool loop ran them
+    (:mod:`pl_magic.ui.structured_view`). ``inputs_html``: previews of the run's media
     inputs shown above the reply (built by :mod:`pl_magic.ui.media_view`, escaped there).
     """
-    plain = text + (_CURSOR if streaming else "") + (f"\n{footer}" if footer else "")
-    if fmt == "markdown":
+    calls_text = tool_calls_text(tool_calls, tool_results) if tool_calls else ""
+    plain = (
+        text
+        + (_CURSOR if streaming else "")
+        + (f"\n{calls_text}" if calls_text else "")
+        + (f"\n{footer}" if footer else "")
+    )
+    if structured:
+        body = json_html(text, _CURSOR if streaming else "")
+        kind = "pl-magic-run pl-magic-structured"
+    elif fmt == "markdown":
         from .markdown_view import render_markdown
 
         body = (render or render_markdown)(text)
@@ -92,7 +122,9 @@ def run_bundle(
     else:
         body = _pre(text + (_CURSOR if streaming else ""))
         kind = "pl-magic-run"
-    body = inputs_html + body + (_footer_html(footer, status) if footer else "")
+    body = inputs_html + body
+    body += tool_calls_html(tool_calls, tool_results) if tool_calls else ""
+    body += _footer_html(footer, status) if footer else ""
     return {"text/plain": plain, "text/html": f'<div class="{kind}">{body}</div>'}
 
 
@@ -160,8 +192,14 @@ class RunView:
                 display_id=True,
             )
 
-    def update(self, text: str) -> None:
-        """New text so far; shown now if the throttle allows."""
+    def update(
+        self,
+        text: str,
+        tool_calls: Sequence[Mapping[str, Any]] | None = None,
+        structured: bool = False,
+    ) -> None:
+        """New text (and tool calls) so far; shown now if the throttle allows. A terminal
+        gets the text as it comes, the tool calls at :meth:`finish`."""
         if self.live:
             if self.throttle.ready():
                 began = time.monotonic()
@@ -171,6 +209,8 @@ class RunView:
                     self.fmt,
                     streaming=True,
                     render=self._render,
+                    tool_calls=tool_calls,
+                    structured=structured,
                     inputs_html=self.inputs_html,
                 )
                 self.handle.update(bundle, raw=True)
@@ -180,14 +220,35 @@ class RunView:
             sys.stdout.flush()
             self.printed = len(text)
 
-    def finish(self, text: str, footer: str, status: str = "ok") -> None:
-        """The final view: the whole text and the footer line (always shown)."""
+    def finish(
+        self,
+        text: str,
+        footer: str,
+        status: str = "ok",
+        tool_calls: Sequence[Mapping[str, Any]] | None = None,
+        structured: bool = False,
+        tool_results: Mapping[Any, str] | None = None,
+    ) -> None:
+        """The final view: the whole text, its tool calls and the footer line (always shown)."""
         if self.live:
             self.throttle.count += 1
-            bundle = run_bundle(text, footer, self.fmt, status, inputs_html=self.inputs_html)
+            bundle = run_bundle(
+                text,
+                footer,
+                self.fmt,
+                status,
+                tool_calls=tool_calls,
+                structured=structured,
+                tool_results=tool_results,
+                inputs_html=self.inputs_html,
+            )
             self.handle.update(bundle, raw=True)
         else:
             sys.stdout.write(for_stream(text[self.printed :], sys.stdout))
+            if tool_calls:
+                calls = tool_calls_text(tool_calls, tool_results)
+                sys.stdout.write(("\n" if text else "") + for_stream(calls, sys.stdout))
+                text = text or calls
             sys.stdout.write(("\n" if text else "") + for_stream(footer, sys.stdout) + "\n")
             sys.stdout.flush()
             self.printed = len(text)
@@ -225,12 +286,15 @@ class GridView:
         self.header = ""
         #: USD spent so far by finished runs, shown beside the progress; None: not shown.
         self.spent: float | None = None
+        #: The line under the progress once the comparison ended (see ``footer.comparison``),
+        #: and its status (``error`` shows it in red).
+        self.summary = ""
+        self.summary_status = "ok"
 
     def _spent_text(self) -> str:
         if self.spent is None:
             return ""
-        amount = f"{self.spent:.4f}" if 0 < self.spent < 0.01 else f"{self.spent:,.2f}"
-        return f" · spent ${amount}"
+        return f" · spent {format_cost(self.spent) if self.spent else '$0.00'}"
 
     def _status_line(self) -> str:
         done = sum(c.status in _ENDED for c in self.cells)
@@ -250,7 +314,7 @@ class GridView:
         errors = sum(c.status == "error" for c in self.cells)
         skipped = sum(c.status == "skipped" for c in self.cells)
         pct = int(100 * done / len(self.cells)) if self.cells else 100
-        head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+        head = "".join(f'<th style="text-align:left">{html.escape(c)}</th>' for c in columns)
         body = []
         for row_name, by_column in rows.items():
             tds = []
@@ -271,26 +335,63 @@ class GridView:
                     + "</td>"
                 )
             body.append(
-                f'<tr><th style="text-align:left;vertical-align:top">{html.escape(row_name)}'
-                f"{previews.get(row_name, '')}</th>" + "".join(tds) + "</tr>"
+                '<tr><th style="text-align:left;vertical-align:top;white-space:nowrap">'
+                f"{html.escape(row_name)}{previews.get(row_name, '')}</th>" + "".join(tds) + "</tr>"
             )
-        progress = (
-            f'<div style="margin-bottom:4px"><progress value="{done}" max="{len(self.cells)}">'
-            f"</progress> {done}/{len(self.cells)} runs ({pct}%)"
-            + (f", {errors} failed" if errors else "")
-            + (f", {skipped} skipped (budget)" if skipped else "")
-            + html.escape(self._spent_text())
-            + "</div>"
+        counts = ", ".join(
+            part
+            for part in (
+                f'<span style="color:{_RED}">{errors} failed</span>' if errors else "",
+                f"{skipped} skipped (budget)" if skipped else "",
+            )
+            if part
         )
+        progress = (
+            '<div style="margin-bottom:4px;display:flex;align-items:center;gap:0.5em">'
+            + self._bar()
+            + f"<span>{done}/{len(self.cells)} runs ({pct}%)"
+            + (f", {counts}" if counts else "")
+            + html.escape(self._spent_text())
+            + "</span></div>"
+        )
+        if self.summary:
+            color = {"error": _RED, "cancelled": _AMBER}.get(self.summary_status, "inherit")
+            progress += (
+                f'<div class="pl-magic-summary" style="margin-bottom:4px;color:{color}">'
+                f"{html.escape(self.summary)}</div>"
+            )
         if self.header:
             progress = f'<div class="pl-magic-estimate">{html.escape(self.header)}</div>' + progress
         return (
-            f'<div class="pl-magic-grid">{progress}<table><thead><tr><th></th>{head}</tr></thead>'
-            f"<tbody>{''.join(body)}</tbody></table></div>"
+            f'<div class="pl-magic-grid {NO_MATH}">{progress}<table>'
+            f"<thead><tr><th></th>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
         )
 
     def _plain(self) -> str:
-        return (self.header + "\n" if self.header else "") + self._status_line()
+        lines = [self.header, self._status_line(), self.summary]
+        return "\n".join(line for line in lines if line)
+
+    def _bar(self) -> str:
+        """The progress bar: one coloured segment per kind of ended run (ok, failed, stopped
+        or skipped) over the runs still to come, so that failures show at a glance."""
+        total = len(self.cells) or 1
+        segments = []
+        for statuses, color, title in _BAR_SEGMENTS:
+            count = sum(c.status in statuses for c in self.cells)
+            if count:
+                segments.append(
+                    f'<div class="pl-magic-bar-{title}" title="{count} {title}" '
+                    f'style="width:{100 * count / total:.3f}%;background-color:{color}"></div>'
+                )
+        done = sum(c.status in _ENDED for c in self.cells)
+        return (
+            f'<div class="pl-magic-bar" role="progressbar" aria-valuemin="0" '
+            f'aria-valuemax="{len(self.cells)}" aria-valuenow="{done}" '
+            'style="display:flex;width:12em;height:0.8em;flex:none;border-radius:3px;'
+            'overflow:hidden;background-color:var(--jp-layout-color3,#e0e0e0)">'
+            + "".join(segments)
+            + "</div>"
+        )
 
     def start(self) -> None:
         """Show the grid."""

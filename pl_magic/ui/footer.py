@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..core import local_target
+from ..core.errors import first_message, in_words_of
 from ..core.plain_data import is_missing
 
 DASH = "—"
@@ -132,3 +133,42 @@ def footer(run: Mapping[str, Any], full_request_id: bool = False) -> str:
     if request_id:
         parts.append(f"request {request_id if full_request_id else short_id(request_id)}")
     return SEP.join(parts)
+
+
+def comparison(runs: Any, out: str | None = None, surface: str = "python") -> tuple[str, str]:
+    """The one line that sums up a comparison's runs DataFrame, and its status (``error``
+    when a run failed, ``cancelled`` when one was stopped, else ``ok``)::
+
+        4 runs · 4 ok · mean latency 0.36s · $0.000412 → df
+        4 runs · 4 failed (first: openai auth error (HTTP 401): …)
+
+    Failures lead, with the first error on one line (in the words of ``surface``, see
+    :func:`~pl_magic.core.errors.in_words_of`); the mean latency is over the runs that
+    ended ok; ``out``: the variable the DataFrame was stored in.
+    """
+    statuses = [str(s) for s in runs["status"]]
+    count = {s: statuses.count(s) for s in ("ok", "error", "cancelled", "skipped")}
+    total = len(statuses)
+    parts = [f"{total} run" + ("" if total == 1 else "s")]
+    if count["error"]:
+        first = first_message(runs["error"], limit=200) if "error" in runs else None
+        shown = f" (first: {in_words_of(first, surface)})" if first else ""
+        parts.append(f"{count['error']} failed{shown}")
+    if count["ok"] or not count["error"]:
+        parts.append(f"{count['ok']} ok")
+    if count["cancelled"]:
+        parts.append(f"{count['cancelled']} cancelled")
+    if count["skipped"]:
+        parts.append(f"{count['skipped']} skipped (budget)")
+    latencies = [
+        float(v)
+        for v, status in zip(runs["latency_s"], statuses, strict=True)
+        if status == "ok" and not is_missing(v)
+    ]
+    if latencies:
+        parts.append(f"mean latency {_seconds(sum(latencies) / len(latencies))}")
+    costs = [float(v) for v in runs["cost_usd"] if not is_missing(v)]
+    if costs or count["ok"]:
+        parts.append(format_cost(sum(costs) if costs else None))
+    status = "error" if count["error"] else "cancelled" if count["cancelled"] else "ok"
+    return SEP.join(parts) + (f" → {out}" if out else ""), status

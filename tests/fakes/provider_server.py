@@ -57,7 +57,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -66,6 +66,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from tests.fakes.provider_batches import BATCH_KINDS, BatchHTTPError, FakeBatches, classify_batch
 from tests.fakes.serving import ThreadedServer
 
 __all__ = [
@@ -107,8 +108,8 @@ PROVIDER_KINDS: tuple[str, ...] = (
     "vertex.gemini",
 )
 
-#: Every value ``Recorded.kind`` can take.
-KINDS: tuple[str, ...] = (*PROVIDER_KINDS, "token", "tokenize", "unknown")
+#: Every value ``Recorded.kind`` can take (``BATCH_KINDS``: see ``provider_batches.py``).
+KINDS: tuple[str, ...] = (*PROVIDER_KINDS, *BATCH_KINDS, "token", "tokenize", "unknown")
 
 #: HTTP status answered by each status fault. ``flaky-*`` answer it once per model name.
 _STATUS_FAULTS: dict[str, int] = {
@@ -616,6 +617,8 @@ _ERROR_TABLE: dict[int, tuple[str, str | None, str, str]] = {
     401: ("invalid_request_error", "invalid_api_key", "authentication_error", "UNAUTHENTICATED"),
     403: ("invalid_request_error", "permission_denied", "permission_error", "PERMISSION_DENIED"),
     404: ("invalid_request_error", "model_not_found", "not_found_error", "NOT_FOUND"),
+    409: ("invalid_request_error", None, "invalid_request_error", "ABORTED"),
+    413: ("invalid_request_error", None, "request_too_large", "INVALID_ARGUMENT"),
     429: ("requests", "rate_limit_exceeded", "rate_limit_error", "RESOURCE_EXHAUSTED"),
     500: ("server_error", None, "api_error", "INTERNAL"),
     503: ("server_error", None, "api_error", "UNAVAILABLE"),
@@ -1019,6 +1022,18 @@ _CREDENTIALS: dict[str, tuple[str, ...]] = {
     "anthropic.vertex": ("authorization",),
     "gemini": ("x-goog-api-key", "authorization"),
     "vertex.gemini": ("authorization", "x-goog-api-key"),
+    "openai.files": ("authorization",),
+    "openai.batches": ("authorization",),
+    "anthropic.batches": ("authorization", "x-api-key"),
+    "gemini.batches": ("x-goog-api-key", "authorization"),
+}
+
+# The live kind whose native error body each batch kind answers with.
+_BATCH_ERROR_KIND: dict[str, str] = {
+    "openai.files": "openai.chat",
+    "openai.batches": "openai.chat",
+    "anthropic.batches": "anthropic.messages",
+    "gemini.batches": "gemini",
 }
 
 
@@ -1032,10 +1047,12 @@ def _has_credentials(kind: str, headers: dict[str, str]) -> bool:
     return False
 
 
-def _classify(method: str, path: str, body: Any) -> _Route:
+def _classify(method: str, path: str, body: Any, headers: Mapping[str, str]) -> _Route:
     """Map a request to its kind, model and stream flag (``unknown`` when nothing matches)."""
     model = str(body.get("model", "")) if isinstance(body, dict) else ""
     body_stream = isinstance(body, dict) and body.get("stream") is True
+    if batch := classify_batch(method, path, headers):
+        return _Route(batch[0], batch[1], False)
     if method == "POST":
         if match := _ANTHROPIC_VERTEX_RE.search(path):
             return _Route("anthropic.vertex", match[1], match[2] == "streamRawPredict")
@@ -1055,6 +1072,197 @@ def _classify(method: str, path: str, body: Any) -> _Route:
         if path in ("/extras/tokenize/count", "/tokenize"):
             return _Route("tokenize", model, False)
     return _Route("unknown", model, False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Tool calls: a request that offers tools gets the next ``tool_call_replies`` entry as the
+# model's tool calls, in its dialect's shapes (streamed or not). Kept apart from the dialects
+# above: nothing there changes for the requests that get text.
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _FakeCall:
+    """One scripted tool call: ``arguments`` is the JSON text the model "wrote"."""
+
+    id: str
+    name: str
+    arguments: str
+
+    @property
+    def input(self) -> Any:
+        """The arguments as a value (Anthropic's and Gemini's wires carry objects)."""
+        try:
+            return json.loads(self.arguments)
+        except ValueError:
+            return {}
+
+
+def offers_tools(kind: str, body: dict[str, Any]) -> bool:
+    """True when a provider request of ``kind`` offers function tools."""
+    tools = _as_list(body.get("tools"))
+    if kind in ("gemini", "vertex.gemini"):
+        return any(
+            _dict(t).get("functionDeclarations") or _dict(t).get("function_declarations")
+            for t in tools
+        )
+    return bool(tools)
+
+
+def _pieces(text: str, size: int) -> list[str]:
+    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
+
+
+def _tool_call_body(kind: str, r: _Reply, calls: list[_FakeCall]) -> dict[str, Any]:
+    """The non-streamed answer carrying ``calls``."""
+    if kind == "openai.chat":
+        chat = _DIALECTS[kind]
+        assert isinstance(chat, _ChatDialect)
+        native = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in calls
+        ]
+        message = {"role": "assistant", "content": None, "refusal": None, "tool_calls": native}
+        choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": "tool_calls"}
+        return {**chat._envelope(r, "chat.completion", [choice]), "usage": chat._usage(r)}
+    if kind == "openai.responses":
+        responses = _DIALECTS[kind]
+        assert isinstance(responses, _ResponsesDialect)
+        items = [_responses_call(c, i, "completed") for i, c in enumerate(calls)]
+        return responses._response(r, "completed", items, usage=True)
+    if kind.startswith("anthropic."):
+        anthropic = _DIALECTS[kind]
+        assert isinstance(anthropic, _AnthropicDialect)
+        blocks = [{"type": "tool_use", "id": c.id, "name": c.name, "input": c.input} for c in calls]
+        return anthropic._message(r, blocks, "tool_use", r.output_tokens)
+    parts = [{"functionCall": {"name": c.name, "args": c.input}} for c in calls]
+    return _gemini_body(r, parts, finished=True)
+
+
+def _responses_call(
+    call: _FakeCall, index: int, status: str, arguments: str = ""
+) -> dict[str, Any]:
+    return {
+        "type": "function_call",
+        "id": f"fc_fake_{index}",
+        "call_id": call.id,
+        "name": call.name,
+        "arguments": call.arguments if status == "completed" else arguments,
+        "status": status,
+    }
+
+
+def _gemini_body(r: _Reply, parts: list[Any], finished: bool) -> dict[str, Any]:
+    candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "index": 0}
+    body: dict[str, Any] = {"candidates": [candidate], "modelVersion": r.model, "responseId": r.id}
+    if finished:
+        candidate["finishReason"] = "STOP"
+        body["usageMetadata"] = {
+            "promptTokenCount": r.input_tokens,
+            "candidatesTokenCount": 1,
+            "totalTokenCount": r.input_tokens + 1,
+        }
+    return body
+
+
+def _tool_call_frames(kind: str, r: _Reply, calls: list[_FakeCall], size: int) -> list[bytes]:
+    """The stream carrying ``calls``: their arguments in ``size``-character pieces (Gemini
+    sends each call whole, as it does)."""
+    frames: list[bytes] = []
+    if kind == "openai.chat":
+        chat = _DIALECTS[kind]
+        assert isinstance(chat, _ChatDialect)
+        frames += chat.stream_start(r)
+        for i, c in enumerate(calls):
+            head = {"index": i, "id": c.id, "type": "function"}
+            frames.append(
+                chat._chunk(
+                    r, {"tool_calls": [{**head, "function": {"name": c.name, "arguments": ""}}]}
+                )
+            )
+            for piece in _pieces(c.arguments, size):
+                delta = {"tool_calls": [{"index": i, "function": {"arguments": piece}}]}
+                frames.append(chat._chunk(r, delta))
+        frames.append(chat._chunk(r, {}, "tool_calls"))
+        if r.include_usage:
+            frames.append(
+                _sse_data({**chat._envelope(r, chat.chunk_object, []), "usage": chat._usage(r)})
+            )
+        frames.append(b"data: [DONE]\n\n")
+    elif kind == "openai.responses":
+        responses = _DIALECTS[kind]
+        assert isinstance(responses, _ResponsesDialect)
+        pending = responses._response(r, "in_progress", [], usage=False)
+        frames += [
+            responses._event(r, "response.created", response=pending),
+            responses._event(r, "response.in_progress", response=pending),
+        ]
+        for i, c in enumerate(calls):
+            ref = {"item_id": f"fc_fake_{i}", "output_index": i}
+            item = _responses_call(c, i, "in_progress")
+            frames.append(
+                responses._event(r, "response.output_item.added", output_index=i, item=item)
+            )
+            for piece in _pieces(c.arguments, size):
+                frames.append(
+                    responses._event(
+                        r, "response.function_call_arguments.delta", **ref, delta=piece
+                    )
+                )
+            frames.append(
+                responses._event(
+                    r,
+                    "response.function_call_arguments.done",
+                    **ref,
+                    name=c.name,
+                    arguments=c.arguments,
+                )
+            )
+            done = _responses_call(c, i, "completed")
+            frames.append(
+                responses._event(r, "response.output_item.done", output_index=i, item=done)
+            )
+        frames.append(
+            responses._event(r, "response.completed", response=_tool_call_body(kind, r, calls))
+        )
+    elif kind.startswith("anthropic."):
+        anthropic = _DIALECTS[kind]
+        assert isinstance(anthropic, _AnthropicDialect)
+        start = {"type": "message_start", "message": anthropic._message(r, [], None, 1)}
+        frames.append(_sse_event("message_start", start))
+        for i, c in enumerate(calls):
+            block = {"type": "tool_use", "id": c.id, "name": c.name, "input": {}}
+            frames.append(
+                _sse_event(
+                    "content_block_start",
+                    {"type": "content_block_start", "index": i, "content_block": block},
+                )
+            )
+            for piece in _pieces(c.arguments, size):
+                delta = {"type": "input_json_delta", "partial_json": piece}
+                frames.append(
+                    _sse_event(
+                        "content_block_delta",
+                        {"type": "content_block_delta", "index": i, "delta": delta},
+                    )
+                )
+            frames.append(
+                _sse_event("content_block_stop", {"type": "content_block_stop", "index": i})
+            )
+        end = {
+            "type": "message_delta",
+            "delta": {"stop_reason": "tool_use", "stop_sequence": None},
+            "usage": {"output_tokens": r.output_tokens},
+        }
+        frames += [
+            _sse_event("message_delta", end),
+            _sse_event("message_stop", {"type": "message_stop"}),
+        ]
+    else:
+        for i, c in enumerate(calls):
+            part = {"functionCall": {"name": c.name, "args": c.input}}
+            frames.append(_sse_data(_gemini_body(r, [part], finished=i == len(calls) - 1)))
+    return frames
 
 
 class FakeProviderServer(ThreadedServer):
@@ -1090,6 +1298,16 @@ class FakeProviderServer(ThreadedServer):
       Faults apply to structured replies as to any other; an entry is consumed only by a
       request that gets a body (not by a status fault or a 401 for missing credentials, so
       a retried request gets the entry), and ``reset()`` empties the list.
+    * ``tool_call_replies``: a list consumed in order (one entry per request) by requests
+      that offer function tools (``tools``; Gemini: ``functionDeclarations``) and do not ask
+      for structured output. An entry is a list of calls ``{"name": ..., "arguments": {...}}``
+      (a str ``arguments`` is sent raw, so a test can send arguments that are not JSON); the
+      answer is those tool calls in the dialect's shapes (OpenAI chat ``tool_calls`` with
+      finish reason ``tool_calls``, Responses ``function_call`` items, Anthropic ``tool_use``
+      blocks with stop reason ``tool_use``, Gemini ``functionCall`` parts), streamed when
+      asked (arguments in ``chunk_size`` pieces; Gemini sends each call whole). An empty
+      list, or an empty entry, answers text as usual. Faults other than status faults do not
+      apply to these answers.
 
     Faults (see ``FAULTS``), from ``fail_next()`` first, else from the model name containing a
     fault name (``"gpt-x-err-401"``, ``"flaky-429-model"``):
@@ -1105,6 +1323,14 @@ class FakeProviderServer(ThreadedServer):
 
     429 and 5xx answers carry ``retry-after-ms: 10`` and ``retry-after: 0``; Anthropic errors
     carry a ``request-id`` header. A provider request without credentials gets a native 401.
+
+    Batch APIs (OpenAI files + batches, Anthropic Message Batches, Gemini API batch mode):
+    ``batches`` is a :class:`~tests.fakes.provider_batches.FakeBatches` holding the jobs, the
+    uploaded files, the batch knobs and the record of batch calls; ``reset()`` resets it. Each
+    request of a batch is answered by the same reply machinery as a live non-streamed call.
+    Credentials are checked as on the live routes, and queued status faults (``fail_next``
+    with ``err-*``/``flaky-*``) apply to batch API calls too; a queued stream fault is left
+    for the next live call.
     """
 
     _name = "fake-provider"
@@ -1120,7 +1346,10 @@ class FakeProviderServer(ThreadedServer):
         self._flaky_seen: set[str] = set()
         self._ids = itertools.count(1)
         super().__init__()
-        self._app = Starlette(routes=[Route("/{path:path}", self._handle, methods=["GET", "POST"])])
+        self.batches = FakeBatches(_LiveAnswers(self))
+        self._app = Starlette(
+            routes=[Route("/{path:path}", self._handle, methods=["GET", "POST", "DELETE"])]
+        )
         self._set_default_knobs()
 
     def _set_default_knobs(self) -> None:
@@ -1133,6 +1362,7 @@ class FakeProviderServer(ThreadedServer):
         self.echo_headers: bool = False
         self.structured_replies: list[dict[str, Any] | str] = []
         self.stream_usage: bool = True
+        self.tool_call_replies: list[list[dict[str, Any]]] = []
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -1179,6 +1409,7 @@ class FakeProviderServer(ThreadedServer):
             self._flaky_seen.clear()
             self.final_sent_count = 0
         self._set_default_knobs()
+        self.batches.reset()
 
     def fail_next(self, fault: str, times: int = 1) -> None:
         """Give the next ``times`` provider requests ``fault`` (queued faults win over model names).
@@ -1237,8 +1468,12 @@ class FakeProviderServer(ThreadedServer):
                         fault = None
                     else:
                         self._flaky_seen.add(model)
+        return replace(self._knobs(), fault=fault)
+
+    def _knobs(self) -> _Plan:
+        """The reply knobs as they are now, without a fault."""
         return _Plan(
-            fault=fault,
+            fault=None,
             reply_text=self.reply_text,
             chunk_size=max(1, self.chunk_size),
             stream_chunks=None if self.stream_chunks is None else tuple(self.stream_chunks),
@@ -1253,7 +1488,7 @@ class FakeProviderServer(ThreadedServer):
             body = json.loads(raw) if raw else None
         except ValueError:
             body = None
-        route = _classify(request.method, request.url.path, body)
+        route = _classify(request.method, request.url.path, body, request.headers)
         media_error = None
         parts: list[MediaPart] = []
         if route.kind in PROVIDER_KINDS and isinstance(body, dict):
@@ -1270,6 +1505,8 @@ class FakeProviderServer(ThreadedServer):
             )
         if route.kind == "tokenize":
             return self._tokenize(rec)
+        if route.kind in BATCH_KINDS:
+            return self._batch(route, rec)
         if route.kind == "unknown":
             return JSONResponse(
                 {
@@ -1300,6 +1537,48 @@ class FakeProviderServer(ThreadedServer):
             headers["request-id"] = request_id
         return JSONResponse(body, status_code=status, headers=headers)
 
+    def _batch(self, route: _Route, rec: Recorded) -> Response:
+        """A batch API call: queued status fault, credentials, then ``self.batches``."""
+        error_kind = _BATCH_ERROR_KIND[route.kind]
+        with self._lock:
+            head = self._fault_queue[0] if self._fault_queue else None
+            fault = self._fault_queue.popleft() if head in _STATUS_FAULTS else None
+        if fault is not None:
+            message = f"Fake provider fault {fault} for {rec.method} {rec.path}."
+            return self._error(error_kind, _STATUS_FAULTS[fault], message)
+        if not _has_credentials(route.kind, rec.headers):
+            return self._error(error_kind, 401, "Missing credentials.")
+        try:
+            return self.batches.handle(route.kind, rec, self.url)
+        except BatchHTTPError as exc:
+            return self._error(error_kind, exc.status, exc.message)
+
+    def _reply(
+        self, kind: str, model: str, body: dict[str, Any], plan: _Plan
+    ) -> tuple[_Dialect, _Reply, list[str]]:
+        """The answer to one request body: its dialect, the reply and its text deltas."""
+        dialect = _DIALECTS[kind]
+        last_user, all_texts = dialect.texts(body)
+        chunks = plan.chunks(last_user)
+        structured = structured_request(kind, body)
+        if structured is not None:
+            text = self._structured_text(structured)
+            size = plan.chunk_size
+            chunks = [text[i : i + size] for i in range(0, len(text), size)] or [""]
+        stream_options = body.get("stream_options")
+        reply = _Reply(
+            id=f"{dialect.id_prefix}{next(self._ids)}",
+            model=model,
+            text="".join(chunks),
+            input_tokens=_count_words(all_texts),
+            include_usage=self.stream_usage
+            and isinstance(stream_options, dict)
+            and stream_options.get("include_usage") is True,
+            seq=itertools.count(),
+            tool_name=structured.tool_name if structured is not None else None,
+        )
+        return dialect, reply, chunks
+
     async def _provider(self, route: _Route, rec: Recorded) -> Response:
         plan = self._plan(route.model)
         if plan.delay_s:
@@ -1317,26 +1596,14 @@ class FakeProviderServer(ThreadedServer):
         if plan.fault == "sse-error" and not route.stream:
             return self._error(route.kind, 500, "Fake provider fault sse-error (non-stream).")
 
-        dialect = _DIALECTS[route.kind]
-        last_user, all_texts = dialect.texts(rec.body)
-        chunks = plan.chunks(last_user)
+        dialect, reply, chunks = self._reply(route.kind, route.model, rec.body, plan)
         structured = structured_request(route.kind, rec.body)
-        if structured is not None:
-            text = self._structured_text(structured)
-            size = plan.chunk_size
-            chunks = [text[i : i + size] for i in range(0, len(text), size)] or [""]
-        stream_options = rec.body.get("stream_options")
-        reply = _Reply(
-            id=f"{dialect.id_prefix}{next(self._ids)}",
-            model=route.model,
-            text="".join(chunks),
-            input_tokens=_count_words(all_texts),
-            include_usage=self.stream_usage
-            and isinstance(stream_options, dict)
-            and stream_options.get("include_usage") is True,
-            seq=itertools.count(),
-            tool_name=structured.tool_name if structured is not None else None,
-        )
+        calls = self._tool_calls(route.kind, rec.body) if structured is None else None
+        if calls:
+            if not route.stream:
+                return JSONResponse(_tool_call_body(route.kind, reply, calls))
+            frames = _tool_call_frames(route.kind, reply, calls, plan.chunk_size)
+            return StreamingResponse(_frames(frames), media_type="text/event-stream")
 
         if route.stream:
             return StreamingResponse(
@@ -1360,6 +1627,24 @@ class FakeProviderServer(ThreadedServer):
         if scripted is None:
             scripted = example_for(structured.schema) if structured.schema is not None else {}
         return json.dumps(scripted)
+
+    def _tool_calls(self, kind: str, body: dict[str, Any]) -> list[_FakeCall] | None:
+        """The next scripted tool calls, for a request that offers tools; None otherwise."""
+        if not offers_tools(kind, body):
+            return None
+        with self._lock:
+            entry = self.tool_call_replies.pop(0) if self.tool_call_replies else None
+        if not entry:
+            return None
+        prefix = "toolu_fake_" if kind.startswith("anthropic.") else "call_fake_"
+        return [
+            _FakeCall(
+                f"{prefix}{next(self._ids)}",
+                str(call["name"]),
+                args if isinstance(args := call.get("arguments", {}), str) else json.dumps(args),
+            )
+            for call in entry
+        ]
 
     async def _stream(
         self, dialect: _Dialect, r: _Reply, chunks: list[str], plan: _Plan
@@ -1387,6 +1672,11 @@ class FakeProviderServer(ThreadedServer):
             yield frame
 
 
+async def _frames(frames: list[bytes]) -> AsyncIterator[bytes]:
+    for frame in frames:
+        yield frame
+
+
 async def _wait_for(gate: threading.Event) -> None:
     """Poll a thread event without blocking the event loop (other requests keep being served)."""
     deadline = time.monotonic() + _HOLD_TIMEOUT_S
@@ -1398,3 +1688,39 @@ async def _cut_body(payload: bytes) -> AsyncIterator[bytes]:
     """First half of a body, then an abort: uvicorn closes the socket mid chunked transfer."""
     yield payload[: len(payload) // 2]
     raise _AbortConnectionError("fault 'cut': dropping the connection mid-body")
+
+
+class _LiveAnswers:
+    """What ``FakeBatches`` borrows from the live routes, so a batch request gets exactly the
+    answer the live non-streamed call would get (see ``provider_batches.LiveAnswers``)."""
+
+    def __init__(self, server: FakeProviderServer) -> None:
+        self._server = server
+
+    def plan(self) -> _Plan:
+        """The reply knobs now (a batch captures them when it is created)."""
+        return self._server._knobs()
+
+    def texts(self, kind: str, body: dict[str, Any]) -> list[str]:
+        """Every message text of a request body of live ``kind``."""
+        return _DIALECTS[kind].texts(body)[1]
+
+    def fault_status(self, model: str) -> int | None:
+        """The status an ``err-NNN`` fault in the model name answers with, else None."""
+        return next(
+            (
+                status
+                for name, status in _STATUS_FAULTS.items()
+                if name.startswith("err-") and name in model
+            ),
+            None,
+        )
+
+    def reply(self, kind: str, model: str, body: dict[str, Any], plan: Any) -> dict[str, Any]:
+        """The body the live non-streamed call of ``kind`` answers with (status 200)."""
+        dialect, reply, _ = self._server._reply(kind, model, body, plan)
+        return dialect.complete(reply, finished=True)
+
+    def error(self, kind: str, status: int, message: str) -> dict[str, Any]:
+        """The native error body of live ``kind`` (an unknown status answers as a 500)."""
+        return _DIALECTS[kind].error(status if status in _ERROR_TABLE else 500, message)

@@ -28,7 +28,7 @@ CELLS = [
     "%load_ext pl_magic\nimport pandas as pd\nimport pl_magic\n"
     "pd.set_option('display.max_colwidth', None)",
     "%plrun xss",
-    "%plrun xss --repeat 2 --out df",
+    "%plrun xss --repeat 2 --out df\ndf",  # --out shows the grid only: the frame, shown too
     "pl_magic.compare(df)",
     "%plrun xss --format markdown",
     "form = pl_magic.form('xss')\nform.run()\nform",
