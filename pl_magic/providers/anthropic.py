@@ -20,6 +20,7 @@ reply text (streamed from its ``input_json_delta`` events), not a tool call.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import inspect
 import json
@@ -41,6 +42,7 @@ from ..core.keys import (
     may_send_key,
     refuse_routing_parameters,
 )
+from ..core.media import PDF, MediaLimits
 from . import _structured
 from ._sdk_errors import (
     category_for_status,
@@ -110,6 +112,21 @@ def _image_block(url: str) -> dict[str, Any]:
     return {"type": "image", "source": {"type": "url", "url": url}}
 
 
+def _media_block(media: Mapping[str, Any]) -> dict[str, Any]:
+    """An Anthropic block for PromptLayer's ``media`` block: a PDF is a ``document`` block
+    (base64 for a data: URL, else a URL source), an image an ``image`` block."""
+    url = str(media.get("url"))
+    if media.get("type") != PDF:
+        return _image_block(url)
+    found = data_url(url)
+    if found is not None:
+        return {
+            "type": "document",
+            "source": {"type": "base64", "media_type": PDF, "data": found[1]},
+        }
+    return {"type": "document", "source": {"type": "url", "url": url}}
+
+
 #: Anthropic's content blocks; blocks already in Anthropic's shape (e.g. imported from
 #: PromptLayer) are kept.
 SHAPE = TurnShape(
@@ -118,6 +135,17 @@ SHAPE = TurnShape(
     text=lambda text: {"type": "text", "text": text},
     image=_image_block,
     native_types=frozenset({"image", "document", "tool_use", "tool_result"}),
+    media=_media_block,
+)
+
+#: What the Messages API takes (its documented limits apply to the base64: 5 MB per image,
+#: 32 MB per request, so about three quarters of that in bytes).
+MEDIA_LIMITS = MediaLimits(
+    "Anthropic",
+    image_bytes=5 * 1024 * 1024 * 3 // 4,
+    pdf_bytes=32 * 1024 * 1024 * 3 // 4,
+    total_bytes=32 * 1024 * 1024 * 3 // 4,
+    note="the API's 5 MB per image and 32 MB per request are of the base64",
 )
 
 
@@ -467,6 +495,11 @@ class AnthropicProvider(Provider):
             or transport_error(self.name, exc)
             or classify_google_auth_error(self.name, exc)  # AnthropicVertex's token
         )
+
+    def media_limits(self, spec: ModelSpec, template_type: str | None) -> MediaLimits | None:
+        if self.name == "vertexai":
+            return dataclasses.replace(MEDIA_LIMITS, who="Claude on Vertex AI")
+        return MEDIA_LIMITS
 
     def pricing_provider_id(self, spec: ModelSpec) -> str | None:
         # A template pointing at its own server (a local model) is not billed by Anthropic.

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.blueprint import ModelSpec
 from ..core.errors import InvalidInputError, ProviderError
+from ..core.media import MediaLimits
 from ._sdk_errors import transport_error
 from .anthropic import PARAMETERS as CLAUDE_PARAMETERS
 from .anthropic import AnthropicVertexRoute
@@ -102,6 +103,9 @@ class VertexAIProvider(Provider):
 
     async def aclose_stream(self, stream: Any) -> None:
         await self.gemini.aclose_stream(stream)
+
+    def media_limits(self, spec: ModelSpec, template_type: str | None) -> MediaLimits | None:
+        return self.route(spec).media_limits(spec, template_type)
 
     def pricing_provider_id(self, spec: ModelSpec) -> str | None:
         if route_of(spec.name) is None:
