@@ -343,7 +343,7 @@ def test_comparison_inputs_and_plrun_vars_take_media(ip, fake_provider, tmp_path
     two.write_bytes(png(seed=2))
 
     df = pl_magic.run_many("look", inputs=[{"photo": one}, {"photo": str(two)}])
-    assert list(df["status"]) == ["ok", "ok"]
+    assert list(df["status"]) == ["ok", "ok"], list(df["error"])
     assert sorted(r.media[0].sha256 for r in fake_provider.requests) == sorted(
         hashlib.sha256(p.read_bytes()).hexdigest() for p in (one, two)
     )
@@ -701,3 +701,15 @@ def test_the_async_api_sends_and_logs_media_the_same_way(request, fake_provider,
     (sent,) = fake_provider.requests_for(route.kind)
     assert _user_blocks(route, sent.body)[-1] == _image_block(route, photo)
     assert json.loads(runs()[0]["input_variables"]) == {"photo": _marker(photo)}
+
+
+def test_a_batch_comparison_refuses_images_before_storing_anything(openai_env, fake_provider):
+    publish("look", LOOK)
+    photo = png(3, 3, seed=17)
+    with pytest.raises(InvalidInputError, match="batch=True does not take images") as err:
+        pl_magic.run_many("look", inputs=[{"photo": photo}] * 2, batch=True)
+
+    assert "\n" not in str(err.value)
+    assert not fake_provider.requests and not fake_provider.batches.calls
+    raw_db = Path(config.db_path()).read_bytes()
+    assert base64.b64encode(photo)[:40] not in raw_db and photo[16:60] not in raw_db

@@ -74,6 +74,7 @@ SUBMITTING, RUNNING, CANCELLING, DONE = "submitting", "running", "cancelling", "
 JOB_CANCELLED = "cancelled"
 #: Run routes (``batch_requests.route``).
 ROUTE_BATCH, ROUTE_LIVE, ROUTE_SERVED, ROUTE_FAILED = "batch", "live", "served", "failed"
+
 #: Rows written per transaction while ingesting.
 CHUNK = 400
 #: Seconds after which a job still being submitted is taken to have been abandoned (its
@@ -1183,6 +1184,12 @@ def start(
     check_options(run_kwargs)
     prepare = _Preparer(engine, prompt_name, run_kwargs)
     runs = [prepare(p) for p in planned]
+    if any(run.prepared is not None and run.prepared.media for run in runs):
+        # a job keeps its runs' inputs and requests in the log, which never stores media
+        raise InvalidInputError(
+            "batch=True does not take images or PDFs (a batch job keeps its inputs in the run "
+            "log, which never stores them): run this comparison without batch=True"
+        )
     apis = prepare.apis
     key = job_key(prompt_name, runs, run_kwargs)
     store = BatchStore(engine.runlog.db)
