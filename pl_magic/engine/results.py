@@ -149,7 +149,7 @@ def parsed_reply(parameters: Any, output: Any, status: Any) -> Any:
         return None
     try:
         return json.loads(output)
-    except ValueError:
+    except (ValueError, RecursionError):  # (a reply nested past Python's stack: not read)
         return None
 
 

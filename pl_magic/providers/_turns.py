@@ -124,7 +124,7 @@ def tool_calls(calls: Any) -> list[ToolCall]:
         arguments = function.get("arguments") or "{}"
         try:
             arguments = json.loads(arguments) if isinstance(arguments, str) else arguments
-        except ValueError:
+        except (ValueError, RecursionError):  # (a model's hostile nesting: kept as text)
             arguments = {"arguments": arguments}
         out.append(ToolCall(call.get("id"), function.get("name"), arguments))
     return out

@@ -64,7 +64,7 @@ def pretty_json(text: str) -> str | None:
     """``text`` as indented JSON, or None when it does not parse (yet)."""
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # (model output nested past Python's stack)
         return None
     return json.dumps(value, indent=2, ensure_ascii=False)
 
@@ -72,7 +72,7 @@ def pretty_json(text: str) -> str | None:
 def _summary(text: str) -> str:
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # (model output nested past Python's stack)
         return "JSON"
     if isinstance(value, dict):
         return f"JSON object · {len(value)} field{'s' if len(value) != 1 else ''}"
