@@ -581,3 +581,26 @@ def test_a_batched_reply_that_is_not_the_json_asked_for_fails_as_live(claude, fa
     assert df["output"][0] == "not json at all"  # kept, with its tokens and cost
     assert df["input_tokens"][0] > 0 and df["cost_usd"][0] > 0
     assert df["parsed"][1] == {"verdict": "pass"}
+
+
+def test_a_provider_jobs_failure_message_is_stored_without_the_key(
+    greet, openai_env, fake_provider
+):
+    import sqlite3
+
+    from pl_magic.core import config
+
+    fake_provider.batches.processing_polls = 10**9
+    job = pl_magic.run_many("greet", inputs=NAMES[:1], batch=True, wait=False)
+    (fake_job,) = _batches(fake_provider, "openai")
+    # the provider's job-level error echoes the key (as "Incorrect API key provided: ..." does)
+    fake_job.validation_errors = [
+        {"code": "invalid_api_key", "message": f"bad key {openai_env}", "param": None}
+    ]
+    fake_provider.batches.processing_polls = 0
+    pl_magic.wait(job)
+    conn = sqlite3.connect(config.db_path())
+    dumped = "\n".join(conn.iterdump())
+    conn.close()
+    assert "bad key" in dumped
+    assert openai_env not in dumped

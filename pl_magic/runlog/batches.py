@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ..core.errors import InvalidInputError
+from ..core.errors import InvalidInputError, redact
 from ..core.store import OnDatabase, utcnow_iso
 
 #: The columns of ``batch_requests`` a job writes, in order.
@@ -100,6 +100,8 @@ class BatchStore(OnDatabase):
         unknown = set(values) - _SETTABLE_PART
         if unknown:
             raise ValueError(f"not settable columns of batch_parts: {sorted(unknown)}")
+        if isinstance(values.get("message"), str):  # (the provider's words may echo the key)
+            values["message"] = redact(values["message"])
         sets = ", ".join(f"{c} = ?" for c in values)
         with self.db.write() as conn:
             conn.execute(
