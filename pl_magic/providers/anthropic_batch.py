@@ -86,7 +86,14 @@ class AnthropicBatches(BatchAPI):
                 "to the provider's own host)",
             )
         try:
-            for item in self.call(lambda: batches.results(job_id)):
+            # Stream the URL checked above: the SDK's results() would read the batch again and
+            # follow whatever URL that second answer names, with the key.
+            lines = (
+                self.call(lambda: self._results_at(url))
+                if url
+                else self.call(lambda: batches.results(job_id))  # (none yet: the SDK says so)
+            )
+            for item in lines:
                 outcome = self._outcome(item, spec_of)
                 if outcome is not None:
                     yield outcome
@@ -94,6 +101,15 @@ class AnthropicBatches(BatchAPI):
             raise
         except Exception as exc:
             raise self.error(exc) from exc
+
+    def _results_at(self, url: str) -> Any:
+        """The results file at ``url``, streamed line by line as the SDK's results() does."""
+        from anthropic._decoders.jsonl import JSONLDecoder
+        from anthropic.types.messages import MessageBatchIndividualResponse
+
+        return self.client.get(
+            url, cast_to=JSONLDecoder[MessageBatchIndividualResponse], stream=True
+        )
 
     def _outcome(
         self, item: Any, spec_of: Callable[[str], ModelSpec | None]
