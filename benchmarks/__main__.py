@@ -1,6 +1,6 @@
 """Run the benchmarks: ``.venv/bin/python -m benchmarks [--only B1,B3] [--quick] [--out FILE]``.
 
-Each benchmark (B1–B11, one module each) measures pl_magic side by side with its baseline
+Each benchmark (B1–B12b, one module each) measures pl_magic side by side with its baseline
 against the same fake servers on 127.0.0.1 and reports the ratio. A full run writes
 ``benchmarks/RESULTS.md``; ``--only`` and ``--quick`` runs just print (unless ``--out``).
 """
@@ -29,7 +29,8 @@ BENCHMARKS = {
     "B9": "b9_compare_scores",
     "B10": "b10_judge",
     "B11": "b11_replay",
-    "B12A": "b12a_rate_limit",
+    "B12a": "b12a_rate_limit",
+    "B12b": "b12b_batch",
 }
 RESULTS = Path(__file__).with_name("RESULTS.md")
 FIXES = Path(__file__).with_name("fixes.md")
@@ -72,6 +73,11 @@ NOTES = """\
   (`off`), interleaved; B11b times `run_many(repeat=1000, cache="replay")` once every repeat is
   recorded (each served run is still resolved, rendered, looked up and logged; a comparison
   serves hits on the calling thread and writes their rows 256 per transaction).
+- B12b: 10,000 runs (2 versions × 2,500 inputs × 2 repeats) submitted in batch mode
+  (`run_many(batch=True, wait=False)`) and, once the fake has ended the batch, ingested into
+  the log and the DataFrame (`job.wait()`, `job.frame()`); the reference is a live `run_many`
+  of the same runs at concurrency 16, the fake answering at once. Not interleaved: each side
+  is one long operation. Memory is tracemalloc's peak, in a pass of its own.
 - B9: `cell_summary` (the score rows `compare()` adds) against a pandas
   `groupby().agg(["mean", "std", "count"])`; B9b is `compare(df)` as a whole, reported.
 - B12a: one comparison per mode (adaptive, then fixed), each from a fresh limiter and a full
@@ -132,7 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     selected = list(BENCHMARKS)
     if args.only:
-        selected = [s.strip().upper() for s in args.only.split(",") if s.strip()]
+        named = {ident.upper(): ident for ident in BENCHMARKS}  # (B12b typed as b12b or B12B)
+        selected = [named.get(s.strip().upper(), s.strip()) for s in args.only.split(",")]
+        selected = [s for s in selected if s]
         unknown = [s for s in selected if s not in BENCHMARKS]
         if unknown:
             parser.error(f"unknown benchmark(s) {', '.join(unknown)}: use {', '.join(BENCHMARKS)}")

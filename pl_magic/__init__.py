@@ -27,6 +27,9 @@ _LAZY = {
     "add_metadata": "pl_magic.api",
     "sync": "pl_magic.api",
     "run_many": "pl_magic.api",
+    "batches": "pl_magic.api",
+    "wait": "pl_magic.api",
+    "cancel": "pl_magic.api",
     "runs": "pl_magic.api",
     "compare": "pl_magic.api",
     "significance": "pl_magic.engine.statistics",
@@ -43,6 +46,8 @@ __all__ = [
     "PromptLayer",
     "add_metadata",
     "arun",
+    "batches",
+    "cancel",
     "cell_summary",
     "compare",
     "create_group",
@@ -63,12 +68,15 @@ __all__ = [
     "set_label",
     "significance",
     "sync",
+    "wait",
 ]
 
 if TYPE_CHECKING:
     from .api import (
         add_metadata,
         arun,
+        batches,
+        cancel,
         compare,
         create_group,
         delete_label,
@@ -83,6 +91,7 @@ if TYPE_CHECKING:
         score,
         set_label,
         sync,
+        wait,
     )
     from .async_client import AsyncPromptLayer
     from .client import PromptLayer

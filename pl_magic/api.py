@@ -251,6 +251,9 @@ _RUN_MANY_OWN = (
     "budget",
     "fail_fast",
     "expand",
+    "batch",
+    "wait",
+    "reattach",
 )
 _RUN_MANY_INSTEAD = {
     "prompt_version": "versions=[3]",
@@ -296,8 +299,11 @@ def run_many(
     budget: float | None = None,
     fail_fast: bool = False,
     expand: bool = False,
+    batch: bool = False,
+    wait: bool = True,
+    reattach: bool = True,
     **run_kwargs: Any,
-) -> pd.DataFrame:
+) -> Any:
     """Run every combination of versions × models × repeats × input rows; one row per run.
 
     ``versions``: numbers and labels (``[2, 3, "prod"]`` or ``"2,3,prod"``); ``models``:
@@ -338,6 +344,21 @@ def run_many(
     its text kept in ``output``); ``expand=True`` adds a ``parsed.<field>`` column per
     top-level field of the schema. ``tool_calls`` holds the tool calls a reply made.
 
+    ``batch=True`` submits the comparison as provider batches (OpenAI's Batch API,
+    Anthropic's Message Batches, the Gemini API's batch mode: run within 24 hours at about
+    half the price), one job per provider and model, split at each API's limits. The job is
+    in the run log from the moment it is submitted: running the same comparison again (in
+    this kernel or after a restart) attaches to it instead of submitting again
+    (``reattach=False`` submits anew). With ``wait=True`` (the default) this polls, showing
+    the job's progress in a notebook, logs the results as they arrive and returns the
+    DataFrame (runs still waiting are ``pending``; the kernel's interrupt stops the waiting,
+    not the job); ``wait=False`` returns the job at once (``pl_magic.wait(job)`` later).
+    Results are ordinary runs (``batch_id`` set, cost at batch rates), sent to PromptLayer
+    with that backend and scored like live ones. A route that cannot batch (the local
+    model, a template's own server, Vertex AI) runs live, with a one-line notice; in a
+    replay mode, runs the log holds are served from it, not submitted. See
+    :func:`batches`, :func:`wait` and :func:`cancel`.
+
     Calls wait their turn in one limiter per provider and base URL, shared by every run of
     the process: it backs off when the provider answers 429 (honouring ``retry-after`` and
     the rate-limit headers) and grows again as calls succeed, up to ``concurrency``; a run
@@ -361,6 +382,7 @@ def run_many(
     from .engine.scoring import check_expected, parse_scorers
 
     _check_run_many_keywords(run_kwargs)
+    _check_flags(batch=batch, wait=wait, reattach=reattach)
     stream = run_kwargs.pop("stream", False)
     engine = default_client().engine
     parsed = parse_scorers(scorers, judge=judge_factory(engine, judge_repeat, concurrency))
@@ -369,7 +391,7 @@ def run_many(
     if not isinstance(fail_fast, bool):
         raise InvalidInputError(f"fail_fast must be True or False, not {type(fail_fast).__name__}")
     planned = plan(versions, models, repeat, inputs, input_variables)
-    batch = Batch(
+    comparison = Batch(
         engine,
         prompt_name,
         planned,
@@ -380,13 +402,109 @@ def run_many(
         expected=expected,
         fail_fast=fail_fast,
     )
-    check_runs(batch)
-    batch.budget = limit
-    cost = before_start(batch)
+    comparison.budget = limit
+    if batch:
+        if stream:
+            raise InvalidInputError("a batch is not streamed: drop stream=True to use batch=True")
+        out = run_batch(comparison, reattach, wait)
+        return expand_parsed(out) if expand and wait else out
+    check_runs(comparison)
+    cost = before_start(comparison)
     if cost.high_usd:  # a known, nonzero cost: worth a line; free or unknown: quiet
         notices.warn(f"estimate: {cost.summary()}")
-    df = frame_from_progress(batch.execute(), prompt_name)
+    df = frame_from_progress(comparison.execute(), prompt_name)
     return expand_parsed(df) if expand else df
+
+
+def _check_flags(**flags: Any) -> None:
+    from .core.errors import InvalidInputError
+
+    for name, value in flags.items():
+        if not isinstance(value, bool):
+            raise InvalidInputError(
+                f"{name} must be True or False, not {type(value).__name__}: e.g. {name}=True"
+            )
+
+
+def run_batch(runner: Any, reattach: bool = True, wait: bool = True) -> Any:
+    """A planned comparison (an ``engine.batch.Batch``) submitted as provider batches, or
+    attached to the job already submitted for it: ``run_many(batch=True)`` and
+    ``%%plrun --batch``. With ``wait``, its progress shown while polling and its DataFrame
+    returned; else the job."""
+    import dataclasses
+
+    from .core import notices
+    from .engine import batch_jobs
+    from .engine.batch import check_runs
+    from .engine.estimate import before_start
+
+    # the arguments shared by every run; each input row is checked as its runs are prepared
+    check_runs(dataclasses.replace(runner, runs=runner.runs[:1]))
+    batch_jobs.check_options(runner.run_kwargs)
+    cost = before_start(runner)
+    if cost.high_usd:
+        notices.warn(
+            f"estimate: {cost.summary()} at live prices (a provider batch is billed about half)"
+        )
+    job = batch_jobs.start(
+        runner.engine,
+        runner.prompt_name,
+        runner.runs,
+        runner.run_kwargs,
+        scorers=runner.scorers,
+        expected=runner.expected,
+        concurrency=runner.concurrency,
+        reattach=reattach,
+    )
+    return _waited(job) if wait else job
+
+
+def _waited(job: Any, timeout: float | None = None) -> pd.DataFrame:
+    """Wait for a batch job with its progress shown; its DataFrame."""
+    from .ui.batch_view import BatchView
+
+    view = BatchView()
+    view.start(job.status())
+    job.wait(timeout=timeout, on_progress=view.update)
+    return job.frame()
+
+
+def batches(limit: int | None = None) -> pd.DataFrame:
+    """Every batch job (``run_many(batch=True)``, ``%%plrun --batch``), newest first: its id,
+    prompt, status (``running``, ``done``, ``cancelling``, ``cancelled``), its runs' counts
+    (``ok``, ``error``, ``cancelled``, ``pending``) and its provider jobs with their ids and
+    statuses, as the log holds them (:func:`wait` asks the providers)."""
+    from .core.errors import InvalidInputError
+    from .engine.batch_jobs import jobs_frame
+
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise InvalidInputError(f"batches(limit=...) takes a whole number, not {limit!r}")
+    return jobs_frame(default_client().engine, limit)
+
+
+def wait(job: Any, timeout: float | None = None) -> pd.DataFrame:
+    """Wait for a batch job (a job, its id, or a unique prefix of it): poll the provider with
+    back-off, log the results as they arrive, and return the comparison's DataFrame. In a
+    notebook its progress shows and updates. ``timeout`` (seconds): stop waiting then (the
+    job goes on; runs still waiting are ``pending``); the kernel's interrupt does the same."""
+    from .core.errors import InvalidInputError
+    from .engine.batch_jobs import job_of
+
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0
+    ):
+        raise InvalidInputError(f"timeout must be a number of seconds ≥ 0, not {timeout!r}")
+    return _waited(job_of(default_client().engine, job), timeout)
+
+
+def cancel(job: Any) -> Any:
+    """Cancel a batch job (a job, its id, or a unique prefix of it): each provider job still
+    running is asked to stop. What the providers had finished is logged as usual; the rest
+    become ``cancelled`` runs once they have stopped (:func:`wait` logs them). Returns the
+    job's status."""
+    from .engine.batch_jobs import job_of
+
+    return job_of(default_client().engine, job).cancel()
 
 
 def runs(

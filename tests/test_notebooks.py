@@ -237,6 +237,30 @@ def check_widget(nb: nbformat.NotebookNode, echo: Callable[[str], str] | None) -
     assert len(shown) == 2  # pl_magic.form() and %plform
 
 
+def check_multimodal(nb: nbformat.NotebookNode, echo: Callable[[str], str] | None) -> None:
+    # the %%plrun cell: a thumbnail of the file it read, above the escaped reply
+    (view,) = data(cell(nb, "%%plrun describe-image"), "text/html")
+    assert view.index('class="pl-magic-thumb"') < view.index("<pre")
+    assert '<img src="data:image/png;base64,' in view and "<figcaption>photo</figcaption>" in view
+    assert "echo: What is in this picture? Which colour is it?" in view
+    # Path, bytes and a PIL image: the same data: URL, the same size
+    lines = stream(cell(nb, "for photo in")).splitlines()
+    assert [ln.split()[0] for ln in lines] == ["PosixPath", "bytes", "Image"]
+    assert len({ln.split(maxsplit=1)[1] for ln in lines}) == 1, lines
+    assert all("data:image/png;base64," in ln for ln in lines)
+    # the log's marker, never the bytes
+    marker = stream(cell(nb, "df = pl_magic.runs(limit=1)")).strip()
+    assert re.fullmatch(r"pl_magic-media:image/png;bytes=\d+;sha256=[0-9a-f]{64}", marker), marker
+    refused = stream(cell(nb, 'Path("notes.txt")')).strip()
+    assert refused.count("\n") == 0 and "not an image or a PDF" in refused
+    # the comparison: each input row's thumbnail in the grid, the markers in the DataFrame
+    (grid,) = data(cell(nb, "df = %plrun describe-image --inputs"), "text/html")
+    assert grid.count('class="pl-magic-thumb"') == 2 and "4/4 runs" in grid
+    (table,) = data(cell(nb, 'df[["var.question"'), "text/html")
+    assert table_rows(table) == 4 and table.count(">ok<") == 4
+    assert table.count("pl_magic-media:image/png") == 4
+
+
 def check_authoring(nb: nbformat.NotebookNode, echo: Callable[[str], str] | None) -> None:
     assert stream(cell(nb, "%%plprompt haiku --label prod")) == "Published haiku version 1 (prod)\n"
     assert "version 2 (staging)" in stream(cell(nb, "%%plprompt haiku --label staging"))
@@ -379,6 +403,23 @@ def check_evaluate(nb: nbformat.NotebookNode, echo: Callable[[str], str] | None)
     assert sorted(float(v) for v in column_values(human, "score.human.rating")) == [0.25, 1.0]
 
 
+def check_batch(nb: nbformat.NotebookNode, echo: Callable[[str], str] | None) -> None:
+    # no key: the local model has no batch API, so the runs go live, said in one line
+    submitted = cell(nb, "df = pl_magic.run_many")
+    assert re.search(r"^8 runs in batch job b[0-9a-f]{15}$", stream(submitted), re.M)
+    notice = stream(submitted, "stderr")
+    assert "local/smollm2-135m-instruct cannot run as a provider batch" in notice
+    assert "8 runs go live" in notice
+    (table,) = data(submitted, "text/html")[-1:]
+    assert table.count(">ok<") == 8
+    if echo:
+        assert echo("What is the capital of Peru?") in table
+    assert "same runs: True" in stream(cell(nb, "again = pl_magic.run_many"))
+    assert "8 runs, 8 ok" in stream(cell(nb, "job = pl_magic.run_many"))
+    (jobs,) = data(cell(nb, "pl_magic.batches()"), "text/html")
+    assert table_rows(jobs) == 2 and jobs.count(">done<") == 2
+
+
 def check_tools(nb: nbformat.NotebookNode, echo: Callable[[str], str] | None) -> None:
     (verdict,) = data(cell(nb, "%%plrun verdict@prod"), "text/html")
     assert "pl-magic-footer" in verdict and "verdict v1 (prod)" in verdict
@@ -424,7 +465,12 @@ CHECKS: dict[str, Callable[[nbformat.NotebookNode, Callable[[str], str] | None],
     "promptlayer": check_promptlayer,
     "evaluate": check_evaluate,
     "tools": check_tools,
+    "batch": check_batch,
+    "multimodal": check_multimodal,
 }
+#: Notebooks that start their own fake provider server inside the kernel (images need a
+#: multimodal model, and the local one reads text only): checked by their own test.
+OWN_SERVER = ("multimodal",)
 
 
 def no_errors(nb: nbformat.NotebookNode) -> None:
@@ -477,7 +523,7 @@ def test_the_five_example_notebooks_are_there():
     assert set(CHECKS) <= set(NAMES), f"missing: {set(CHECKS) - set(NAMES)}"
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", [n for n in NAMES if n not in OWN_SERVER])
 def test_notebook_runs_on_the_fake_provider_server(name, on_fake_server, tmp_path):
     FAKE_SETUP.get(name, lambda fake: None)(on_fake_server)
     nb = execute(name, tmp_path)
@@ -488,9 +534,17 @@ def test_notebook_runs_on_the_fake_provider_server(name, on_fake_server, tmp_pat
     assert {r.model for r in requests} == {local_target.LOCAL_MODEL_NAME}
 
 
+@pytest.mark.parametrize("name", OWN_SERVER)
+def test_notebook_runs_on_its_own_fake_server(name, on_fake_server, tmp_path):
+    nb = execute(name, tmp_path)
+    no_errors(nb)
+    CHECKS[name](nb, _echo)
+    assert on_fake_server.requests == []  # every call went to the notebook's own server
+
+
 @pytest.mark.local_model
 @needs_model
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", [n for n in NAMES if n not in OWN_SERVER])
 def test_notebook_runs_on_the_real_local_model(name, on_local_model, tmp_path):
     nb = execute(name, tmp_path)
     no_errors(nb)

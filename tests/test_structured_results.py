@@ -201,3 +201,10 @@ def test_the_async_api_raises_the_same_error_and_logs_once(openai_env, fake_prov
 
     assert asyncio.run(go()) == [BROKEN, BROKEN]
     assert [(r["status"], r["error_category"]) for r in runs()] == [("error", "invalid_output")] * 2
+
+
+def test_a_deeply_nested_structured_reply_does_not_break_reading_the_log():
+    from pl_magic.engine.results import parsed_reply
+
+    parameters = {"response_format": {"type": "json_object"}}
+    assert parsed_reply(parameters, "[" * 100_000, "ok") is None

@@ -176,3 +176,23 @@ def test_the_form_shows_tool_calls_and_json(weather, fake_provider):
     form.run()
     _check_inert(form.reply.value)
     assert "pl-magic-json" in form.reply.value
+
+
+def test_deeply_nested_json_from_the_model_shows_as_text():
+    from pl_magic.ui.structured_view import json_html, tool_calls_html
+
+    hostile = "[" * 100_000
+    assert hostile[:10] in json_html(hostile)
+    assert "pl-magic-tool-call" in tool_calls_html(
+        [{"function": {"name": "f", "arguments": hostile}}]
+    )
+
+
+def test_a_terminal_escape_in_a_tool_call_stays_text_in_plain_output():
+    from pl_magic.ui.structured_view import tool_calls_text
+
+    text = tool_calls_text(
+        [{"function": {"name": "f\x1b]8;;http://x\x07", "arguments": '{"a": "\x1b[2J"}'}}]
+    )
+    assert "\x1b" not in text and "\x07" not in text
+    assert "\\x1b]8;;http://x\\x07" in text

@@ -432,3 +432,18 @@ def test_a_recorded_loop_replays_with_no_model_call(request, fake_provider, monk
     messages = replayed["prompt_blueprint"]["prompt_template"]["messages"]
     assert messages == recorded["prompt_blueprint"]["prompt_template"]["messages"]
     assert [r["cached_from"] is not None for r in runs()] == [False, False, True, True]
+
+
+def test_deeply_nested_tool_arguments_are_an_error_result_not_a_crash():
+    from pl_magic.engine.tool_loop import tool_result_text
+
+    call = {"function": {"name": "f", "arguments": "[" * 100_000}}
+    assert tool_result_text({"f": lambda **k: "ok"}, call).startswith("error: the arguments of f")
+
+
+def test_deeply_nested_tool_arguments_sent_back_are_kept_as_text():
+    from pl_magic.providers._turns import tool_calls
+
+    hostile = "[" * 100_000
+    (call,) = tool_calls([{"id": "c1", "function": {"name": "f", "arguments": hostile}}])
+    assert call.arguments == {"arguments": hostile}

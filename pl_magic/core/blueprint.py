@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import media as media_mod
 from . import templates
 from .errors import InvalidInputError, InvalidTemplateError, MissingVariablesError, shown
 
@@ -290,7 +291,32 @@ def _blocks_variables(content: Any, fmt: str) -> set[str]:
     for block in content or []:
         if isinstance(block, dict) and block.get("type") == "text":
             found |= templates.variables(block.get("text", ""), fmt)
+        else:
+            slot = media_mod.slot_name(block, fmt)
+            if slot is not None:
+                found.add(slot)
     return found
+
+
+def media_slots(prompt_template: Mapping[str, Any]) -> list[str]:
+    """The input variables the template takes media from (``image_url`` blocks whose URL is
+    a variable, ``media_variable`` blocks; see :mod:`pl_magic.core.media`), in order."""
+    found: dict[str, None] = {}
+    if prompt_template.get("type") == "completion":
+        groups = [(prompt_template.get("content"), _message_format(prompt_template))]
+    else:
+        groups = [
+            (msg.get("content"), _message_format(msg))
+            for msg in prompt_template.get("messages", [])
+            if isinstance(msg, Mapping) and msg.get("role") != "placeholder"
+        ]
+    for content, fmt in groups:
+        if isinstance(content, list):
+            for block in content:
+                slot = media_mod.slot_name(block, fmt)
+                if slot is not None:
+                    found[slot] = None
+    return list(found)
 
 
 def input_variables(prompt_template: Mapping[str, Any]) -> list[str]:
@@ -347,8 +373,12 @@ def _copy_but(mapping: Mapping[str, Any], key: str) -> dict[str, Any]:
     }
 
 
-def _render_blocks(content: Any, values: Mapping[str, Any], fmt: str) -> Any:
-    """Rendered copies of content blocks (text blocks rendered, the others copied)."""
+def _render_blocks(
+    content: Any, values: Mapping[str, Any], fmt: str, media: dict[str, media_mod.Media]
+) -> Any:
+    """Rendered copies of content blocks (text blocks rendered, media slots filled with
+    their media, the others copied). A slot's value is read as media only (never rendered
+    as text): ``media`` holds what was resolved already, the rest is resolved here."""
     if isinstance(content, str):
         return [text_block(templates.render(content, values, fmt))]
     rendered = []
@@ -358,6 +388,10 @@ def _render_blocks(content: Any, values: Mapping[str, Any], fmt: str) -> Any:
                 **_copy_but(block, "text"),
                 "text": templates.render(block.get("text", ""), values, fmt),
             }
+        elif (slot := media_mod.slot_name(block, fmt)) is not None:
+            if slot not in media:
+                media[slot] = media_mod.resolve(values[slot], slot)
+            block = media[slot].block(block)
         else:
             block = copy_json(block)
         rendered.append(block)
@@ -393,13 +427,19 @@ def render(
     prompt_template: Mapping[str, Any],
     values: Mapping[str, Any] | None,
     prompt_name: str = "",
+    media: Mapping[str, media_mod.Media] | None = None,
 ) -> dict[str, Any]:
-    """Render every text block; fill placeholders. Strict: missing variables raise.
+    """Render every text block; fill placeholders and media slots. Strict: missing
+    variables raise.
 
     Placeholder messages are replaced by the messages of their list-valued variable;
-    those messages are not rendered again (they are data, not template).
+    those messages are not rendered again (they are data, not template). A media slot gets
+    its variable's media (``media``: already read and checked by the engine, see
+    :func:`pl_magic.core.media.resolve_slots`), as an ``image_url`` block (an image) or a
+    ``media`` block (a PDF) holding a ``data:`` URL, or the http(s) URL given.
     """
     values = dict(values or {})
+    resolved = dict(media or {})
     needed = input_variables(prompt_template)
     missing = [name for name in needed if name not in values]
     if missing:
@@ -409,7 +449,7 @@ def render(
     if prompt_template.get("type") == "completion":
         out = _copy_but(prompt_template, "content")
         out["content"] = _render_blocks(
-            prompt_template.get("content"), values, _message_format(prompt_template)
+            prompt_template.get("content"), values, _message_format(prompt_template), resolved
         )
         return out
     out = _copy_but(prompt_template, "messages")
@@ -419,7 +459,9 @@ def render(
             messages.extend(_placeholder_messages(msg["name"], values[msg["name"]], prompt_name))
         else:
             rendered = _copy_but(msg, "content")
-            rendered["content"] = _render_blocks(msg.get("content"), values, _message_format(msg))
+            rendered["content"] = _render_blocks(
+                msg.get("content"), values, _message_format(msg), resolved
+            )
             messages.append(rendered)
     out["messages"] = messages
     return out

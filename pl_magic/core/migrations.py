@@ -212,3 +212,71 @@ def m005_replay(conn: sqlite3.Connection) -> None:
         CREATE INDEX runs_cache_key ON runs (cache_key, started_at)
         """,
     )
+
+
+@migration
+def m006_batches(conn: sqlite3.Connection) -> None:
+    # Provider batch jobs (see engine/batch_jobs.py): a job outlives the kernel, so everything
+    # needed to ingest its results after a restart is here the moment it is submitted. One
+    # ``batch_jobs`` row per comparison run in batch mode; one ``batch_parts`` row per provider
+    # job (a provider/model/base URL group, split at the API's size limits); one
+    # ``batch_requests`` row per planned run, with its rendered input and the native request
+    # (never a key). A run logged from a job names it in ``runs.batch_id``.
+    _script(
+        conn,
+        """
+        CREATE TABLE batch_jobs (
+            id TEXT PRIMARY KEY,             -- pl_magic's job id
+            job_key TEXT NOT NULL,           -- sha256 over the planned runs (re-attach)
+            prompt_name TEXT NOT NULL,
+            status TEXT NOT NULL,            -- submitting | running | cancelling | done | cancelled
+            total INTEGER NOT NULL,          -- planned runs
+            options TEXT NOT NULL DEFAULT '{}', -- JSON: the comparison's arguments (no key)
+            submitted_at TEXT NOT NULL,      -- ISO-8601 UTC
+            finished_at TEXT
+        );
+        CREATE INDEX batch_jobs_key ON batch_jobs (job_key, submitted_at);
+        CREATE TABLE batch_parts (
+            job_id TEXT NOT NULL REFERENCES batch_jobs(id),
+            part INTEGER NOT NULL,           -- 0, 1, ... within the job
+            provider TEXT NOT NULL,
+            model TEXT NOT NULL,
+            api_type TEXT,
+            base_url TEXT,                   -- where it was sent (the template's or the SDK's)
+            provider_job_id TEXT,            -- NULL until the provider accepted it
+            status TEXT NOT NULL,            -- submitting | running | cancelling | ended |
+                                             -- cancelled | failed | expired
+            total INTEGER NOT NULL,
+            succeeded INTEGER,               -- as the provider counts them
+            errored INTEGER,
+            message TEXT,                    -- why a job failed as a whole
+            ingested INTEGER NOT NULL DEFAULT 0, -- 1 once its results are runs
+            submitted_at TEXT,
+            finished_at TEXT,
+            PRIMARY KEY (job_id, part)
+        );
+        CREATE TABLE batch_requests (
+            request_id TEXT PRIMARY KEY,     -- the run's request_id once logged (custom_id)
+            job_id TEXT NOT NULL REFERENCES batch_jobs(id),
+            position INTEGER NOT NULL,       -- the run's place in the comparison
+            part INTEGER,                    -- batch_parts.part (NULL: a run not batched)
+            route TEXT NOT NULL,             -- batch | live | served | failed
+            planned TEXT,                    -- JSON: version, label, provider, model, repeat,
+                                             -- input_index, input_variables (as asked),
+                                             -- NULL for a batched run (its run says it)
+            run TEXT,                        -- JSON: the log row's scalar fields known
+                                             -- before the call (prompt, version, model...)
+            parameters TEXT,                 -- JSON text, as runs stores them
+            input_variables TEXT,
+            rendered_input TEXT,
+            tags TEXT,
+            metadata TEXT,
+            request TEXT,                    -- JSON: the native request (no key)
+            error_category TEXT,             -- a run that failed before any call
+            error_message TEXT
+        );
+        CREATE INDEX batch_requests_job ON batch_requests (job_id, position);
+        ALTER TABLE runs ADD COLUMN batch_id TEXT;   -- batch_jobs.id of the run's job
+        CREATE INDEX runs_batch ON runs (batch_id)
+        """,
+    )

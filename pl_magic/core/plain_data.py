@@ -14,8 +14,11 @@ data (what JSON can hold) before any template sees it, by :func:`plain_variables
   numpy scalars → Python numbers and numpy arrays → lists (``tolist()``); other numbers
   (``Fraction``) → ``float``; a set → a list, sorted when its items can be sorted; pandas'
   missing values (``NaT``, ``NA``) → ``None`` (a DataFrame's rows can be ``inputs``);
+- kept as media, at the top level only: bytes and PIL images become a
+  :class:`~pl_magic.core.media.MediaValue`, which only a template's media slot takes (see
+  :mod:`pl_magic.core.media`); rendered as text, it is refused;
 - refused with a one-line :class:`InvalidInputError` naming the variable and the type:
-  bytes (decode them first), pandas objects (say how the table should read:
+  bytes inside a list or a dict (decode them first), pandas objects (say how the table should read:
   ``df.to_markdown()``, ``df.to_dict("records")``), iterators and generators (a template
   would consume them), values that contain themselves, integers too long for Python to
   write as text (``sys.get_int_max_str_digits()``), and every other object.
@@ -37,6 +40,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .errors import InvalidInputError, shown
+from .media import MediaValue, input_value
 
 #: Deeper nesting than this is refused (it would only be a mistake, or a trap).
 MAX_DEPTH = 100
@@ -60,7 +64,8 @@ def plain_variables(values: Mapping[str, Any] | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, value in (values or {}).items():
         key = name if type(name) is str else _plain_key(name, repr(name), "")
-        out[key] = plain_data(value, key)
+        media = None if type(value) in _SCALARS else input_value(value)
+        out[key] = media if media is not None else plain_data(value, key)
     return out
 
 
@@ -126,6 +131,12 @@ def _convert(value: Any, name: str, path: str, seen: set[int], depth: int) -> An
         return bool(value)
     if isinstance(value, str):
         return str.__str__(value)
+    if isinstance(value, MediaValue):
+        raise InvalidInputError(
+            f"Input variable {shown(name, 40)} holds {value}, which only fills a media slot "
+            "(an image_url or media_variable block), never text: use it in such a block, or "
+            "pass text (for bytes of text: value.decode())"
+        )
     if isinstance(value, bytes | bytearray | memoryview):
         raise _refuse(value, name, path, "decode it to text first, e.g. value.decode()")
     if isinstance(value, int):

@@ -34,6 +34,7 @@ from ..core.errors import (
     PlMagicError,
     shown,
 )
+from ..core.media import Media, Redactor, data_url_inputs, resolve_slots
 from ..core.plain_data import plain_variables
 from ..core.store import KeptInMemory
 from ..core.types import RUN_ARGUMENTS, Blueprint, RunArgs, RunChunk, RunResult
@@ -251,6 +252,13 @@ class PreparedRun:
     chunk_sizes: list[int] | None = field(default=None, init=False, repr=False)
     #: The provider's reply, once complete (its tool calls: see engine/tool_loop.py).
     reply: Reply | None = field(default=None, init=False, repr=False)
+    #: The media of the run's media slots, by input variable (read and checked; see
+    #: core/media.py): what the log keeps markers of instead of the bytes.
+    media: dict[str, Media] = field(default_factory=dict, init=False, repr=False)
+
+    def redacted(self) -> Redactor | None:
+        """What replaces the run's media bytes in what is stored (None: it has none)."""
+        return Redactor(self.media.values()) if self.media else None
 
     @property
     def request_id(self) -> str:
@@ -396,22 +404,32 @@ class Engine:
         replaying = replay.mode(options.cache) in replay.REPLAYING
         if not replaying:  # (a replay hit needs no key: checked on a miss, below)
             provider.check_credentials(spec)
+        template = record["prompt_template"]
+        slots = blueprint.media_slots(template)
+        # Media slots are read (files) and checked against the provider's limits before
+        # rendering, so that nothing is rendered or sent for media the provider refuses.
+        found = (
+            resolve_slots(
+                slots, options.input_variables, provider.media_limits(spec, template.get("type"))
+            )
+            if slots
+            else {}
+        )
         with render_budget.render_budget():  # one size and time budget for all the messages
             rendered = blueprint.render(
-                record["prompt_template"], options.input_variables, options.prompt_name
+                template, options.input_variables, options.prompt_name, found
             )
         rendered = _with_follow_up(rendered, options)
         # Built before the local model's server is started (a replay hit never starts it):
         # the request names no URL, and the key holds the template's base URL, not the
         # server's port (see replay.py).
         request = provider.build_request(rendered, spec, options.stream)
-        key = replay.cache_key(
-            spec.provider, spec.name, spec.base_url, request, options.repeat_index
-        )
+        key = _cache_key(spec, request, options.repeat_index, found)
         if replaying:
             hit = self._replayed(options, record, spec, provider, rendered, request, key)
             if hit is not None:
                 hit.dropped_parameters = dropped
+                hit.media = found
                 return hit
             provider.check_credentials(spec)
         # Started only now, so that a bad variable fails fast instead of after a start.
@@ -419,6 +437,7 @@ class Engine:
         spec.api_type = provider.resolve_api_type(spec, rendered)
         run = PreparedRun(options, record, spec, provider, rendered, request, dropped)
         run.cache_key = key
+        run.media = found
         return run
 
     def _template(
@@ -492,17 +511,19 @@ class Engine:
         request = pre.request if template is pre.template else None
         if request is None:
             request = provider.build_request(template, spec, options.stream)
-        key = replay.cache_key(
-            spec.provider, spec.name, spec.base_url, request, options.repeat_index
-        )
+        # PromptLayer put the data: URLs given as inputs into the request as they are.
+        found = data_url_inputs(options.input_variables)
+        key = _cache_key(spec, request, options.repeat_index, found)
         if replay.mode(options.cache) in replay.REPLAYING:
             hit = self._replayed(options, record, spec, provider, template, request, key)
             if hit is not None:
+                hit.media = found
                 return hit
         provider.check_credentials(spec)
         spec.api_type = provider.resolve_api_type(spec, template)
         run = PreparedRun(options, record, spec, provider, template, request, [])
         run.cache_key = key
+        run.media = found
         return run
 
     # -- scores --------------------------------------------------------------------------
@@ -549,12 +570,19 @@ class Engine:
         latency = time.perf_counter() - run.t0 if run.t0 else None
         input_tokens = reply.input_tokens if reply else None
         output_tokens = reply.output_tokens if reply else None
+        # Media bytes are never stored: markers (type, size, SHA-256) take their place.
+        redact = run.redacted()
+        rendered = run.rendered if redact is None else redact(run.rendered)
+        variables = run.options.input_variables
+        if redact is not None:
+            variables = redact.variables(variables, run.media)
+        raw = reply.raw if reply and run.served is None else None
         record = RunRecord(
             request_id=run.request_id,
             run_key=run_key(
                 run.record["prompt_name"],
                 run.record["version"],
-                run.rendered,
+                rendered,
                 run.spec.provider,
                 run.spec.name,
                 run.spec.parameters,
@@ -568,8 +596,8 @@ class Engine:
             model=run.spec.name,
             api_type=run.spec.api_type,
             parameters=run.spec.parameters,
-            input_variables=_jsonable_vars(run.options.input_variables),
-            rendered_input=run.rendered,
+            input_variables=_jsonable_vars(variables),
+            rendered_input=rendered,
             started_at=run.started_at,
             status=status,
             output=text,
@@ -594,7 +622,7 @@ class Engine:
                 output_tokens,
             ),
             # (a served run's raw response is its recording's: not stored twice)
-            raw_response=reply.raw if reply and run.served is None else None,
+            raw_response=raw if redact is None or raw is None else redact(raw),
             backend=self.registry.kind,
             cache_key=run.cache_key,
             chunk_sizes=run.chunk_sizes,
@@ -604,7 +632,7 @@ class Engine:
         sink = self.sink if run.served is None else None  # a served run is not sent again
         if sink is not None:
             call = ProviderCall(
-                run.request,
+                run.request if redact is None else redact(run.request),
                 run.options.stream,
                 info(run.spec.provider).function_name_for(run.spec.name, run.spec.api_type),
             )
@@ -625,21 +653,8 @@ class Engine:
 
     def _invalid_output(self, run: PreparedRun, reply: Reply) -> InvalidOutputError | None:
         """The error of a reply that is not the JSON its ``response_format`` asks for; None
-        for any other reply (a plain-text run's, or a tool-call step's without text)."""
-        if reply.tool_calls and not reply.text.strip():
-            return None
-        if structured_output(run.spec.parameters) is None:
-            return None
-        try:
-            json.loads(reply.text)
-        except ValueError as exc:
-            cut = str(reply.finish_reason or "").lower() in ("length", "max_tokens")
-            fix = "raise max_tokens (the reply was cut)" if cut else "retry, or simplify the schema"
-            return InvalidOutputError(
-                f"the reply is not the JSON its response_format asks for ({exc}): {fix}; the "
-                "text is kept in the run log and in this error's partial_text"
-            )
-        return None
+        for any other reply (see :func:`invalid_output`)."""
+        return invalid_output(run.spec.parameters, reply)
 
     def _fail_output(
         self, run: PreparedRun, reply: Reply, error: InvalidOutputError, result: RunResult
@@ -911,11 +926,41 @@ def _checked_final(final: RunChunk | None) -> RunResult:
     return cast("RunResult", final)
 
 
+def _cache_key(
+    spec: ModelSpec, request: Mapping[str, Any], repeat_index: int, found: Mapping[str, Any]
+) -> str:
+    """The replay key of a request; media count by their SHA-256 (the key is computed over
+    the request with markers in place of the bytes, so another image is another key)."""
+    if found:
+        request = Redactor(found.values())(request)
+    return replay.cache_key(spec.provider, spec.name, spec.base_url, request, repeat_index)
+
+
 def _reraise(error: PlMagicError, exc: BaseException) -> NoReturn:
     """Raise the typed error, keeping the SDK's exception as its cause."""
     if error is exc:
         raise error
     raise error from exc
+
+
+def invalid_output(parameters: Mapping[str, Any], reply: Reply) -> InvalidOutputError | None:
+    """The error of a reply that is not the JSON its model ``parameters``' response_format
+    asks for; None for any other reply (a plain-text run's, or a tool-call step's without
+    text). A live run and a batch job's result are judged alike."""
+    if reply.tool_calls and not reply.text.strip():
+        return None
+    if structured_output(parameters) is None:
+        return None
+    try:
+        json.loads(reply.text)
+    except ValueError as exc:
+        cut = str(reply.finish_reason or "").lower() in ("length", "max_tokens")
+        fix = "raise max_tokens (the reply was cut)" if cut else "retry, or simplify the schema"
+        return InvalidOutputError(
+            f"the reply is not the JSON its response_format asks for ({exc}): {fix}; the "
+            "text is kept in the run log and in this error's partial_text"
+        )
+    return None
 
 
 def _with_follow_up(rendered: dict[str, Any], options: RunOptions) -> dict[str, Any]:

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 
 #: Columns of every runs DataFrame, in order (``var.<name>`` columns go after ``parameters``).
 #: ``prompt_version`` is the version that ran (a release label's, when one was asked for);
-#: ``remote_request_id`` is PromptLayer's id of the run once it is there (else missing).
+#: ``remote_request_id`` is PromptLayer's id of the run once it is there (else missing);
+#: ``batch_id`` the batch job of a run of one (``pl_magic.batches()``; else missing).
 COLUMNS = (
     "request_id",
     "started_at",
@@ -54,6 +55,7 @@ COLUMNS = (
     "repeat",
     "cached",
     "remote_request_id",
+    "batch_id",
 )
 #: The log columns a runs DataFrame is built from, in order.
 LOG_COLUMNS = (
@@ -82,6 +84,7 @@ LOG_COLUMNS = (
     "repeat_index",
     "cached_from",
     "remote_request_id",
+    "batch_id",
 )
 #: Frame column ← log column, where the names differ.
 _RENAMED = {
@@ -146,7 +149,7 @@ def parsed_reply(parameters: Any, output: Any, status: Any) -> Any:
         return None
     try:
         return json.loads(output)
-    except ValueError:
+    except (ValueError, RecursionError):  # (a reply nested past Python's stack: not read)
         return None
 
 
@@ -242,6 +245,12 @@ def frame_from_log_rows(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """Log rows (as stored: JSON text columns) → the runs DataFrame."""
     columns = {c: [r.get(c) for r in rows] for c in LOG_COLUMNS}
     return _frame_from_columns(columns, len(rows))
+
+
+def frame_from_log_columns(columns: Mapping[str, Sequence[Any]]) -> pd.DataFrame:
+    """Log columns (each of :data:`LOG_COLUMNS`, as stored, all of one length) → the runs
+    DataFrame, built column by column."""
+    return _frame_from_columns(columns, len(columns["request_id"]))
 
 
 def _json_column(texts: Sequence[str | None], empty: str) -> list[Any]:

@@ -103,7 +103,7 @@ def tool_result_text(tools: Mapping[str, Callable[..., Any]], call: Mapping[str,
     elif isinstance(arguments, str):
         try:
             arguments = json.loads(arguments)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # (hostile nesting: a RecursionError)
             return f"error: the arguments of {name} are not JSON ({exc})"
     if not isinstance(arguments, dict):
         return (

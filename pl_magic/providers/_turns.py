@@ -52,6 +52,9 @@ class TurnShape:
     image: Callable[[str], dict[str, Any]]
     #: Block types already in the provider's shape, kept as they are.
     native_types: frozenset[str] = frozenset()
+    #: A PromptLayer ``media`` block (``{"title", "type", "url"}``: a PDF or an image, its URL
+    #: a ``data:`` URL or an http(s) one), as the provider's block; None: left out.
+    media: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
 
 
 def data_url(url: str) -> tuple[str, str] | None:
@@ -64,8 +67,9 @@ def data_url(url: str) -> tuple[str, str] | None:
 
 
 def _pieces(content: Any) -> Iterator[tuple[str, Any]]:
-    """``("text", text)``, ``("image", url)`` and ``("native", block)`` for a message's
-    content (a string or a list of blocks); empty text and unreadable blocks are skipped."""
+    """``("text", text)``, ``("image", url)``, ``("media", media)`` and ``("native", block)``
+    for a message's content (a string or a list of blocks); empty text and unreadable blocks
+    are skipped."""
     if isinstance(content, str):
         if content:
             yield "text", content
@@ -82,6 +86,10 @@ def _pieces(content: Any) -> Iterator[tuple[str, Any]]:
             url = image.get("url") if isinstance(image, dict) else image
             if isinstance(url, str):
                 yield "image", url
+        elif kind == "media":
+            media = block.get("media")
+            if isinstance(media, Mapping) and isinstance(media.get("url"), str):
+                yield "media", media
         else:
             yield "native", block
 
@@ -99,6 +107,9 @@ def blocks(content: Any, shape: TurnShape) -> list[dict[str, Any]]:
             out.append(shape.text(value))
         elif kind == "image":
             out.append(shape.image(value))
+        elif kind == "media":
+            if shape.media is not None:
+                out.append(shape.media(value))
         elif value.get("type") in shape.native_types:
             out.append(value)
     return out
@@ -113,7 +124,7 @@ def tool_calls(calls: Any) -> list[ToolCall]:
         arguments = function.get("arguments") or "{}"
         try:
             arguments = json.loads(arguments) if isinstance(arguments, str) else arguments
-        except ValueError:
+        except (ValueError, RecursionError):  # (a model's hostile nesting: kept as text)
             arguments = {"arguments": arguments}
         out.append(ToolCall(call.get("id"), function.get("name"), arguments))
     return out

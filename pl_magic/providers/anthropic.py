@@ -20,11 +20,12 @@ reply text (streamed from its ``input_json_delta`` events), not a tool call.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import inspect
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core.blueprint import ModelSpec
 from ..core.config import provider_max_retries, provider_timeout_s
@@ -41,6 +42,7 @@ from ..core.keys import (
     may_send_key,
     refuse_routing_parameters,
 )
+from ..core.media import PDF, MediaLimits
 from . import _structured, traffic
 from ._sdk_errors import (
     category_for_status,
@@ -51,6 +53,9 @@ from ._sdk_errors import (
 from ._turns import TurnShape, data_url, forced_function, function_tools, to_turns, tool_calls
 from .base import ParameterMap, Provider, Reply, StreamState, env_value, fingerprint
 from .google_auth import require_google_cloud, vertex_keyless
+
+if TYPE_CHECKING:
+    from .batches import BatchAPI
 
 #: Max tokens when the template sets none (the Messages API requires a value).
 DEFAULT_MAX_TOKENS = 1024
@@ -115,6 +120,21 @@ def _image_block(url: str) -> dict[str, Any]:
     return {"type": "image", "source": {"type": "url", "url": url}}
 
 
+def _media_block(media: Mapping[str, Any]) -> dict[str, Any]:
+    """An Anthropic block for PromptLayer's ``media`` block: a PDF is a ``document`` block
+    (base64 for a data: URL, else a URL source), an image an ``image`` block."""
+    url = str(media.get("url"))
+    if media.get("type") != PDF:
+        return _image_block(url)
+    found = data_url(url)
+    if found is not None:
+        return {
+            "type": "document",
+            "source": {"type": "base64", "media_type": PDF, "data": found[1]},
+        }
+    return {"type": "document", "source": {"type": "url", "url": url}}
+
+
 #: Anthropic's content blocks; blocks already in Anthropic's shape (e.g. imported from
 #: PromptLayer) are kept.
 SHAPE = TurnShape(
@@ -123,6 +143,17 @@ SHAPE = TurnShape(
     text=lambda text: {"type": "text", "text": text},
     image=_image_block,
     native_types=frozenset({"image", "document", "tool_use", "tool_result"}),
+    media=_media_block,
+)
+
+#: What the Messages API takes (its documented limits apply to the base64: 5 MB per image,
+#: 32 MB per request, so about three quarters of that in bytes).
+MEDIA_LIMITS = MediaLimits(
+    "Anthropic",
+    image_bytes=5 * 1024 * 1024 * 3 // 4,
+    pdf_bytes=32 * 1024 * 1024 * 3 // 4,
+    total_bytes=32 * 1024 * 1024 * 3 // 4,
+    note="the API's 5 MB per image and 32 MB per request are of the base64",
 )
 
 
@@ -477,11 +508,26 @@ class AnthropicProvider(Provider):
             or classify_google_auth_error(self.name, exc)  # AnthropicVertex's token
         )
 
+    def media_limits(self, spec: ModelSpec, template_type: str | None) -> MediaLimits | None:
+        if self.name == "vertexai":
+            return dataclasses.replace(MEDIA_LIMITS, who="Claude on Vertex AI")
+        return MEDIA_LIMITS
+
     def pricing_provider_id(self, spec: ModelSpec) -> str | None:
         # A template pointing at its own server (a local model) is not billed by Anthropic.
         # Claude on Vertex is billed at Anthropic's list prices (genai-prices has no
         # separate Vertex provider).
         return None if spec.base_url else "anthropic"
+
+    def batch_api(self, spec: ModelSpec) -> BatchAPI | str:
+        # ANTHROPIC_BASE_URL (a gateway, or the tests' fake) is Anthropic's API; a template's
+        # own server has no Message Batches.
+        if spec.base_url:
+            return f"the template's own server ({spec.base_url}) has no Message Batches API"
+        from .anthropic_batch import AnthropicBatches
+
+        client = self._client(spec, False)
+        return AnthropicBatches(self, spec, self._base_url(spec), client, _ERROR_TYPE_STATUS)
 
 
 # In-band error types -> the HTTP status the same error has outside a stream.
@@ -559,3 +605,9 @@ class AnthropicVertexRoute(AnthropicProvider):
 
     def warm(self, spec: ModelSpec, is_async: bool) -> None:
         self._client(spec, is_async)
+
+    def batch_api(self, spec: ModelSpec) -> BatchAPI | str:
+        return (
+            "Claude's batch predictions on Vertex AI read and write Cloud Storage or BigQuery, "
+            "which pl_magic does not use"
+        )

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..core.blueprint import ModelSpec
 from ..core.errors import ProviderError
+from ..core.media import MediaLimits
 from . import _sdk_errors, traffic
 
 # Canonical parameter names. Each provider maps them to its own names; a parameter with
@@ -278,3 +279,13 @@ class Provider(ABC):
     def pricing_provider_id(self, spec: ModelSpec) -> str | None:
         """genai-prices' provider id for cost, or None when prices do not apply."""
         return self.name
+
+    def batch_api(self, spec: ModelSpec) -> Any:
+        """The provider's batch API for ``spec`` (a :class:`.batches.BatchAPI`), or why this
+        route has none (a str, in words that follow "cannot run as a provider batch")."""
+        return f"pl_magic has no batch API for {self.name}"
+
+    def media_limits(self, spec: ModelSpec, template_type: str | None) -> MediaLimits | None:
+        """The images and PDFs ``spec`` takes, checked before any call (see
+        :mod:`pl_magic.core.media`); None: no check (a test double)."""
+        return None

@@ -26,7 +26,7 @@ import binascii
 import json
 import mimetypes
 from collections.abc import AsyncIterator, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core.blueprint import ModelSpec
 from ..core.config import provider_max_retries, provider_timeout_s
@@ -38,11 +38,15 @@ from ..core.keys import (
     may_send_key,
     refuse_routing_parameters,
 )
+from ..core.media import JPEG, PNG, WEBP, MediaLimits
 from . import _structured, traffic
 from ._sdk_errors import category_for_status, classify_google_auth_error, transport_error
 from ._turns import TurnShape, data_url, forced_function, function_tools, to_turns, tool_calls
 from .base import ParameterMap, Provider, Reply, StreamState, env_value, fingerprint
 from .google_auth import require_google_cloud, vertex_keyless
+
+if TYPE_CHECKING:
+    from .batches import BatchAPI
 
 PARAMETERS = ParameterMap(
     names={
@@ -121,12 +125,43 @@ def _image_part(url: str) -> dict[str, Any]:
     return {"file_data": {"file_uri": url, "mime_type": mime}}
 
 
+def _media_part(media: Mapping[str, Any]) -> dict[str, Any]:
+    """A Gemini part for PromptLayer's ``media`` block (a PDF or an image): inline bytes for
+    a data: URL, file_data (with the block's type) otherwise."""
+    url = str(media.get("url"))
+    if data_url(url) is not None:
+        return _image_part(url)
+    return {"file_data": {"file_uri": url, "mime_type": str(media.get("type") or "")}}
+
+
 #: Gemini's parts; ``assistant`` is Gemini's ``model`` role.
 SHAPE = TurnShape(
     key="parts",
     assistant_role="model",
     text=lambda text: {"text": text},
     image=_image_part,
+    media=_media_part,
+)
+
+_MB = 1024 * 1024
+#: Inline data on the Gemini API: one request's media together (GIF is not among its
+#: image types).
+GEMINI_MEDIA_LIMITS = MediaLimits(
+    "Gemini",
+    image_bytes=20 * _MB,
+    pdf_bytes=20 * _MB,
+    total_bytes=20 * _MB,
+    image_types=(PNG, JPEG, WEBP),
+    note="inline data of one request",
+)
+#: Inline data on Vertex AI: 7 MB per image.
+VERTEX_MEDIA_LIMITS = MediaLimits(
+    "Gemini on Vertex AI",
+    image_bytes=7 * _MB,
+    pdf_bytes=20 * _MB,
+    total_bytes=20 * _MB,
+    image_types=(PNG, JPEG, WEBP),
+    note="inline data",
 )
 
 
@@ -347,6 +382,9 @@ class GoogleProvider(Provider):
         """True when this provider runs on Vertex AI."""
         return vertex_mode_from_env()
 
+    def media_limits(self, spec: ModelSpec, template_type: str | None) -> MediaLimits | None:
+        return VERTEX_MEDIA_LIMITS if self.vertex() else GEMINI_MEDIA_LIMITS
+
     def _vertex_settings(self) -> tuple[str, str]:
         project, location = require_google_cloud(
             self.name, self.project_vars, self.location_vars, why=self.why_vertex
@@ -532,6 +570,19 @@ class GoogleProvider(Provider):
         # ("google-vertex" resolves to it too). A template pointing at its own server is
         # not priced, as for the other providers.
         return None if spec.base_url else "google"
+
+    def batch_api(self, spec: ModelSpec) -> BatchAPI | str:
+        if self.vertex():
+            return (
+                "Gemini's batch prediction on Vertex AI reads and writes Cloud Storage or "
+                "BigQuery, which pl_magic does not use"
+            )
+        if spec.base_url:
+            return f"the template's own server ({spec.base_url}) has no batch API"
+        from .google_batch import GeminiBatches
+
+        base_url = env_value("GOOGLE_GEMINI_BASE_URL")
+        return GeminiBatches(self, spec, base_url, self._client(spec))
 
 
 def _check_config(provider: str, config: Mapping[str, Any]) -> None:

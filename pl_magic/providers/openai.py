@@ -6,9 +6,10 @@ llama.cpp's server). Such servers on loopback need no key.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core.blueprint import ModelSpec, content_text, prompt_text
 from ..core.config import provider_max_retries, provider_timeout_s
@@ -26,13 +27,22 @@ from ..core.keys import (
     openai_host,
     refuse_routing_parameters,
 )
+from ..core.local_target import ENV_BASE_URL
+from ..core.media import PDF, MediaLimits
 from . import _structured, traffic
 from ._local_tokens import AsyncCountingStream, CountingStream
 from ._sdk_errors import category_for_status, classify_transport_error
 from ._turns import forced_function
 from .base import ParameterMap, Provider, Reply, StreamState, env_value, fingerprint
 
+if TYPE_CHECKING:
+    from .batches import BatchAPI
+
 API_TYPES = ("chat-completions", "completions", "responses")
+
+_MB = 1024 * 1024
+#: What chat-completions and the Responses API take: 20 MB per image, 32 MB of files.
+MEDIA_LIMITS = MediaLimits("OpenAI", image_bytes=20 * _MB, pdf_bytes=32 * _MB, total_bytes=50 * _MB)
 
 
 _CHAT_PARAMS = ParameterMap(
@@ -96,7 +106,34 @@ def _chat_content(content: Any, role: str = "user", plain_text: bool = False) ->
             native.append({"type": "text", "text": b.get("text", "")})
         elif b.get("type") == "image_url":
             native.append({"type": "image_url", "image_url": b.get("image_url")})
+        elif b.get("type") == "media" and isinstance(b.get("media"), Mapping):
+            native.append(_chat_media(b["media"]))
     return native
+
+
+def _chat_media(media: Mapping[str, Any]) -> dict[str, Any]:
+    """A chat content part for PromptLayer's ``media`` block: a PDF is a ``file`` part with
+    its bytes as a data: URL (chat takes no PDF URL), an image an ``image_url`` part."""
+    url = str(media.get("url"))
+    if media.get("type") != PDF:
+        return {"type": "image_url", "image_url": {"url": url}}
+    if not url.startswith("data:"):
+        raise InvalidInputError(
+            "OpenAI's chat-completions API takes PDFs only as bytes, not as a URL: pass the "
+            "file (a path or its bytes), or set the template's api_type to 'responses'"
+        )
+    return {"type": "file", "file": {"filename": str(media.get("title")), "file_data": url}}
+
+
+def _responses_media(media: Mapping[str, Any]) -> dict[str, Any]:
+    """A Responses API input part for PromptLayer's ``media`` block (``input_file`` for a PDF,
+    by bytes or by URL; ``input_image`` for an image)."""
+    url = str(media.get("url"))
+    if media.get("type") != PDF:
+        return {"type": "input_image", "image_url": url}
+    if url.startswith("data:"):
+        return {"type": "input_file", "filename": str(media.get("title")), "file_data": url}
+    return {"type": "input_file", "file_url": url}
 
 
 def chat_messages(rendered: Mapping[str, Any], plain_text: bool = False) -> list[dict[str, Any]]:
@@ -146,6 +183,8 @@ def _responses_input(rendered: Mapping[str, Any]) -> Any:
                 content.append({"type": kind, "text": b.get("text", "")})
             elif b.get("type") == "image_url":
                 content.append({"type": "input_image", "image_url": b["image_url"].get("url")})
+            elif b.get("type") == "media" and isinstance(b.get("media"), Mapping):
+                content.append(_responses_media(b["media"]))
         calls = msg.get("tool_calls") if msg["role"] == "assistant" else None
         if content or not calls:
             items.append({"role": msg["role"], "content": content})
@@ -472,6 +511,35 @@ class OpenAIProvider(Provider):
     def resolve_api_type(self, spec: ModelSpec, rendered: Mapping[str, Any]) -> str | None:
         return api_type_of(spec, rendered)
 
+    def media_limits(self, spec: ModelSpec, template_type: str | None) -> MediaLimits | None:
+        if spec.local_model and not env_value(ENV_BASE_URL):
+            return MediaLimits(
+                "the embedded local model (SmolLM2-135M)",
+                None,
+                None,
+                why="it reads text only: run this template on a provider that does (e.g. "
+                f"provider='openai', model='gpt-4o-mini'), or set {ENV_BASE_URL} to a "
+                "multimodal server of your own (e.g. Ollama with a vision model)",
+            )
+        if spec.local_model:
+            return dataclasses.replace(
+                MEDIA_LIMITS,
+                who=f"your local server ({ENV_BASE_URL})",
+                pdf_bytes=None,
+                why="OpenAI-compatible local servers take images only: pass the pages as images",
+            )
+        api = api_type_of(spec, {"type": template_type})
+        if api == "completions":
+            return MediaLimits(
+                "OpenAI's completions API",
+                None,
+                None,
+                why="set the template's api_type to 'chat-completions' or 'responses'",
+            )
+        if api == "chat-completions":
+            return dataclasses.replace(MEDIA_LIMITS, pdf_urls=False)
+        return MEDIA_LIMITS
+
     def build_request(
         self, rendered: Mapping[str, Any], spec: ModelSpec, stream: bool
     ) -> dict[str, Any]:
@@ -612,3 +680,15 @@ class OpenAIProvider(Provider):
         # A template pointing at another server (a local model, vLLM) is not billed by
         # OpenAI. OPENAI_BASE_URL alone is usually a gateway in front of OpenAI: priced.
         return None if spec.base_url else "openai"
+
+    def batch_api(self, spec: ModelSpec) -> BatchAPI | str:
+        # OPENAI_BASE_URL (a gateway in front of OpenAI, or the tests' fake) is OpenAI's API;
+        # a template's own server (the local model, vLLM, Ollama) has no Batch API.
+        if spec.local_model:
+            return "the local model answers live calls only"
+        if spec.base_url:
+            return f"the template's own server ({spec.base_url}) has no Batch API"
+        from .openai_batch import OpenAIBatches
+
+        api = api_type_of(spec)
+        return OpenAIBatches(self, spec, self._base_url(spec), self._client(spec, False), api)

@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core.blueprint import ModelSpec
 from ..core.errors import InvalidInputError, ProviderError
+from ..core.media import MediaLimits
 from ._sdk_errors import transport_error
 from .anthropic import PARAMETERS as CLAUDE_PARAMETERS
 from .anthropic import AnthropicVertexRoute
 from .base import ParameterMap, Provider, Reply, StreamState
 from .google import PARAMETERS as GEMINI_PARAMETERS
 from .google import GeminiVertexRoute
+
+if TYPE_CHECKING:
+    from .batches import BatchAPI
 
 
 def route_of(model: str) -> str | None:
@@ -103,7 +107,13 @@ class VertexAIProvider(Provider):
     async def aclose_stream(self, stream: Any) -> None:
         await self.gemini.aclose_stream(stream)
 
+    def media_limits(self, spec: ModelSpec, template_type: str | None) -> MediaLimits | None:
+        return self.route(spec).media_limits(spec, template_type)
+
     def pricing_provider_id(self, spec: ModelSpec) -> str | None:
         if route_of(spec.name) is None:
             return None
         return self.route(spec).pricing_provider_id(spec)
+
+    def batch_api(self, spec: ModelSpec) -> BatchAPI | str:
+        return self.route(spec).batch_api(spec)

@@ -36,7 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from ..core import blueprint, notices
+from ..core import blueprint, media, notices
 from ..core.blueprint import ModelSpec
 from ..core.config import env_float
 from ..core.errors import (
@@ -346,6 +346,8 @@ class PromptLayerRegistry:
     def _server_rendered(
         self, name: str, version: int | None, label: str | None, context: Mapping[str, Any]
     ) -> TemplateRecord:
+        # PromptLayer would get bytes and PIL images as text: refused before the fetch.
+        media.refuse_for_server(context.get("input_variables") or {})
         # The official SDK sends only the truthy ones (_prepare_get_prompt_template_params).
         extra = {k: v for k, v in context.items() if v}
         try:

@@ -66,6 +66,8 @@ class RunRecord:
     reply_tool_calls: list[dict[str, Any]] | None = None
     #: A run served by the replay cache: the request_id of the logged run it came from.
     cached_from: str | None = None
+    #: The batch job (``pl_magic.batches()``) the run belongs to, or None.
+    batch_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -96,12 +98,20 @@ class RunSink(Protocol):
         run left unsent. Must not wait on the destination."""
         ...
 
-    def record(self, record: RunRecord, call: ProviderCall, error: PlMagicError | None) -> None:
+    def record(
+        self,
+        record: RunRecord,
+        call: ProviderCall,
+        error: PlMagicError | None,
+        later: bool = False,
+    ) -> None:
         """The run ended; ``record`` is about to be written to the local log.
 
         The sink may set fields of ``record`` (e.g. ``sync_state`` and ``sync_payload``)
         so that they are written with the row. ``call`` is the provider call made;
-        ``error`` is the run's error (None for an OK or cancelled run).
+        ``error`` is the run's error (None for an OK or cancelled run). ``later``: nobody
+        waits for this run (a batch job's results, thousands at once): :meth:`finalize`
+        only starts sending it in the background.
         """
         ...
 

@@ -168,18 +168,25 @@ class PromptLayerSink:
         """A run starts: runs left unsent earlier go now, in the background."""
         self.send_unsent_soon()
 
-    def record(self, record: RunRecord, call: ProviderCall, error: PlMagicError | None) -> None:
+    def record(
+        self,
+        record: RunRecord,
+        call: ProviderCall,
+        error: PlMagicError | None,
+        later: bool = False,
+    ) -> None:
         """Put the run's payload on its log row before the row is written.
 
         The payload's metadata carries the local request id (``pl_magic_request_id``), so
         that a run whose send went unanswered can be looked up before it is sent again.
+        ``later`` (a batch job's results): the row is ``unsent``, sent in the background.
         """
         payload = track_payload(record, call, error)
         payload["metadata"] = {**(payload.get("metadata") or {}), METADATA_KEY: record.request_id}
         record.sync_payload = redact_json(dumps({"account": self.api.account, "payload": payload}))
-        if record.status in ("ok", "error"):  # sent now by finish() / send_failure()
+        if record.status in ("ok", "error") and not later:  # sent by finish() / send_failure()
             record.sync_state, record.sync_attempted_at = "sending", time.time()
-        else:  # cancelled: the SDK logs nothing; PromptLayer gets it in the background
+        else:  # cancelled (the SDK logs nothing) or later: PromptLayer gets it in the background
             record.sync_state = "unsent"
             self._pending_hint = True
 

@@ -15,6 +15,7 @@ at the next chance (see :func:`store.write_or_keep`): a reply is never lost to t
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import threading
@@ -28,6 +29,7 @@ from ..core.errors import ConfigurationError, redact, redact_json
 from ..core.store import (
     Database,
     KeptInMemory,
+    Many,
     OnDatabase,
     Statement,
     dumps,
@@ -167,11 +169,72 @@ def run_key(
     return hashlib.sha256(ident.encode()).hexdigest()[:32]
 
 
+def run_key_of_json(
+    prompt_name: str | None,
+    prompt_version: int | None,
+    rendered_json: str,
+    provider: str,
+    model: str,
+    parameters_json: str,
+    repeat_index: int,
+) -> str:
+    """:func:`run_key`, given the rendered input and the parameters as the JSON text
+    :func:`~pl_magic.core.store.dumps` makes of them (a batch job has it already): the same
+    key, without encoding them again."""
+    head, middle = _run_key_parts(prompt_name, prompt_version, provider, model)
+    repeat = str(repeat_index) if type(repeat_index) is int else dumps(repeat_index)
+    ident = f"{head}{rendered_json}{middle}{parameters_json},{repeat}]"
+    return hashlib.sha256(ident.encode()).hexdigest()[:32]
+
+
+@functools.lru_cache(maxsize=256)
+def _run_key_parts(
+    prompt_name: str | None, prompt_version: int | None, provider: str, model: str
+) -> tuple[str, str]:
+    """The JSON of :func:`run_key`'s list around the rendered input (the same for every
+    run of one version and model)."""
+    return (
+        f"[{dumps(prompt_name)},{dumps(prompt_version)},",
+        f",{dumps(provider)},{dumps(model)},",
+    )
+
+
+class JsonText(str):
+    """A JSON column's value that is JSON text already (a batch job stored it so): written
+    as it is, not encoded again."""
+
+    __slots__ = ()
+
+
+def _json_cell(value: Any) -> str:
+    return value if isinstance(value, JsonText) else dumps(value)
+
+
 def _decoded(row: dict[str, Any]) -> dict[str, Any]:
     """A stored row with its JSON columns decoded."""
     for col in (*_JSON_COLUMNS, *_NULLABLE_JSON_COLUMNS, "raw_response"):
         if row.get(col) is not None:
             row[col] = json.loads(row[col])
+    return row
+
+
+def _row(run: RunRecord, redact_raw: bool = True) -> dict[str, Any]:
+    """A run as the ``runs`` table stores it: JSON columns as text, secrets out (but for
+    the raw response's, when ``redact_raw`` is False: the caller redacts it)."""
+    if run.status not in STATUSES:
+        raise ValueError(f"status must be one of {STATUSES}")
+    # Not asdict(): it deep-copies every nested value (the raw response, the rendered
+    # template) only for them to be serialized right after.
+    row = {f.name: getattr(run, f.name) for f in _FIELDS}
+    for col in _JSON_COLUMNS:
+        row[col] = _json_cell(row[col])
+    for col in _NULLABLE_JSON_COLUMNS:
+        row[col] = None if row[col] is None else _json_cell(row[col])
+    raw = None if run.raw_response is None else _json_cell(run.raw_response)
+    row["raw_response"] = redact_json(raw) if raw is not None and redact_raw else raw
+    if row["error_message"]:
+        row["error_message"] = redact(row["error_message"])
+    row["ended_at"] = row["ended_at"] or utcnow_iso()
     return row
 
 
@@ -247,21 +310,7 @@ class RunLog(OnDatabase):
         Raises :class:`store.KeptInMemory` when the file cannot take it now: the row is kept
         in memory and written at the next chance.
         """
-        if run.status not in STATUSES:
-            raise ValueError(f"status must be one of {STATUSES}")
-        # Not asdict(): it deep-copies every nested value (the raw response, the rendered
-        # template) only for them to be serialized right after.
-        row = {f.name: getattr(run, f.name) for f in _FIELDS}
-        for col in _JSON_COLUMNS:
-            row[col] = dumps(row[col])
-        for col in _NULLABLE_JSON_COLUMNS:
-            row[col] = None if row[col] is None else dumps(row[col])
-        row["raw_response"] = (
-            None if run.raw_response is None else redact_json(dumps(run.raw_response))
-        )
-        if row["error_message"]:
-            row["error_message"] = redact(row["error_message"])
-        row["ended_at"] = row["ended_at"] or utcnow_iso()
+        row = _row(run)
         cols = ", ".join(row)
         marks = ", ".join(f":{c}" for c in row)
         statement = (f"INSERT OR REPLACE INTO runs ({cols}) VALUES ({marks})", row)
@@ -276,6 +325,65 @@ class RunLog(OnDatabase):
                     self._write_group(full)
                 return
         self._write([statement])
+
+    def record_many(self, runs: Sequence[RunRecord]) -> None:
+        """Insert the rows of ``runs`` that the log does not hold yet (by ``request_id``),
+        in one transaction: a batch job's results, which may be read twice (two kernels
+        waiting on one job, or a kernel stopped after it wrote them) and are logged once.
+        A JSON column may hold :class:`JsonText` (written as it is).
+
+        Raises :class:`store.KeptInMemory` as :meth:`record` does.
+        """
+        if not runs:
+            return
+        rows = [_row(run, redact_raw=False) for run in runs]
+        raws = [row["raw_response"] for row in rows if row["raw_response"] is not None]
+        joined = "\n".join(raws)
+        if raws and redact(joined) != joined:  # (one look for secrets in the whole chunk)
+            for row in rows:
+                if row["raw_response"] is not None:
+                    row["raw_response"] = redact_json(row["raw_response"])
+        names = list(rows[0])
+        marks = ", ".join("?" * len(names))
+        values = Many(tuple(row[c] for c in names) for row in rows)  # (binds faster than names)
+        self._write([(f"INSERT OR IGNORE INTO runs ({', '.join(names)}) VALUES ({marks})", values)])
+
+    def set_batch(self, request_ids: Iterable[str], batch_id: str) -> None:
+        """Mark logged runs as runs of batch job ``batch_id`` (those of a job that went live,
+        or were served by the replay cache)."""
+        pairs = [(batch_id, rid) for rid in request_ids]
+        if pairs:
+            self._write([("UPDATE runs SET batch_id = ? WHERE request_id = ?", Many(pairs))])
+
+    def batch_columns(self, batch_id: str, columns: Sequence[str]) -> dict[str, Sequence[Any]]:
+        """The runs of batch job ``batch_id``, column by column (as stored; see
+        :meth:`columns`), in the order of the job's planned runs (``batch_requests``)."""
+        select = ", ".join(f"r.{c}" for c in _select(columns).split(", "))
+        db = self.db
+        with db.lock:
+            cursor = db.conn.cursor()
+            cursor.row_factory = None
+            rows = cursor.execute(
+                f"SELECT {select} FROM runs AS r LEFT JOIN batch_requests AS q "
+                "ON q.request_id = r.request_id WHERE r.batch_id = ? ORDER BY q.position",
+                (batch_id,),
+            ).fetchall()
+        values = list(zip(*rows, strict=True)) or [()] * len(columns)
+        return dict(zip(columns, values, strict=True))
+
+    def batch_counts(self, batch_ids: Sequence[str]) -> dict[str, dict[str, int]]:
+        """For each batch job, how many of its logged runs have each status."""
+        out: dict[str, dict[str, int]] = {}
+        for start in range(0, len(batch_ids), _IDS_PER_QUERY):
+            chunk = tuple(batch_ids[start : start + _IDS_PER_QUERY])
+            marks = ",".join("?" * len(chunk))
+            for batch_id, status, count in self.db.query(
+                f"SELECT batch_id, status, COUNT(*) FROM runs WHERE batch_id IN ({marks}) "
+                "GROUP BY batch_id, status",
+                chunk,
+            ):
+                out.setdefault(batch_id, {})[status] = count
+        return out
 
     def update(self, request_id: str, **values: Any) -> bool:
         """Set some columns of an existing row (e.g. the sync state of a PromptLayer log).

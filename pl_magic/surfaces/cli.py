@@ -6,6 +6,7 @@
     pl-magic labels set NAME LABEL VERSION | delete NAME LABEL
     pl-magic runs [--limit N] [--prompt NAME] [--csv FILE]
     pl-magic replay export FILE [--prompt NAME] | import FILE
+    pl-magic batches list [--limit N] | wait ID [--timeout S] [--csv FILE] | cancel ID
     pl-magic local start | stop | status
 
 ``run`` streams the reply to stdout and prints the footer line (version, model, time to
@@ -351,6 +352,65 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- batches --------------------------------------------------------------------------------
+
+
+def cmd_batches_list(args: argparse.Namespace) -> int:
+    """The batch jobs, newest first, with their status and counts (from the log)."""
+    from ..engine.batch_jobs import listing
+
+    jobs = listing(_client().engine, args.limit)
+    if not jobs:
+        _out("No batch jobs yet: pl_magic.run_many(..., batch=True) or %%plrun ... --batch")
+        return 0
+    table = [
+        [
+            j["job_id"],
+            _one_line(j["prompt_name"], 30),
+            j["status"],
+            f"{j['ok']}/{j['runs']}",
+            str(j["error"]),
+            str(j["cancelled"]),
+            str(j["pending"]),
+            str(j["submitted_at"])[:19].replace("T", " "),
+            _one_line(j["provider_jobs"], 80),
+        ]
+        for j in jobs
+    ]
+    header = ["JOB", "PROMPT", "STATUS", "OK", "FAILED", "CANCELLED", "PENDING"]
+    _out(_table(table, [*header, "SUBMITTED (UTC)", "PROVIDER JOBS"]))
+    return 0
+
+
+def cmd_batches_wait(args: argparse.Namespace) -> int:
+    """Wait for a batch job, logging its results as they arrive; its summary on stdout."""
+    from ..engine.batch_jobs import job_of
+
+    job = job_of(_client().engine, args.id)
+    status = job.wait(
+        timeout=args.timeout,
+        on_progress=lambda s: _err(s.summary()),
+        interruptible=False,
+    )
+    if args.csv:
+        job.frame().to_csv(args.csv, index=False)
+        _err(f"Wrote {status.total} run(s) to {args.csv}")
+    _out(status.summary())
+    if not status.finished:
+        _err(f"{PROG}: batch job {job.id} is still running: `{PROG} batches wait {job.id}` later")
+        return EXIT_FAILED
+    return 0
+
+
+def cmd_batches_cancel(args: argparse.Namespace) -> int:
+    """Ask the providers to cancel a batch job."""
+    from ..engine.batch_jobs import job_of
+
+    status = job_of(_client().engine, args.id).cancel()
+    _out(status.summary())
+    return 0
+
+
 # -- local ----------------------------------------------------------------------------------
 
 
@@ -489,6 +549,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("import", help="add recorded runs (JSON Lines) to the run log")
     p.add_argument("file")
     p.set_defaults(func=cmd_replay_import)
+
+    batches = commands.add_parser("batches", help="list, wait for or cancel batch jobs")
+    sub = batches.add_subparsers(dest="action", metavar="ACTION", required=True)
+    p = sub.add_parser("list", help="the batch jobs with their status and counts")
+    p.add_argument("--limit", type=positive_int, help="only the newest N")
+    p.set_defaults(func=cmd_batches_list)
+    p = sub.add_parser("wait", help="wait for a job, logging its results as they arrive")
+    p.add_argument("id", help="the job's id (or a unique prefix of it)")
+    p.add_argument("--timeout", type=float, metavar="S", help="stop waiting after S seconds")
+    p.add_argument("--csv", metavar="FILE", help="write the job's runs as CSV")
+    p.set_defaults(func=cmd_batches_wait)
+    p = sub.add_parser("cancel", help="ask the providers to cancel a job")
+    p.add_argument("id", help="the job's id (or a unique prefix of it)")
+    p.set_defaults(func=cmd_batches_cancel)
 
     local = commands.add_parser("local", help="the local model's server")
     local.add_argument("action", choices=("start", "stop", "status"))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
@@ -220,6 +220,12 @@ class PlMagic(Magics, Configurable):
         action="store_true",
         help="Stop a comparison at its first run that fails in a way a retry would not cure.",
     )
+    @argument(
+        "--batch",
+        action="store_true",
+        help="Submit the comparison as provider batches (about half the price, within 24 h); "
+        "the same cell again attaches to the job.",
+    )
     def plrun(self, line: str, cell: str | None = None, local_ns: Any = None) -> Any:
         """Run a registry prompt; the cell body holds its input variables as YAML.
 
@@ -255,6 +261,7 @@ class PlMagic(Magics, Configurable):
         fmt = args.format or self.output_format
         is_batch = bool(args.versions or args.models or args.inputs or args.repeat != 1)
         is_batch = is_batch or args.budget is not None  # a budget: estimated as a comparison
+        is_batch = is_batch or args.batch
         if (args.score or args.expected or args.judge_repeat != 1) and not is_batch:
             raise InvalidInputError(
                 "--score, --expected and --judge-repeat score a comparison: add --inputs, "
@@ -309,11 +316,15 @@ class PlMagic(Magics, Configurable):
         return None
 
     def _run_one(self, options: RunOptions, fmt: str) -> RunResult | RunChunk:
+        from ..ui.media_view import thumbnails_html
+
         engine = _client().engine
         view = RunView(fmt=fmt, refresh_hz=self.refresh_rate)
+        run = engine.prepare(options)
+        view.inputs_html = thumbnails_html(run.media.values())  # what the run read and checked
         if not options.stream:
             try:
-                result = engine.run(options)
+                result = engine.run_prepared(run)
             except PlMagicError as exc:
                 partial = getattr(exc, "partial_text", "")
                 if partial:  # the model answered (a reply that is not the JSON asked for)
@@ -329,7 +340,7 @@ class PlMagic(Magics, Configurable):
                 structured=parts.structured,
             )
             return result
-        stream = engine.stream(options)
+        stream = engine.stream_prepared(run)
         view.start()
         text = ""
         parts = ReplyParts()
@@ -464,12 +475,18 @@ class PlMagic(Magics, Configurable):
             track_spend=True,
             fail_fast=args.fail_fast,
         )
+        if args.batch:  # submitted as provider batches, its progress shown while polling
+            from ..api import run_batch
+
+            return run_batch(batch)
         cost = before_start(batch, "--budget ")
+        previews = _input_previews(name, planned)
         named = planned_cells(batch)
         cells = [
             GridCell(
                 row=(f"row {p.input_index} · " if p.input_index is not None else "") + cell.name,
                 column=f"#{p.repeat + 1}",
+                inputs_html=previews.get(p.input_index, ""),
             )
             for p, cell in zip(planned, named, strict=True)
         ]
@@ -674,6 +691,27 @@ def unload(ip: Any) -> None:
             magics[kind].pop(name, None)
     ip.magics_manager.registry.pop("PlMagic", None)
     ip.configurables[:] = [c for c in ip.configurables if not isinstance(c, PlMagic)]
+
+
+def _input_previews(name: str, planned: Sequence[Any]) -> dict[int | None, str]:
+    """Previews of each input row's media (the grid shows them beside the row), read from
+    the media slots of the version the row runs first."""
+    from ..ui.media_view import input_previews
+
+    templates: dict[tuple[Any, Any], Any] = {}
+    out: dict[int | None, str] = {}
+    for p in planned:
+        if p.input_index in out:
+            continue
+        key = (p.version, p.label)
+        if key not in templates:
+            try:
+                record = _client().engine.registry.get(name, version=p.version, label=p.label)
+                templates[key] = record["prompt_template"]
+            except PlMagicError:  # the run itself will say why
+                templates[key] = {}
+        out[p.input_index] = input_previews(templates[key], p.input_variables)
+    return out
 
 
 def _client() -> ModuleClient:

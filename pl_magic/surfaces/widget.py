@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..client import PromptLayer, default_client
 from ..core.errors import InvalidInputError, PlMagicError, PromptNotFoundError
+from ..core.media import IMAGE_TYPES, PDF, MediaValue
 from ..core.parsing import parse_pairs
 from ..core.store import utcnow_iso
 from ..engine import limiter
@@ -25,6 +26,7 @@ from ..providers import get_provider, suggested_models, supported
 from ..runlog.sqlite import RunFilter
 from ..ui import footer as footer_mod
 from ..ui.display import NO_MATH, Throttle
+from ..ui.media_view import thumbnails_html
 from ..ui.structured_view import ReplyParts, reply_parts
 
 if TYPE_CHECKING:
@@ -89,6 +91,8 @@ class PromptForm:
         #: True from a click on Run until that run's worker has finished everything.
         self._busy = False
         self._typed: dict[str, str] = {}
+        #: The upload field (and its URL/path text field) of each media variable.
+        self.media_inputs: dict[str, tuple[Any, Any]] = {}
         self._template_params: dict[str, Any] = {}
         wide = w.Layout(width="32em")
         # One label width for every field: the default (about 8 characters) cuts
@@ -254,20 +258,65 @@ class PromptForm:
     def _rebuild_variables(self, record: Mapping[str, Any]) -> None:
         import ipywidgets as w
 
-        from ..core.blueprint import input_variables
+        from ..core.blueprint import input_variables, media_slots
 
         for box in self.variables.children:
-            self._typed[box.description] = box.value
+            if isinstance(box, w.Textarea):
+                self._typed[box.description] = box.value
+        for name, (_, link) in self.media_inputs.items():
+            self._typed[name] = link.value
         names = input_variables(record["prompt_template"])
-        self.variables.children = [
-            w.Textarea(
-                description=n,
-                value=self._typed.get(n, ""),
-                layout=w.Layout(width="32em", height="3.5em"),
-                style={"description_width": "7em"},
+        media_names = set(media_slots(record["prompt_template"]))
+        self.media_inputs = {}
+        children = []
+        for n in names:
+            if n in media_names:
+                children.append(self._media_field(n))
+                continue
+            children.append(
+                w.Textarea(
+                    description=n,
+                    value=self._typed.get(n, ""),
+                    layout=w.Layout(width="32em", height="3.5em"),
+                    style={"description_width": "7em"},
+                )
             )
-            for n in names
-        ]
+        self.variables.children = children
+
+    def _media_field(self, name: str) -> Any:
+        """A media variable's fields: a file upload (an image or a PDF) and, instead, an
+        http(s) URL or a path typed in."""
+        import ipywidgets as w
+
+        upload = w.FileUpload(
+            description=name,
+            accept=",".join((*IMAGE_TYPES, PDF)),
+            multiple=False,
+            tooltip=f"{name}: an image (PNG, JPEG, GIF, WebP) or a PDF",
+            layout=w.Layout(width="14em"),
+        )
+        link = w.Text(
+            value=self._typed.get(name, ""),
+            placeholder="or an http(s) URL, or a file path",
+            layout=w.Layout(width="17.5em"),
+        )
+        self.media_inputs[name] = (upload, link)
+        return w.HBox(
+            [w.Label(name, layout=w.Layout(width="7em")), upload, link],
+            layout=w.Layout(align_items="center"),
+        )
+
+    def _media_values(self) -> dict[str, Any]:
+        """Each media variable's value: the uploaded file's bytes, else the text typed."""
+        out: dict[str, Any] = {}
+        for name, (upload, link) in self.media_inputs.items():
+            files = upload.value
+            if files:
+                first = files[0]
+                out[name] = MediaValue(bytes(first["content"]), "upload", str(first["name"]))
+            elif link.value.strip():
+                out[name] = link.value.strip()
+        return out
 
     # -- running -------------------------------------------------------------------------
 
@@ -284,7 +333,12 @@ class PromptForm:
         provider = self.provider.value
         overrides = self._parameter_overrides(provider)
         overrides.update(parse_pairs(_split_list(self.extras.value), "extra"))
-        values = {b.description: b.value for b in self.variables.children if b.value != ""}
+        values: dict[str, Any] = {
+            b.description: b.value
+            for b in self.variables.children
+            if getattr(b, "description", None) not in (None, *self.media_inputs) and b.value != ""
+        }
+        values.update(self._media_values())
         return RunOptions.build(
             self.prompt.value,
             prompt_version=version,
@@ -402,15 +456,18 @@ class PromptForm:
         throttle = Throttle(self.refresh_hz)
         text = ""
         started = utcnow_iso()
+        previews = ""
         try:
+            run = engine.prepare(options)
+            previews = thumbnails_html(run.media.values())  # what the run read and checked
             if options.stream:
-                stream = engine.stream(options)
+                stream = engine.stream_prepared(run)
                 final = None
                 for chunk in stream:
                     if self._cancel.is_set():
                         stream.close()  # logged as cancelled, with the partial text
                         self._note_cancelled(options.prompt_name, started)
-                        view = _reply_html(
+                        view = previews + _reply_html(
                             text, "cancelled — the partial reply is logged", "cancelled"
                         )
                         self.reply.value = "".join([*before, view])
@@ -419,16 +476,16 @@ class PromptForm:
                     text = parts.text
                     final = chunk
                     if throttle.ready():
-                        shown = _reply_html(text, streaming=True, parts=parts)
-                        self.reply.value = "".join([*before, shown])
+                        live = previews + _reply_html(text, streaming=True, parts=parts)
+                        self.reply.value = "".join([*before, live])
                 result = final
             else:
-                result = engine.run(options)  # type: ignore[assignment]
+                result = engine.run_prepared(run)  # type: ignore[assignment]
             assert isinstance(result, dict) and result["request_id"]
             self.request_ids.append(result["request_id"])
             parts = reply_parts(result["prompt_blueprint"])
             text = parts.text
-            view = _reply_html(text, footer_mod.footer(result), parts=parts)
+            view = previews + _reply_html(text, footer_mod.footer(result), parts=parts)
         except limiter.NotStarted:  # stopped while waiting for the provider: nothing sent
             view = _reply_html("", "stopped before it was sent", "cancelled")
         except PlMagicError as exc:
@@ -437,7 +494,7 @@ class PromptForm:
             self._show_error(exc)
             partial = getattr(exc, "partial_text", "") or text
             # a failure before any call (a missing variable...) has no reply to show
-            view = _reply_html(partial, "failed", "error") if exc.request_id else ""
+            view = previews + _reply_html(partial, "failed", "error") if exc.request_id else ""
         except Exception as exc:  # a surprise must not leave the form stuck in "running"
             self.last_error = exc
             self.status.value = error_html(f"{type(exc).__name__}: {exc}")

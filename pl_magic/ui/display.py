@@ -90,6 +90,7 @@ def run_bundle(
     tool_calls: Sequence[Mapping[str, Any]] | None = None,
     structured: bool = False,
     tool_results: Mapping[Any, str] | None = None,
+    inputs_html: str = "",
 ) -> dict[str, str]:
     """The MIME bundle of one run's view: its text (escaped) and footer line.
 
@@ -98,7 +99,8 @@ def run_bundle(
     the front end would render that as trusted. A ``structured`` reply (JSON asked for)
     shows as formatted, foldable JSON once it parses; ``tool_calls`` show under the text,
     with their ``tool_results`` (by call id) when the tool loop ran them
-    (:mod:`pl_magic.ui.structured_view`).
+    (:mod:`pl_magic.ui.structured_view`). ``inputs_html``: previews of the run's media
+    inputs shown above the reply (built by :mod:`pl_magic.ui.media_view`, escaped there).
     """
     calls_text = tool_calls_text(tool_calls, tool_results) if tool_calls else ""
     plain = (
@@ -120,6 +122,7 @@ def run_bundle(
     else:
         body = _pre(text + (_CURSOR if streaming else ""))
         kind = "pl-magic-run"
+    body = inputs_html + body
     body += tool_calls_html(tool_calls, tool_results) if tool_calls else ""
     body += _footer_html(footer, status) if footer else ""
     return {"text/plain": plain, "text/html": f'<div class="{kind}">{body}</div>'}
@@ -170,6 +173,8 @@ class RunView:
         self.throttle = Throttle(refresh_hz)
         self.handle: Any = None
         self.printed = 0  # terminal mode: characters already written
+        #: Previews of the run's media inputs, above the reply (see ui/media_view.py).
+        self.inputs_html = ""
         self._render: Callable[[str], str] | None = None
         if self.fmt == "markdown":
             from .markdown_view import MarkdownStream
@@ -182,7 +187,9 @@ class RunView:
             from IPython.display import display
 
             self.handle = display(
-                run_bundle("", header, self.fmt, streaming=True), raw=True, display_id=True
+                run_bundle("", header, self.fmt, streaming=True, inputs_html=self.inputs_html),
+                raw=True,
+                display_id=True,
             )
 
     def update(
@@ -204,6 +211,7 @@ class RunView:
                     render=self._render,
                     tool_calls=tool_calls,
                     structured=structured,
+                    inputs_html=self.inputs_html,
                 )
                 self.handle.update(bundle, raw=True)
                 self.throttle.took(time.monotonic() - began)
@@ -232,6 +240,7 @@ class RunView:
                 tool_calls=tool_calls,
                 structured=structured,
                 tool_results=tool_results,
+                inputs_html=self.inputs_html,
             )
             self.handle.update(bundle, raw=True)
         else:
@@ -254,6 +263,8 @@ class GridCell:
     text: str = ""
     status: str = "pending"
     footer: str = ""
+    #: Previews of the row's media inputs, beside its name (see ui/media_view.py).
+    inputs_html: str = ""
 
 
 class GridView:
@@ -292,10 +303,13 @@ class GridView:
     def _html(self) -> str:
         rows: dict[str, dict[str, GridCell]] = {}
         columns: list[str] = []
+        previews: dict[str, str] = {}
         for cell in self.cells:
             rows.setdefault(cell.row, {})[cell.column] = cell
             if cell.column not in columns:
                 columns.append(cell.column)
+            if cell.inputs_html:
+                previews.setdefault(cell.row, cell.inputs_html)
         done = sum(c.status in _ENDED for c in self.cells)
         errors = sum(c.status == "error" for c in self.cells)
         skipped = sum(c.status == "skipped" for c in self.cells)
@@ -325,7 +339,7 @@ class GridView:
                 )
             body.append(
                 '<tr><th style="text-align:left;vertical-align:top;white-space:nowrap">'
-                f"{html.escape(row_name)}</th>" + "".join(tds) + "</tr>"
+                f"{html.escape(row_name)}{previews.get(row_name, '')}</th>" + "".join(tds) + "</tr>"
             )
         counts = ", ".join(
             part

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.blueprint import reply_text
+from ..core.inert import escape_controls
 
 _PRE_STYLE = (
     "white-space:pre-wrap;word-break:break-word;margin:0;"
@@ -64,7 +65,7 @@ def pretty_json(text: str) -> str | None:
     """``text`` as indented JSON, or None when it does not parse (yet)."""
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # (model output nested past Python's stack)
         return None
     return json.dumps(value, indent=2, ensure_ascii=False)
 
@@ -72,7 +73,7 @@ def pretty_json(text: str) -> str | None:
 def _summary(text: str) -> str:
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # (model output nested past Python's stack)
         return "JSON"
     if isinstance(value, dict):
         return f"JSON object · {len(value)} field{'s' if len(value) != 1 else ''}"
@@ -143,7 +144,8 @@ def tool_calls_html(
 def tool_calls_text(
     calls: Sequence[Mapping[str, Any]], results: Mapping[Any, str] | None = None
 ) -> str:
-    """The tool calls as plain text lines (``text/plain`` and a terminal)."""
+    """The tool calls as plain text lines (``text/plain`` and a terminal), with the model's
+    control characters made inert (a terminal escape in a tool's name stays text)."""
     lines = []
     for call in calls:
         name, arguments, call_id = _call_parts(call)
@@ -151,4 +153,4 @@ def tool_calls_text(
         result = (results or {}).get(call_id) if call_id is not None else None
         if result is not None:
             lines.append(f"  ← {' '.join(_cut(result).split())}")
-    return "\n".join(lines)
+    return escape_controls("\n".join(lines))

@@ -20,6 +20,14 @@ the ``Recorded.kind`` each gets and what decides streaming:
 * ``POST /token`` → ``token``: the OAuth endpoint a fake service account points at.
 * anything else → ``unknown``, answered 404.
 
+Media: every image and document block of a request is read in its dialect's shape (OpenAI
+chat ``image_url`` / ``file`` parts, Responses ``input_image`` / ``input_file``, Anthropic
+``image`` / ``document`` blocks with a base64 or URL source, Gemini ``inlineData`` /
+``fileData`` parts) into :class:`MediaPart` entries on ``Recorded.media``, and counted in
+``FakeProviderServer.media_counts``. A malformed one (base64 that does not decode, bytes that
+do not start like the type they declare, a type the provider does not take, a file without a
+name) is answered with the provider's native 400, as the real APIs do.
+
 Structured output: a request that asks for a JSON reply gets a JSON object that conforms to
 its schema (by default generated from it; ``structured_replies`` scripts it, see
 :class:`FakeProviderServer`). The four wire forms it recognises:
@@ -38,6 +46,9 @@ its schema (by default generated from it; ``structured_replies`` scripts it, see
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import hashlib
 import itertools
 import json
 import math
@@ -63,6 +74,7 @@ __all__ = [
     "KINDS",
     "PROVIDER_KINDS",
     "FakeProviderServer",
+    "MediaPart",
     "Recorded",
     "StructuredRequest",
     "example_for",
@@ -133,6 +145,163 @@ class _AbortConnectionError(Exception):
 
 
 @dataclass(frozen=True)
+class MediaPart:
+    """One image or document of a request, as its dialect spelled it."""
+
+    kind: str  # "image" or "document"
+    mime_type: str  # the type the request declares ("" when it declares none)
+    source: str  # "base64" (bytes in the request) or "url"
+    size: int | None = None  # bytes, for base64
+    sha256: str | None = None  # of the bytes, for base64
+    url: str | None = None  # for url
+    filename: str | None = None  # OpenAI's file inputs
+
+
+class MediaError(ValueError):
+    """A malformed media block: answered with the provider's native 400."""
+
+
+_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+    (b"%PDF-", "application/pdf"),
+)
+_IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
+_GEMINI_TYPES = ("image/png", "image/jpeg", "image/webp", "application/pdf")
+
+
+def _sniffed(data: bytes) -> str | None:
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return next((mime for magic, mime in _MAGIC if data.startswith(magic)), None)
+
+
+def _base64_part(
+    kind: str, mime_type: str, encoded: Any, allowed: tuple[str, ...], web_safe: bool = False
+) -> MediaPart:
+    """A base64 part, checked: valid base64, a type the provider takes, bytes of that type.
+    ``web_safe``: the URL-safe alphabet is accepted too (protobuf JSON's bytes, which genai
+    sends)."""
+    if not isinstance(encoded, str):
+        raise MediaError(f"{kind} data must be a base64 string")
+    if web_safe:
+        encoded = encoded.replace("-", "+").replace("_", "/")
+    try:
+        data = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise MediaError(f"{kind} data is not valid base64") from None
+    if mime_type not in allowed:
+        raise MediaError(f"{kind} media type {mime_type!r} is not supported")
+    if _sniffed(data) != mime_type:
+        raise MediaError(f"{kind} bytes do not match the declared media type {mime_type!r}")
+    return MediaPart(kind, mime_type, "base64", len(data), hashlib.sha256(data).hexdigest())
+
+
+def _data_url_part(
+    kind: str, url: Any, allowed: tuple[str, ...], filename: Any = None
+) -> MediaPart:
+    """An OpenAI part whose URL is a data: URL (bytes) or an http(s) URL."""
+    if not isinstance(url, str):
+        raise MediaError(f"{kind} URL must be a string")
+    if url.startswith(("http://", "https://")):
+        return MediaPart(kind, "", "url", url=url)
+    match = re.match(r"data:([^;,]+);base64,", url)
+    if match is None:
+        raise MediaError(f"{kind} URL must be an http(s) URL or a base64 data: URL")
+    part = _base64_part(kind, match[1], url[match.end() :], allowed)
+    return replace(part, filename=filename if isinstance(filename, str) else None)
+
+
+def _openai_parts(parts: list[Any], chat: bool) -> list[MediaPart]:
+    out = []
+    for part in parts:
+        kind = _dict(part).get("type")
+        if kind == "image_url" and chat:
+            out.append(
+                _data_url_part("image", _dict(part.get("image_url")).get("url"), _IMAGE_TYPES)
+            )
+        elif kind == "file" and chat:
+            file = _dict(part.get("file"))
+            if not isinstance(file.get("filename"), str) or not file["filename"]:
+                raise MediaError("file inputs with file_data need a filename")
+            found = _data_url_part(
+                "document", file.get("file_data"), ("application/pdf",), file["filename"]
+            )
+            if found.source != "base64":
+                raise MediaError("file_data must be a base64 data: URL")
+            out.append(found)
+        elif kind == "input_image" and not chat:
+            out.append(_data_url_part("image", part.get("image_url"), _IMAGE_TYPES))
+        elif kind == "input_file" and not chat:
+            if isinstance(part.get("file_url"), str):
+                out.append(MediaPart("document", "", "url", url=part["file_url"]))
+                continue
+            if not isinstance(part.get("filename"), str) or not part["filename"]:
+                raise MediaError("input_file with file_data needs a filename")
+            out.append(
+                _data_url_part(
+                    "document", part.get("file_data"), ("application/pdf",), part["filename"]
+                )
+            )
+    return out
+
+
+def _anthropic_parts(blocks: list[Any]) -> list[MediaPart]:
+    out = []
+    for block in blocks:
+        kind = _dict(block).get("type")
+        if kind not in ("image", "document"):
+            continue
+        source = _dict(block.get("source"))
+        if source.get("type") == "url" and isinstance(source.get("url"), str):
+            out.append(MediaPart(kind, "", "url", url=source["url"]))
+            continue
+        if source.get("type") != "base64":
+            raise MediaError(f"{kind} source must be base64 or url")
+        allowed = _IMAGE_TYPES if kind == "image" else ("application/pdf",)
+        out.append(_base64_part(kind, str(source.get("media_type")), source.get("data"), allowed))
+    return out
+
+
+def _gemini_parts(parts: list[Any]) -> list[MediaPart]:
+    out = []
+    for part in parts:
+        part = _dict(part)
+        inline = _dict(part.get("inlineData", part.get("inline_data")))
+        file_data = _dict(part.get("fileData", part.get("file_data")))
+        if inline:
+            mime = str(inline.get("mimeType", inline.get("mime_type")))
+            kind = "document" if mime == "application/pdf" else "image"
+            out.append(_base64_part(kind, mime, inline.get("data"), _GEMINI_TYPES, web_safe=True))
+        elif file_data:
+            mime = str(file_data.get("mimeType", file_data.get("mime_type", "")))
+            uri = file_data.get("fileUri", file_data.get("file_uri"))
+            kind = "document" if mime == "application/pdf" else "image"
+            out.append(MediaPart(kind, mime, "url", url=str(uri)))
+    return out
+
+
+def media_parts(kind: str, body: dict[str, Any]) -> list[MediaPart]:
+    """Every image and document of a provider request of ``kind``, checked (``MediaError``)."""
+    out: list[MediaPart] = []
+    if kind == "openai.chat":
+        for message in _as_list(body.get("messages")):
+            out += _openai_parts(_as_list(_dict(message).get("content")), chat=True)
+    elif kind == "openai.responses":
+        for item in _as_list(body.get("input")):
+            out += _openai_parts(_as_list(_dict(item).get("content")), chat=False)
+    elif kind in ("anthropic.messages", "anthropic.vertex"):
+        for message in _as_list(body.get("messages")):
+            out += _anthropic_parts(_as_list(_dict(message).get("content")))
+    elif kind in ("gemini", "vertex.gemini"):
+        for content in _as_list(body.get("contents")):
+            out += _gemini_parts(_as_list(_dict(content).get("parts")))
+    return out
+
+
+@dataclass(frozen=True)
 class Recorded:
     """One request as the fake server received it."""
 
@@ -146,6 +315,8 @@ class Recorded:
     model: str  # from the body or the URL path; "" when the request has none
     stream: bool
     received_at: float  # time.monotonic() on arrival, for measuring gaps between retries
+    #: The request's images and documents (see the module docstring), in order.
+    media: tuple[MediaPart, ...] = ()
 
     @property
     def retry_count(self) -> int | None:
@@ -1178,6 +1349,9 @@ class FakeProviderServer(ThreadedServer):
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
         self.final_sent_count = 0
+        #: Images and documents received since ``reset()``, by kind and source
+        #: (``{"image/base64": 2, "document/url": 1}``).
+        self.media_counts: dict[str, int] = {}
         self._lock = threading.Lock()
         self._fault_queue: deque[str] = deque()
         self._flaky_seen: set[str] = set()
@@ -1245,6 +1419,7 @@ class FakeProviderServer(ThreadedServer):
         """Clear the request log, fault queue, flaky memory and counters; restore the knobs."""
         with self._lock:
             self.requests.clear()
+            self.media_counts.clear()
             self._fault_queue.clear()
             self._flaky_seen.clear()
             self._buckets.clear()
@@ -1272,7 +1447,14 @@ class FakeProviderServer(ThreadedServer):
 
     # -- request handling ----------------------------------------------------------------------
 
-    def _record(self, request: Request, raw: bytes, body: Any, route: _Route) -> Recorded:
+    def _record(
+        self,
+        request: Request,
+        raw: bytes,
+        body: Any,
+        route: _Route,
+        media: tuple[MediaPart, ...] = (),
+    ) -> Recorded:
         rec = Recorded(
             method=request.method,
             path=request.url.path,
@@ -1284,9 +1466,13 @@ class FakeProviderServer(ThreadedServer):
             model=route.model,
             stream=route.stream,
             received_at=time.monotonic(),
+            media=media,
         )
         with self._lock:
             self.requests.append(rec)
+            for part in media:
+                key = f"{part.kind}/{part.source}"
+                self.media_counts[key] = self.media_counts.get(key, 0) + 1
         return rec
 
     def _plan(self, model: str) -> _Plan:
@@ -1320,7 +1506,16 @@ class FakeProviderServer(ThreadedServer):
         except ValueError:
             body = None
         route = _classify(request.method, request.url.path, body, request.headers)
-        rec = self._record(request, raw, body, route)
+        media_error = None
+        parts: list[MediaPart] = []
+        if route.kind in PROVIDER_KINDS and isinstance(body, dict):
+            try:
+                parts = media_parts(route.kind, body)
+            except MediaError as exc:
+                media_error = str(exc)
+        rec = self._record(request, raw, body, route, tuple(parts))
+        if media_error is not None:
+            return self._error(route.kind, 400, f"Invalid media: {media_error}")
         if route.kind == "token":
             return JSONResponse(
                 {"access_token": "ya29.fake", "expires_in": 3600, "token_type": "Bearer"}

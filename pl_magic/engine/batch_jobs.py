@@ -1,0 +1,1414 @@
+"""Batch mode: a comparison submitted as provider batches, a job that outlives the kernel.
+
+``run_many(..., batch=True)`` and ``%%plrun ... --batch`` hand their planned runs here:
+
+1. **prepare** each run as a live one would be (resolve, render, the native request; the
+   same :meth:`Engine.prepare`), so a batch request is exactly what a live call sends, minus
+   streaming;
+2. **key** the comparison (a sha256 over every planned run: its cell, the version it resolved
+   to, its replay key — provider, model, base URL, request, repeat — and the tags, metadata
+   and group): a job already submitted for the same key is **re-attached** to, never submitted
+   again (after a kernel restart too: re-running the cell attaches);
+3. **group** the runs by provider route, model, API type and base URL and **split** each
+   group at its API's limits (requests and bytes) into provider jobs;
+4. **record** the job, its provider jobs and every planned run with what ingesting its result
+   needs (:mod:`pl_magic.runlog.batches`), then **submit**, writing each provider job's id the
+   moment the provider accepts it;
+5. runs whose route cannot batch (the local model, a template's own server, Vertex AI) go
+   **live** through the normal path, with one notice per reason; in a replay mode
+   (``cache="replay"``/``"replay-only"``) a run the log holds is **served** from it and never
+   submitted (a miss is submitted in ``replay``, an error in ``replay-only``, as live);
+6. :meth:`BatchJob.wait` **polls** with back-off (the kernel's interrupt stops the waiting,
+   not the job) and **ingests** each provider job's results as it ends: one run row per
+   request (same columns as a live run, ``batch_id`` set, status and error per request,
+   cost at batch rates), written a chunk per transaction, sent to PromptLayer in the
+   background with that backend, and scored by the comparison's scorers and judges.
+
+A run that fails before any call (a missing variable, a missing key) is an error row of the
+comparison, as live, and is not submitted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from ..core import blueprint, config, local_target, notices, render_budget
+from ..core.blueprint import ModelSpec
+from ..core.errors import ConfigurationError, InvalidInputError, PlMagicError, ProviderError
+from ..core.store import KeptInMemory, dumps, utcnow_iso
+from ..providers import get_provider, info
+from ..providers.batches import (
+    CANCELLED,
+    EXPIRED,
+    FAILED,
+    FINAL,
+    BatchAPI,
+    BatchOutcome,
+    BatchState,
+    Encoded,
+    batch_request,
+)
+from ..runlog.base import ProviderCall, RunRecord
+from ..runlog.batches import BatchStore
+from ..runlog.scores import ScoreLog
+from ..runlog.sqlite import JsonText, run_key_of_json
+from . import pricing, replay, versions
+from .batch import Batch, PlannedRun, Progress
+from .engine import Engine, PreparedRun, RunOptions, _jsonable_vars, invalid_output
+from .scoring import Scorer
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: Job statuses.
+SUBMITTING, RUNNING, CANCELLING, DONE = "submitting", "running", "cancelling", "done"
+JOB_CANCELLED = "cancelled"
+#: Run routes (``batch_requests.route``).
+ROUTE_BATCH, ROUTE_LIVE, ROUTE_SERVED, ROUTE_FAILED = "batch", "live", "served", "failed"
+
+#: Rows written per transaction while ingesting.
+CHUNK = 400
+#: Seconds after which a job still being submitted is taken to have been abandoned (its
+#: kernel stopped): the provider jobs it had not recorded are submitted again.
+SUBMIT_GRACE_S = 300.0
+#: Errors of a poll that waiting longer cannot mend.
+_FATAL = frozenset({"auth", "not_found", "bad_request"})
+#: The request columns ingesting a provider job reads.
+_INGEST_COLUMNS = (
+    "request_id",
+    "run",
+    "parameters",
+    "input_variables",
+    "rendered_input",
+    "tags",
+    "metadata",
+    "request",
+)
+
+
+def poll_s() -> float:
+    """The first wait between two polls of a job (``PL_MAGIC_BATCH_POLL_S``, 2 s)."""
+    return max(0.01, config.env_float("PL_MAGIC_BATCH_POLL_S", 2.0))
+
+
+def poll_max_s() -> float:
+    """The longest wait between two polls (``PL_MAGIC_BATCH_POLL_MAX_S``, 60 s): the wait
+    grows by half at each poll up to it."""
+    return max(poll_s(), config.env_float("PL_MAGIC_BATCH_POLL_MAX_S", 60.0))
+
+
+def new_job_id() -> str:
+    """A new job id (``pl_magic.batches()`` shows it; a unique prefix is enough to name it)."""
+    return "b" + uuid.uuid4().hex[:15]
+
+
+# -- preparing --------------------------------------------------------------------------------
+
+
+@dataclass
+class _Run:
+    """One planned run of a job, prepared."""
+
+    planned: PlannedRun
+    request_id: str
+    route: str
+    prepared: PreparedRun | None = None
+    error: PlMagicError | None = None
+    #: Why the run goes live (its route cannot batch).
+    reason: str | None = None
+    group: tuple[Any, ...] | None = None
+    part: int | None = None
+    #: The batch request's body as JSON (the payload's and the job record's).
+    body: str | None = None
+
+
+class _Snapshot:
+    """The engine's registry as a comparison submitted at once reads it: each template
+    (name, version or label, run context) fetched once, not once per run. Everything else
+    is the registry's own, and it stands for the registry wherever one is looked up by
+    identity (the label tracker of :mod:`pl_magic.engine.versions`)."""
+
+    def __init__(self, registry: Any) -> None:
+        self._registry = registry
+        self._records: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+    def get(
+        self, name: str, version: int | str | None = None, label: str | None = None, **run: Any
+    ) -> dict[str, Any]:
+        try:
+            key: tuple[Any, ...] = (name, version, label, dumps(sorted(run.items())))
+        except (TypeError, ValueError):
+            return dict(self._registry.get(name, version=version, label=label, **run))
+        found = self._records.get(key)
+        if found is None:
+            found = self._records[key] = self._registry.get(
+                name, version=version, label=label, **run
+            )
+        return found
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._registry, name)
+
+    def __hash__(self) -> int:
+        return hash(self._registry)
+
+    def __eq__(self, other: object) -> bool:
+        return other is self or other is self._registry
+
+
+class _Preparer:
+    """Prepares a comparison's runs as :meth:`Engine.prepare` does, through a
+    :class:`_Snapshot` of the registry; each input row's options are checked once."""
+
+    def __init__(self, engine: Engine, prompt_name: str, run_kwargs: Mapping[str, Any]) -> None:
+        # the registry's label tracker exists before the snapshot looks it up (it is kept
+        # by the registry, so the labels this comparison used can be pinned later)
+        versions.tracker_for(engine.registry)
+        self.engine = Engine(_Snapshot(engine.registry), engine.runlog, engine.sink)
+        self.prompt_name = prompt_name
+        self.run_kwargs = run_kwargs
+        self.apis: dict[tuple[Any, ...], BatchAPI | str] = {}
+        self._rows: dict[int | None, RunOptions] = {}
+        self._cells: set[tuple[Any, ...]] = set()
+        self._firsts: dict[tuple[Any, ...], _Run] = {}
+        self._templates: dict[tuple[Any, ...], _Run] = {}
+        #: The local registry renders nothing itself (PromptLayer may: each run is asked).
+        self.local = engine.registry.kind == "local"
+
+    def options(self, planned: PlannedRun) -> RunOptions:
+        """The run's options, checked as run() checks them (once per input row and once per
+        version × model): a bad one is the one-line error run() gives."""
+        cell = (planned.version, planned.label, planned.provider, planned.model)
+        if cell not in self._cells:
+            RunOptions.build(
+                self.prompt_name,
+                prompt_version=planned.version,
+                prompt_release_label=planned.label,
+                provider=planned.provider,
+                model=planned.model,
+                **self.run_kwargs,
+            )
+            self._cells.add(cell)
+        base = self._rows.get(planned.input_index)
+        if base is None:
+            base = self._rows[planned.input_index] = RunOptions.build(
+                self.prompt_name,
+                input_variables=planned.input_variables,
+                stream=False,
+                **self.run_kwargs,
+            )
+        return dataclasses.replace(
+            base,
+            prompt_version=planned.version,
+            prompt_release_label=planned.label,
+            provider=planned.provider,
+            model=planned.model,
+            repeat_index=planned.repeat,
+        )
+
+    def __call__(self, planned: PlannedRun) -> _Run:
+        """One run prepared (a bad input row raises: nothing is submitted).
+
+        The first batched run of each version × model goes through :meth:`Engine.prepare`
+        whole; the others of that version × model on the local registry, outside a replay
+        mode, only render their input into the template it resolved and build the request
+        from it, with the provider's own ``build_request`` (what ``prepare`` does per run);
+        a repeat of a run sends the same request as its first, keyed as its repeat.
+        """
+        options = self.options(planned)
+        row = (planned.input_index, planned.version, planned.label, planned.provider, planned.model)
+        first = self._firsts.get(row)
+        if first is not None and first.prepared is not None:
+            return _repeat_of(first, first.prepared, planned, options)
+        cell = row[1:]
+        template = self._templates.get(cell)
+        if template is not None:
+            run = _rendered(template, options, planned)
+        else:
+            run = _prepare(self.engine, options, planned, self.apis)
+            if (
+                run.route == ROUTE_BATCH
+                and run.prepared is not None
+                and self.local
+                and not options.follow_up  # (a tool loop's messages: prepare() adds them)
+                and replay.mode(options.cache) not in replay.REPLAYING
+            ):
+                self._templates[cell] = run
+        if run.route == ROUTE_BATCH and replay.mode(options.cache) not in replay.REPLAYING:
+            self._firsts[row] = run
+        return run
+
+
+def _rendered(template: _Run, options: RunOptions, planned: PlannedRun) -> _Run:
+    """A run of the same version × model as ``template`` (a batched run prepared whole):
+    its input rendered into the same resolved template, its request built by the provider."""
+    first = template.prepared
+    assert first is not None
+    spec, provider, record = first.spec, first.provider, first.record
+    request_id = uuid.uuid4().hex
+    try:
+        with render_budget.render_budget():  # one size and time budget for all the messages
+            rendered = blueprint.render(
+                record["prompt_template"], options.input_variables, options.prompt_name
+            )
+        request = provider.build_request(rendered, spec, False)
+    except PlMagicError as exc:
+        return _Run(planned, request_id, ROUTE_FAILED, error=exc)
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # never lose the comparison to one surprise
+        return _Run(planned, request_id, ROUTE_FAILED, error=PlMagicError(f"{exc!r}"))
+    run = PreparedRun(options, record, spec, provider, rendered, request, first.dropped_parameters)
+    # (a batched run's spec has no base URL of its own: as prepare() keyed it)
+    run.cache_key = replay.cache_key(
+        spec.provider, spec.name, spec.base_url, request, options.repeat_index
+    )
+    return _Run(planned, request_id, ROUTE_BATCH, run, group=template.group)
+
+
+def _repeat_of(
+    first: _Run, prepared: PreparedRun, planned: PlannedRun, options: RunOptions
+) -> _Run:
+    """Another repeat of a batched run: the same resolved template, request and route (a
+    repeat is keyed apart by its index only: see :func:`pl_magic.engine.replay.cache_key`)."""
+    spec = prepared.spec
+    run = PreparedRun(
+        options,
+        prepared.record,
+        spec,
+        prepared.provider,
+        prepared.rendered,
+        prepared.request,
+        prepared.dropped_parameters,
+    )
+    # (a batched run's spec has no base URL of its own: as prepare() keyed it)
+    run.cache_key = replay.cache_key(
+        spec.provider, spec.name, spec.base_url, prepared.request, options.repeat_index
+    )
+    return _Run(planned, uuid.uuid4().hex, ROUTE_BATCH, run, group=first.group)
+
+
+def _prepare(
+    engine: Engine,
+    options: RunOptions,
+    planned: PlannedRun,
+    apis: dict[tuple[Any, ...], BatchAPI | str],
+) -> _Run:
+    """Prepare one run and decide its route."""
+    request_id = uuid.uuid4().hex
+    try:
+        prepared = engine.prepare(options)
+    except PlMagicError as exc:
+        return _Run(planned, request_id, ROUTE_FAILED, error=exc)
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # never lose the comparison to one surprise
+        return _Run(planned, request_id, ROUTE_FAILED, error=PlMagicError(f"{exc!r}"))
+    if prepared.served is not None:
+        return _Run(planned, request_id, ROUTE_SERVED, prepared)
+    spec = prepared.spec
+    group = (spec.provider, spec.name, spec.api_type, spec.base_url, spec.local_model)
+    api = apis.get(group)
+    if api is None:
+        try:
+            api = apis[group] = prepared.provider.batch_api(spec)
+        except PlMagicError as exc:  # a missing key, an untrusted URL: as live, an error row
+            return _Run(planned, request_id, ROUTE_FAILED, error=exc)
+    if isinstance(api, str):
+        return _Run(planned, request_id, ROUTE_LIVE, prepared, reason=api)
+    return _Run(planned, request_id, ROUTE_BATCH, prepared, group=group)
+
+
+def job_key(prompt_name: str, runs: Sequence[_Run], run_kwargs: Mapping[str, Any]) -> str:
+    """The key that finds a job submitted for the same comparison (see the module's
+    docstring): the same planned runs resolved to the same versions and requests."""
+    digest = hashlib.sha256()
+    shared = [
+        list(run_kwargs.get("tags") or []),
+        dict(run_kwargs.get("metadata") or {}),
+        run_kwargs.get("group_id"),
+    ]
+    digest.update(dumps([prompt_name, shared]).encode())
+    for run in runs:
+        p = run.planned
+        prepared = run.prepared
+        if prepared is not None:
+            ident: tuple[Any, ...] = (
+                p.version,
+                p.label,
+                p.provider,
+                p.model,
+                p.repeat,
+                p.input_index,
+                prepared.record.get("version"),
+                prepared.cache_key,
+            )
+        else:  # failed before any call: its inputs say which run it is
+            ident = (
+                p.version,
+                p.label,
+                p.provider,
+                p.model,
+                p.repeat,
+                p.input_index,
+                type(run.error).__name__,
+                dumps(p.input_variables),
+            )
+        # (repr of ints, strings and None: as stable as JSON, and cheaper for 10,000 runs)
+        digest.update(("\x1f".join(map(repr, ident)) + "\x1e").encode())
+    return digest.hexdigest()
+
+
+def _planned_json(p: PlannedRun, variables: bool) -> str:
+    """What was planned for a run (its input variables too when ``variables``: a batched
+    run keeps them in their own column)."""
+    planned: dict[str, Any] = {
+        "version": p.version,
+        "label": p.label,
+        "provider": p.provider,
+        "model": p.model,
+        "repeat": p.repeat,
+        "input_index": p.input_index,
+    }
+    if variables:
+        planned["input_variables"] = _jsonable_vars(p.input_variables)
+    return dumps(planned)
+
+
+class _Rows:
+    """The ``batch_requests`` rows of a job's planned runs (no key: the request is the body).
+    What a job's runs share is encoded once: the tags and metadata, each input row's
+    variables, and each version × model's fields of the run record."""
+
+    def __init__(self, job_id: str, engine: Engine, run_kwargs: Mapping[str, Any]) -> None:
+        self.job_id = job_id
+        self.backend = engine.registry.kind
+        self.tags = dumps(list(run_kwargs.get("tags") or []))
+        self.metadata = dumps(dict(run_kwargs.get("metadata") or {}))
+        self._variables: dict[int | None, str] = {}
+        self._cells: dict[tuple[Any, ...], str] = {}
+        self._encoded: dict[int, tuple[Any, str]] = {}
+        #: The local registry's requests are the provider's build of the rendered template:
+        #: not kept (:meth:`BatchJob._submit_part` builds one again if it must).
+        self.local = engine.registry.kind == "local"
+
+    def __call__(self, run: _Run) -> dict[str, Any]:
+        batched = run.route == ROUTE_BATCH and run.prepared is not None
+        row: dict[str, Any] = {
+            "request_id": run.request_id,
+            "job_id": self.job_id,
+            "position": run.planned.index,
+            "part": run.part,
+            "route": run.route,
+            "planned": None if batched else _planned_json(run.planned, variables=True),
+        }
+        if run.error is not None:
+            row["error_category"] = getattr(run.error, "category", None) or "input"
+            row["error_message"] = str(run.error)
+        prepared = run.prepared
+        if prepared is None or not batched:
+            return row
+        spec, record, options = prepared.spec, prepared.record, prepared.options
+        rendered = self._json(prepared.rendered)  # (a repeat shares its first's)
+        parameters = self._json(spec.parameters)  # (a version × model shares one spec)
+        variables = self._variables.get(run.planned.input_index)
+        if variables is None:  # (the same for every run of an input row)
+            variables = dumps(_jsonable_vars(options.input_variables))
+            self._variables[run.planned.input_index] = variables
+        key = run_key_of_json(
+            record["prompt_name"],
+            record["version"],
+            rendered,
+            spec.provider,
+            spec.name,
+            parameters,
+            options.repeat_index,
+        )
+        # (the key and the cache key are hex digests: JSON strings as they are)
+        row["run"] = (
+            f'{{"run_key":"{key}","repeat_index":{int(options.repeat_index)},'
+            f'"cache_key":"{prepared.cache_key}",{self._cell(prepared)}'
+        )
+        row["parameters"] = parameters
+        row["input_variables"] = variables
+        row["rendered_input"] = rendered
+        row["tags"] = self.tags
+        row["metadata"] = self.metadata
+        if not self.local:  # (PromptLayer's request, rendered there: kept as it came)
+            body = run.body
+            row["request"] = (
+                body if body is not None else self._json(batch_request(prepared.request))
+            )
+        return row
+
+    def _json(self, value: Any) -> str:
+        """``dumps(value)``, once per object: runs share their rendered template (repeats)
+        and their model spec (a version × model). The objects live as long as the rows."""
+        found = self._encoded.get(id(value))
+        if found is None or found[0] is not value:
+            found = self._encoded[id(value)] = (value, dumps(value))
+        return found[1]
+
+    def _cell(self, prepared: PreparedRun) -> str:
+        """The run record's fields one version × model shares, as JSON without its ``{``."""
+        spec, record, options = prepared.spec, prepared.record, prepared.options
+        cell = (
+            record["prompt_name"],
+            record.get("id"),
+            record["version"],
+            options.prompt_release_label,
+            spec.provider,
+            spec.name,
+            spec.api_type,
+            spec.base_url,
+            spec.local_model,
+            options.group_id,
+        )
+        found = self._cells.get(cell)
+        if found is None:
+            shared = {
+                "prompt_name": record["prompt_name"],
+                "prompt_id": record.get("id"),
+                "prompt_version": record["version"],
+                "release_label": options.prompt_release_label,
+                "provider": local_target.shown_provider(spec),
+                "adapter": spec.provider,
+                "model": spec.name,
+                "api_type": spec.api_type,
+                "base_url": spec.base_url,
+                "group_id": options.group_id,
+                "backend": self.backend,
+                "pricing_id": prepared.provider.pricing_provider_id(spec),
+                "function_name": info(spec.provider).function_name_for(spec.name, spec.api_type),
+            }
+            found = self._cells[cell] = dumps(shared)[1:]
+        return found
+
+
+# -- the job ----------------------------------------------------------------------------------
+
+
+@dataclass
+class PartStatus:
+    """One provider job, as a progress view shows it."""
+
+    provider: str
+    model: str
+    provider_job_id: str | None
+    status: str
+    total: int
+    succeeded: int | None
+    errored: int | None
+    ingested: bool
+    message: str | None = None
+
+
+@dataclass(repr=False)
+class JobStatus:
+    """Where a job is: its runs' counts and its provider jobs."""
+
+    id: str
+    prompt_name: str
+    status: str
+    total: int
+    ok: int = 0
+    error: int = 0
+    cancelled: int = 0
+    parts: list[PartStatus] = field(default_factory=list)
+    #: The last poll's trouble (a connection error...), shown while waiting on.
+    message: str | None = None
+
+    @property
+    def done(self) -> int:
+        """Runs that have ended (logged, or failed before any call)."""
+        return self.ok + self.error + self.cancelled
+
+    @property
+    def pending(self) -> int:
+        """Runs still waiting for the provider (or for their live run)."""
+        return max(0, self.total - self.done)
+
+    @property
+    def finished(self) -> bool:
+        """True once every run has ended."""
+        return self.status in (DONE, JOB_CANCELLED)
+
+    def __repr__(self) -> str:
+        return self.summary()
+
+    def summary(self) -> str:
+        """One line: the job, its status and its counts."""
+        parts = ", ".join(
+            f"{p.provider}/{p.model} {p.status}"
+            + ("" if p.ingested or p.succeeded is None else f" ({p.succeeded or 0}/{p.total})")
+            for p in self.parts
+        )
+        counts = f"{self.done}/{self.total} runs ended ({self.ok} ok"
+        counts += f", {self.error} failed" if self.error else ""
+        counts += f", {self.cancelled} cancelled" if self.cancelled else ""
+        return f"batch job {self.id} {self.status}: {counts})" + (f" · {parts}" if parts else "")
+
+
+class BatchJob:
+    """A batch job: ``pl_magic.batches()`` lists them, ``pl_magic.wait(job)`` waits for one
+    and returns its DataFrame, ``pl_magic.cancel(job)`` cancels it."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        job_id: str,
+        scorers: Sequence[Scorer] = (),
+        expected: str = "expected",
+        concurrency: int = 8,
+    ) -> None:
+        self.engine = engine
+        self.store = BatchStore(engine.runlog.db)
+        row = self.store.job(job_id)
+        self.id: str = row["id"]
+        self.prompt_name: str = row["prompt_name"]
+        self.total: int = int(row["total"])
+        self.scorers = list(scorers)
+        self.expected = expected
+        self.concurrency = concurrency
+        self._apis: dict[int, BatchAPI] = {}
+        self._message: str | None = None
+        self._live_checked = False
+
+    def __repr__(self) -> str:
+        return f"BatchJob({self.id!r})"
+
+    # -- status ------------------------------------------------------------------------------
+
+    def status(self) -> JobStatus:
+        """The job's counts and provider jobs, as the log holds them (no provider call)."""
+        row = self.store.job(self.id)
+        counts = self.engine.runlog.batch_counts([self.id]).get(self.id, {})
+        failed_before = self.store.failed_before_call([self.id]).get(self.id, 0)
+        parts = [
+            PartStatus(
+                p["provider"],
+                p["model"],
+                p["provider_job_id"],
+                p["status"],
+                p["total"],
+                p["succeeded"],
+                p["errored"],
+                bool(p["ingested"]),
+                p["message"],
+            )
+            for p in self.store.parts([self.id])
+        ]
+        return JobStatus(
+            self.id,
+            self.prompt_name,
+            row["status"],
+            self.total,
+            ok=counts.get("ok", 0),
+            error=counts.get("error", 0) + failed_before,
+            cancelled=counts.get("cancelled", 0),
+            parts=parts,
+            message=self._message,
+        )
+
+    # -- polling and ingesting ---------------------------------------------------------------
+
+    def _api(self, part: Mapping[str, Any]) -> BatchAPI:
+        """The batch API a provider job was submitted through, checked to go where it went."""
+        number = int(part["part"])
+        api = self._apis.get(number)
+        if api is not None:
+            return api
+        provider = get_provider(part["provider"])
+        spec = ModelSpec(part["provider"], part["model"], {}, part["api_type"], None)
+        made = provider.batch_api(spec)
+        if isinstance(made, str):
+            raise ConfigurationError(
+                f"batch job {self.id} ran on {part['provider']}/{part['model']}, which "
+                f"cannot batch now ({made})"
+            )
+        if (made.base_url or None) != (part["base_url"] or None):
+            variable = (info(part["provider"]).base_url_env_vars or ("its base URL",))[0]
+            fix = f"set {variable}={part['base_url']}" if part["base_url"] else f"unset {variable}"
+            raise ConfigurationError(
+                f"batch job {self.id} was sent to {part['base_url'] or 'the provider'}, and "
+                f"{part['provider']} now points at {made.base_url or 'its own API'}: {fix} "
+                "to attach to it"
+            )
+        self._apis[number] = made
+        return made
+
+    def poll(self) -> JobStatus:
+        """Ask the provider about each provider job still running; ingest those that ended.
+
+        A provider error that waiting cannot mend (a bad key, an unknown job) is raised;
+        others (a connection error) are shown and the next poll tries again.
+        """
+        self._message = None
+        for part in self.store.parts([self.id]):
+            if part["ingested"]:
+                continue
+            if part["provider_job_id"] is None:
+                if part["status"] in FINAL:  # refused by the provider: its runs are errors
+                    self._ingest(
+                        part, None, BatchState("", part["status"], message=part["message"])
+                    )
+                elif self._submission_abandoned():
+                    self._submit_part(part)
+                continue
+            try:
+                api = self._api(part)
+                state = api.retrieve(part["provider_job_id"])
+                self.store.set_part(
+                    self.id,
+                    part["part"],
+                    status=state.status,
+                    succeeded=state.succeeded,
+                    errored=state.errored,
+                    message=state.message,
+                    finished_at=utcnow_iso() if state.final else None,
+                )
+                if state.final:
+                    self._ingest(part, api, state)
+            except ProviderError as exc:
+                if exc.category in _FATAL:
+                    raise
+                self._message = str(exc)
+        self._run_live()
+        status = self.status()
+        if all(p.ingested for p in status.parts) and status.pending == 0:
+            row = self.store.job(self.id)
+            final = JOB_CANCELLED if row["status"] in (CANCELLING, JOB_CANCELLED) else DONE
+            if row["status"] != final:
+                self.store.set_job(self.id, final, finished=True)
+            status.status = final
+        return status
+
+    def _submission_abandoned(self) -> bool:
+        """True when the job's submission stopped part-way (its kernel stopped) long enough
+        ago that no one is still submitting it: another kernel may be, for a few minutes."""
+        row = self.store.job(self.id)
+        if row["status"] != SUBMITTING:
+            return True
+        submitted = datetime.fromisoformat(row["submitted_at"]).timestamp()
+        return time.time() - submitted > SUBMIT_GRACE_S
+
+    def _submit_part(self, part: Mapping[str, Any]) -> None:
+        """Submit a provider job that was written but not (known to be) accepted: the
+        kernel stopped while submitting it."""
+        columns = ("request_id", "request", "rendered_input", "run", "parameters")
+        rows = self.store.requests(self.id, columns, part=part["part"])
+        api = self._api(part)
+        encoded = [api.encode(r["request_id"], _request_of(r)) for r in rows]
+        notices.warn(
+            f"batch job {self.id}: provider job {part['part'] + 1} was being submitted when "
+            "the kernel stopped; submitting it now (if the provider had accepted it, cancel "
+            "the other copy in its console)"
+        )
+        _submit(self.store, self.id, part["part"], api, encoded)
+        if self.store.job(self.id)["status"] == SUBMITTING:
+            self.store.set_job(self.id, RUNNING)
+
+    def _ingest(self, part: Mapping[str, Any], api: BatchAPI | None, state: BatchState) -> None:
+        """Log the results of a provider job that ended: a row per request, written
+        :data:`CHUNK` per transaction; requests it gave no result for are cancelled or
+        failed rows. Only each request's model spec is held for the whole job (what parsing
+        its result needs); the rest of a request's record is read with its chunk."""
+        number = int(part["part"])
+        specs: dict[str, ModelSpec] = {}
+        shared: dict[tuple[Any, ...], ModelSpec] = {}
+        for request_id, parameters, adapter, model, api_type, base_url in self.store.specs(
+            self.id, number
+        ):
+            key = (parameters, adapter, model, api_type, base_url)
+            spec = shared.get(key)
+            if spec is None:
+                params = json.loads(parameters or "{}")
+                spec = shared[key] = ModelSpec(adapter, model, params, api_type, base_url)
+            specs[request_id] = spec
+        started = part["submitted_at"] or utcnow_iso()
+        seen: set[str] = set()
+        pending: list[BatchOutcome] = []
+        if api is not None and part["provider_job_id"]:
+            outcomes = api.results(part["provider_job_id"], specs.get, list(specs))
+            for outcome in outcomes:
+                if outcome.custom_id in seen:
+                    continue
+                seen.add(outcome.custom_id)
+                pending.append(outcome)
+                if len(pending) >= CHUNK:
+                    self._log_chunk(pending, started, specs)
+                    pending = []
+        missing = _missing_outcome(state, str(part["provider"]))
+        for request_id in specs:
+            if request_id not in seen:
+                pending.append(dataclasses.replace(missing, custom_id=request_id))
+                if len(pending) >= CHUNK:
+                    self._log_chunk(pending, started, specs)
+                    pending = []
+        self._log_chunk(pending, started, specs)
+        self.store.set_part(self.id, number, ingested=1, finished_at=utcnow_iso())
+        self._score(list(specs))
+
+    def _log_chunk(
+        self,
+        outcomes: Sequence[BatchOutcome],
+        started: str,
+        specs: Mapping[str, ModelSpec],
+    ) -> None:
+        """Log a chunk of results in one transaction, reading their requests' records."""
+        if not outcomes:
+            return
+        ids = [o.custom_id for o in outcomes]
+        rows = {r["request_id"]: r for r in self.store.requests_by_ids(ids, _INGEST_COLUMNS)}
+        self._write(
+            [self._record(rows[o.custom_id], o, started, specs.get(o.custom_id)) for o in outcomes]
+        )
+
+    def _record(
+        self,
+        row: Mapping[str, Any],
+        outcome: BatchOutcome,
+        started: str,
+        spec: ModelSpec | None = None,
+    ) -> tuple[RunRecord, ProviderCall | None, PlMagicError | None]:
+        """The log row of one request's result (and what a sink needs to send it)."""
+        run = _run_fields(row)
+        reply = outcome.reply
+        error: PlMagicError | None = outcome.error
+        if reply is not None and error is None and spec is not None:
+            # a reply that is not the JSON its response_format asks for fails, as live
+            error = invalid_output(spec.parameters, reply)
+        if reply is not None and error is None:
+            status = "ok"
+        else:
+            status = "cancelled" if outcome.cancelled else "error"
+        in_tokens = reply.input_tokens if reply is not None else None
+        out_tokens = reply.output_tokens if reply is not None else None
+        sink = self.engine.sink
+        decode: Callable[[Any], Any] = json.loads if sink is not None else JsonText
+        record = RunRecord(
+            request_id=row["request_id"],
+            run_key=run["run_key"],
+            prompt_name=run["prompt_name"],
+            prompt_id=run["prompt_id"],
+            prompt_version=run["prompt_version"],
+            release_label=run["release_label"],
+            provider=run["provider"],
+            model=run["model"],
+            api_type=run["api_type"],
+            parameters=decode(row["parameters"]),
+            input_variables=decode(row["input_variables"]),
+            rendered_input=decode(row["rendered_input"]),
+            started_at=started,
+            status=status,
+            output=reply.text if reply is not None else "",  # (an invalid reply's kept)
+            error_category=getattr(error, "category", None) if error is not None else None,
+            error_message=str(error) if error is not None else None,
+            finish_reason=reply.finish_reason if reply is not None else None,
+            tags=decode(row["tags"]),
+            metadata=decode(row["metadata"]),
+            group_id=run["group_id"],
+            repeat_index=run["repeat_index"],
+            input_tokens=in_tokens,
+            output_tokens=out_tokens,
+            cost_usd=pricing.cost_usd(run["pricing_id"], run["model"], in_tokens, out_tokens, True),
+            raw_response=reply.raw if reply is not None else None,
+            backend=run["backend"],
+            cache_key=run["cache_key"],
+            reply_tool_calls=reply.tool_calls if reply is not None and reply.tool_calls else None,
+            batch_id=self.id,
+        )
+        call = None
+        if sink is not None:
+            call = ProviderCall(_request_of(row), False, run["function_name"])
+        return record, call, error
+
+    def _write(
+        self, chunk: Sequence[tuple[RunRecord, ProviderCall | None, PlMagicError | None]]
+    ) -> None:
+        """Write a chunk of results in one transaction (a sink gets each to send later)."""
+        if not chunk:
+            return
+        sink = self.engine.sink
+        if sink is not None:
+            for record, call, error in chunk:
+                assert call is not None
+                sink.record(record, call, error, later=True)
+        try:
+            self.engine.runlog.record_many([record for record, _, _ in chunk])
+        except KeptInMemory as kept:  # the provider was paid: never lost
+            notices.warn(
+                f"batch job {self.id}: {len(chunk)} results could not be logged to "
+                f"{kept.path} ({kept.reason}): kept in memory, written at the next chance"
+            )
+        if sink is not None:
+            for record, _, _ in chunk:
+                sink.finalize(record)
+
+    def _score(self, request_ids: Sequence[str]) -> None:
+        """Score the ok runs among ``request_ids`` that a scorer of this job has not scored."""
+        if not self.scorers:
+            return
+        rows = self.engine.runlog.by_ids(
+            request_ids, ("request_id", "status", "output", "input_variables")
+        )
+        ok = [r for r in rows if r["status"] == "ok"]
+        if not ok:
+            return
+        have = ScoreLog(self.engine.runlog.db).values([r["request_id"] for r in ok])
+        for scorer in self.scorers:
+            scored = have.get(scorer.name, {})
+            todo = [r for r in ok if r["request_id"] not in scored]
+            if not todo:
+                continue
+            progress = [
+                Progress(
+                    PlannedRun(
+                        i, None, None, None, None, 0, None, json.loads(r["input_variables"] or "{}")
+                    ),
+                    text=r["output"] or "",
+                    status="ok",
+                    request_id=r["request_id"],
+                )
+                for i, r in enumerate(todo)
+            ]
+            scoring = Batch(
+                self.engine, self.prompt_name, [], scorers=[scorer], expected=self.expected
+            )
+            scoring.score(progress)
+
+    def _run_live(self) -> None:
+        """Run the job's live runs (routes that cannot batch, replay hits) that have not run
+        yet: after a kernel restart, those it had not reached."""
+        if self._live_checked:
+            return
+        rows = self.store.requests(
+            self.id, ("request_id", "position", "route", "planned", "error_message")
+        )
+        live = [r for r in rows if r["route"] in (ROUTE_LIVE, ROUTE_SERVED)]
+        if not live:
+            self._live_checked = True
+            return
+        logged = {
+            row["request_id"]
+            for row in self.engine.runlog.by_ids([r["request_id"] for r in live], ("request_id",))
+        }
+        todo = [r for r in live if r["request_id"] not in logged and not r["error_message"]]
+        if not todo:
+            self._live_checked = True
+            return
+        options = json.loads(self.store.job(self.id)["options"] or "{}")
+        run_kwargs = options.get("run_kwargs") or {}
+        planned = [_planned_of(i, json.loads(r["planned"])) for i, r in enumerate(todo)]
+        live_batch = Batch(
+            self.engine,
+            self.prompt_name,
+            planned,
+            run_kwargs,
+            self.concurrency,
+            stream=False,
+            scorers=self.scorers,
+            expected=self.expected,
+        )
+        progress = live_batch.execute()
+        updates: list[dict[str, Any]] = []
+        ran: list[str] = []
+        for row, item in zip(todo, progress, strict=True):
+            if item.status == "pending":
+                continue  # interrupted before it started: runs at the next wait
+            local = self._local_id(item.request_id)
+            if local is not None:
+                ran.append(local)
+                updates.append({"request_id": row["request_id"], "new_id": local})
+            elif item.error is not None:
+                updates.append(
+                    {
+                        "request_id": row["request_id"],
+                        "error_category": getattr(item.error, "category", None) or "input",
+                        "error_message": str(item.error),
+                    }
+                )
+        self.store.set_requests(self.id, updates)
+        with contextlib.suppress(KeptInMemory):  # (kept: written at the next chance)
+            self.engine.runlog.set_batch(ran, self.id)
+        if live_batch.cancel.is_set():
+            raise KeyboardInterrupt
+
+    def _local_id(self, request_id: Any) -> str | None:
+        """A live run's local id (its result may carry PromptLayer's)."""
+        if request_id is None:
+            return None
+        found = self.engine.runlog.by_either_id([request_id], ("request_id",))
+        row = found.get(str(request_id))
+        return row["request_id"] if row is not None else None
+
+    # -- the public verbs --------------------------------------------------------------------
+
+    def wait(
+        self,
+        timeout: float | None = None,
+        on_progress: Callable[[JobStatus], None] | None = None,
+        interruptible: bool = True,
+    ) -> JobStatus:
+        """Poll until every run has ended (or ``timeout`` seconds passed), with back-off
+        (``PL_MAGIC_BATCH_POLL_S`` growing to ``PL_MAGIC_BATCH_POLL_MAX_S``), ingesting
+        results as provider jobs end. The kernel's interrupt stops the waiting, not the
+        job: a notice says how to attach again, and the status is returned (with
+        ``interruptible=False`` the interrupt is raised after the notice)."""
+        deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
+        delay = poll_s()
+        try:
+            while True:
+                status = self.poll()
+                if on_progress is not None:
+                    on_progress(status)
+                if status.finished:
+                    return status
+                if deadline is not None and time.monotonic() >= deadline:
+                    return status
+                pause = delay if deadline is None else min(delay, deadline - time.monotonic())
+                time.sleep(max(0.0, pause))
+                delay = min(delay * 1.5, poll_max_s())
+        except KeyboardInterrupt:
+            notices.warn(
+                f"stopped waiting: batch job {self.id} keeps running on the provider — "
+                f"pl_magic.wait({self.id!r}) (or the same cell again) attaches to it"
+            )
+            if not interruptible:
+                raise
+            status = self.status()
+            if on_progress is not None:
+                on_progress(status)
+            return status
+
+    def cancel(self) -> JobStatus:
+        """Ask the provider to cancel each provider job still running; the runs it had not
+        finished become ``cancelled`` rows once it has stopped (a later poll logs them,
+        with those it finished)."""
+        row = self.store.job(self.id)
+        if row["status"] in (DONE, JOB_CANCELLED):
+            return self.status()
+        self.store.set_job(self.id, CANCELLING)
+        for part in self.store.parts([self.id]):
+            if part["ingested"] or part["status"] in FINAL:
+                continue
+            if part["provider_job_id"] is None:
+                self.store.set_part(self.id, part["part"], status=CANCELLED)
+                continue
+            state = self._api(part).cancel(part["provider_job_id"])
+            self.store.set_part(
+                self.id,
+                part["part"],
+                status=state.status,
+                succeeded=state.succeeded,
+                errored=state.errored,
+            )
+        return self.poll()
+
+    def frame(self) -> pd.DataFrame:
+        """The job's runs as a DataFrame, in the comparison's order: one row per planned
+        run (logged runs as the log has them; a run still waiting is ``pending``)."""
+        from .results import LOG_COLUMNS, frame_from_log_columns, with_scores
+
+        logged = self.engine.runlog.batch_columns(self.id, LOG_COLUMNS)
+        if len(logged["request_id"]) == self.total:  # every run logged: in order already
+            return with_scores(frame_from_log_columns(logged))
+        index = {rid: i for i, rid in enumerate(logged["request_id"])}
+        requests = self.store.requests(
+            self.id, ("request_id", "planned", "error_category", "error_message")
+        )
+        status_of_job = self.store.job(self.id)["status"]
+        columns: dict[str, list[Any]] = {c: [] for c in LOG_COLUMNS}
+        unlogged: list[tuple[int, dict[str, Any]]] = []
+        order: list[int] = []
+        for req in requests:
+            at = index.get(req["request_id"])
+            if at is None:
+                unlogged.append((len(order), req))
+                at = -1
+            order.append(at)
+        for column in LOG_COLUMNS:
+            stored = logged[column]
+            columns[column] = [stored[at] if at >= 0 else None for at in order]
+        if unlogged:
+            batched = self._batched([req["request_id"] for _, req in unlogged])
+            for position, req in unlogged:
+                values = self._unlogged_row(req, batched.get(req["request_id"]), status_of_job)
+                for column, value in values.items():
+                    columns[column][position] = value
+        return with_scores(frame_from_log_columns(columns))
+
+    def _unlogged_row(
+        self, req: Mapping[str, Any], batched: Mapping[str, Any] | None, job_status: str
+    ) -> dict[str, Any]:
+        """The frame's row of a planned run not in the log: failed before any call, still
+        pending, or left when the job was cancelled."""
+        failed = req["error_message"] is not None
+        status = "error" if failed else "cancelled" if job_status == JOB_CANCELLED else "pending"
+        row: dict[str, Any] = {
+            "request_id": None if failed else req["request_id"],
+            "prompt_name": self.prompt_name,
+            "output": "",
+            "status": status,
+            "error_message": req["error_message"],
+            "error_category": req["error_category"],
+            "batch_id": self.id,
+        }
+        if batched is not None:  # a batched run: what it resolved to
+            run = _run_fields(batched)
+            row.update(
+                prompt_version=run["prompt_version"],
+                release_label=run["release_label"],
+                provider=run["provider"],
+                model=run["model"],
+                parameters=batched["parameters"],
+                input_variables=batched["input_variables"],
+                repeat_index=run["repeat_index"],
+            )
+            return row
+        planned = json.loads(req["planned"] or "{}")
+        row.update(
+            prompt_version=planned.get("version"),
+            release_label=planned.get("label"),
+            provider=planned.get("provider"),
+            model=planned.get("model"),
+            input_variables=dumps(planned.get("input_variables") or {}),
+            repeat_index=planned.get("repeat"),
+        )
+        return row
+
+    def _batched(self, request_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The records of the batched runs among these (a run kept in the job's columns)."""
+        columns = ("request_id", "run", "parameters", "input_variables")
+        return {
+            r["request_id"]: r
+            for r in self.store.requests_by_ids(request_ids, columns)
+            if r["run"] is not None
+        }
+
+
+def _request_of(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A planned run's batch request: as kept, or built again by its provider from the
+    rendered template it kept (what prepare() does for the local registry)."""
+    if row.get("request"):
+        request: dict[str, Any] = json.loads(row["request"])
+        return request
+    run = _run_fields(row)
+    spec = ModelSpec(
+        run["adapter"],
+        run["model"],
+        json.loads(row["parameters"] or "{}"),
+        run["api_type"],
+        run["base_url"],
+    )
+    rendered = json.loads(row["rendered_input"])
+    return batch_request(get_provider(run["adapter"]).build_request(rendered, spec, False))
+
+
+def _run_fields(row: Mapping[str, Any]) -> dict[str, Any]:
+    fields_: dict[str, Any] = json.loads(row["run"] or "{}")
+    return fields_
+
+
+def _planned_of(index: int, planned: Mapping[str, Any]) -> PlannedRun:
+    return PlannedRun(
+        index,
+        planned.get("version"),
+        planned.get("label"),
+        planned.get("provider"),
+        planned.get("model"),
+        int(planned.get("repeat") or 0),
+        planned.get("input_index"),
+        dict(planned.get("input_variables") or {}),
+    )
+
+
+def _missing_outcome(state: BatchState, provider: str) -> BatchOutcome:
+    """What a request the provider job gave no result for becomes."""
+    if state.status == CANCELLED:
+        return BatchOutcome("", cancelled=True)
+    if state.status == EXPIRED:
+        why = "the batch expired before this request ran"
+        return BatchOutcome("", error=ProviderError(provider, "timeout", why))
+    if state.status == FAILED:
+        why = f"the batch failed: {state.message or 'the provider refused it'}"
+        return BatchOutcome("", error=ProviderError(provider, "bad_request", why))
+    why = "the batch ended without a result for this request"
+    return BatchOutcome("", error=ProviderError(provider, "server", why))
+
+
+def _submit(
+    store: BatchStore, job_id: str, part: int, api: BatchAPI, encoded: Sequence[Encoded]
+) -> None:
+    """Create one provider job and record its id at once (a refusal fails its runs)."""
+    try:
+        state = api.submit(encoded, f"pl_magic {job_id} part {part + 1}")
+    except ProviderError as exc:
+        store.set_part(job_id, part, status=FAILED, message=str(exc), finished_at=utcnow_iso())
+        notices.warn(f"batch job {job_id}: the provider refused a batch: {exc}")
+        return
+    store.set_part(
+        job_id,
+        part,
+        provider_job_id=state.job_id,
+        status=state.status,
+        submitted_at=utcnow_iso(),
+    )
+
+
+# -- starting a job ---------------------------------------------------------------------------
+
+
+def start(
+    engine: Engine,
+    prompt_name: str,
+    planned: Sequence[PlannedRun],
+    run_kwargs: Mapping[str, Any],
+    *,
+    scorers: Sequence[Scorer] = (),
+    expected: str = "expected",
+    concurrency: int = 8,
+    reattach: bool = True,
+) -> BatchJob:
+    """Submit a comparison as provider batches, or attach to the job already submitted for
+    it (see the module's docstring); the job. Runs whose route cannot batch run live here."""
+    check_options(run_kwargs)
+    prepare = _Preparer(engine, prompt_name, run_kwargs)
+    runs = [prepare(p) for p in planned]
+    if any(run.prepared is not None and run.prepared.media for run in runs):
+        # a job keeps its runs' inputs and requests in the log, which never stores media
+        raise InvalidInputError(
+            "batch=True does not take images or PDFs (a batch job keeps its inputs in the run "
+            "log, which never stores them): run this comparison without batch=True"
+        )
+    apis = prepare.apis
+    key = job_key(prompt_name, runs, run_kwargs)
+    store = BatchStore(engine.runlog.db)
+    if reattach:
+        found = store.find(key)
+        if found is not None:
+            notices.warn(
+                f"attached to batch job {found['id']} (submitted {found['submitted_at'][:19]} "
+                "UTC for the same comparison; reattach=False submits it again)"
+            )
+            return BatchJob(engine, found["id"], scorers, expected, concurrency)
+    job_id = new_job_id()
+    parts, payloads = _split(runs, apis)
+    _tell_live(runs)
+    to_row = _Rows(job_id, engine, run_kwargs)
+    requests = [to_row(run) for run in runs]
+    store.create(
+        {
+            "id": job_id,
+            "job_key": key,
+            "prompt_name": prompt_name,
+            "status": SUBMITTING,
+            "total": len(runs),
+            "options": dumps({"run_kwargs": _stored_kwargs(run_kwargs)}),
+            "submitted_at": utcnow_iso(),
+        },
+        parts,
+        requests,
+    )
+    for number, (api, encoded) in enumerate(payloads):
+        _submit(store, job_id, number, api, encoded)
+    store.set_job(job_id, RUNNING)
+    job = BatchJob(engine, job_id, scorers, expected, concurrency)
+    job._live_checked = not any(run.route in (ROUTE_LIVE, ROUTE_SERVED) for run in runs)
+    try:
+        job._run_live()  # while the provider works on the batches
+    except KeyboardInterrupt:
+        notices.warn(
+            f"interrupted: batch job {job_id} is submitted; its live runs not started yet run "
+            f"at pl_magic.wait({job_id!r}) (or the same cell again)"
+        )
+    return job
+
+
+def check_options(run_kwargs: Mapping[str, Any]) -> None:
+    """Refuse run keywords a batch cannot honour (before anything is estimated or sent)."""
+    if not run_kwargs.get("log", True):
+        raise InvalidInputError(
+            "a batch job is kept in the run log: drop --no-log (log=False) to run it as a batch"
+        )
+
+
+def _stored_kwargs(run_kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The run keywords a restarted kernel needs for the job's live runs (plain data)."""
+    keep = (
+        "tags",
+        "metadata",
+        "group_id",
+        "model_parameter_overrides",
+        "default_provider",
+        "default_model",
+        "cache",
+    )
+    return {k: run_kwargs[k] for k in keep if run_kwargs.get(k) is not None}
+
+
+def _tell_live(runs: Iterable[_Run]) -> None:
+    """One notice per route that cannot batch: its runs go live."""
+    reasons: dict[tuple[str, str], int] = {}
+    for run in runs:
+        if run.route == ROUTE_LIVE and run.reason and run.prepared is not None:
+            spec = run.prepared.spec
+            name = f"{local_target.shown_provider(spec)}/{spec.name}"
+            reasons[(name, run.reason)] = reasons.get((name, run.reason), 0) + 1
+    for (name, reason), count in reasons.items():
+        runs_text = "1 run goes" if count == 1 else f"{count} runs go"
+        notices.warn(f"{name} cannot run as a provider batch ({reason}): {runs_text} live")
+
+
+def _split(
+    runs: Sequence[_Run], apis: Mapping[tuple[Any, ...], BatchAPI | str]
+) -> tuple[list[dict[str, Any]], list[tuple[BatchAPI, list[Encoded]]]]:
+    """Group the batch runs and split each group at its API's limits: the parts' rows and
+    their payloads. A request too large for any job goes live."""
+    groups: dict[tuple[Any, ...], list[_Run]] = {}
+    for run in runs:
+        if run.route == ROUTE_BATCH and run.group is not None:
+            groups.setdefault(run.group, []).append(run)
+    parts: list[dict[str, Any]] = []
+    payloads: list[tuple[BatchAPI, list[Encoded]]] = []
+    for group, members in groups.items():
+        api = apis[group]
+        assert not isinstance(api, str)
+        for chunk in _chunks(api, members):
+            number = len(parts)
+            for run, _ in chunk:
+                run.part = number
+            parts.append(
+                {
+                    "part": number,
+                    "provider": api.spec.provider,
+                    "model": api.spec.name,
+                    "api_type": api.spec.api_type,
+                    "base_url": api.base_url,
+                    "status": SUBMITTING,
+                    "total": len(chunk),
+                    "ingested": 0,
+                }
+            )
+            payloads.append((api, [encoded for _, encoded in chunk]))
+    return parts, payloads
+
+
+def _chunks(api: BatchAPI, members: Sequence[_Run]) -> list[list[tuple[_Run, Encoded]]]:
+    """``members`` encoded and cut where a job would pass a limit (requests or bytes)."""
+    limits = api.limits
+    out: list[list[tuple[_Run, Encoded]]] = []
+    current: list[tuple[_Run, Encoded]] = []
+    size = 0
+    bodies: dict[int, tuple[Any, str]] = {}  # a repeat sends its first's request object
+    for run in members:
+        assert run.prepared is not None
+        request = run.prepared.request
+        found = bodies.get(id(request))
+        if found is None or found[0] is not request:
+            found = bodies[id(request)] = (request, dumps(batch_request(request)))
+        run.body = found[1]
+        encoded = api.encode(run.request_id, request, run.body)
+        if encoded.size > limits.max_bytes:
+            run.route, run.group = ROUTE_LIVE, None
+            run.reason = "a request larger than one provider batch may hold"
+            continue
+        if current and (
+            len(current) >= limits.max_requests or size + encoded.size > limits.max_bytes
+        ):
+            out.append(current)
+            current, size = [], 0
+        current.append((run, encoded))
+        size += encoded.size
+    if current:
+        out.append(current)
+    return out
+
+
+# -- listing and naming jobs ------------------------------------------------------------------
+
+
+def job_of(engine: Engine, job: Any, **kwargs: Any) -> BatchJob:
+    """A :class:`BatchJob` from a job, its id or a unique prefix of its id (``kwargs`` go
+    to a new handle); a one-line :class:`InvalidInputError` naming the fix otherwise."""
+    if isinstance(job, BatchJob):
+        return job
+    if isinstance(job, str) and job.strip():
+        return BatchJob(engine, job, **kwargs)
+    raise InvalidInputError(
+        "job must be a batch job's id (pl_magic.batches() lists them) or the job "
+        f"run_many(..., batch=True, wait=False) returned, not {type(job).__name__}"
+    )
+
+
+#: The columns of :func:`jobs_frame`, in order.
+JOB_COLUMNS = (
+    "job_id",
+    "prompt_name",
+    "status",
+    "runs",
+    "ok",
+    "error",
+    "cancelled",
+    "pending",
+    "provider_jobs",
+    "submitted_at",
+    "finished_at",
+)
+
+
+def listing(engine: Engine, limit: int | None = None) -> list[dict[str, Any]]:
+    """Every batch job, newest first: its status, its runs' counts and its provider jobs
+    (no provider call: as the log holds them)."""
+    store = BatchStore(engine.runlog.db)
+    jobs = store.jobs(limit)
+    ids = [j["id"] for j in jobs]
+    counts = engine.runlog.batch_counts(ids)
+    parts: dict[str, list[dict[str, Any]]] = {}
+    for part in store.parts(ids):
+        parts.setdefault(part["job_id"], []).append(part)
+    failed = store.failed_before_call(ids)
+    out = []
+    for job in jobs:
+        by_status = counts.get(job["id"], {})
+        ok = by_status.get("ok", 0)
+        error = by_status.get("error", 0) + failed.get(job["id"], 0)
+        cancelled = by_status.get("cancelled", 0)
+        out.append(
+            {
+                "job_id": job["id"],
+                "prompt_name": job["prompt_name"],
+                "status": job["status"],
+                "runs": job["total"],
+                "ok": ok,
+                "error": error,
+                "cancelled": cancelled,
+                "pending": max(0, job["total"] - ok - error - cancelled),
+                "provider_jobs": "; ".join(
+                    f"{p['provider']}/{p['model']} {p['provider_job_id'] or '—'} ({p['status']})"
+                    for p in parts.get(job["id"], [])
+                ),
+                "submitted_at": job["submitted_at"],
+                "finished_at": job["finished_at"],
+            }
+        )
+    return out
+
+
+def jobs_frame(engine: Engine, limit: int | None = None) -> pd.DataFrame:
+    """:func:`listing` as a DataFrame (times as UTC timestamps)."""
+    import pandas as pd
+
+    df = pd.DataFrame.from_records(listing(engine, limit), columns=list(JOB_COLUMNS))
+    for col in ("submitted_at", "finished_at"):
+        df[col] = pd.to_datetime(df[col], format="ISO8601", utc=True)
+    return df
