@@ -143,6 +143,8 @@ def text_size(value: Any, limit: int) -> int:
     and close to it for numbers, so that it can be checked before the text is made; the
     walk stays short because it stops past ``limit``.
     """
+    if type(value) is str:  # (most values a template writes: no walk to set up)
+        return len(value) + 2
     total = 0
     stack: list[Any] = [value]
     ancestors: set[int] = set()  # the containers being walked, to tell a cycle from a repeat

@@ -48,9 +48,14 @@ def utcnow_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
+#: One encoder for every call: ``json.dumps`` with options builds a new one each time, which
+#: was half the time of encoding a run's small values (a batch job encodes tens of thousands).
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
+
+
 def dumps(value: Any) -> str:
     """JSON for storage: compact, non-ASCII kept, unknown objects as strings."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    return _ENCODER.encode(value)
 
 
 def log_lock_timeout_s() -> float:
