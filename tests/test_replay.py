@@ -250,6 +250,41 @@ def test_the_key_leaves_out_how_the_reply_is_delivered():
     assert replay.cache_key("anthropic", "m", None, request, 0) != key
 
 
+@pytest.mark.parametrize(
+    ("provider", "model", "base_url", "request_", "repeat"),
+    [
+        ("openai", "gpt-4o-mini", None, {"model": "gpt-4o-mini", "temperature": 0.2}, 0),
+        ("anthropic", 'c"1', 'http://gw/"x', {"b": [1, {"z": None, "a": "é\u2028"}]}, 7),
+        ("openai", "m", None, {"when": __import__("datetime").date(2026, 1, 2)}, 3),
+    ],
+)
+def test_the_key_is_the_sha256_of_the_documented_canonical_json(
+    provider, model, base_url, request_, repeat
+):
+    """Keys recorded by earlier versions still hit: the key's text is exactly this JSON,
+    however it is built (a batch job encodes each request once for all its repeats)."""
+    import hashlib
+
+    text = json.dumps(
+        {
+            "provider": provider,
+            "model": model,
+            "base_url": base_url,
+            "request": request_,
+            "repeat": repeat,
+        },
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
+        default=str,
+    )
+    expected = hashlib.sha256(text.encode()).hexdigest()
+    assert replay.cache_key(provider, model, base_url, request_, repeat) == expected
+    keys = replay.RequestKey(provider, model, base_url, {**request_, "stream": True})
+    assert keys(repeat) == expected
+    assert json.loads(keys.request_json) == json.loads(json.dumps(request_, default=str))
+
+
 def test_the_magic_takes_the_mode(ip, fake_provider):
     publish("greet", GREET)
     ip.run_cell_magic("plrun", "greet --cache record", "name: Ada")

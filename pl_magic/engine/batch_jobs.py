@@ -129,6 +129,8 @@ class _Run:
     part: int | None = None
     #: The batch request's body as JSON (the payload's and the job record's).
     body: str | None = None
+    #: The replay-cache keys of this run's request (its repeats share it).
+    keyer: replay.RequestKey | None = None
 
 
 class _Snapshot:
@@ -269,10 +271,9 @@ def _rendered(template: _Run, options: RunOptions, planned: PlannedRun) -> _Run:
         return _Run(planned, request_id, ROUTE_FAILED, error=PlMagicError(f"{exc!r}"))
     run = PreparedRun(options, record, spec, provider, rendered, request, first.dropped_parameters)
     # (a batched run's spec has no base URL of its own: as prepare() keyed it)
-    run.cache_key = replay.cache_key(
-        spec.provider, spec.name, spec.base_url, request, options.repeat_index
-    )
-    return _Run(planned, request_id, ROUTE_BATCH, run, group=template.group)
+    keyer = replay.RequestKey(spec.provider, spec.name, spec.base_url, request)
+    run.cache_key = keyer(options.repeat_index)
+    return _Run(planned, request_id, ROUTE_BATCH, run, group=template.group, keyer=keyer)
 
 
 def _repeat_of(
@@ -290,11 +291,11 @@ def _repeat_of(
         prepared.request,
         prepared.dropped_parameters,
     )
-    # (a batched run's spec has no base URL of its own: as prepare() keyed it)
-    run.cache_key = replay.cache_key(
-        spec.provider, spec.name, spec.base_url, prepared.request, options.repeat_index
-    )
-    return _Run(planned, uuid.uuid4().hex, ROUTE_BATCH, run, group=first.group)
+    if first.keyer is None:
+        # (a batched run's spec has no base URL of its own: as prepare() keyed it)
+        first.keyer = replay.RequestKey(spec.provider, spec.name, spec.base_url, prepared.request)
+    run.cache_key = first.keyer(options.repeat_index)
+    return _Run(planned, uuid.uuid4().hex, ROUTE_BATCH, run, group=first.group, keyer=first.keyer)
 
 
 def _prepare(
@@ -1303,6 +1304,14 @@ def _split(
     return parts, payloads
 
 
+def _body_json(run: _Run, request: Mapping[str, Any]) -> str:
+    """The batch request's body as JSON: the request as its cache key encoded it, where
+    that is the body (no ``extra_body`` to merge; the delivery keys are left out of both)."""
+    if run.keyer is not None and "extra_body" not in request:
+        return run.keyer.request_json
+    return dumps(batch_request(request))
+
+
 def _chunks(api: BatchAPI, members: Sequence[_Run]) -> list[list[tuple[_Run, Encoded]]]:
     """``members`` encoded and cut where a job would pass a limit (requests or bytes)."""
     limits = api.limits
@@ -1315,7 +1324,7 @@ def _chunks(api: BatchAPI, members: Sequence[_Run]) -> list[list[tuple[_Run, Enc
         request = run.prepared.request
         found = bodies.get(id(request))
         if found is None or found[0] is not request:
-            found = bodies[id(request)] = (request, dumps(batch_request(request)))
+            found = bodies[id(request)] = (request, _body_json(run, request))
         run.body = found[1]
         encoded = api.encode(run.request_id, request, run.body)
         if encoded.size > limits.max_bytes:

@@ -30,6 +30,7 @@ chunk's ``raw_response`` None.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -62,27 +63,54 @@ def cache_key(
     repeat_index: int,
 ) -> str:
     """The replay-cache key of a request (see the module's docstring)."""
-    kept = {k: v for k, v in request.items() if k not in _DELIVERY_KEYS}
-    if provider == "google":
-        from ..providers.google import vertex_mode_from_env
+    return RequestKey(provider, model, base_url, request)(repeat_index)
 
-        # Gemini on Vertex and on the Gemini API take the same request and model name:
-        # a recording of one is not the other's answer.
-        provider = "google-vertex" if vertex_mode_from_env() else provider
-    ident = json.dumps(
-        {
-            "provider": provider,
-            "model": model,
-            "base_url": base_url,
-            "request": kept,
-            "repeat": repeat_index,
-        },
-        sort_keys=True,
-        ensure_ascii=False,
-        separators=(",", ":"),
-        default=str,
+
+class RequestKey:
+    """The replay-cache keys of one request, by repeat index: the request is encoded once
+    (a batch job keys every repeat of each request). The text hashed is the canonical JSON
+    of ``{"base_url", "model", "provider", "repeat", "request"}`` (keys sorted, no spaces,
+    non-ASCII as it is), the repeat spliced in where sorting puts it."""
+
+    __slots__ = ("_head", "request_json")
+
+    def __init__(
+        self, provider: str, model: str, base_url: str | None, request: Mapping[str, Any]
+    ) -> None:
+        kept = {k: v for k, v in request.items() if k not in _DELIVERY_KEYS}
+        if provider == "google":
+            from ..providers.google import vertex_mode_from_env
+
+            # Gemini on Vertex and on the Gemini API take the same request and model name:
+            # a recording of one is not the other's answer.
+            provider = "google-vertex" if vertex_mode_from_env() else provider
+        self._head = _key_head(provider, model, base_url)
+        #: The request without its delivery keys, as canonical JSON.
+        self.request_json = _canonical(kept)
+
+    def __call__(self, repeat_index: int) -> str:
+        """The key of the request's repeat ``repeat_index``."""
+        repeat = str(repeat_index) if type(repeat_index) is int else _canonical(repeat_index)
+        text = f'{self._head}{repeat},"request":{self.request_json}}}'
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str
+)
+
+
+def _canonical(value: Any) -> str:
+    return _CANONICAL.encode(value)
+
+
+@functools.lru_cache(maxsize=256)
+def _key_head(provider: str, model: str, base_url: str | None) -> str:
+    """The key's text up to the repeat index (one per model route)."""
+    return (
+        f'{{"base_url":{_canonical(base_url)},"model":{_canonical(model)},'
+        f'"provider":{_canonical(provider)},"repeat":'
     )
-    return hashlib.sha256(ident.encode()).hexdigest()
 
 
 def lookup(runlog: RunLog, key: str) -> dict[str, Any] | None:
