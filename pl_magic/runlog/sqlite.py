@@ -218,24 +218,40 @@ def _decoded(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _row(run: RunRecord, redact_raw: bool = True) -> dict[str, Any]:
-    """A run as the ``runs`` table stores it: JSON columns as text, secrets out (but for
-    the raw response's, when ``redact_raw`` is False: the caller redacts it)."""
+#: The ``runs`` columns a :class:`RunRecord` fills, in its fields' order, and where the
+#: columns that :func:`_values` converts are in it.
+_NAMES = tuple(f.name for f in _FIELDS)
+_JSON_AT = tuple(_NAMES.index(c) for c in _JSON_COLUMNS)
+_NULLABLE_JSON_AT = tuple(_NAMES.index(c) for c in _NULLABLE_JSON_COLUMNS)
+_RAW_AT, _ERROR_AT, _ENDED_AT = (
+    _NAMES.index(c) for c in ("raw_response", "error_message", "ended_at")
+)
+
+
+def _values(run: RunRecord, redact_raw: bool = True) -> list[Any]:
+    """A run's column values as the ``runs`` table stores them (in :data:`_NAMES`' order):
+    JSON columns as text, secrets out (but for the raw response's, when ``redact_raw`` is
+    False: the caller redacts it)."""
     if run.status not in STATUSES:
         raise ValueError(f"status must be one of {STATUSES}")
     # Not asdict(): it deep-copies every nested value (the raw response, the rendered
     # template) only for them to be serialized right after.
-    row = {f.name: getattr(run, f.name) for f in _FIELDS}
-    for col in _JSON_COLUMNS:
-        row[col] = _json_cell(row[col])
-    for col in _NULLABLE_JSON_COLUMNS:
-        row[col] = None if row[col] is None else _json_cell(row[col])
+    values = [getattr(run, name) for name in _NAMES]
+    for i in _JSON_AT:
+        values[i] = _json_cell(values[i])
+    for i in _NULLABLE_JSON_AT:
+        values[i] = None if values[i] is None else _json_cell(values[i])
     raw = None if run.raw_response is None else _json_cell(run.raw_response)
-    row["raw_response"] = redact_json(raw) if raw is not None and redact_raw else raw
-    if row["error_message"]:
-        row["error_message"] = redact(row["error_message"])
-    row["ended_at"] = row["ended_at"] or utcnow_iso()
-    return row
+    values[_RAW_AT] = redact_json(raw) if raw is not None and redact_raw else raw
+    if values[_ERROR_AT]:
+        values[_ERROR_AT] = redact(values[_ERROR_AT])
+    values[_ENDED_AT] = values[_ENDED_AT] or utcnow_iso()
+    return values
+
+
+def _row(run: RunRecord) -> dict[str, Any]:
+    """A run as the ``runs`` table stores it, by column (see :func:`_values`)."""
+    return dict(zip(_NAMES, _values(run), strict=True))
 
 
 #: While :meth:`RunLog.grouping`: how many deferrable rows are written in one transaction.
@@ -336,17 +352,15 @@ class RunLog(OnDatabase):
         """
         if not runs:
             return
-        rows = [_row(run, redact_raw=False) for run in runs]
-        raws = [row["raw_response"] for row in rows if row["raw_response"] is not None]
+        rows = Many(_values(run, redact_raw=False) for run in runs)  # (binds faster than names)
+        raws = [row[_RAW_AT] for row in rows if row[_RAW_AT] is not None]
         joined = "\n".join(raws)
         if raws and redact(joined) != joined:  # (one look for secrets in the whole chunk)
             for row in rows:
-                if row["raw_response"] is not None:
-                    row["raw_response"] = redact_json(row["raw_response"])
-        names = list(rows[0])
-        marks = ", ".join("?" * len(names))
-        values = Many(tuple(row[c] for c in names) for row in rows)  # (binds faster than names)
-        self._write([(f"INSERT OR IGNORE INTO runs ({', '.join(names)}) VALUES ({marks})", values)])
+                if row[_RAW_AT] is not None:
+                    row[_RAW_AT] = redact_json(row[_RAW_AT])
+        marks = ", ".join("?" * len(_NAMES))
+        self._write([(f"INSERT OR IGNORE INTO runs ({', '.join(_NAMES)}) VALUES ({marks})", rows)])
 
     def set_batch(self, request_ids: Iterable[str], batch_id: str) -> None:
         """Mark logged runs as runs of batch job ``batch_id`` (those of a job that went live,
