@@ -234,6 +234,10 @@ class BatchJob:
     error_file_id: str | None = None
     usage: dict[str, Any] | None = None
     rendered: Any = None  # Anthropic results JSONL / Gemini inlined responses, built once
+    #: OpenAI: the input file, validated at the batch's first read (as OpenAI validates
+    #: after answering the create), and how many lines it has until then.
+    unvalidated: bytes | None = None
+    lines: int = 0
 
     def done_counts(self) -> tuple[int, int]:
         """(succeeded, errored) so far: in proportion to ``progress`` while running."""
@@ -243,6 +247,15 @@ class BatchJob:
         done = min(int(self.progress * len(self.requests)), max(0, len(self.requests) - 1))
         errored = sum(1 for r in self.requests[:done] if r.error is not None)
         return done - errored, errored
+
+
+def _first_model(line: bytes) -> str:
+    """The model a batch input file's line asks for ("" if it names none)."""
+    try:
+        body = json.loads(line).get("body")
+        return str(body.get("model") or "")
+    except (ValueError, AttributeError):
+        return ""
 
 
 def _json(obj: Any) -> bytes:
@@ -423,6 +436,7 @@ class FakeBatches:
 
     def _observe(self, job: BatchJob, poll: bool) -> None:
         """Move ``job`` along on a read of it (``poll``: a status read of that batch)."""
+        self._validate(job)
         if job.phase == "ended":
             return
         if job.phase == "canceling":
@@ -443,7 +457,19 @@ class FakeBatches:
         last = poll and self.processing_polls >= 2 and job.reads == self.processing_polls
         job.stage = "finalizing" if last else "in_progress"
 
+    def _validate(self, job: BatchJob) -> None:
+        """Parse and check an OpenAI batch's input file, once: its requests, or the
+        validation errors that fail it."""
+        if job.unvalidated is None:
+            return
+        requests, errors, model = self._openai_parse(job.unvalidated, job.endpoint)
+        # (a test may have set errors on the batch already: they stay)
+        job.requests, job.unvalidated = requests, None
+        job.validation_errors = errors + job.validation_errors
+        job.model = model or job.model
+
     def _cancel(self, job: BatchJob) -> None:
+        self._validate(job)
         if job.phase == "running":
             job.phase = "canceling"
             job.cancel_at = time.time()
@@ -614,20 +640,23 @@ class FakeBatches:
             )
         if f.purpose != "batch":
             raise BatchHTTPError(400, f"File {file_id} was not uploaded with purpose 'batch'.")
-        requests, errors, model = self._openai_parse(f.data, endpoint)
+        # (the file is validated at the batch's first read; the create answers at once,
+        # with the line count and the first line's model)
+        lines = [line for line in f.data.splitlines() if line.strip()]
         return self._add(
             BatchJob(
                 provider="openai",
                 id=self._new_id("batch_fake_"),
-                requests=requests,
+                requests=[],
                 plan=self._live.plan(),
                 created_at=time.time(),
                 started=time.monotonic(),
                 endpoint=endpoint,
                 input_file_id=f.id,
                 metadata=body.get("metadata"),
-                model=model,
-                validation_errors=errors,
+                model=_first_model(lines[0]) if lines else "",
+                unvalidated=f.data,
+                lines=len(lines),
             )
         )
 
@@ -742,7 +771,11 @@ class FakeBatches:
             "expired_at": ended if job.end == "expired" else None,
             "cancelling_at": int(job.cancel_at) if job.cancel_at is not None else None,
             "cancelled_at": ended if job.end == "cancelled" else None,
-            "request_counts": {"total": len(job.requests), "completed": ok, "failed": errored},
+            "request_counts": {
+                "total": job.lines if job.unvalidated is not None else len(job.requests),
+                "completed": ok,
+                "failed": errored,
+            },
             "metadata": job.metadata,
             "usage": job.usage,
         }
