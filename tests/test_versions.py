@@ -252,7 +252,8 @@ def test_remote_request_id_is_a_column(split, fake_provider):
     assert set(df["remote_request_id"]) == tracked
     logged = pl_magic.runs()
     assert set(logged["remote_request_id"]) == tracked
-    assert list(logged.columns[-1:]) == ["remote_request_id"]
+    # (added at the end, after the columns users had already, as batch_id was after it)
+    assert list(logged.columns[-2:]) == ["remote_request_id", "batch_id"]
     assert set(logged["request_id"]).isdisjoint(tracked)  # the local ids stay the ids
 
 
