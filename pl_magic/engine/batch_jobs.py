@@ -1,6 +1,7 @@
 """Batch mode: a comparison submitted as provider batches, a job that outlives the kernel.
 
-``run_many(..., batch=True)`` and ``%%plrun ... --batch`` hand their planned runs here:
+``run_many(..., batch=True)`` and ``%%plrun ... --batch`` hand their planned runs to
+:func:`pl_magic.engine.batch_submit.start`, which returns this module's :class:`BatchJob`:
 
 1. **prepare** each run as a live one would be (resolve, render, the native request; the
    same :meth:`Engine.prepare`), so a batch request is exactly what a live call sends, minus
@@ -26,6 +27,12 @@
 
 A run that fails before any call (a missing variable, a missing key) is an error row of the
 comparison, as live, and is not submitted.
+
+Where each step lives: :mod:`~pl_magic.engine.batch_prepare` prepares and keys (1, 2 and
+the routes of 5); :mod:`~pl_magic.engine.batch_submit` starts a job (groups, splits,
+records and submits: 3 and 4); :mod:`~pl_magic.engine.batch_rows` writes the planned runs
+to the job's tables and reads them back; this module is the job handle (:class:`BatchJob`:
+polling, ingesting, waiting, cancelling, its frame: 6) and lists the jobs.
 """
 
 from __future__ import annotations
@@ -34,13 +41,12 @@ import contextlib
 import dataclasses
 import json
 import time
-import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ..core import config, local_target, notices
+from ..core import config, notices
 from ..core.blueprint import ModelSpec
 from ..core.errors import ConfigurationError, InvalidInputError, PlMagicError, ProviderError
 from ..core.store import KeptInMemory, dumps, utcnow_iso
@@ -54,7 +60,6 @@ from ..providers.batches import (
     BatchOutcome,
     BatchState,
     Encoded,
-    batch_request,
 )
 from ..runlog.base import ProviderCall, RunRecord
 from ..runlog.batches import BatchStore
@@ -62,15 +67,8 @@ from ..runlog.scores import ScoreLog
 from ..runlog.sqlite import JsonText
 from . import pricing
 from .batch import Batch, PlannedRun, Progress
-from .batch_prepare import (
-    ROUTE_BATCH,
-    ROUTE_LIVE,
-    ROUTE_SERVED,
-    _Preparer,
-    _Run,
-    job_key,
-)
-from .batch_rows import _planned_of, _request_of, _Rows, _run_fields
+from .batch_prepare import ROUTE_LIVE, ROUTE_SERVED
+from .batch_rows import _planned_of, _request_of, _run_fields
 from .engine import Engine, invalid_output
 from .scoring import Scorer
 
@@ -110,11 +108,6 @@ def poll_max_s() -> float:
     """The longest wait between two polls (``PL_MAGIC_BATCH_POLL_MAX_S``, 60 s): the wait
     grows by half at each poll up to it."""
     return max(poll_s(), config.env_float("PL_MAGIC_BATCH_POLL_MAX_S", 60.0))
-
-
-def new_job_id() -> str:
-    """A new job id (``pl_magic.batches()`` shows it; a unique prefix is enough to name it)."""
-    return "b" + uuid.uuid4().hex[:15]
 
 
 # -- the job ----------------------------------------------------------------------------------
@@ -736,7 +729,10 @@ def _missing_outcome(state: BatchState, provider: str) -> BatchOutcome:
 def _submit(
     store: BatchStore, job_id: str, part: int, api: BatchAPI, encoded: Sequence[Encoded]
 ) -> None:
-    """Create one provider job and record its id at once (a refusal fails its runs)."""
+    """Create one provider job and record its id at once (a refusal fails its runs).
+
+    Here rather than beside :func:`~pl_magic.engine.batch_submit.start`: a job handle
+    submits again a provider job whose kernel stopped while submitting it."""
     try:
         state = api.submit(encoded, f"pl_magic {job_id} part {part + 1}")
     except ProviderError as exc:
@@ -750,183 +746,6 @@ def _submit(
         status=state.status,
         submitted_at=utcnow_iso(),
     )
-
-
-# -- starting a job ---------------------------------------------------------------------------
-
-
-def start(
-    engine: Engine,
-    prompt_name: str,
-    planned: Sequence[PlannedRun],
-    run_kwargs: Mapping[str, Any],
-    *,
-    scorers: Sequence[Scorer] = (),
-    expected: str = "expected",
-    concurrency: int = 8,
-    reattach: bool = True,
-) -> BatchJob:
-    """Submit a comparison as provider batches, or attach to the job already submitted for
-    it (see the module's docstring); the job. Runs whose route cannot batch run live here."""
-    check_options(run_kwargs)
-    prepare = _Preparer(engine, prompt_name, run_kwargs)
-    runs = [prepare(p) for p in planned]
-    if any(run.prepared is not None and run.prepared.media for run in runs):
-        # a job keeps its runs' inputs and requests in the log, which never stores media
-        raise InvalidInputError(
-            "batch=True does not take images or PDFs (a batch job keeps its inputs in the run "
-            "log, which never stores them): run this comparison without batch=True"
-        )
-    apis = prepare.apis
-    key = job_key(prompt_name, runs, run_kwargs)
-    store = BatchStore(engine.runlog.db)
-    if reattach:
-        found = store.find(key)
-        if found is not None:
-            notices.warn(
-                f"attached to batch job {found['id']} (submitted {found['submitted_at'][:19]} "
-                "UTC for the same comparison; reattach=False submits it again)"
-            )
-            return BatchJob(engine, found["id"], scorers, expected, concurrency)
-    job_id = new_job_id()
-    parts, payloads = _split(runs, apis)
-    _tell_live(runs)
-    to_row = _Rows(job_id, engine, run_kwargs)
-    requests = [to_row(run) for run in runs]
-    store.create(
-        {
-            "id": job_id,
-            "job_key": key,
-            "prompt_name": prompt_name,
-            "status": SUBMITTING,
-            "total": len(runs),
-            "options": dumps({"run_kwargs": _stored_kwargs(run_kwargs)}),
-            "submitted_at": utcnow_iso(),
-        },
-        parts,
-        requests,
-    )
-    for number, (api, encoded) in enumerate(payloads):
-        _submit(store, job_id, number, api, encoded)
-    store.set_job(job_id, RUNNING)
-    job = BatchJob(engine, job_id, scorers, expected, concurrency)
-    job._live_checked = not any(run.route in (ROUTE_LIVE, ROUTE_SERVED) for run in runs)
-    try:
-        job._run_live()  # while the provider works on the batches
-    except KeyboardInterrupt:
-        notices.warn(
-            f"interrupted: batch job {job_id} is submitted; its live runs not started yet run "
-            f"at pl_magic.wait({job_id!r}) (or the same cell again)"
-        )
-    return job
-
-
-def check_options(run_kwargs: Mapping[str, Any]) -> None:
-    """Refuse run keywords a batch cannot honour (before anything is estimated or sent)."""
-    if not run_kwargs.get("log", True):
-        raise InvalidInputError(
-            "a batch job is kept in the run log: drop --no-log (log=False) to run it as a batch"
-        )
-
-
-def _stored_kwargs(run_kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """The run keywords a restarted kernel needs for the job's live runs (plain data)."""
-    keep = (
-        "tags",
-        "metadata",
-        "group_id",
-        "model_parameter_overrides",
-        "default_provider",
-        "default_model",
-        "cache",
-    )
-    return {k: run_kwargs[k] for k in keep if run_kwargs.get(k) is not None}
-
-
-def _tell_live(runs: Iterable[_Run]) -> None:
-    """One notice per route that cannot batch: its runs go live."""
-    reasons: dict[tuple[str, str], int] = {}
-    for run in runs:
-        if run.route == ROUTE_LIVE and run.reason and run.prepared is not None:
-            spec = run.prepared.spec
-            name = f"{local_target.shown_provider(spec)}/{spec.name}"
-            reasons[(name, run.reason)] = reasons.get((name, run.reason), 0) + 1
-    for (name, reason), count in reasons.items():
-        runs_text = "1 run goes" if count == 1 else f"{count} runs go"
-        notices.warn(f"{name} cannot run as a provider batch ({reason}): {runs_text} live")
-
-
-def _split(
-    runs: Sequence[_Run], apis: Mapping[tuple[Any, ...], BatchAPI | str]
-) -> tuple[list[dict[str, Any]], list[tuple[BatchAPI, list[Encoded]]]]:
-    """Group the batch runs and split each group at its API's limits: the parts' rows and
-    their payloads. A request too large for any job goes live."""
-    groups: dict[tuple[Any, ...], list[_Run]] = {}
-    for run in runs:
-        if run.route == ROUTE_BATCH and run.group is not None:
-            groups.setdefault(run.group, []).append(run)
-    parts: list[dict[str, Any]] = []
-    payloads: list[tuple[BatchAPI, list[Encoded]]] = []
-    for group, members in groups.items():
-        api = apis[group]
-        assert not isinstance(api, str)
-        for chunk in _chunks(api, members):
-            number = len(parts)
-            for run, _ in chunk:
-                run.part = number
-            parts.append(
-                {
-                    "part": number,
-                    "provider": api.spec.provider,
-                    "model": api.spec.name,
-                    "api_type": api.spec.api_type,
-                    "base_url": api.base_url,
-                    "status": SUBMITTING,
-                    "total": len(chunk),
-                    "ingested": 0,
-                }
-            )
-            payloads.append((api, [encoded for _, encoded in chunk]))
-    return parts, payloads
-
-
-def _body_json(run: _Run, request: Mapping[str, Any]) -> str:
-    """The batch request's body as JSON: the request as its cache key encoded it, where
-    that is the body (no ``extra_body`` to merge; the delivery keys are left out of both)."""
-    if run.keyer is not None and "extra_body" not in request:
-        return run.keyer.request_json
-    return dumps(batch_request(request))
-
-
-def _chunks(api: BatchAPI, members: Sequence[_Run]) -> list[list[tuple[_Run, Encoded]]]:
-    """``members`` encoded and cut where a job would pass a limit (requests or bytes)."""
-    limits = api.limits
-    out: list[list[tuple[_Run, Encoded]]] = []
-    current: list[tuple[_Run, Encoded]] = []
-    size = 0
-    bodies: dict[int, tuple[Any, str]] = {}  # a repeat sends its first's request object
-    for run in members:
-        assert run.prepared is not None
-        request = run.prepared.request
-        found = bodies.get(id(request))
-        if found is None or found[0] is not request:
-            found = bodies[id(request)] = (request, _body_json(run, request))
-        run.body = found[1]
-        encoded = api.encode(run.request_id, request, run.body)
-        if encoded.size > limits.max_bytes:
-            run.route, run.group = ROUTE_LIVE, None
-            run.reason = "a request larger than one provider batch may hold"
-            continue
-        if current and (
-            len(current) >= limits.max_requests or size + encoded.size > limits.max_bytes
-        ):
-            out.append(current)
-            current, size = [], 0
-        current.append((run, encoded))
-        size += encoded.size
-    if current:
-        out.append(current)
-    return out
 
 
 # -- listing and naming jobs ------------------------------------------------------------------
