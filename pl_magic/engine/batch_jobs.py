@@ -68,7 +68,13 @@ from ..runlog.sqlite import JsonText
 from . import pricing
 from .batch import Batch, PlannedRun, Progress
 from .batch_prepare import ROUTE_LIVE, ROUTE_SERVED
-from .batch_rows import _planned_of, _request_of, _run_fields
+from .batch_rows import (
+    _planned_fields,
+    _planned_of,
+    _request_of,
+    _resolved_fields,
+    _run_fields,
+)
 from .engine import Engine, invalid_output
 from .scoring import Scorer
 
@@ -416,10 +422,7 @@ class BatchJob:
             run_key=run["run_key"],
             prompt_name=run["prompt_name"],
             prompt_id=run["prompt_id"],
-            prompt_version=run["prompt_version"],
-            release_label=run["release_label"],
-            provider=run["provider"],
-            model=run["model"],
+            **_resolved_fields(run),  # (its version, label, provider, model and repeat)
             api_type=run["api_type"],
             parameters=decode(row["parameters"]),
             input_variables=decode(row["input_variables"]),
@@ -433,7 +436,6 @@ class BatchJob:
             tags=decode(row["tags"]),
             metadata=decode(row["metadata"]),
             group_id=run["group_id"],
-            repeat_index=run["repeat_index"],
             input_tokens=in_tokens,
             output_tokens=out_tokens,
             cost_usd=pricing.cost_usd(run["pricing_id"], run["model"], in_tokens, out_tokens, True),
@@ -680,26 +682,13 @@ class BatchJob:
             "batch_id": self.id,
         }
         if batched is not None:  # a batched run: what it resolved to
-            run = _run_fields(batched)
-            row.update(
-                prompt_version=run["prompt_version"],
-                release_label=run["release_label"],
-                provider=run["provider"],
-                model=run["model"],
-                parameters=batched["parameters"],
-                input_variables=batched["input_variables"],
-                repeat_index=run["repeat_index"],
-            )
+            row.update(_resolved_fields(_run_fields(batched)))
+            row["parameters"] = batched["parameters"]
+            row["input_variables"] = batched["input_variables"]
             return row
-        planned = json.loads(req["planned"] or "{}")
-        row.update(
-            prompt_version=planned.get("version"),
-            release_label=planned.get("label"),
-            provider=planned.get("provider"),
-            model=planned.get("model"),
-            input_variables=dumps(planned.get("input_variables") or {}),
-            repeat_index=planned.get("repeat"),
-        )
+        planned = json.loads(req["planned"] or "{}")  # otherwise: what was planned
+        row.update(_planned_fields(planned))
+        row["input_variables"] = dumps(planned.get("input_variables") or {})
         return row
 
     def _batched(self, request_ids: Sequence[str]) -> dict[str, dict[str, Any]]:

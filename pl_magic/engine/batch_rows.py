@@ -183,6 +183,31 @@ def _run_fields(row: Mapping[str, Any]) -> dict[str, Any]:
     return fields_
 
 
+def _resolved_fields(run: Mapping[str, Any]) -> dict[str, Any]:
+    """Which run a batched run is, by the run record's names: the version, label, provider
+    and model it resolved to and its repeat (from its ``run``: :func:`_run_fields`). A row
+    of the job's frame shows them before the run is logged; its log row keeps them."""
+    return {
+        "prompt_version": run["prompt_version"],
+        "release_label": run["release_label"],
+        "provider": run["provider"],
+        "model": run["model"],
+        "repeat_index": run["repeat_index"],
+    }
+
+
+def _planned_fields(planned: Mapping[str, Any]) -> dict[str, Any]:
+    """Which run a run not batched is, by the run record's names, as :func:`_planned_json`
+    kept it (what was asked for, unresolved: a label, not its version)."""
+    return {
+        "prompt_version": planned.get("version"),
+        "release_label": planned.get("label"),
+        "provider": planned.get("provider"),
+        "model": planned.get("model"),
+        "repeat_index": planned.get("repeat"),
+    }
+
+
 def _planned_of(index: int, planned: Mapping[str, Any]) -> PlannedRun:
     """The run :func:`_planned_json` kept, as run ``index`` of the comparison that runs
     the job's live runs."""
