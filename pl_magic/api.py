@@ -434,19 +434,19 @@ def run_batch(runner: Any, reattach: bool = True, wait: bool = True) -> Any:
     import dataclasses
 
     from .core import notices
-    from .engine import batch_jobs
+    from .engine import batch_submit
     from .engine.batch import check_runs
     from .engine.estimate import before_start
 
     # the arguments shared by every run; each input row is checked as its runs are prepared
     check_runs(dataclasses.replace(runner, runs=runner.runs[:1]))
-    batch_jobs.check_options(runner.run_kwargs)
+    batch_submit.check_options(runner.run_kwargs)
     cost = before_start(runner)
     if cost.high_usd:
         notices.warn(
             f"estimate: {cost.summary()} at live prices (a provider batch is billed about half)"
         )
-    job = batch_jobs.start(
+    job = batch_submit.start(
         runner.engine,
         runner.prompt_name,
         runner.runs,

@@ -1,6 +1,7 @@
 """Batch mode: a comparison submitted as provider batches, a job that outlives the kernel.
 
-``run_many(..., batch=True)`` and ``%%plrun ... --batch`` hand their planned runs here:
+``run_many(..., batch=True)`` and ``%%plrun ... --batch`` hand their planned runs to
+:func:`pl_magic.engine.batch_submit.start`, which returns this module's :class:`BatchJob`:
 
 1. **prepare** each run as a live one would be (resolve, render, the native request; the
    same :meth:`Engine.prepare`), so a batch request is exactly what a live call sends, minus
@@ -26,22 +27,26 @@
 
 A run that fails before any call (a missing variable, a missing key) is an error row of the
 comparison, as live, and is not submitted.
+
+Where each step lives: :mod:`~pl_magic.engine.batch_prepare` prepares and keys (1, 2 and
+the routes of 5); :mod:`~pl_magic.engine.batch_submit` starts a job (groups, splits,
+records and submits: 3 and 4); :mod:`~pl_magic.engine.batch_rows` writes the planned runs
+to the job's tables and reads them back; this module is the job handle (:class:`BatchJob`:
+polling, ingesting, waiting, cancelling, its frame: 6) and lists the jobs.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
 import time
-import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ..core import blueprint, config, local_target, notices, render_budget
+from ..core import config, notices
 from ..core.blueprint import ModelSpec
 from ..core.errors import ConfigurationError, InvalidInputError, PlMagicError, ProviderError
 from ..core.store import KeptInMemory, dumps, utcnow_iso
@@ -55,15 +60,22 @@ from ..providers.batches import (
     BatchOutcome,
     BatchState,
     Encoded,
-    batch_request,
 )
 from ..runlog.base import ProviderCall, RunRecord
 from ..runlog.batches import BatchStore
 from ..runlog.scores import ScoreLog
-from ..runlog.sqlite import JsonText, run_key_of_json
-from . import pricing, replay, versions
+from ..runlog.sqlite import JsonText
+from . import pricing
 from .batch import Batch, PlannedRun, Progress
-from .engine import Engine, PreparedRun, RunOptions, _jsonable_vars, invalid_output
+from .batch_prepare import ROUTE_LIVE, ROUTE_SERVED
+from .batch_rows import (
+    _planned_fields,
+    _planned_of,
+    _request_of,
+    _resolved_fields,
+    _run_fields,
+)
+from .engine import Engine, invalid_output
 from .scoring import Scorer
 
 if TYPE_CHECKING:
@@ -72,8 +84,6 @@ if TYPE_CHECKING:
 #: Job statuses.
 SUBMITTING, RUNNING, CANCELLING, DONE = "submitting", "running", "cancelling", "done"
 JOB_CANCELLED = "cancelled"
-#: Run routes (``batch_requests.route``).
-ROUTE_BATCH, ROUTE_LIVE, ROUTE_SERVED, ROUTE_FAILED = "batch", "live", "served", "failed"
 
 #: Rows written per transaction while ingesting.
 CHUNK = 400
@@ -104,395 +114,6 @@ def poll_max_s() -> float:
     """The longest wait between two polls (``PL_MAGIC_BATCH_POLL_MAX_S``, 60 s): the wait
     grows by half at each poll up to it."""
     return max(poll_s(), config.env_float("PL_MAGIC_BATCH_POLL_MAX_S", 60.0))
-
-
-def new_job_id() -> str:
-    """A new job id (``pl_magic.batches()`` shows it; a unique prefix is enough to name it)."""
-    return "b" + uuid.uuid4().hex[:15]
-
-
-# -- preparing --------------------------------------------------------------------------------
-
-
-@dataclass
-class _Run:
-    """One planned run of a job, prepared."""
-
-    planned: PlannedRun
-    request_id: str
-    route: str
-    prepared: PreparedRun | None = None
-    error: PlMagicError | None = None
-    #: Why the run goes live (its route cannot batch).
-    reason: str | None = None
-    group: tuple[Any, ...] | None = None
-    part: int | None = None
-    #: The batch request's body as JSON (the payload's and the job record's).
-    body: str | None = None
-    #: The replay-cache keys of this run's request (its repeats share it).
-    keyer: replay.RequestKey | None = None
-
-
-class _Snapshot:
-    """The engine's registry as a comparison submitted at once reads it: each template
-    (name, version or label, run context) fetched once, not once per run. Everything else
-    is the registry's own, and it stands for the registry wherever one is looked up by
-    identity (the label tracker of :mod:`pl_magic.engine.versions`)."""
-
-    def __init__(self, registry: Any) -> None:
-        self._registry = registry
-        self._records: dict[tuple[Any, ...], dict[str, Any]] = {}
-
-    def get(
-        self, name: str, version: int | str | None = None, label: str | None = None, **run: Any
-    ) -> dict[str, Any]:
-        try:
-            key: tuple[Any, ...] = (name, version, label, dumps(sorted(run.items())))
-        except (TypeError, ValueError):
-            return dict(self._registry.get(name, version=version, label=label, **run))
-        found = self._records.get(key)
-        if found is None:
-            found = self._records[key] = self._registry.get(
-                name, version=version, label=label, **run
-            )
-        return found
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._registry, name)
-
-    def __hash__(self) -> int:
-        return hash(self._registry)
-
-    def __eq__(self, other: object) -> bool:
-        return other is self or other is self._registry
-
-
-class _Preparer:
-    """Prepares a comparison's runs as :meth:`Engine.prepare` does, through a
-    :class:`_Snapshot` of the registry; each input row's options are checked once."""
-
-    def __init__(self, engine: Engine, prompt_name: str, run_kwargs: Mapping[str, Any]) -> None:
-        # the registry's label tracker exists before the snapshot looks it up (it is kept
-        # by the registry, so the labels this comparison used can be pinned later)
-        versions.tracker_for(engine.registry)
-        self.engine = Engine(_Snapshot(engine.registry), engine.runlog, engine.sink)
-        self.prompt_name = prompt_name
-        self.run_kwargs = run_kwargs
-        self.apis: dict[tuple[Any, ...], BatchAPI | str] = {}
-        self._rows: dict[int | None, RunOptions] = {}
-        self._cells: set[tuple[Any, ...]] = set()
-        self._firsts: dict[tuple[Any, ...], _Run] = {}
-        self._templates: dict[tuple[Any, ...], _Run] = {}
-        #: The local registry renders nothing itself (PromptLayer may: each run is asked).
-        self.local = engine.registry.kind == "local"
-
-    def options(self, planned: PlannedRun) -> RunOptions:
-        """The run's options, checked as run() checks them (once per input row and once per
-        version × model): a bad one is the one-line error run() gives."""
-        cell = (planned.version, planned.label, planned.provider, planned.model)
-        if cell not in self._cells:
-            RunOptions.build(
-                self.prompt_name,
-                prompt_version=planned.version,
-                prompt_release_label=planned.label,
-                provider=planned.provider,
-                model=planned.model,
-                **self.run_kwargs,
-            )
-            self._cells.add(cell)
-        base = self._rows.get(planned.input_index)
-        if base is None:
-            base = self._rows[planned.input_index] = RunOptions.build(
-                self.prompt_name,
-                input_variables=planned.input_variables,
-                stream=False,
-                **self.run_kwargs,
-            )
-        return dataclasses.replace(
-            base,
-            prompt_version=planned.version,
-            prompt_release_label=planned.label,
-            provider=planned.provider,
-            model=planned.model,
-            repeat_index=planned.repeat,
-        )
-
-    def __call__(self, planned: PlannedRun) -> _Run:
-        """One run prepared (a bad input row raises: nothing is submitted).
-
-        The first batched run of each version × model goes through :meth:`Engine.prepare`
-        whole; the others of that version × model on the local registry, outside a replay
-        mode, only render their input into the template it resolved and build the request
-        from it, with the provider's own ``build_request`` (what ``prepare`` does per run);
-        a repeat of a run sends the same request as its first, keyed as its repeat.
-        """
-        options = self.options(planned)
-        row = (planned.input_index, planned.version, planned.label, planned.provider, planned.model)
-        first = self._firsts.get(row)
-        if first is not None and first.prepared is not None:
-            return _repeat_of(first, first.prepared, planned, options)
-        cell = row[1:]
-        template = self._templates.get(cell)
-        if template is not None:
-            run = _rendered(template, options, planned)
-        else:
-            run = _prepare(self.engine, options, planned, self.apis)
-            if (
-                run.route == ROUTE_BATCH
-                and run.prepared is not None
-                and self.local
-                and not options.follow_up  # (a tool loop's messages: prepare() adds them)
-                and replay.mode(options.cache) not in replay.REPLAYING
-            ):
-                self._templates[cell] = run
-        if run.route == ROUTE_BATCH and replay.mode(options.cache) not in replay.REPLAYING:
-            self._firsts[row] = run
-        return run
-
-
-def _rendered(template: _Run, options: RunOptions, planned: PlannedRun) -> _Run:
-    """A run of the same version × model as ``template`` (a batched run prepared whole):
-    its input rendered into the same resolved template, its request built by the provider."""
-    first = template.prepared
-    assert first is not None
-    spec, provider, record = first.spec, first.provider, first.record
-    request_id = uuid.uuid4().hex
-    try:
-        with render_budget.render_budget():  # one size and time budget for all the messages
-            rendered = blueprint.render(
-                record["prompt_template"], options.input_variables, options.prompt_name
-            )
-        request = provider.build_request(rendered, spec, False)
-    except PlMagicError as exc:
-        return _Run(planned, request_id, ROUTE_FAILED, error=exc)
-    except KeyboardInterrupt:
-        raise
-    except Exception as exc:  # never lose the comparison to one surprise
-        return _Run(planned, request_id, ROUTE_FAILED, error=PlMagicError(f"{exc!r}"))
-    run = PreparedRun(options, record, spec, provider, rendered, request, first.dropped_parameters)
-    # (a batched run's spec has no base URL of its own: as prepare() keyed it)
-    keyer = replay.RequestKey(spec.provider, spec.name, spec.base_url, request)
-    run.cache_key = keyer(options.repeat_index)
-    return _Run(planned, request_id, ROUTE_BATCH, run, group=template.group, keyer=keyer)
-
-
-def _repeat_of(
-    first: _Run, prepared: PreparedRun, planned: PlannedRun, options: RunOptions
-) -> _Run:
-    """Another repeat of a batched run: the same resolved template, request and route (a
-    repeat is keyed apart by its index only: see :func:`pl_magic.engine.replay.cache_key`)."""
-    spec = prepared.spec
-    run = PreparedRun(
-        options,
-        prepared.record,
-        spec,
-        prepared.provider,
-        prepared.rendered,
-        prepared.request,
-        prepared.dropped_parameters,
-    )
-    if first.keyer is None:
-        # (a batched run's spec has no base URL of its own: as prepare() keyed it)
-        first.keyer = replay.RequestKey(spec.provider, spec.name, spec.base_url, prepared.request)
-    run.cache_key = first.keyer(options.repeat_index)
-    return _Run(planned, uuid.uuid4().hex, ROUTE_BATCH, run, group=first.group, keyer=first.keyer)
-
-
-def _prepare(
-    engine: Engine,
-    options: RunOptions,
-    planned: PlannedRun,
-    apis: dict[tuple[Any, ...], BatchAPI | str],
-) -> _Run:
-    """Prepare one run and decide its route."""
-    request_id = uuid.uuid4().hex
-    try:
-        prepared = engine.prepare(options)
-    except PlMagicError as exc:
-        return _Run(planned, request_id, ROUTE_FAILED, error=exc)
-    except KeyboardInterrupt:
-        raise
-    except Exception as exc:  # never lose the comparison to one surprise
-        return _Run(planned, request_id, ROUTE_FAILED, error=PlMagicError(f"{exc!r}"))
-    if prepared.served is not None:
-        return _Run(planned, request_id, ROUTE_SERVED, prepared)
-    spec = prepared.spec
-    group = (spec.provider, spec.name, spec.api_type, spec.base_url, spec.local_model)
-    api = apis.get(group)
-    if api is None:
-        try:
-            api = apis[group] = prepared.provider.batch_api(spec)
-        except PlMagicError as exc:  # a missing key, an untrusted URL: as live, an error row
-            return _Run(planned, request_id, ROUTE_FAILED, error=exc)
-    if isinstance(api, str):
-        return _Run(planned, request_id, ROUTE_LIVE, prepared, reason=api)
-    return _Run(planned, request_id, ROUTE_BATCH, prepared, group=group)
-
-
-def job_key(prompt_name: str, runs: Sequence[_Run], run_kwargs: Mapping[str, Any]) -> str:
-    """The key that finds a job submitted for the same comparison (see the module's
-    docstring): the same planned runs resolved to the same versions and requests."""
-    digest = hashlib.sha256()
-    shared = [
-        list(run_kwargs.get("tags") or []),
-        dict(run_kwargs.get("metadata") or {}),
-        run_kwargs.get("group_id"),
-    ]
-    digest.update(dumps([prompt_name, shared]).encode())
-    for run in runs:
-        p = run.planned
-        prepared = run.prepared
-        if prepared is not None:
-            ident: tuple[Any, ...] = (
-                p.version,
-                p.label,
-                p.provider,
-                p.model,
-                p.repeat,
-                p.input_index,
-                prepared.record.get("version"),
-                prepared.cache_key,
-            )
-        else:  # failed before any call: its inputs say which run it is
-            ident = (
-                p.version,
-                p.label,
-                p.provider,
-                p.model,
-                p.repeat,
-                p.input_index,
-                type(run.error).__name__,
-                dumps(p.input_variables),
-            )
-        # (repr of ints, strings and None: as stable as JSON, and cheaper for 10,000 runs)
-        digest.update(("\x1f".join(map(repr, ident)) + "\x1e").encode())
-    return digest.hexdigest()
-
-
-def _planned_json(p: PlannedRun, variables: bool) -> str:
-    """What was planned for a run (its input variables too when ``variables``: a batched
-    run keeps them in their own column)."""
-    planned: dict[str, Any] = {
-        "version": p.version,
-        "label": p.label,
-        "provider": p.provider,
-        "model": p.model,
-        "repeat": p.repeat,
-        "input_index": p.input_index,
-    }
-    if variables:
-        planned["input_variables"] = _jsonable_vars(p.input_variables)
-    return dumps(planned)
-
-
-class _Rows:
-    """The ``batch_requests`` rows of a job's planned runs (no key: the request is the body).
-    What a job's runs share is encoded once: the tags and metadata, each input row's
-    variables, and each version × model's fields of the run record."""
-
-    def __init__(self, job_id: str, engine: Engine, run_kwargs: Mapping[str, Any]) -> None:
-        self.job_id = job_id
-        self.backend = engine.registry.kind
-        self.tags = dumps(list(run_kwargs.get("tags") or []))
-        self.metadata = dumps(dict(run_kwargs.get("metadata") or {}))
-        self._variables: dict[int | None, str] = {}
-        self._cells: dict[tuple[Any, ...], str] = {}
-        self._encoded: dict[int, tuple[Any, str]] = {}
-        #: The local registry's requests are the provider's build of the rendered template:
-        #: not kept (:meth:`BatchJob._submit_part` builds one again if it must).
-        self.local = engine.registry.kind == "local"
-
-    def __call__(self, run: _Run) -> dict[str, Any]:
-        batched = run.route == ROUTE_BATCH and run.prepared is not None
-        row: dict[str, Any] = {
-            "request_id": run.request_id,
-            "job_id": self.job_id,
-            "position": run.planned.index,
-            "part": run.part,
-            "route": run.route,
-            "planned": None if batched else _planned_json(run.planned, variables=True),
-        }
-        if run.error is not None:
-            row["error_category"] = getattr(run.error, "category", None) or "input"
-            row["error_message"] = str(run.error)
-        prepared = run.prepared
-        if prepared is None or not batched:
-            return row
-        spec, record, options = prepared.spec, prepared.record, prepared.options
-        rendered = self._json(prepared.rendered)  # (a repeat shares its first's)
-        parameters = self._json(spec.parameters)  # (a version × model shares one spec)
-        variables = self._variables.get(run.planned.input_index)
-        if variables is None:  # (the same for every run of an input row)
-            variables = dumps(_jsonable_vars(options.input_variables))
-            self._variables[run.planned.input_index] = variables
-        key = run_key_of_json(
-            record["prompt_name"],
-            record["version"],
-            rendered,
-            spec.provider,
-            spec.name,
-            parameters,
-            options.repeat_index,
-        )
-        # (the key and the cache key are hex digests: JSON strings as they are)
-        row["run"] = (
-            f'{{"run_key":"{key}","repeat_index":{int(options.repeat_index)},'
-            f'"cache_key":"{prepared.cache_key}",{self._cell(prepared)}'
-        )
-        row["parameters"] = parameters
-        row["input_variables"] = variables
-        row["rendered_input"] = rendered
-        row["tags"] = self.tags
-        row["metadata"] = self.metadata
-        if not self.local:  # (PromptLayer's request, rendered there: kept as it came)
-            body = run.body
-            row["request"] = (
-                body if body is not None else self._json(batch_request(prepared.request))
-            )
-        return row
-
-    def _json(self, value: Any) -> str:
-        """``dumps(value)``, once per object: runs share their rendered template (repeats)
-        and their model spec (a version × model). The objects live as long as the rows."""
-        found = self._encoded.get(id(value))
-        if found is None or found[0] is not value:
-            found = self._encoded[id(value)] = (value, dumps(value))
-        return found[1]
-
-    def _cell(self, prepared: PreparedRun) -> str:
-        """The run record's fields one version × model shares, as JSON without its ``{``."""
-        spec, record, options = prepared.spec, prepared.record, prepared.options
-        cell = (
-            record["prompt_name"],
-            record.get("id"),
-            record["version"],
-            options.prompt_release_label,
-            spec.provider,
-            spec.name,
-            spec.api_type,
-            spec.base_url,
-            spec.local_model,
-            options.group_id,
-        )
-        found = self._cells.get(cell)
-        if found is None:
-            shared = {
-                "prompt_name": record["prompt_name"],
-                "prompt_id": record.get("id"),
-                "prompt_version": record["version"],
-                "release_label": options.prompt_release_label,
-                "provider": local_target.shown_provider(spec),
-                "adapter": spec.provider,
-                "model": spec.name,
-                "api_type": spec.api_type,
-                "base_url": spec.base_url,
-                "group_id": options.group_id,
-                "backend": self.backend,
-                "pricing_id": prepared.provider.pricing_provider_id(spec),
-                "function_name": info(spec.provider).function_name_for(spec.name, spec.api_type),
-            }
-            found = self._cells[cell] = dumps(shared)[1:]
-        return found
 
 
 # -- the job ----------------------------------------------------------------------------------
@@ -801,10 +422,7 @@ class BatchJob:
             run_key=run["run_key"],
             prompt_name=run["prompt_name"],
             prompt_id=run["prompt_id"],
-            prompt_version=run["prompt_version"],
-            release_label=run["release_label"],
-            provider=run["provider"],
-            model=run["model"],
+            **_resolved_fields(run),  # (its version, label, provider, model and repeat)
             api_type=run["api_type"],
             parameters=decode(row["parameters"]),
             input_variables=decode(row["input_variables"]),
@@ -818,7 +436,6 @@ class BatchJob:
             tags=decode(row["tags"]),
             metadata=decode(row["metadata"]),
             group_id=run["group_id"],
-            repeat_index=run["repeat_index"],
             input_tokens=in_tokens,
             output_tokens=out_tokens,
             cost_usd=pricing.cost_usd(run["pricing_id"], run["model"], in_tokens, out_tokens, True),
@@ -1065,26 +682,13 @@ class BatchJob:
             "batch_id": self.id,
         }
         if batched is not None:  # a batched run: what it resolved to
-            run = _run_fields(batched)
-            row.update(
-                prompt_version=run["prompt_version"],
-                release_label=run["release_label"],
-                provider=run["provider"],
-                model=run["model"],
-                parameters=batched["parameters"],
-                input_variables=batched["input_variables"],
-                repeat_index=run["repeat_index"],
-            )
+            row.update(_resolved_fields(_run_fields(batched)))
+            row["parameters"] = batched["parameters"]
+            row["input_variables"] = batched["input_variables"]
             return row
-        planned = json.loads(req["planned"] or "{}")
-        row.update(
-            prompt_version=planned.get("version"),
-            release_label=planned.get("label"),
-            provider=planned.get("provider"),
-            model=planned.get("model"),
-            input_variables=dumps(planned.get("input_variables") or {}),
-            repeat_index=planned.get("repeat"),
-        )
+        planned = json.loads(req["planned"] or "{}")  # otherwise: what was planned
+        row.update(_planned_fields(planned))
+        row["input_variables"] = dumps(planned.get("input_variables") or {})
         return row
 
     def _batched(self, request_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -1095,42 +699,6 @@ class BatchJob:
             for r in self.store.requests_by_ids(request_ids, columns)
             if r["run"] is not None
         }
-
-
-def _request_of(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A planned run's batch request: as kept, or built again by its provider from the
-    rendered template it kept (what prepare() does for the local registry)."""
-    if row.get("request"):
-        request: dict[str, Any] = json.loads(row["request"])
-        return request
-    run = _run_fields(row)
-    spec = ModelSpec(
-        run["adapter"],
-        run["model"],
-        json.loads(row["parameters"] or "{}"),
-        run["api_type"],
-        run["base_url"],
-    )
-    rendered = json.loads(row["rendered_input"])
-    return batch_request(get_provider(run["adapter"]).build_request(rendered, spec, False))
-
-
-def _run_fields(row: Mapping[str, Any]) -> dict[str, Any]:
-    fields_: dict[str, Any] = json.loads(row["run"] or "{}")
-    return fields_
-
-
-def _planned_of(index: int, planned: Mapping[str, Any]) -> PlannedRun:
-    return PlannedRun(
-        index,
-        planned.get("version"),
-        planned.get("label"),
-        planned.get("provider"),
-        planned.get("model"),
-        int(planned.get("repeat") or 0),
-        planned.get("input_index"),
-        dict(planned.get("input_variables") or {}),
-    )
 
 
 def _missing_outcome(state: BatchState, provider: str) -> BatchOutcome:
@@ -1150,7 +718,10 @@ def _missing_outcome(state: BatchState, provider: str) -> BatchOutcome:
 def _submit(
     store: BatchStore, job_id: str, part: int, api: BatchAPI, encoded: Sequence[Encoded]
 ) -> None:
-    """Create one provider job and record its id at once (a refusal fails its runs)."""
+    """Create one provider job and record its id at once (a refusal fails its runs).
+
+    Here rather than beside :func:`~pl_magic.engine.batch_submit.start`: a job handle
+    submits again a provider job whose kernel stopped while submitting it."""
     try:
         state = api.submit(encoded, f"pl_magic {job_id} part {part + 1}")
     except ProviderError as exc:
@@ -1164,183 +735,6 @@ def _submit(
         status=state.status,
         submitted_at=utcnow_iso(),
     )
-
-
-# -- starting a job ---------------------------------------------------------------------------
-
-
-def start(
-    engine: Engine,
-    prompt_name: str,
-    planned: Sequence[PlannedRun],
-    run_kwargs: Mapping[str, Any],
-    *,
-    scorers: Sequence[Scorer] = (),
-    expected: str = "expected",
-    concurrency: int = 8,
-    reattach: bool = True,
-) -> BatchJob:
-    """Submit a comparison as provider batches, or attach to the job already submitted for
-    it (see the module's docstring); the job. Runs whose route cannot batch run live here."""
-    check_options(run_kwargs)
-    prepare = _Preparer(engine, prompt_name, run_kwargs)
-    runs = [prepare(p) for p in planned]
-    if any(run.prepared is not None and run.prepared.media for run in runs):
-        # a job keeps its runs' inputs and requests in the log, which never stores media
-        raise InvalidInputError(
-            "batch=True does not take images or PDFs (a batch job keeps its inputs in the run "
-            "log, which never stores them): run this comparison without batch=True"
-        )
-    apis = prepare.apis
-    key = job_key(prompt_name, runs, run_kwargs)
-    store = BatchStore(engine.runlog.db)
-    if reattach:
-        found = store.find(key)
-        if found is not None:
-            notices.warn(
-                f"attached to batch job {found['id']} (submitted {found['submitted_at'][:19]} "
-                "UTC for the same comparison; reattach=False submits it again)"
-            )
-            return BatchJob(engine, found["id"], scorers, expected, concurrency)
-    job_id = new_job_id()
-    parts, payloads = _split(runs, apis)
-    _tell_live(runs)
-    to_row = _Rows(job_id, engine, run_kwargs)
-    requests = [to_row(run) for run in runs]
-    store.create(
-        {
-            "id": job_id,
-            "job_key": key,
-            "prompt_name": prompt_name,
-            "status": SUBMITTING,
-            "total": len(runs),
-            "options": dumps({"run_kwargs": _stored_kwargs(run_kwargs)}),
-            "submitted_at": utcnow_iso(),
-        },
-        parts,
-        requests,
-    )
-    for number, (api, encoded) in enumerate(payloads):
-        _submit(store, job_id, number, api, encoded)
-    store.set_job(job_id, RUNNING)
-    job = BatchJob(engine, job_id, scorers, expected, concurrency)
-    job._live_checked = not any(run.route in (ROUTE_LIVE, ROUTE_SERVED) for run in runs)
-    try:
-        job._run_live()  # while the provider works on the batches
-    except KeyboardInterrupt:
-        notices.warn(
-            f"interrupted: batch job {job_id} is submitted; its live runs not started yet run "
-            f"at pl_magic.wait({job_id!r}) (or the same cell again)"
-        )
-    return job
-
-
-def check_options(run_kwargs: Mapping[str, Any]) -> None:
-    """Refuse run keywords a batch cannot honour (before anything is estimated or sent)."""
-    if not run_kwargs.get("log", True):
-        raise InvalidInputError(
-            "a batch job is kept in the run log: drop --no-log (log=False) to run it as a batch"
-        )
-
-
-def _stored_kwargs(run_kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """The run keywords a restarted kernel needs for the job's live runs (plain data)."""
-    keep = (
-        "tags",
-        "metadata",
-        "group_id",
-        "model_parameter_overrides",
-        "default_provider",
-        "default_model",
-        "cache",
-    )
-    return {k: run_kwargs[k] for k in keep if run_kwargs.get(k) is not None}
-
-
-def _tell_live(runs: Iterable[_Run]) -> None:
-    """One notice per route that cannot batch: its runs go live."""
-    reasons: dict[tuple[str, str], int] = {}
-    for run in runs:
-        if run.route == ROUTE_LIVE and run.reason and run.prepared is not None:
-            spec = run.prepared.spec
-            name = f"{local_target.shown_provider(spec)}/{spec.name}"
-            reasons[(name, run.reason)] = reasons.get((name, run.reason), 0) + 1
-    for (name, reason), count in reasons.items():
-        runs_text = "1 run goes" if count == 1 else f"{count} runs go"
-        notices.warn(f"{name} cannot run as a provider batch ({reason}): {runs_text} live")
-
-
-def _split(
-    runs: Sequence[_Run], apis: Mapping[tuple[Any, ...], BatchAPI | str]
-) -> tuple[list[dict[str, Any]], list[tuple[BatchAPI, list[Encoded]]]]:
-    """Group the batch runs and split each group at its API's limits: the parts' rows and
-    their payloads. A request too large for any job goes live."""
-    groups: dict[tuple[Any, ...], list[_Run]] = {}
-    for run in runs:
-        if run.route == ROUTE_BATCH and run.group is not None:
-            groups.setdefault(run.group, []).append(run)
-    parts: list[dict[str, Any]] = []
-    payloads: list[tuple[BatchAPI, list[Encoded]]] = []
-    for group, members in groups.items():
-        api = apis[group]
-        assert not isinstance(api, str)
-        for chunk in _chunks(api, members):
-            number = len(parts)
-            for run, _ in chunk:
-                run.part = number
-            parts.append(
-                {
-                    "part": number,
-                    "provider": api.spec.provider,
-                    "model": api.spec.name,
-                    "api_type": api.spec.api_type,
-                    "base_url": api.base_url,
-                    "status": SUBMITTING,
-                    "total": len(chunk),
-                    "ingested": 0,
-                }
-            )
-            payloads.append((api, [encoded for _, encoded in chunk]))
-    return parts, payloads
-
-
-def _body_json(run: _Run, request: Mapping[str, Any]) -> str:
-    """The batch request's body as JSON: the request as its cache key encoded it, where
-    that is the body (no ``extra_body`` to merge; the delivery keys are left out of both)."""
-    if run.keyer is not None and "extra_body" not in request:
-        return run.keyer.request_json
-    return dumps(batch_request(request))
-
-
-def _chunks(api: BatchAPI, members: Sequence[_Run]) -> list[list[tuple[_Run, Encoded]]]:
-    """``members`` encoded and cut where a job would pass a limit (requests or bytes)."""
-    limits = api.limits
-    out: list[list[tuple[_Run, Encoded]]] = []
-    current: list[tuple[_Run, Encoded]] = []
-    size = 0
-    bodies: dict[int, tuple[Any, str]] = {}  # a repeat sends its first's request object
-    for run in members:
-        assert run.prepared is not None
-        request = run.prepared.request
-        found = bodies.get(id(request))
-        if found is None or found[0] is not request:
-            found = bodies[id(request)] = (request, _body_json(run, request))
-        run.body = found[1]
-        encoded = api.encode(run.request_id, request, run.body)
-        if encoded.size > limits.max_bytes:
-            run.route, run.group = ROUTE_LIVE, None
-            run.reason = "a request larger than one provider batch may hold"
-            continue
-        if current and (
-            len(current) >= limits.max_requests or size + encoded.size > limits.max_bytes
-        ):
-            out.append(current)
-            current, size = [], 0
-        current.append((run, encoded))
-        size += encoded.size
-    if current:
-        out.append(current)
-    return out
 
 
 # -- listing and naming jobs ------------------------------------------------------------------
