@@ -100,7 +100,10 @@ class _Preparer:
         self._rows: dict[int | None, RunOptions] = {}
         self._cells: set[tuple[Any, ...]] = set()
         self._firsts: dict[tuple[Any, ...], _Run] = {}
-        self._templates: dict[tuple[Any, ...], _Run] = {}
+        #: Per version × model: its first batched run, prepared whole, and the input
+        #: variables of the template it resolved to.
+        self._templates: dict[tuple[Any, ...], tuple[_Run, list[str]]] = {}
+        self._replaying: bool | None = None  # (the comparison's cache mode, read once)
         #: The local registry renders nothing itself (PromptLayer may: each run is asked).
         self.local = engine.registry.kind == "local"
 
@@ -150,9 +153,11 @@ class _Preparer:
         if first is not None and first.prepared is not None:
             return _repeat_of(first, first.prepared, planned, options)
         cell = row[1:]
+        if self._replaying is None:
+            self._replaying = replay.mode(options.cache) in replay.REPLAYING
         template = self._templates.get(cell)
         if template is not None:
-            run = _rendered(template, options, planned)
+            run = _rendered(*template, options, planned)
         else:
             run = _prepare(self.engine, options, planned, self.apis)
             if (
@@ -160,17 +165,21 @@ class _Preparer:
                 and run.prepared is not None
                 and self.local
                 and not options.follow_up  # (a tool loop's messages: prepare() adds them)
-                and replay.mode(options.cache) not in replay.REPLAYING
+                and not self._replaying
             ):
-                self._templates[cell] = run
-        if run.route == ROUTE_BATCH and replay.mode(options.cache) not in replay.REPLAYING:
+                needed = blueprint.input_variables(run.prepared.record["prompt_template"])
+                self._templates[cell] = (run, needed)
+        if run.route == ROUTE_BATCH and not self._replaying:
             self._firsts[row] = run
         return run
 
 
-def _rendered(template: _Run, options: RunOptions, planned: PlannedRun) -> _Run:
-    """A run of the same version × model as ``template`` (a batched run prepared whole):
-    its input rendered into the same resolved template, its request built by the provider."""
+def _rendered(
+    template: _Run, needed: Sequence[str], options: RunOptions, planned: PlannedRun
+) -> _Run:
+    """A run of the same version × model as ``template`` (a batched run prepared whole,
+    whose template uses the input variables ``needed``): its input rendered into the same
+    resolved template, its request built by the provider."""
     first = template.prepared
     assert first is not None
     spec, provider, record = first.spec, first.provider, first.record
@@ -178,7 +187,10 @@ def _rendered(template: _Run, options: RunOptions, planned: PlannedRun) -> _Run:
     try:
         with render_budget.render_budget():  # one size and time budget for all the messages
             rendered = blueprint.render(
-                record["prompt_template"], options.input_variables, options.prompt_name
+                record["prompt_template"],
+                options.input_variables,
+                options.prompt_name,
+                needed=needed,
             )
         request = provider.build_request(rendered, spec, False)
     except PlMagicError as exc:
