@@ -77,7 +77,8 @@ NOTES = """\
   (`run_many(batch=True, wait=False)`) and, once the fake has ended the batch, ingested into
   the log and the DataFrame (`job.wait()`, `job.frame()`); the reference is a live `run_many`
   of the same runs at concurrency 16, the fake answering at once. Not interleaved: each side
-  is one long operation. Memory is tracemalloc's peak, in a pass of its own.
+  is one long operation; the batch side is the median of three passes (fresh jobs), each
+  pass listed in the details. Memory is tracemalloc's peak, in a pass of its own.
 - B9: `cell_summary` (the score rows `compare()` adds) against a pandas
   `groupby().agg(["mean", "std", "count"])`; B9b is `compare(df)` as a whole, reported.
 - B12a: one comparison per mode (adaptive, then fixed), each from a fresh limiter and a full
