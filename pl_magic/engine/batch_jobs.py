@@ -69,11 +69,11 @@ from . import pricing
 from .batch import Batch, PlannedRun, Progress
 from .batch_prepare import ROUTE_LIVE, ROUTE_SERVED
 from .batch_rows import (
-    _planned_fields,
-    _planned_of,
-    _request_of,
-    _resolved_fields,
-    _run_fields,
+    planned_fields,
+    planned_of,
+    request_of,
+    resolved_fields,
+    run_fields,
 )
 from .engine import Engine, invalid_output
 from .scoring import Scorer
@@ -284,7 +284,7 @@ class BatchJob:
                         part, None, BatchState("", part["status"], message=part["message"])
                     )
                 elif self._submission_abandoned():
-                    self._submit_part(part)
+                    self._resubmit_part(part)
                 continue
             try:
                 api = self._api(part)
@@ -323,19 +323,19 @@ class BatchJob:
         submitted = datetime.fromisoformat(row["submitted_at"]).timestamp()
         return time.time() - submitted > SUBMIT_GRACE_S
 
-    def _submit_part(self, part: Mapping[str, Any]) -> None:
+    def _resubmit_part(self, part: Mapping[str, Any]) -> None:
         """Submit a provider job that was written but not (known to be) accepted: the
         kernel stopped while submitting it."""
         columns = ("request_id", "request", "rendered_input", "run", "parameters")
         rows = self.store.requests(self.id, columns, part=part["part"])
         api = self._api(part)
-        encoded = [api.encode(r["request_id"], _request_of(r)) for r in rows]
+        encoded = [api.encode(r["request_id"], request_of(r)) for r in rows]
         notices.warn(
             f"batch job {self.id}: provider job {part['part'] + 1} was being submitted when "
             "the kernel stopped; submitting it now (if the provider had accepted it, cancel "
             "the other copy in its console)"
         )
-        _submit(self.store, self.id, part["part"], api, encoded)
+        submit_part(self.store, self.id, part["part"], api, encoded)
         if self.store.job(self.id)["status"] == SUBMITTING:
             self.store.set_job(self.id, RUNNING)
 
@@ -403,7 +403,7 @@ class BatchJob:
         spec: ModelSpec | None = None,
     ) -> tuple[RunRecord, ProviderCall | None, PlMagicError | None]:
         """The log row of one request's result (and what a sink needs to send it)."""
-        run = _run_fields(row)
+        run = run_fields(row)
         reply = outcome.reply
         error: PlMagicError | None = outcome.error
         if reply is not None and error is None and spec is not None:
@@ -422,7 +422,7 @@ class BatchJob:
             run_key=run["run_key"],
             prompt_name=run["prompt_name"],
             prompt_id=run["prompt_id"],
-            **_resolved_fields(run),  # (its version, label, provider, model and repeat)
+            **resolved_fields(run),  # (its version, label, provider, model and repeat)
             api_type=run["api_type"],
             parameters=decode(row["parameters"]),
             input_variables=decode(row["input_variables"]),
@@ -447,7 +447,7 @@ class BatchJob:
         )
         call = None
         if sink is not None:
-            call = ProviderCall(_request_of(row), False, run["function_name"])
+            call = ProviderCall(request_of(row), False, run["function_name"])
         return record, call, error
 
     def _write(
@@ -526,7 +526,7 @@ class BatchJob:
             return
         options = json.loads(self.store.job(self.id)["options"] or "{}")
         run_kwargs = options.get("run_kwargs") or {}
-        planned = [_planned_of(i, json.loads(r["planned"])) for i, r in enumerate(todo)]
+        planned = [planned_of(i, json.loads(r["planned"])) for i, r in enumerate(todo)]
         live_batch = Batch(
             self.engine,
             self.prompt_name,
@@ -682,12 +682,12 @@ class BatchJob:
             "batch_id": self.id,
         }
         if batched is not None:  # a batched run: what it resolved to
-            row.update(_resolved_fields(_run_fields(batched)))
+            row.update(resolved_fields(run_fields(batched)))
             row["parameters"] = batched["parameters"]
             row["input_variables"] = batched["input_variables"]
             return row
         planned = json.loads(req["planned"] or "{}")  # otherwise: what was planned
-        row.update(_planned_fields(planned))
+        row.update(planned_fields(planned))
         row["input_variables"] = dumps(planned.get("input_variables") or {})
         return row
 
@@ -715,7 +715,7 @@ def _missing_outcome(state: BatchState, provider: str) -> BatchOutcome:
     return BatchOutcome("", error=ProviderError(provider, "server", why))
 
 
-def _submit(
+def submit_part(
     store: BatchStore, job_id: str, part: int, api: BatchAPI, encoded: Sequence[Encoded]
 ) -> None:
     """Create one provider job and record its id at once (a refusal fails its runs).

@@ -33,7 +33,7 @@ ROUTE_BATCH, ROUTE_LIVE, ROUTE_SERVED, ROUTE_FAILED = "batch", "live", "served",
 
 
 @dataclass
-class _Run:
+class BatchRun:
     """One planned run of a job, prepared."""
 
     planned: PlannedRun
@@ -85,7 +85,7 @@ class _Snapshot:
         return other is self or other is self._registry
 
 
-class _Preparer:
+class Preparer:
     """Prepares a comparison's runs as :meth:`Engine.prepare` does, through a
     :class:`_Snapshot` of the registry; each input row's options are checked once."""
 
@@ -99,10 +99,10 @@ class _Preparer:
         self.apis: dict[tuple[Any, ...], BatchAPI | str] = {}
         self._rows: dict[int | None, RunOptions] = {}
         self._cells: set[tuple[Any, ...]] = set()
-        self._firsts: dict[tuple[Any, ...], _Run] = {}
+        self._firsts: dict[tuple[Any, ...], BatchRun] = {}
         #: Per version × model: its first batched run, prepared whole, and the input
         #: variables of the template it resolved to.
-        self._templates: dict[tuple[Any, ...], tuple[_Run, list[str]]] = {}
+        self._templates: dict[tuple[Any, ...], tuple[BatchRun, list[str]]] = {}
         self._replaying: bool | None = None  # (the comparison's cache mode, read once)
         #: The local registry renders nothing itself (PromptLayer may: each run is asked).
         self.local = engine.registry.kind == "local"
@@ -138,7 +138,7 @@ class _Preparer:
             repeat_index=planned.repeat,
         )
 
-    def __call__(self, planned: PlannedRun) -> _Run:
+    def __call__(self, planned: PlannedRun) -> BatchRun:
         """One run prepared (a bad input row raises: nothing is submitted).
 
         The first batched run of each version × model goes through :meth:`Engine.prepare`
@@ -175,8 +175,8 @@ class _Preparer:
 
 
 def _rendered(
-    template: _Run, needed: Sequence[str], options: RunOptions, planned: PlannedRun
-) -> _Run:
+    template: BatchRun, needed: Sequence[str], options: RunOptions, planned: PlannedRun
+) -> BatchRun:
     """A run of the same version × model as ``template`` (a batched run prepared whole,
     whose template uses the input variables ``needed``): its input rendered into the same
     resolved template, its request built by the provider."""
@@ -194,21 +194,21 @@ def _rendered(
             )
         request = provider.build_request(rendered, spec, False)
     except PlMagicError as exc:
-        return _Run(planned, request_id, ROUTE_FAILED, error=exc)
+        return BatchRun(planned, request_id, ROUTE_FAILED, error=exc)
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # never lose the comparison to one surprise
-        return _Run(planned, request_id, ROUTE_FAILED, error=PlMagicError(f"{exc!r}"))
+        return BatchRun(planned, request_id, ROUTE_FAILED, error=PlMagicError(f"{exc!r}"))
     run = PreparedRun(options, record, spec, provider, rendered, request, first.dropped_parameters)
     # (a batched run's spec has no base URL of its own: as prepare() keyed it)
     keyer = replay.RequestKey(spec.provider, spec.name, spec.base_url, request)
     run.cache_key = keyer(options.repeat_index)
-    return _Run(planned, request_id, ROUTE_BATCH, run, group=template.group, keyer=keyer)
+    return BatchRun(planned, request_id, ROUTE_BATCH, run, group=template.group, keyer=keyer)
 
 
 def _repeat_of(
-    first: _Run, prepared: PreparedRun, planned: PlannedRun, options: RunOptions
-) -> _Run:
+    first: BatchRun, prepared: PreparedRun, planned: PlannedRun, options: RunOptions
+) -> BatchRun:
     """Another repeat of a batched run: the same resolved template, request and route (a
     repeat is keyed apart by its index only: see :func:`pl_magic.engine.replay.cache_key`)."""
     spec = prepared.spec
@@ -225,7 +225,9 @@ def _repeat_of(
         # (a batched run's spec has no base URL of its own: as prepare() keyed it)
         first.keyer = replay.RequestKey(spec.provider, spec.name, spec.base_url, prepared.request)
     run.cache_key = first.keyer(options.repeat_index)
-    return _Run(planned, uuid.uuid4().hex, ROUTE_BATCH, run, group=first.group, keyer=first.keyer)
+    return BatchRun(
+        planned, uuid.uuid4().hex, ROUTE_BATCH, run, group=first.group, keyer=first.keyer
+    )
 
 
 def _prepare(
@@ -233,19 +235,19 @@ def _prepare(
     options: RunOptions,
     planned: PlannedRun,
     apis: dict[tuple[Any, ...], BatchAPI | str],
-) -> _Run:
+) -> BatchRun:
     """Prepare one run and decide its route."""
     request_id = uuid.uuid4().hex
     try:
         prepared = engine.prepare(options)
     except PlMagicError as exc:
-        return _Run(planned, request_id, ROUTE_FAILED, error=exc)
+        return BatchRun(planned, request_id, ROUTE_FAILED, error=exc)
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # never lose the comparison to one surprise
-        return _Run(planned, request_id, ROUTE_FAILED, error=PlMagicError(f"{exc!r}"))
+        return BatchRun(planned, request_id, ROUTE_FAILED, error=PlMagicError(f"{exc!r}"))
     if prepared.served is not None:
-        return _Run(planned, request_id, ROUTE_SERVED, prepared)
+        return BatchRun(planned, request_id, ROUTE_SERVED, prepared)
     spec = prepared.spec
     group = (spec.provider, spec.name, spec.api_type, spec.base_url, spec.local_model)
     api = apis.get(group)
@@ -253,13 +255,13 @@ def _prepare(
         try:
             api = apis[group] = prepared.provider.batch_api(spec)
         except PlMagicError as exc:  # a missing key, an untrusted URL: as live, an error row
-            return _Run(planned, request_id, ROUTE_FAILED, error=exc)
+            return BatchRun(planned, request_id, ROUTE_FAILED, error=exc)
     if isinstance(api, str):
-        return _Run(planned, request_id, ROUTE_LIVE, prepared, reason=api)
-    return _Run(planned, request_id, ROUTE_BATCH, prepared, group=group)
+        return BatchRun(planned, request_id, ROUTE_LIVE, prepared, reason=api)
+    return BatchRun(planned, request_id, ROUTE_BATCH, prepared, group=group)
 
 
-def job_key(prompt_name: str, runs: Sequence[_Run], run_kwargs: Mapping[str, Any]) -> str:
+def job_key(prompt_name: str, runs: Sequence[BatchRun], run_kwargs: Mapping[str, Any]) -> str:
     """The key that finds a job submitted for the same comparison (see the module's
     docstring): the same planned runs resolved to the same versions and requests."""
     digest = hashlib.sha256()

@@ -22,7 +22,7 @@ from ..providers import get_provider, info
 from ..providers.batches import batch_request
 from ..runlog.sqlite import run_key_of_json
 from .batch import PlannedRun
-from .batch_prepare import ROUTE_BATCH, _Run
+from .batch_prepare import ROUTE_BATCH, BatchRun
 from .engine import Engine, PreparedRun, _jsonable_vars
 
 # -- writing ----------------------------------------------------------------------------------
@@ -44,7 +44,7 @@ def _planned_json(p: PlannedRun, variables: bool) -> str:
     return dumps(planned)
 
 
-class _Rows:
+class RequestRows:
     """The ``batch_requests`` rows of a job's planned runs (no key: the request is the body).
     What a job's runs share is encoded once: the tags and metadata, each input row's
     variables, and each version × model's fields of the run record."""
@@ -58,11 +58,11 @@ class _Rows:
         self._cells: dict[tuple[Any, ...], str] = {}
         self._encoded: dict[int, tuple[Any, str]] = {}
         #: The local registry's requests are the provider's build of the rendered template:
-        #: not kept (:func:`_request_of` builds one again if a provider job must be
+        #: not kept (:func:`request_of` builds one again if a provider job must be
         #: submitted again).
         self.local = engine.registry.kind == "local"
 
-    def __call__(self, run: _Run) -> dict[str, Any]:
+    def __call__(self, run: BatchRun) -> dict[str, Any]:
         batched = run.route == ROUTE_BATCH and run.prepared is not None
         row: dict[str, Any] = {
             "request_id": run.request_id,
@@ -158,13 +158,13 @@ class _Rows:
 # -- reading ----------------------------------------------------------------------------------
 
 
-def _request_of(row: Mapping[str, Any]) -> dict[str, Any]:
+def request_of(row: Mapping[str, Any]) -> dict[str, Any]:
     """A planned run's batch request: as kept, or built again by its provider from the
     rendered template it kept (what prepare() does for the local registry)."""
     if row.get("request"):
         request: dict[str, Any] = json.loads(row["request"])
         return request
-    run = _run_fields(row)
+    run = run_fields(row)
     spec = ModelSpec(
         run["adapter"],
         run["model"],
@@ -176,16 +176,16 @@ def _request_of(row: Mapping[str, Any]) -> dict[str, Any]:
     return batch_request(get_provider(run["adapter"]).build_request(rendered, spec, False))
 
 
-def _run_fields(row: Mapping[str, Any]) -> dict[str, Any]:
+def run_fields(row: Mapping[str, Any]) -> dict[str, Any]:
     """A batched run's ``run`` column: the run record's fields it resolved to, and what
-    ingesting needs besides (its adapter, base URL, pricing id; see :meth:`_Rows._cell`)."""
+    ingesting needs besides (its adapter, base URL, pricing id; see :meth:`RequestRows._cell`)."""
     fields_: dict[str, Any] = json.loads(row["run"] or "{}")
     return fields_
 
 
-def _resolved_fields(run: Mapping[str, Any]) -> dict[str, Any]:
+def resolved_fields(run: Mapping[str, Any]) -> dict[str, Any]:
     """Which run a batched run is, by the run record's names: the version, label, provider
-    and model it resolved to and its repeat (from its ``run``: :func:`_run_fields`). A row
+    and model it resolved to and its repeat (from its ``run``: :func:`run_fields`). A row
     of the job's frame shows them before the run is logged; its log row keeps them."""
     return {
         "prompt_version": run["prompt_version"],
@@ -196,7 +196,7 @@ def _resolved_fields(run: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _planned_fields(planned: Mapping[str, Any]) -> dict[str, Any]:
+def planned_fields(planned: Mapping[str, Any]) -> dict[str, Any]:
     """Which run a run not batched is, by the run record's names, as :func:`_planned_json`
     kept it (what was asked for, unresolved: a label, not its version)."""
     return {
@@ -208,7 +208,7 @@ def _planned_fields(planned: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _planned_of(index: int, planned: Mapping[str, Any]) -> PlannedRun:
+def planned_of(index: int, planned: Mapping[str, Any]) -> PlannedRun:
     """The run :func:`_planned_json` kept, as run ``index`` of the comparison that runs
     the job's live runs."""
     return PlannedRun(

@@ -22,9 +22,9 @@ from ..core.store import dumps, utcnow_iso
 from ..providers.batches import BatchAPI, Encoded, batch_request
 from ..runlog.batches import BatchStore
 from .batch import PlannedRun
-from .batch_jobs import RUNNING, SUBMITTING, BatchJob, _submit
-from .batch_prepare import ROUTE_BATCH, ROUTE_LIVE, ROUTE_SERVED, _Preparer, _Run, job_key
-from .batch_rows import _Rows
+from .batch_jobs import RUNNING, SUBMITTING, BatchJob, submit_part
+from .batch_prepare import ROUTE_BATCH, ROUTE_LIVE, ROUTE_SERVED, BatchRun, Preparer, job_key
+from .batch_rows import RequestRows
 from .engine import Engine
 from .scoring import Scorer
 
@@ -48,7 +48,7 @@ def start(
     """Submit a comparison as provider batches, or attach to the job already submitted for
     it (see the module's docstring); the job. Runs whose route cannot batch run live here."""
     check_options(run_kwargs)
-    prepare = _Preparer(engine, prompt_name, run_kwargs)
+    prepare = Preparer(engine, prompt_name, run_kwargs)
     runs = [prepare(p) for p in planned]
     if any(run.prepared is not None and run.prepared.media for run in runs):
         # a job keeps its runs' inputs and requests in the log, which never stores media
@@ -70,7 +70,7 @@ def start(
     job_id = new_job_id()
     parts, payloads = _split(runs, apis)
     _tell_live(runs)
-    to_row = _Rows(job_id, engine, run_kwargs)
+    to_row = RequestRows(job_id, engine, run_kwargs)
     requests = [to_row(run) for run in runs]
     store.create(
         {
@@ -86,7 +86,7 @@ def start(
         requests,
     )
     for number, (api, encoded) in enumerate(payloads):
-        _submit(store, job_id, number, api, encoded)
+        submit_part(store, job_id, number, api, encoded)
     store.set_job(job_id, RUNNING)
     job = BatchJob(engine, job_id, scorers, expected, concurrency)
     job._live_checked = not any(run.route in (ROUTE_LIVE, ROUTE_SERVED) for run in runs)
@@ -122,7 +122,7 @@ def _stored_kwargs(run_kwargs: Mapping[str, Any]) -> dict[str, Any]:
     return {k: run_kwargs[k] for k in keep if run_kwargs.get(k) is not None}
 
 
-def _tell_live(runs: Iterable[_Run]) -> None:
+def _tell_live(runs: Iterable[BatchRun]) -> None:
     """One notice per route that cannot batch: its runs go live."""
     reasons: dict[tuple[str, str], int] = {}
     for run in runs:
@@ -136,11 +136,11 @@ def _tell_live(runs: Iterable[_Run]) -> None:
 
 
 def _split(
-    runs: Sequence[_Run], apis: Mapping[tuple[Any, ...], BatchAPI | str]
+    runs: Sequence[BatchRun], apis: Mapping[tuple[Any, ...], BatchAPI | str]
 ) -> tuple[list[dict[str, Any]], list[tuple[BatchAPI, list[Encoded]]]]:
     """Group the batch runs and split each group at its API's limits: the parts' rows and
     their payloads. A request too large for any job goes live."""
-    groups: dict[tuple[Any, ...], list[_Run]] = {}
+    groups: dict[tuple[Any, ...], list[BatchRun]] = {}
     for run in runs:
         if run.route == ROUTE_BATCH and run.group is not None:
             groups.setdefault(run.group, []).append(run)
@@ -169,7 +169,7 @@ def _split(
     return parts, payloads
 
 
-def _body_json(run: _Run, request: Mapping[str, Any]) -> str:
+def _body_json(run: BatchRun, request: Mapping[str, Any]) -> str:
     """The batch request's body as JSON: the request as its cache key encoded it, where
     that is the body (no ``extra_body`` to merge; the delivery keys are left out of both)."""
     if run.keyer is not None and "extra_body" not in request:
@@ -177,11 +177,11 @@ def _body_json(run: _Run, request: Mapping[str, Any]) -> str:
     return dumps(batch_request(request))
 
 
-def _chunks(api: BatchAPI, members: Sequence[_Run]) -> list[list[tuple[_Run, Encoded]]]:
+def _chunks(api: BatchAPI, members: Sequence[BatchRun]) -> list[list[tuple[BatchRun, Encoded]]]:
     """``members`` encoded and cut where a job would pass a limit (requests or bytes)."""
     limits = api.limits
-    out: list[list[tuple[_Run, Encoded]]] = []
-    current: list[tuple[_Run, Encoded]] = []
+    out: list[list[tuple[BatchRun, Encoded]]] = []
+    current: list[tuple[BatchRun, Encoded]] = []
     size = 0
     bodies: dict[int, tuple[Any, str]] = {}  # a repeat sends its first's request object
     for run in members:
