@@ -129,6 +129,22 @@ def test_openai_life_cycle_matches_live_answers(
     assert len(fake_provider.requests_for("openai.batches")) == 5
 
 
+def test_openai_submitted_shows_a_batchs_requests_before_its_first_read(
+    fake_provider: FakeProviderServer, oai: openai.OpenAI
+) -> None:
+    # The fake validates an OpenAI input file at the batch's first read; a test looking at
+    # what was submitted before any read (wait=False) must still see every request, not
+    # an empty list that makes its assertions on them pass vacuously.
+    fake_provider.batches.processing_polls = 2
+    batch = _submit(oai, [_chat_line(f"r{i}", f"question {i}") for i in range(3)])
+    (job,) = fake_provider.batches.submitted("openai")
+    assert [r.custom_id for r in job.requests] == ["r0", "r1", "r2"]
+    assert job.requests[0].body["messages"][0]["content"] == "question 0"
+    # looking is not a read of the batch: it has not moved on
+    assert [c.action for c in fake_provider.batches.calls_of("openai")] == ["upload", "create"]
+    assert oai.batches.retrieve(batch.id).status == "in_progress"
+
+
 def test_openai_responses_endpoint_with_structured_output(
     fake_provider: FakeProviderServer, oai: openai.OpenAI
 ) -> None:

@@ -235,7 +235,8 @@ class BatchJob:
     usage: dict[str, Any] | None = None
     rendered: Any = None  # Anthropic results JSONL / Gemini inlined responses, built once
     #: OpenAI: the input file, validated at the batch's first read (as OpenAI validates
-    #: after answering the create), and how many lines it has until then.
+    #: after answering the create) or when a test looks at ``submitted()``, and how many
+    #: lines it has until then.
     unvalidated: bytes | None = None
     lines: int = 0
 
@@ -384,9 +385,14 @@ class FakeBatches:
             self._set_default_knobs()
 
     def submitted(self, provider: str | None = None) -> list[BatchJob]:
-        """Jobs created since ``reset()`` (of one provider: ``"openai"``), oldest first."""
+        """Jobs created since ``reset()`` (of one provider: ``"openai"``), oldest first, with
+        their requests (an OpenAI batch's input file is validated now if no read has yet:
+        looking at them is not a read of the batch)."""
         with self._lock:
-            return [j for j in self.jobs.values() if provider in (None, j.provider)]
+            jobs = [j for j in self.jobs.values() if provider in (None, j.provider)]
+            for job in jobs:
+                self._validate(job)
+            return jobs
 
     def calls_of(self, provider: str, action: str | None = None) -> list[BatchCall]:
         """Recorded calls of one provider (and one action), oldest first."""
