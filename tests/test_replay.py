@@ -256,6 +256,11 @@ def test_the_key_leaves_out_how_the_reply_is_delivered():
         ("openai", "gpt-4o-mini", None, {"model": "gpt-4o-mini", "temperature": 0.2}, 0),
         ("anthropic", 'c"1', 'http://gw/"x', {"b": [1, {"z": None, "a": "é\u2028"}]}, 7),
         ("openai", "m", None, {"when": __import__("datetime").date(2026, 1, 2)}, 3),
+        # (values a template's URL should never be, keyed as JSON writes them all the same:
+        # 1 and True are one key to a cache that ignores types, not to JSON)
+        ("openai", "m", 1, {}, 0),
+        ("openai", "m", True, {}, 0),
+        ("openai", "m", ["http://gw"], {}, 0),
     ],
 )
 def test_the_key_is_the_sha256_of_the_documented_canonical_json(

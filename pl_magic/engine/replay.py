@@ -84,7 +84,12 @@ class RequestKey:
             # Gemini on Vertex and on the Gemini API take the same request and model name:
             # a recording of one is not the other's answer.
             provider = "google-vertex" if vertex_mode_from_env() else provider
-        self._head = _key_head(provider, model, base_url)
+        try:
+            self._head = _key_head(provider, model, base_url)
+        except (
+            TypeError
+        ):  # (a base URL that is not text cannot be a cache's key; keyed all the same)
+            self._head = _key_head.__wrapped__(provider, model, base_url)
         #: The request without its delivery keys, as canonical JSON.
         self.request_json = _canonical(kept)
 
@@ -104,7 +109,7 @@ def _canonical(value: Any) -> str:
     return _CANONICAL.encode(value)
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=256, typed=True)  # (typed: True and 1 are different JSON)
 def _key_head(provider: str, model: str, base_url: str | None) -> str:
     """The key's text up to the repeat index (one per model route)."""
     return (
