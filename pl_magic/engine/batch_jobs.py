@@ -31,14 +31,15 @@ comparison, as live, and is not submitted.
 Where each step lives: :mod:`~pl_magic.engine.batch_prepare` prepares and keys (1, 2 and
 the routes of 5); :mod:`~pl_magic.engine.batch_submit` starts a job (groups, splits,
 records and submits: 3 and 4); :mod:`~pl_magic.engine.batch_rows` writes the planned runs
-to the job's tables and reads them back; this module is the job handle (:class:`BatchJob`:
-polling, ingesting, waiting, cancelling, its frame: 6) and lists the jobs.
+to the job's tables and reads them back; :mod:`~pl_magic.engine.batch_ingest` turns a
+provider job that ended into run rows and scores them (the ingesting of 6); this module is
+the job handle (:class:`BatchJob`: polling, running the live runs of 5, waiting,
+cancelling, its frame: 6) and lists the jobs.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -48,25 +49,13 @@ from typing import TYPE_CHECKING, Any
 
 from ..core import config, notices
 from ..core.blueprint import ModelSpec
-from ..core.errors import ConfigurationError, InvalidInputError, PlMagicError, ProviderError
+from ..core.errors import ConfigurationError, InvalidInputError, ProviderError
 from ..core.store import KeptInMemory, dumps, utcnow_iso
 from ..providers import get_provider, info
-from ..providers.batches import (
-    CANCELLED,
-    EXPIRED,
-    FAILED,
-    FINAL,
-    BatchAPI,
-    BatchOutcome,
-    BatchState,
-    Encoded,
-)
-from ..runlog.base import ProviderCall, RunRecord
+from ..providers.batches import CANCELLED, FAILED, FINAL, BatchAPI, BatchState, Encoded
 from ..runlog.batches import BatchStore
-from ..runlog.scores import ScoreLog
-from ..runlog.sqlite import JsonText
-from . import pricing
-from .batch import Batch, PlannedRun, Progress
+from .batch import Batch
+from .batch_ingest import Ingester
 from .batch_prepare import ROUTE_LIVE, ROUTE_SERVED
 from .batch_rows import (
     planned_fields,
@@ -75,7 +64,7 @@ from .batch_rows import (
     resolved_fields,
     run_fields,
 )
-from .engine import Engine, invalid_output
+from .engine import Engine
 from .scoring import Scorer
 
 if TYPE_CHECKING:
@@ -85,24 +74,11 @@ if TYPE_CHECKING:
 SUBMITTING, RUNNING, CANCELLING, DONE = "submitting", "running", "cancelling", "done"
 JOB_CANCELLED = "cancelled"
 
-#: Rows written per transaction while ingesting.
-CHUNK = 400
 #: Seconds after which a job still being submitted is taken to have been abandoned (its
 #: kernel stopped): the provider jobs it had not recorded are submitted again.
 SUBMIT_GRACE_S = 300.0
 #: Errors of a poll that waiting longer cannot mend.
 _FATAL = frozenset({"auth", "not_found", "bad_request"})
-#: The request columns ingesting a provider job reads.
-_INGEST_COLUMNS = (
-    "request_id",
-    "run",
-    "parameters",
-    "input_variables",
-    "rendered_input",
-    "tags",
-    "metadata",
-    "request",
-)
 
 
 def poll_s() -> float:
@@ -280,7 +256,7 @@ class BatchJob:
                 continue
             if part["provider_job_id"] is None:
                 if part["status"] in FINAL:  # refused by the provider: its runs are errors
-                    self._ingest(
+                    self._ingester().ingest(
                         part, None, BatchState("", part["status"], message=part["message"])
                     )
                 elif self._submission_abandoned():
@@ -299,7 +275,7 @@ class BatchJob:
                     finished_at=utcnow_iso() if state.final else None,
                 )
                 if state.final:
-                    self._ingest(part, api, state)
+                    self._ingester().ingest(part, api, state)
             except ProviderError as exc:
                 if exc.category in _FATAL:
                     raise
@@ -339,170 +315,14 @@ class BatchJob:
         if self.store.job(self.id)["status"] == SUBMITTING:
             self.store.set_job(self.id, RUNNING)
 
-    def _ingest(self, part: Mapping[str, Any], api: BatchAPI | None, state: BatchState) -> None:
-        """Log the results of a provider job that ended: a row per request, written
-        :data:`CHUNK` per transaction; requests it gave no result for are cancelled or
-        failed rows. Only each request's model spec is held for the whole job (what parsing
-        its result needs); the rest of a request's record is read with its chunk."""
-        number = int(part["part"])
-        specs: dict[str, ModelSpec] = {}
-        shared: dict[tuple[Any, ...], ModelSpec] = {}
-        for request_id, parameters, adapter, model, api_type, base_url in self.store.specs(
-            self.id, number
-        ):
-            key = (parameters, adapter, model, api_type, base_url)
-            spec = shared.get(key)
-            if spec is None:
-                params = json.loads(parameters or "{}")
-                spec = shared[key] = ModelSpec(adapter, model, params, api_type, base_url)
-            specs[request_id] = spec
-        started = part["submitted_at"] or utcnow_iso()
-        seen: set[str] = set()
-        pending: list[BatchOutcome] = []
-        if api is not None and part["provider_job_id"]:
-            outcomes = api.results(part["provider_job_id"], specs.get, list(specs))
-            for outcome in outcomes:
-                if outcome.custom_id in seen:
-                    continue
-                seen.add(outcome.custom_id)
-                pending.append(outcome)
-                if len(pending) >= CHUNK:
-                    self._log_chunk(pending, started, specs)
-                    pending = []
-        missing = _missing_outcome(state, str(part["provider"]))
-        for request_id in specs:
-            if request_id not in seen:
-                pending.append(dataclasses.replace(missing, custom_id=request_id))
-                if len(pending) >= CHUNK:
-                    self._log_chunk(pending, started, specs)
-                    pending = []
-        self._log_chunk(pending, started, specs)
-        self.store.set_part(self.id, number, ingested=1, finished_at=utcnow_iso())
-        self._score(list(specs))
-
-    def _log_chunk(
-        self,
-        outcomes: Sequence[BatchOutcome],
-        started: str,
-        specs: Mapping[str, ModelSpec],
-    ) -> None:
-        """Log a chunk of results in one transaction, reading their requests' records."""
-        if not outcomes:
-            return
-        ids = [o.custom_id for o in outcomes]
-        rows = {r["request_id"]: r for r in self.store.requests_by_ids(ids, _INGEST_COLUMNS)}
-        self._write(
-            [self._record(rows[o.custom_id], o, started, specs.get(o.custom_id)) for o in outcomes]
+    def _ingester(self) -> Ingester:
+        """What logs and scores a provider job's results once it has ended (made when
+        needed, so it scores with the handle's scorers as they are then)."""
+        return Ingester(
+            self.engine, self.store, self.id, self.prompt_name, self.scorers, self.expected
         )
 
-    def _record(
-        self,
-        row: Mapping[str, Any],
-        outcome: BatchOutcome,
-        started: str,
-        spec: ModelSpec | None = None,
-    ) -> tuple[RunRecord, ProviderCall | None, PlMagicError | None]:
-        """The log row of one request's result (and what a sink needs to send it)."""
-        run = run_fields(row)
-        reply = outcome.reply
-        error: PlMagicError | None = outcome.error
-        if reply is not None and error is None and spec is not None:
-            # a reply that is not the JSON its response_format asks for fails, as live
-            error = invalid_output(spec.parameters, reply)
-        if reply is not None and error is None:
-            status = "ok"
-        else:
-            status = "cancelled" if outcome.cancelled else "error"
-        in_tokens = reply.input_tokens if reply is not None else None
-        out_tokens = reply.output_tokens if reply is not None else None
-        sink = self.engine.sink
-        decode: Callable[[Any], Any] = json.loads if sink is not None else JsonText
-        record = RunRecord(
-            request_id=row["request_id"],
-            run_key=run["run_key"],
-            prompt_name=run["prompt_name"],
-            prompt_id=run["prompt_id"],
-            **resolved_fields(run),  # (its version, label, provider, model and repeat)
-            api_type=run["api_type"],
-            parameters=decode(row["parameters"]),
-            input_variables=decode(row["input_variables"]),
-            rendered_input=decode(row["rendered_input"]),
-            started_at=started,
-            status=status,
-            output=reply.text if reply is not None else "",  # (an invalid reply's kept)
-            error_category=getattr(error, "category", None) if error is not None else None,
-            error_message=str(error) if error is not None else None,
-            finish_reason=reply.finish_reason if reply is not None else None,
-            tags=decode(row["tags"]),
-            metadata=decode(row["metadata"]),
-            group_id=run["group_id"],
-            input_tokens=in_tokens,
-            output_tokens=out_tokens,
-            cost_usd=pricing.cost_usd(run["pricing_id"], run["model"], in_tokens, out_tokens, True),
-            raw_response=reply.raw if reply is not None else None,
-            backend=run["backend"],
-            cache_key=run["cache_key"],
-            reply_tool_calls=reply.tool_calls if reply is not None and reply.tool_calls else None,
-            batch_id=self.id,
-        )
-        call = None
-        if sink is not None:
-            call = ProviderCall(request_of(row), False, run["function_name"])
-        return record, call, error
-
-    def _write(
-        self, chunk: Sequence[tuple[RunRecord, ProviderCall | None, PlMagicError | None]]
-    ) -> None:
-        """Write a chunk of results in one transaction (a sink gets each to send later)."""
-        if not chunk:
-            return
-        sink = self.engine.sink
-        if sink is not None:
-            for record, call, error in chunk:
-                assert call is not None
-                sink.record(record, call, error, later=True)
-        try:
-            self.engine.runlog.record_many([record for record, _, _ in chunk])
-        except KeptInMemory as kept:  # the provider was paid: never lost
-            notices.warn(
-                f"batch job {self.id}: {len(chunk)} results could not be logged to "
-                f"{kept.path} ({kept.reason}): kept in memory, written at the next chance"
-            )
-        if sink is not None:
-            for record, _, _ in chunk:
-                sink.finalize(record)
-
-    def _score(self, request_ids: Sequence[str]) -> None:
-        """Score the ok runs among ``request_ids`` that a scorer of this job has not scored."""
-        if not self.scorers:
-            return
-        rows = self.engine.runlog.by_ids(
-            request_ids, ("request_id", "status", "output", "input_variables")
-        )
-        ok = [r for r in rows if r["status"] == "ok"]
-        if not ok:
-            return
-        have = ScoreLog(self.engine.runlog.db).values([r["request_id"] for r in ok])
-        for scorer in self.scorers:
-            scored = have.get(scorer.name, {})
-            todo = [r for r in ok if r["request_id"] not in scored]
-            if not todo:
-                continue
-            progress = [
-                Progress(
-                    PlannedRun(
-                        i, None, None, None, None, 0, None, json.loads(r["input_variables"] or "{}")
-                    ),
-                    text=r["output"] or "",
-                    status="ok",
-                    request_id=r["request_id"],
-                )
-                for i, r in enumerate(todo)
-            ]
-            scoring = Batch(
-                self.engine, self.prompt_name, [], scorers=[scorer], expected=self.expected
-            )
-            scoring.score(progress)
+    # -- live runs ---------------------------------------------------------------------------
 
     def _run_live(self) -> None:
         """Run the job's live runs (routes that cannot batch, replay hits) that have not run
@@ -699,20 +519,6 @@ class BatchJob:
             for r in self.store.requests_by_ids(request_ids, columns)
             if r["run"] is not None
         }
-
-
-def _missing_outcome(state: BatchState, provider: str) -> BatchOutcome:
-    """What a request the provider job gave no result for becomes."""
-    if state.status == CANCELLED:
-        return BatchOutcome("", cancelled=True)
-    if state.status == EXPIRED:
-        why = "the batch expired before this request ran"
-        return BatchOutcome("", error=ProviderError(provider, "timeout", why))
-    if state.status == FAILED:
-        why = f"the batch failed: {state.message or 'the provider refused it'}"
-        return BatchOutcome("", error=ProviderError(provider, "bad_request", why))
-    why = "the batch ended without a result for this request"
-    return BatchOutcome("", error=ProviderError(provider, "server", why))
 
 
 def submit_part(
