@@ -193,17 +193,20 @@ def _rendered(
                 needed=needed,
             )
         request = provider.build_request(rendered, spec, False)
-    except PlMagicError as exc:
-        return BatchRun(planned, request_id, ROUTE_FAILED, error=exc)
-    except KeyboardInterrupt:
-        raise
-    except Exception as exc:  # never lose the comparison to one surprise
-        return BatchRun(planned, request_id, ROUTE_FAILED, error=PlMagicError(f"{exc!r}"))
+    except Exception as exc:
+        return _failed(planned, request_id, exc)
     run = PreparedRun(options, record, spec, provider, rendered, request, first.dropped_parameters)
     # (a batched run's spec has no base URL of its own: as prepare() keyed it)
     keyer = replay.RequestKey(spec.provider, spec.name, spec.base_url, request)
     run.cache_key = keyer(options.repeat_index)
     return BatchRun(planned, request_id, ROUTE_BATCH, run, group=template.group, keyer=keyer)
+
+
+def _failed(planned: PlannedRun, request_id: str, exc: Exception) -> BatchRun:
+    """A run that failed before any call: an error row of the comparison, as live (a
+    surprise is kept as one too: one run must never lose the comparison)."""
+    error = exc if isinstance(exc, PlMagicError) else PlMagicError(f"{exc!r}")
+    return BatchRun(planned, request_id, ROUTE_FAILED, error=error)
 
 
 def _repeat_of(
@@ -240,12 +243,8 @@ def _prepare(
     request_id = uuid.uuid4().hex
     try:
         prepared = engine.prepare(options)
-    except PlMagicError as exc:
-        return BatchRun(planned, request_id, ROUTE_FAILED, error=exc)
-    except KeyboardInterrupt:
-        raise
-    except Exception as exc:  # never lose the comparison to one surprise
-        return BatchRun(planned, request_id, ROUTE_FAILED, error=PlMagicError(f"{exc!r}"))
+    except Exception as exc:
+        return _failed(planned, request_id, exc)
     if prepared.served is not None:
         return BatchRun(planned, request_id, ROUTE_SERVED, prepared)
     spec = prepared.spec
