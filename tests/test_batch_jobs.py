@@ -299,6 +299,29 @@ def test_scorers_apply_to_batch_results(greet, fake_provider):
     assert list(again["score.contains"]) == [1.0, 0.0]
 
 
+def test_results_logged_before_an_interrupted_scoring_are_scored_at_the_next_wait(
+    greet, fake_provider
+):
+    """The kernel stopping (here: its interrupt) after a provider job's results are logged
+    but before they are scored must not leave them unscored for good."""
+    stop = {"first": True}
+
+    def long_is_good(output, row):
+        if stop.pop("first", False):
+            raise KeyboardInterrupt  # as if the kernel stopped while scoring
+        return len(output) > 3
+
+    job = pl_magic.run_many(
+        "greet", inputs=NAMES[:2], batch=True, wait=False, scorers=[long_is_good]
+    )
+    with pytest.raises(KeyboardInterrupt):
+        job.wait(interruptible=False)
+    assert len(runs()) == 2  # logged, not scored
+    job.wait()
+    df = job.frame()
+    assert list(df["score.long_is_good"]) == [1.0, 1.0]
+
+
 def test_batch_results_are_sent_to_promptlayer(promptlayer_env, openai_env, fake_promptlayer):
     from pl_magic.client import default_client
 

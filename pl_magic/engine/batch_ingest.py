@@ -111,7 +111,7 @@ class Ingester:
                     pending = []
         self._log_chunk(pending, started, specs)
         self.store.set_part(self.job_id, number, ingested=1, finished_at=utcnow_iso())
-        self._score(list(specs))
+        self.score(list(specs))
 
     def _log_chunk(
         self,
@@ -205,7 +205,7 @@ class Ingester:
             for record, _, _ in chunk:
                 sink.finalize(record)
 
-    def _score(self, request_ids: Sequence[str]) -> None:
+    def score(self, request_ids: Sequence[str]) -> None:
         """Score the ok runs among ``request_ids`` that a scorer of this job has not scored."""
         if not self.scorers:
             return

@@ -180,6 +180,8 @@ class BatchJob:
         self._apis: dict[int, BatchAPI] = {}
         self._message: str | None = None
         self._live_checked = False
+        #: Parts whose runs this handle's scorers have looked at (see :meth:`_score_ingested`).
+        self._scored: set[int] = set()
 
     def __repr__(self) -> str:
         return f"BatchJob({self.id!r})"
@@ -253,12 +255,14 @@ class BatchJob:
         self._message = None
         for part in self.store.parts([self.id]):
             if part["ingested"]:
+                self._score_ingested(part)
                 continue
             if part["provider_job_id"] is None:
                 if part["status"] in FINAL:  # refused by the provider: its runs are errors
                     self._ingester().ingest(
                         part, None, BatchState("", part["status"], message=part["message"])
                     )
+                    self._scored.add(int(part["part"]))
                 elif self._submission_abandoned():
                     self._resubmit_part(part)
                 continue
@@ -276,6 +280,7 @@ class BatchJob:
                 )
                 if state.final:
                     self._ingester().ingest(part, api, state)
+                    self._scored.add(int(part["part"]))
             except ProviderError as exc:
                 if exc.category in _FATAL:
                     raise
@@ -314,6 +319,17 @@ class BatchJob:
         submit_part(self.store, self.id, part["part"], api, encoded)
         if self.store.job(self.id)["status"] == SUBMITTING:
             self.store.set_job(self.id, RUNNING)
+
+    def _score_ingested(self, part: Mapping[str, Any]) -> None:
+        """Score the runs of a provider job ingested earlier that this handle's scorers have
+        not scored yet (once per handle): the kernel stopped between logging and scoring
+        them, or the handle that ingested them had other scorers. Scored runs are skipped."""
+        number = int(part["part"])
+        if not self.scorers or number in self._scored:
+            return
+        rows = self.store.requests(self.id, ("request_id",), part=number)
+        self._ingester().score([r["request_id"] for r in rows])
+        self._scored.add(number)
 
     def _ingester(self) -> Ingester:
         """What logs and scores a provider job's results once it has ended (made when
