@@ -272,29 +272,12 @@ def job_key(prompt_name: str, runs: Sequence[BatchRun], run_kwargs: Mapping[str,
     digest.update(dumps([prompt_name, shared]).encode())
     for run in runs:
         p = run.planned
+        planned = (p.version, p.label, p.provider, p.model, p.repeat, p.input_index)
         prepared = run.prepared
         if prepared is not None:
-            ident: tuple[Any, ...] = (
-                p.version,
-                p.label,
-                p.provider,
-                p.model,
-                p.repeat,
-                p.input_index,
-                prepared.record.get("version"),
-                prepared.cache_key,
-            )
+            ident = (*planned, prepared.record.get("version"), prepared.cache_key)
         else:  # failed before any call: its inputs say which run it is
-            ident = (
-                p.version,
-                p.label,
-                p.provider,
-                p.model,
-                p.repeat,
-                p.input_index,
-                type(run.error).__name__,
-                dumps(p.input_variables),
-            )
+            ident = (*planned, type(run.error).__name__, dumps(p.input_variables))
         # (repr of ints, strings and None: as stable as JSON, and cheaper for 10,000 runs)
         digest.update(("\x1f".join(map(repr, ident)) + "\x1e").encode())
     return digest.hexdigest()
