@@ -307,7 +307,9 @@ class Batch:
             with self._spend_lock:
                 self.spent += float(cost)
 
-    def _options(self, planned: PlannedRun) -> RunOptions:
+    def options_of(self, planned: PlannedRun, **extra: Any) -> RunOptions:
+        """The checked options of a planned run: its version, label, provider, model and
+        inputs with the comparison's keywords (``extra``: more of ``run()``'s, over them)."""
         return RunOptions.build(
             self.prompt_name,
             prompt_version=planned.version,
@@ -315,9 +317,11 @@ class Batch:
             input_variables=planned.input_variables,
             provider=planned.provider,
             model=planned.model,
-            repeat_index=planned.repeat,
-            **{**self.run_kwargs, "stream": self.stream},
+            **{**self.run_kwargs, **extra},
         )
+
+    def _options(self, planned: PlannedRun) -> RunOptions:
+        return self.options_of(planned, repeat_index=planned.repeat, stream=self.stream)
 
     def _work(
         self,

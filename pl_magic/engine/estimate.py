@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from ..core import render_budget
 from ..core.errors import InvalidInputError, PlMagicError, shown
 from . import pricing
-from .engine import PreparedRun, RunOptions
+from .engine import PreparedRun
 
 if TYPE_CHECKING:
     from .batch import Batch, PlannedRun
@@ -215,16 +215,7 @@ def estimate(
 def _prepare(batch: Batch, planned: PlannedRun) -> PreparedRun | None:
     """``planned`` prepared as its run will be, or None when that fails (no call made)."""
     try:
-        options = RunOptions.build(
-            batch.prompt_name,
-            prompt_version=planned.version,
-            prompt_release_label=planned.label,
-            input_variables=planned.input_variables,
-            provider=planned.provider,
-            model=planned.model,
-            **batch.run_kwargs,
-        )
-        return batch.engine.prepare(options)
+        return batch.engine.prepare(batch.options_of(planned))
     except PlMagicError:
         return None
 

@@ -79,18 +79,8 @@ def planned_cells(batch: Batch) -> list[PlannedCell]:
 
 
 def _planned_cell(batch: Batch, planned: PlannedRun) -> PlannedCell:
-    from .engine import RunOptions
-
     try:
-        options = RunOptions.build(
-            batch.prompt_name,
-            prompt_version=planned.version,
-            prompt_release_label=planned.label,
-            input_variables=planned.input_variables,
-            provider=planned.provider,
-            model=planned.model,
-            **batch.run_kwargs,
-        )
+        options = batch.options_of(planned)
         provider, model, version = batch.engine.describe(options)
     except Exception:  # naming a row never stops a comparison: its runs report the error
         name = cell_name(planned.model, planned.version, planned.label, planned.provider)
