@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import dataclass
 from typing import Any
 
 import pl_magic
-from pl_magic.core import config
+from pl_magic.core import config, local_target
 
 
 def text(t: str) -> list[dict[str, Any]]:
@@ -73,3 +74,38 @@ def scores() -> list[dict[str, Any]]:
         return [dict(r) for r in conn.execute("SELECT * FROM scores ORDER BY id")]
     finally:
         conn.close()
+
+
+# -- every provider route, as the fake provider server serves it ------------------------------
+
+
+@dataclass(frozen=True)
+class Route:
+    """One provider route a test runs through the fake server."""
+
+    id: str
+    env: str  # fixture applying the environment ("" for the local model)
+    provider: str
+    model: str
+    kind: str  # the fake server's Recorded.kind
+    api_type: str | None = None
+
+
+#: Every route, the embedded local model last (its env is "": no key, no fixture).
+ROUTES = [
+    Route("openai-chat", "openai_env", "openai", "gpt-4o-mini", "openai.chat"),
+    Route(
+        "openai-responses", "openai_env", "openai", "gpt-4o-mini", "openai.responses", "responses"
+    ),
+    Route("anthropic", "anthropic_env", "anthropic", "claude-sonnet-4-5", "anthropic.messages"),
+    Route(
+        "claude-vertex",
+        "anthropic_vertex_env",
+        "vertexai",
+        "claude-sonnet-4-5@20250929",
+        "anthropic.vertex",
+    ),
+    Route("gemini", "gemini_env", "google", "gemini-2.5-flash", "gemini"),
+    Route("gemini-vertex", "vertex_env", "google", "gemini-2.5-flash", "vertex.gemini"),
+    Route("local", "", "openai", local_target.LOCAL_MODEL_NAME, "openai.chat"),
+]

@@ -17,7 +17,6 @@ import random
 import sqlite3
 import struct
 import zlib
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,8 @@ import pl_magic
 from pl_magic.core import config, local_target, media
 from pl_magic.core.blueprint import input_variables, media_slots, reply_text
 from pl_magic.core.errors import InvalidInputError
-from tests.helpers import model, publish, runs
+from tests.helpers import ROUTES as ALL_ROUTES
+from tests.helpers import Route, model, publish, runs
 
 # -- media -------------------------------------------------------------------------------------
 
@@ -91,32 +91,8 @@ LOOK_JINJA = _user({"type": "image_url", "image_url": {"url": "{{ photo }}"}}, f
 READ = _user({"type": "media_variable", "name": "doc"})
 
 
-@dataclass(frozen=True)
-class Route:
-    id: str
-    env: str
-    provider: str
-    model: str
-    kind: str
-    api_type: str | None = None
-
-
-ROUTES = [
-    Route("openai-chat", "openai_env", "openai", "gpt-4o-mini", "openai.chat"),
-    Route(
-        "openai-responses", "openai_env", "openai", "gpt-4o-mini", "openai.responses", "responses"
-    ),
-    Route("anthropic", "anthropic_env", "anthropic", "claude-sonnet-4-5", "anthropic.messages"),
-    Route(
-        "claude-vertex",
-        "anthropic_vertex_env",
-        "vertexai",
-        "claude-sonnet-4-5@20250929",
-        "anthropic.vertex",
-    ),
-    Route("gemini", "gemini_env", "google", "gemini-2.5-flash", "gemini"),
-    Route("gemini-vertex", "vertex_env", "google", "gemini-2.5-flash", "vertex.gemini"),
-]
+#: The provider routes (the local model takes no images).
+ROUTES = [r for r in ALL_ROUTES if r.env]
 IDS = [r.id for r in ROUTES]
 BY_ID = {r.id: r for r in ROUTES}
 

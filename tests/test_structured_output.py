@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from pl_magic.core import local_target
 from pl_magic.errors import InvalidInputError, InvalidOutputError
 from pl_magic.providers import local as local_model
 from tests.fakes.provider_server import example_for, structured_request
-from tests.helpers import chat, model, publish, runs
+from tests.helpers import ROUTES, Route, chat, model, publish, runs
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -62,33 +61,6 @@ JUDGE = chat(("system", "You judge replies."), ("user", "Judge: {reply}"))
 INPUTS = {"reply": "Hello there"}
 
 
-@dataclass(frozen=True)
-class Route:
-    id: str
-    env: str  # fixture applying the environment ("" for the local model)
-    provider: str
-    model: str
-    kind: str  # the fake server's Recorded.kind
-    api_type: str | None = None
-
-
-ROUTES = [
-    Route("openai-chat", "openai_env", "openai", "gpt-4o-mini", "openai.chat"),
-    Route(
-        "openai-responses", "openai_env", "openai", "gpt-4o-mini", "openai.responses", "responses"
-    ),
-    Route("anthropic", "anthropic_env", "anthropic", "claude-sonnet-4-5", "anthropic.messages"),
-    Route(
-        "claude-vertex",
-        "anthropic_vertex_env",
-        "vertexai",
-        "claude-sonnet-4-5@20250929",
-        "anthropic.vertex",
-    ),
-    Route("gemini", "gemini_env", "google", "gemini-2.5-flash", "gemini"),
-    Route("gemini-vertex", "vertex_env", "google", "gemini-2.5-flash", "vertex.gemini"),
-    Route("local", "", "openai", local_target.LOCAL_MODEL_NAME, "openai.chat"),
-]
 IDS = [r.id for r in ROUTES]
 BY_ID = {r.id: r for r in ROUTES}
 

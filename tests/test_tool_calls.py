@@ -7,7 +7,6 @@ tool calls a request that offers tools gets (in each dialect's shapes, streamed 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -15,7 +14,7 @@ import pytest
 import pl_magic
 from pl_magic.core import local_target
 from pl_magic.errors import InvalidInputError
-from tests.helpers import chat, model, publish, runs
+from tests.helpers import ROUTES, Route, chat, model, publish, runs
 
 WEATHER_TOOL = {
     "type": "function",
@@ -49,33 +48,6 @@ TWO_CALLS = [
 ]
 
 
-@dataclass(frozen=True)
-class Route:
-    id: str
-    env: str  # fixture applying the environment ("" for the local model)
-    provider: str
-    model: str
-    kind: str  # the fake server's Recorded.kind
-    api_type: str | None = None
-
-
-ROUTES = [
-    Route("openai-chat", "openai_env", "openai", "gpt-4o-mini", "openai.chat"),
-    Route(
-        "openai-responses", "openai_env", "openai", "gpt-4o-mini", "openai.responses", "responses"
-    ),
-    Route("anthropic", "anthropic_env", "anthropic", "claude-sonnet-4-5", "anthropic.messages"),
-    Route(
-        "claude-vertex",
-        "anthropic_vertex_env",
-        "vertexai",
-        "claude-sonnet-4-5@20250929",
-        "anthropic.vertex",
-    ),
-    Route("gemini", "gemini_env", "google", "gemini-2.5-flash", "gemini"),
-    Route("gemini-vertex", "vertex_env", "google", "gemini-2.5-flash", "vertex.gemini"),
-    Route("local", "", "openai", local_target.LOCAL_MODEL_NAME, "openai.chat"),
-]
 IDS = [r.id for r in ROUTES]
 BY_ID = {r.id: r for r in ROUTES}
 
