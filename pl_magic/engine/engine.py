@@ -651,11 +651,6 @@ class Engine:
             # a failed run is on PromptLayer before its error is raised, as with the SDK
             sink.finalize(record)
 
-    def _invalid_output(self, run: PreparedRun, reply: Reply) -> InvalidOutputError | None:
-        """The error of a reply that is not the JSON its ``response_format`` asks for; None
-        for any other reply (see :func:`invalid_output`)."""
-        return invalid_output(run.spec.parameters, reply)
-
     def _fail_output(
         self, run: PreparedRun, reply: Reply, error: InvalidOutputError, result: RunResult
     ) -> InvalidOutputError:
@@ -823,7 +818,7 @@ class Engine:
             _reraise(self._fail(run, exc, ""), exc)
         run.ttft_s = time.perf_counter() - run.t0
         run.reply = reply
-        invalid = self._invalid_output(run, reply)
+        invalid = invalid_output(run.spec.parameters, reply)
         result: RunResult = {
             "request_id": run.request_id,
             "raw_response": response,
@@ -849,7 +844,7 @@ class Engine:
         reply = state.finish()
         run.chunk_sizes = [len(part) for part in state.parts if part]
         run.reply = reply
-        invalid = self._invalid_output(run, reply)
+        invalid = invalid_output(run.spec.parameters, reply)
         result: RunResult = {
             "request_id": run.request_id,
             "raw_response": last,
